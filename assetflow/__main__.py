@@ -1,0 +1,5 @@
+"""``python -m assetflow`` runs the CLI."""
+
+from assetflow.cli import main
+
+main()

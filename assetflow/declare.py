@@ -1,0 +1,338 @@
+"""Declaring assets: the ``@asset`` decorator and ``source()``.
+
+Declarations only describe; nothing runs and nothing is hashed here. Names are
+checked at declaration time, because a name becomes a file name and a SQL
+identifier later and must be safe as both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, overload
+
+from assetflow.errors import DefinitionError
+
+NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_]*\Z")
+MAX_NAME_LENGTH = 63  # PostgreSQL's identifier limit: the strictest backend we target.
+CONFIG_PARAMETER = "config"
+_WINDOWS_DEVICE_NAMES = frozenset(
+    {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+)
+SOURCE_FORMATS = ("csv", "parquet", "json", "ndjson", "path")
+
+
+def validate_name(name: object, *, what: str, where: str) -> str:
+    """Return ``name`` if it is safe as a file name and as a SQL identifier, else raise."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise DefinitionError(
+            f"{what} name {name!r} at {where} is not allowed: names must match "
+            f"[a-z_][a-z0-9_]* (lower-case letters, digits, underscores; no dots, slashes, "
+            f"spaces or upper case) so they are safe as file names and SQL identifiers. "
+            f"Rename it, e.g. {_suggest_name(name)!r}."
+        )
+    if len(name) > MAX_NAME_LENGTH:
+        raise DefinitionError(
+            f"{what} name {name!r} at {where} is {len(name)} characters long; the limit is "
+            f"{MAX_NAME_LENGTH} (the strictest SQL backend's identifier length). Shorten it."
+        )
+    if name in _WINDOWS_DEVICE_NAMES:
+        raise DefinitionError(
+            f"{what} name {name!r} at {where} is a reserved device name on Windows file "
+            f"systems; choose another name."
+        )
+    return name
+
+
+def _suggest_name(name: object) -> str:
+    text = re.sub(r"[^a-z0-9_]+", "_", str(name).lower()).strip("_") or "asset"
+    return ("_" + text if text[0].isdigit() else text)[:MAX_NAME_LENGTH]
+
+
+def _location(fn: Callable[..., object]) -> tuple[str, int]:
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return "<unknown>", 0
+    return code.co_filename, code.co_firstlineno
+
+
+def _caller_location() -> tuple[str, int]:
+    frame = inspect.currentframe()
+    try:
+        caller = frame.f_back.f_back if frame and frame.f_back else None
+        if caller is None:
+            return "<unknown>", 0
+        return caller.f_code.co_filename, caller.f_lineno
+    finally:
+        del frame
+
+
+def _validate_tags(tags: Mapping[str, str] | None, where: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for key, value in (tags or {}).items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise DefinitionError(f"tags at {where} must map strings to strings; got {key!r}: {value!r}.")
+        result[key] = value
+    return result
+
+
+@dataclasses.dataclass(eq=False)
+class AssetSpec:
+    """A declared asset: a function whose parameters name its upstream assets."""
+
+    __assetflow_asset__ = True
+
+    name: str
+    fn: Callable[..., object]
+    upstreams: tuple[str, ...]
+    deps: tuple[str, ...] = ()
+    io: str | None = None
+    group: str | None = None
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    version: str | None = None
+    description: str | None = None
+    owners: tuple[str, ...] = ()
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    config: object | None = None
+    retries: int = 0
+    file: str = "<unknown>"
+    line: int = 0
+
+    kind = "asset"
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Every upstream, data-carrying or order-only, in declaration order."""
+        return self.upstreams + tuple(d for d in self.deps if d not in self.upstreams)
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        return self.fn(*args, **kwargs)
+
+
+@dataclasses.dataclass(eq=False)
+class SourceSpec:
+    """External data assetflow observes but never computes: a file, folder or glob."""
+
+    __assetflow_asset__ = True
+
+    path: str
+    name: str | None = None
+    format: str = "path"
+    read_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    description: str | None = None
+    group: str | None = None
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    file: str = "<unknown>"
+    line: int = 0
+
+    kind = "source"
+    upstreams: tuple[str, ...] = ()
+    deps: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
+    io = None
+    version = None
+    owners: tuple[str, ...] = ()
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+def _resolve_dep(dep: object, where: str) -> str:
+    if isinstance(dep, AssetSpec):
+        return dep.name
+    if isinstance(dep, SourceSpec):
+        if dep.name is None:
+            raise DefinitionError(
+                f"deps at {where} names a source without a name; pass source(..., name='...') "
+                f"or refer to it by its name as a string."
+            )
+        return dep.name
+    if isinstance(dep, str):
+        return dep
+    raise DefinitionError(f"deps at {where} must hold asset names or assets; got {dep!r}.")
+
+
+def _build_asset(
+    fn: Callable[..., object],
+    *,
+    name: str | None,
+    deps: Sequence[object],
+    io: str | None,
+    group: str | None,
+    tags: Mapping[str, str] | None,
+    version: str | None,
+    description: str | None,
+    owners: Sequence[str],
+    metadata: Mapping[str, Any] | None,
+    config: object | None,
+    retries: int,
+) -> AssetSpec:
+    if not callable(fn) or not hasattr(fn, "__code__"):
+        raise DefinitionError(f"@asset decorates plain functions; got {fn!r}.")
+    file, line = _location(fn)
+    where = f"{file}:{line}"
+    asset_name = validate_name(name or fn.__name__, what="Asset", where=where)
+    upstreams: list[str] = []
+    wants_config = False
+    for parameter in inspect.signature(fn).parameters.values():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise DefinitionError(
+                f"Asset {asset_name!r} at {where} takes *{parameter.name}; each parameter must "
+                f"name one upstream asset. List them explicitly."
+            )
+        if parameter.name == CONFIG_PARAMETER:
+            wants_config = True
+            continue
+        upstreams.append(validate_name(parameter.name, what=f"Upstream of {asset_name!r}", where=where))
+    if wants_config and config is None:
+        raise DefinitionError(
+            f"Asset {asset_name!r} at {where} takes a 'config' parameter but @asset got no "
+            f"config=...; pass a configuration object, e.g. @asset(config=MyConfig())."
+        )
+    if config is not None and not dataclasses.is_dataclass(config):
+        raise DefinitionError(
+            f"Asset {asset_name!r} at {where}: config must be a dataclass instance (typed, "
+            f"hashable into the recipe); got {type(config).__name__}."
+        )
+    if io is not None:
+        validate_name(io, what=f"Storage (io) of {asset_name!r}", where=where)
+    if version is not None and not isinstance(version, str):
+        raise DefinitionError(f"Asset {asset_name!r} at {where}: version must be a string, e.g. version=\"2\".")
+    if not isinstance(retries, int) or retries < 0:
+        raise DefinitionError(f"Asset {asset_name!r} at {where}: retries must be a non-negative integer.")
+    dep_names = tuple(_resolve_dep(d, where) for d in deps)
+    for dep in dep_names:
+        validate_name(dep, what=f"Dependency of {asset_name!r}", where=where)
+    doc = inspect.getdoc(fn)
+    return AssetSpec(
+        name=asset_name,
+        fn=fn,
+        upstreams=tuple(upstreams),
+        deps=dep_names,
+        io=io,
+        group=validate_name(group, what="Group", where=where) if group else None,
+        tags=_validate_tags(tags, where),
+        version=version,
+        description=description if description is not None else doc,
+        owners=tuple(owners),
+        metadata=dict(metadata or {}),
+        config=config,
+        retries=retries,
+        file=file,
+        line=line,
+    )
+
+
+@overload
+def asset(fn: Callable[..., object], /) -> AssetSpec: ...
+
+
+@overload
+def asset(
+    *,
+    name: str | None = None,
+    deps: Sequence[object] = (),
+    io: str | None = None,
+    group: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    version: str | None = None,
+    description: str | None = None,
+    owners: Sequence[str] = (),
+    metadata: Mapping[str, Any] | None = None,
+    config: object | None = None,
+    retries: int = 0,
+) -> Callable[[Callable[..., object]], AssetSpec]: ...
+
+
+def asset(
+    fn: Callable[..., object] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    deps: Sequence[object] = (),
+    io: str | None = None,
+    group: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    version: str | None = None,
+    description: str | None = None,
+    owners: Sequence[str] = (),
+    metadata: Mapping[str, Any] | None = None,
+    config: object | None = None,
+    retries: int = 0,
+) -> AssetSpec | Callable[[Callable[..., object]], AssetSpec]:
+    """Declare a function as an asset; its parameters name the assets it reads.
+
+    Usable bare (``@asset``) or with options (``@asset(io="duckdb", group="marts")``).
+    ``deps`` lists order-only upstreams whose data is not passed in. A parameter
+    called ``config`` receives the ``config=`` dataclass instead of an upstream.
+    """
+    options = dict(
+        name=name, deps=deps, io=io, group=group, tags=tags, version=version,
+        description=description, owners=owners, metadata=metadata, config=config, retries=retries,
+    )
+    if fn is not None:
+        return _build_asset(fn, **options)  # type: ignore[arg-type]
+
+    def decorate(func: Callable[..., object]) -> AssetSpec:
+        return _build_asset(func, **options)  # type: ignore[arg-type]
+
+    return decorate
+
+
+def _infer_format(path: str) -> str:
+    suffix = Path(path.rstrip("/*")).suffix.lower()
+    return {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json",
+            ".ndjson": "ndjson", ".jsonl": "ndjson"}.get(suffix, "path")
+
+
+def source(
+    path: str,
+    *,
+    name: str | None = None,
+    format: str | None = None,  # noqa: A002 - the word users expect
+    description: str | None = None,
+    group: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    **read_options: Any,
+) -> SourceSpec:
+    """Declare external data: a file, a folder or a glob, relative to the project root.
+
+    The name defaults to the variable the source is assigned to
+    (``orders_raw = source("data/orders.csv")``). Its data version is the content hash
+    of the files' bytes. Downstream assets receive a polars DataFrame for csv,
+    parquet, json and ndjson (several files are concatenated), or the ``Path`` list
+    for ``format="path"``. Extra keyword arguments go to the polars reader.
+    """
+    file, line = _caller_location()
+    where = f"{file}:{line}"
+    if not isinstance(path, str) or not path:
+        raise DefinitionError(f"source() at {where} needs a path string, e.g. source('data/orders.csv').")
+    if name is not None:
+        validate_name(name, what="Source", where=where)
+    fmt = format or _infer_format(path)
+    if fmt not in SOURCE_FORMATS:
+        raise DefinitionError(
+            f"source({path!r}) at {where}: unknown format {fmt!r}; use one of {', '.join(SOURCE_FORMATS)}."
+        )
+    return SourceSpec(
+        path=path,
+        name=name,
+        format=fmt,
+        read_options=dict(read_options),
+        description=description,
+        group=validate_name(group, what="Group", where=where) if group else None,
+        tags=_validate_tags(tags, where),
+        file=file,
+        line=line,
+    )
+
+
+Spec = AssetSpec | SourceSpec

@@ -1,0 +1,89 @@
+"""The exceptions assetflow raises, and the exit codes the CLI maps them to.
+
+Hierarchy::
+
+    AssetflowError                  base: catch this to catch everything assetflow raises
+    ├── ProjectLoadError            no project found, bad config, user module failed to import
+    ├── DefinitionError             a bad @asset / source() declaration (unsafe name, bad option)
+    ├── GraphError                  the declared assets do not form a valid graph
+    │   ├── CycleError              a dependency cycle (``exc.cycle`` lists it)
+    │   ├── UnknownAssetError       an upstream or a selected name does not exist
+    │   └── DuplicateAssetError     two definitions share a name
+    ├── MaterializationError        an asset failed while running (``exc.asset``)
+    ├── StorageError                a storage backend could not store, load or find data
+    ├── StateError                  the state store is unreadable, corrupt or from the future
+    └── PluginError                 a plugin is missing or broken
+
+Every message names the asset, the file and what to do next.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit status of every ``assetflow`` command."""
+
+    OK = 0
+    ASSET_FAILED = 1
+    USAGE_ERROR = 2
+    LOCKED = 3  # another run holds the project lock and --wait was not given
+
+
+class AssetflowError(Exception):
+    """Base class of every error assetflow raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.USAGE_ERROR
+
+
+class ProjectLoadError(AssetflowError):
+    """The project could not be found, configured or imported."""
+
+
+class DefinitionError(AssetflowError):
+    """An asset or source declaration is invalid."""
+
+
+class GraphError(AssetflowError):
+    """The declared assets do not form a valid graph."""
+
+
+class CycleError(GraphError):
+    """Assets depend on each other in a cycle."""
+
+    def __init__(self, message: str, cycle: list[str]) -> None:
+        super().__init__(message)
+        self.cycle = cycle
+
+
+class UnknownAssetError(GraphError):
+    """A name refers to no declared asset."""
+
+
+class DuplicateAssetError(GraphError):
+    """Two declarations claim the same asset name."""
+
+
+class MaterializationError(AssetflowError):
+    """An asset raised, timed out, or returned something that cannot be stored."""
+
+    exit_code = ExitCode.ASSET_FAILED
+
+    def __init__(self, message: str, asset: str) -> None:
+        super().__init__(message)
+        self.asset = asset
+
+
+class StorageError(AssetflowError):
+    """A storage backend failed to store, load or find an asset's data."""
+
+    exit_code = ExitCode.ASSET_FAILED
+
+
+class StateError(AssetflowError):
+    """The state store cannot be read or written safely."""
+
+
+class PluginError(AssetflowError):
+    """A plugin is unknown, fails to load, or breaks its contract."""

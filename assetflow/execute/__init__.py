@@ -1,0 +1,1 @@
+"""Execution: running the plan, one asset at a time or in parallel."""

@@ -1,0 +1,67 @@
+"""The project lock: one materialization at a time per project, held with flock.
+
+The kernel releases an flock when its process dies, even by SIGKILL, so a crashed
+run never leaves the project locked.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+from assetflow.errors import AssetflowError, ExitCode
+
+LOCK_FILE = "lock"
+
+
+class ProjectLockedError(AssetflowError):
+    """Another run holds the project lock (exit code 3)."""
+
+    exit_code = ExitCode.LOCKED
+
+
+class ProjectLock:
+    """An exclusive lock on a project's state folder."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self, run_id: str, wait: bool = False, timeout: float | None = None) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not wait or (deadline is not None and time.monotonic() > deadline):
+                    holder = self.holder()
+                    os.close(fd)
+                    raise ProjectLockedError(
+                        f"Another assetflow run holds the lock on this project ({self.path}): {holder}. "
+                        f"Wait for it to finish, or pass --wait to queue behind it."
+                    ) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id,
+                                  "since": time.time()}).encode(), 0)
+        self._fd = fd
+
+    def holder(self) -> str:
+        try:
+            info = json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            return "unknown holder"
+        return f"run {info.get('run_id', '?')} (pid {info.get('pid', '?')} on {info.get('host', '?')})"
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,1 @@
+"""Fingerprints: content hashes of code, of stored data and of source files."""

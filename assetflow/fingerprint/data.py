@@ -1,0 +1,271 @@
+"""The data hash: a canonical content hash of a table's Arrow form (DESIGN §1).
+
+The hash must be a function of the *content* only, so that a table keeps its hash through
+every store assetflow writes it to and reads it back from (polars, pyarrow, Parquet with any
+row groups or compression, DuckDB). What counts and what does not:
+
+* Counts: column names and order; each column's *logical* type; the row count and row order;
+  every value, bit for bit (so ``-0.0 != 0.0`` and NaN payloads count); where the nulls are.
+* Does not count: chunking and slice offsets; schema and field metadata (pandas, polars);
+  bytes hidden under null slots; the physical encoding of one logical type.
+* Logical types: ``string``/``large_string``/``string_view`` are one type ("utf8"), so are the
+  three binary types, and ``list``/``large_list``/``list_view`` (whose child field name, "item",
+  "element" or DuckDB's column name, is ignored). Dictionary and run-end encoded columns hash
+  as their decoded values, extension columns as their name plus storage. The UTC aliases
+  ("UTC", "Etc/UTC", ...) are one time zone, since DuckDB exports "UTC" as "Etc/UTC"; other
+  time zones count as spelled (a zone changes what ``.dt.hour()`` returns downstream).
+* Nullability: the schema's ``nullable`` flag does NOT count, at any depth. Polars and DuckDB
+  export every field as nullable (even a DuckDB ``NOT NULL`` column, even one read from a
+  Parquet file that declares it required), so hashing the flag would change the hash on every
+  round trip. The nulls themselves always count: a column's validity is hashed whenever it
+  holds a null.
+
+Canonical form, hashed with :class:`~assetflow.hashing.Digest` (every field length-framed):
+the column count; per column its name and a JSON type descriptor; the row count; then per
+column, recursively: its validity bitmap (an empty field when it has no null), then its data.
+Data is the value bytes for fixed-width types, packed bits for booleans, int64 end offsets
+(rebased to 0) plus the value bytes for strings and binaries, int64 lengths plus the child
+for lists, and each child for structs. Fixed-width values and string bytes are hashed straight
+from Arrow's buffers, with no copy, so hashing runs at the hash function's speed. Buffers
+are hashed in native byte order, which Arrow guarantees to be little-endian in practice.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import sys
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from assetflow.hashing import Digest
+
+__all__ = ["table_hash", "to_arrow_table", "value_hash"]
+
+_DOMAIN = "arrow-table/1"  # bump the version whenever the canonical form changes
+_INT64 = struct.Struct("<q")
+_UTC_ALIASES = frozenset(
+    {"UTC", "Etc/UTC", "UCT", "Etc/UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu",
+     "Z", "+00:00", "GMT", "Etc/GMT", "Etc/GMT0", "Etc/GMT+0", "Etc/GMT-0", "GMT0"}
+)  # fmt: skip
+_UINT_OF_WIDTH = {1: pa.uint8(), 2: pa.uint16(), 4: pa.uint32(), 8: pa.uint64()}
+
+Parts = list[memoryview | bytes]
+
+
+def to_arrow_table(value: object) -> pa.Table:
+    """Return the Arrow table that ``value_hash`` hashes: a Table as is, a RecordBatch as a
+    one-batch Table, a polars DataFrame through ``to_arrow()`` (polars is never imported here).
+    """
+    if isinstance(value, pa.Table):
+        return value
+    if isinstance(value, pa.RecordBatch):
+        return pa.Table.from_batches([value])
+    module, name = type(value).__module__, type(value).__name__
+    if module.startswith("polars"):
+        if name == "LazyFrame":
+            raise TypeError(
+                "Cannot hash a polars LazyFrame: it holds a query, not data. "
+                "Call .collect() and hash the DataFrame."
+            )
+        if name == "DataFrame":
+            table = value.to_arrow()  # type: ignore[attr-defined]  # polars is not imported
+            if isinstance(table, pa.Table):
+                return table
+    raise TypeError(
+        f"Cannot compute a data hash of a value of type {module}.{name}: "
+        "expected a pyarrow.Table, a pyarrow.RecordBatch or a polars.DataFrame."
+    )
+
+
+def value_hash(value: object) -> str:
+    """The data hash of any supported value, e.g. ``blake3:9f2c...`` (see ``to_arrow_table``)."""
+    return table_hash(to_arrow_table(value))
+
+
+def table_hash(table: pa.Table) -> str:
+    """The canonical content hash of ``table``, with its algorithm prefix (module docstring)."""
+    if not isinstance(table, pa.Table):
+        raise TypeError(
+            f"table_hash expects a pyarrow.Table, got {type(table).__module__}."
+            f"{type(table).__name__}; use value_hash for other values."
+        )
+    if sys.byteorder != "little":  # pragma: no cover - no big-endian CI
+        raise NotImplementedError("data hashes are defined on little-endian hosts only")
+    digest = Digest(_DOMAIN)
+    digest.field(_INT64.pack(table.num_columns))
+    for field in table.schema:
+        digest.field(field.name)
+        digest.field(json.dumps(_type_descriptor(field.type, field.name), separators=(",", ":")))
+    digest.field(_INT64.pack(table.num_rows))
+    for field, column in zip(table.schema, table.columns, strict=True):
+        _hash_array(digest, list(column.chunks), field.type, field.name)
+    return digest.hexdigest()
+
+
+def _type_descriptor(dtype: pa.DataType, column: str) -> object:
+    """A JSON-able description of the logical type: equal for types whose values are equal."""
+    t = pa.types
+    if t.is_dictionary(dtype) or t.is_run_end_encoded(dtype):
+        return _type_descriptor(dtype.value_type, column)
+    if isinstance(dtype, pa.ExtensionType):
+        return ["extension", dtype.extension_name, _type_descriptor(dtype.storage_type, column)]
+    if t.is_string(dtype) or t.is_large_string(dtype) or t.is_string_view(dtype):
+        return "utf8"
+    if t.is_binary(dtype) or t.is_large_binary(dtype) or t.is_binary_view(dtype):
+        return "binary"
+    if _is_variable_list(dtype):
+        return ["list", _type_descriptor(dtype.value_type, column)]
+    if t.is_fixed_size_list(dtype):
+        return ["fixed_size_list", dtype.list_size, _type_descriptor(dtype.value_type, column)]
+    if t.is_map(dtype):
+        key, item = dtype.key_type, dtype.item_type
+        keys = [_type_descriptor(key, column), _type_descriptor(item, column)]
+        return ["map", *keys, dtype.keys_sorted]
+    if t.is_struct(dtype):
+        return ["struct", [[f.name, _type_descriptor(f.type, column)] for f in dtype]]
+    if t.is_union(dtype):
+        raise TypeError(
+            f"Column {column!r} has the Arrow union type {dtype}, which the data hash does not "
+            "support; cast it to a struct or to separate columns."
+        )
+    if t.is_timestamp(dtype) and dtype.tz in _UTC_ALIASES:
+        return f"timestamp[{dtype.unit}, tz=UTC]"
+    return str(dtype)
+
+
+def _is_variable_list(dtype: pa.DataType) -> bool:
+    t = pa.types
+    return bool(
+        t.is_list(dtype) or t.is_large_list(dtype)
+        or t.is_list_view(dtype) or t.is_large_list_view(dtype)
+    )  # fmt: skip
+
+
+def _hash_array(digest: Digest, chunks: list[pa.Array], dtype: pa.DataType, column: str) -> None:
+    """Add the validity and data of one logical array given as chunks (see module docstring).
+
+    The canonical form is that of the concatenated chunks, so every field is the
+    concatenation of per-chunk parts: chunking never shows.
+    """
+    t = pa.types
+    # Normalise encodings to the plain layout of the same logical type.
+    if t.is_dictionary(dtype):
+        return _hash_array(digest, [c.dictionary_decode() for c in chunks], dtype.value_type, column)
+    if t.is_run_end_encoded(dtype):
+        return _hash_array(digest, [pc.run_end_decode(c) for c in chunks], dtype.value_type, column)
+    if isinstance(dtype, pa.ExtensionType):
+        return _hash_array(digest, [c.storage for c in chunks], dtype.storage_type, column)
+    if t.is_string_view(dtype) or t.is_binary_view(dtype):
+        plain = pa.large_string() if t.is_string_view(dtype) else pa.large_binary()
+        return _hash_array(digest, [c.cast(plain) for c in chunks], plain, column)
+    if t.is_map(dtype):
+        entries = pa.list_(pa.struct([dtype.key_field, dtype.item_field]))
+        return _hash_array(digest, [c.cast(entries) for c in chunks], entries, column)
+
+    if any(c.null_count for c in chunks):
+        digest.field_parts(_bit_parts([c.is_valid() for c in chunks]))
+    else:
+        digest.field(b"")
+
+    if t.is_null(dtype):
+        return None
+    if t.is_boolean(dtype):
+        digest.field_parts(_bit_parts([pc.fill_null(c, False) if c.null_count else c for c in chunks]))
+    elif t.is_string(dtype) or t.is_large_string(dtype) or t.is_binary(dtype) or t.is_large_binary(dtype):
+        offsets, data = _binary_parts(chunks, dtype)
+        digest.field_parts(offsets).field_parts(data)
+    elif _is_variable_list(dtype):
+        lengths = [pc.fill_null(pc.list_value_length(c), 0).cast(pa.int64()) for c in chunks]
+        digest.field_parts(_fixed_width_parts(lengths, 8))
+        _hash_array(digest, [c.flatten() for c in chunks], dtype.value_type, column)
+    elif t.is_fixed_size_list(dtype):
+        # Lengths are implied (list_size for a valid slot); flatten() skips null slots.
+        _hash_array(digest, [c.flatten() for c in chunks], dtype.value_type, column)
+    elif t.is_struct(dtype):
+        # flatten() applies the struct's slice offset and its nulls to every child.
+        children = [c.flatten() for c in chunks]
+        for index, field in enumerate(dtype):
+            _hash_array(digest, [child[index] for child in children], field.type, column)
+    else:
+        try:
+            width = dtype.byte_width
+        except ValueError:
+            raise TypeError(
+                f"Column {column!r} has the Arrow type {dtype}, which the data hash does not support."
+            ) from None
+        digest.field_parts(_fixed_width_parts(chunks, width))
+    return None
+
+
+def _fixed_width_parts(chunks: list[pa.Array], width: int) -> Parts:
+    """The value bytes of fixed-width chunks, zero-copy; bytes under nulls are zeroed first."""
+    parts: Parts = []
+    for chunk in chunks:
+        if not len(chunk):
+            continue
+        if chunk.null_count:
+            as_bits = _UINT_OF_WIDTH.get(width, pa.binary(width))
+            zero = pa.scalar(0 if width in _UINT_OF_WIDTH else bytes(width), as_bits)
+            chunk = pc.fill_null(chunk.view(as_bits), zero)
+        start = chunk.offset * width
+        parts.append(memoryview(chunk.buffers()[1]).cast("B")[start : start + len(chunk) * width])
+    return parts
+
+
+def _bit_parts(chunks: list[pa.BooleanArray]) -> Parts:
+    """Packed bits of boolean chunks from bit 0, with the unused bits of the last byte zeroed."""
+    length = sum(len(c) for c in chunks)
+    if not length:
+        return []
+    bits = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
+    if bits.offset % 8:
+        bits = pc.if_else(bits, True, False)  # a fresh buffer, starting at bit 0
+    start = bits.offset // 8
+    view = memoryview(bits.buffers()[1]).cast("B")[start : start + (length + 7) // 8]
+    tail = length % 8
+    return [view] if not tail else [view[:-1], bytes([view[-1] & ((1 << tail) - 1)])]
+
+
+def _binary_parts(chunks: list[pa.Array], dtype: pa.DataType) -> tuple[Parts, Parts]:
+    """(int64 end offsets counted from 0, value bytes) of string or binary chunks.
+
+    Offsets are zero-copy when they are already int64 and start where the previous chunk
+    ended (always true of an unsliced first chunk); otherwise they are rebased.
+    """
+    large = pa.types.is_large_string(dtype) or pa.types.is_large_binary(dtype)
+    width, offset_type = (8, pa.int64()) if large else (4, pa.int32())
+    empty = pa.scalar(b"" if pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype) else "", dtype)
+    offsets: Parts = []
+    data: Parts = []
+    base = 0
+    for chunk in chunks:
+        length = len(chunk)
+        if not length:
+            continue
+        if chunk.null_count and not _null_slots_are_empty(chunk, offset_type):
+            chunk = pc.fill_null(chunk, empty)  # rebuilt: null slots become empty, garbage dropped
+        _, offset_buffer, data_buffer = chunk.buffers()
+        ends = memoryview(offset_buffer).cast("B")[chunk.offset * width : (chunk.offset + length + 1) * width]
+        ends = ends.cast("q" if large else "i")
+        first, last = ends[0], ends[length]
+        if large and first == base:
+            offsets.append(ends.cast("B")[width:])
+        else:
+            raw = pa.Array.from_buffers(offset_type, length, [None, offset_buffer], offset=chunk.offset + 1)
+            offsets.extend(_fixed_width_parts([pc.add(raw.cast(pa.int64()), base - first)], 8))
+        if last > first:
+            data.append(memoryview(data_buffer).cast("B")[first:last])
+        base += last - first
+    return offsets, data
+
+
+def _null_slots_are_empty(chunk: pa.Array, offset_type: pa.DataType) -> bool:
+    """Whether no null slot of a string/binary chunk spans bytes, as every builder writes it.
+
+    Checking costs a few ms per 10M rows; rebuilding the array would cost several times more.
+    """
+    ends = pa.Array.from_buffers(offset_type, len(chunk) + 1, [None, chunk.buffers()[1]], offset=chunk.offset)
+    nulls = pc.indices_nonzero(chunk.is_null())
+    return bool(pc.all(pc.equal(ends.take(nulls), ends.take(pc.add(nulls, 1)))).as_py())

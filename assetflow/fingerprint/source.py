@@ -1,0 +1,103 @@
+"""Source data versions: content hashes of the files a source reads, behind a stat cache.
+
+A file whose (device, inode, size, mtime_ns) is unchanged since it was last hashed is
+not read again. Rewriting a file with identical bytes changes its stat but not its
+hash, so nothing downstream goes stale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+from pathlib import Path
+
+import blake3
+
+from assetflow.declare import SourceSpec
+from assetflow.errors import ProjectLoadError
+from assetflow.hashing import ALGORITHM, Digest
+
+StatCache = dict[str, tuple[str, str]]  # absolute path -> (stat token, content hash)
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceVersion:
+    """What a source read: its files (relative to the project) with their hashes, and one data hash."""
+
+    name: str
+    data_hash: str
+    files: tuple[tuple[str, str, str], ...]  # (relative path, stat token, content hash)
+
+
+def source_files(spec: SourceSpec, root: Path) -> list[Path]:
+    """The files a source covers, sorted: one file, every file under a folder, or a glob's matches."""
+    pattern = spec.path
+    base = Path(pattern) if Path(pattern).is_absolute() else root / pattern
+    if any(ch in pattern for ch in "*?["):
+        return sorted(Path(p) for p in glob.glob(str(base), recursive=True) if Path(p).is_file())
+    if base.is_dir():
+        return sorted(p for p in base.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if base.is_file():
+        return [base]
+    return []
+
+
+def file_hash(path: Path) -> str:
+    hasher = blake3.blake3()
+    hasher.update_mmap(path)
+    return f"{ALGORITHM}:{hasher.hexdigest()}"
+
+
+def _token(path: Path) -> str:
+    st = path.stat()
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def observe_source(spec: SourceSpec, root: Path, cache: StatCache, updates: StatCache) -> SourceVersion:
+    """Hash a source's files, reusing cached hashes for files whose stat is unchanged.
+
+    Newly computed (token, hash) pairs go into ``updates`` for the caller to persist.
+    """
+    assert spec.name is not None
+    files = source_files(spec, root)
+    if not files:
+        raise ProjectLoadError(
+            f"Source {spec.name!r} ({spec.where}) reads {spec.path!r}, but no file matches it under "
+            f"{root}. Create the file, or fix the path in source(...)."
+        )
+    digest = Digest("source")
+    entries = []
+    for path in files:
+        key = str(path)
+        token = _token(path)
+        cached = cache.get(key)
+        if cached is not None and cached[0] == token:
+            content = cached[1]
+        else:
+            content = file_hash(path)
+            updates[key] = (token, content)
+        relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else key
+        digest.fields(relative, content)
+        entries.append((relative, token, content))
+    return SourceVersion(spec.name, digest.hexdigest(), tuple(entries))
+
+
+def unchanged_since(version: SourceVersion, root: Path) -> bool:
+    """True when every file still has the stat it had when observed (checked after a run)."""
+    try:
+        return all(_token(root / rel if not Path(rel).is_absolute() else Path(rel)) == token
+                   for rel, token, _ in version.files)
+    except FileNotFoundError:
+        return False
+
+
+def read_source(spec: SourceSpec, version: SourceVersion, root: Path) -> object:
+    """The value a downstream asset receives from a source."""
+    paths = [root / rel if not Path(rel).is_absolute() else Path(rel) for rel, _, _ in version.files]
+    if spec.format == "path":
+        return paths[0] if len(paths) == 1 and "*" not in spec.path and not (root / spec.path).is_dir() else paths
+    import polars as pl
+
+    readers = {"csv": pl.read_csv, "parquet": pl.read_parquet, "json": pl.read_json, "ndjson": pl.read_ndjson}
+    frames = [readers[spec.format](p, **spec.read_options) for p in paths]
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical_relaxed")

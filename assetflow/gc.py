@@ -1,0 +1,43 @@
+"""Garbage collection of stored versions: keep what pointers reach plus recent history."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+
+from assetflow.state.store import Materialization
+from assetflow.workspace import Workspace
+
+
+@dataclasses.dataclass(frozen=True)
+class GcReport:
+    versions: int  # materialization records deleted
+    files: int  # stored objects deleted (content-addressed: several records may share one)
+    bytes: int
+    kept: int
+
+
+def collect_garbage(ws: Workspace, keep: int, dry_run: bool = False) -> GcReport:
+    """Delete materializations beyond the current one and the ``keep`` newest per asset.
+
+    Stored data is deleted only when no kept record still points at the same location.
+    """
+    current_ids = {m.id for m in ws.store.current().values()}
+    by_asset: dict[str, list[Materialization]] = defaultdict(list)
+    for mat in ws.store.all_materializations():
+        by_asset[mat.asset].append(mat)
+    doomed: list[Materialization] = []
+    kept: list[Materialization] = []
+    for mats in by_asset.values():
+        mats.sort(key=lambda m: m.id or 0, reverse=True)
+        history = [m for m in mats if m.id not in current_ids]
+        kept += [m for m in mats if m.id in current_ids] + history[:keep]
+        doomed += history[keep:]
+    still_used = {(m.io, m.location) for m in kept}
+    unused = {(m.asset, m.io, m.location): m.bytes or 0 for m in doomed if (m.io, m.location) not in still_used}
+    if not dry_run and doomed:
+        with ws.store.transaction() as db:
+            ws.store.delete_materializations(db, [m.id for m in doomed if m.id is not None])
+        for asset, io, location in unused:
+            ws.backends.get(io).delete(asset, location)
+    return GcReport(len(doomed), len(unused), sum(unused.values()), len(kept))

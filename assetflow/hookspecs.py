@@ -1,0 +1,26 @@
+"""The hooks a plugin can implement; built-in backends implement them too.
+
+A plugin is any module or object with functions marked ``@assetflow.hookimpl``,
+registered through the ``assetflow`` entry-point group. See docs/plugins.md.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from assetflow.storage.base import IOBackend
+
+hookspec = pluggy.HookspecMarker("assetflow")
+hookimpl = pluggy.HookimplMarker("assetflow")
+
+
+@hookspec
+def assetflow_io_backends() -> list[type[IOBackend]]:
+    """Return storage backend classes (see ``assetflow.storage.base.IOBackend``).
+
+    Each class has a unique ``name`` (what ``@asset(io=...)`` names) and is built with
+    the project's storage root and its ``[tool.assetflow.io.<name>]`` options.
+    """

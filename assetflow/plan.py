@@ -1,0 +1,121 @@
+"""Staleness: is an asset fresh, stale or missing, and exactly why (DESIGN §3).
+
+The same assessment serves ``status`` (a prediction, upstreams as they are now) and
+``materialize`` (at each asset's turn, after its upstreams have settled), so the two
+can never disagree about the rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Literal
+
+from assetflow.hashing import Digest
+from assetflow.state.store import Materialization
+from assetflow.storage.base import CheckResult
+
+State = Literal["fresh", "stale", "missing"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Everything that determines an asset's output; its key decides freshness.
+
+    Metadata (description, owners, tags) and locations are deliberately absent.
+    """
+
+    code: str
+    config: str
+    io: str
+    upstream: Mapping[str, str]  # data-carrying upstream name -> data hash
+    deps: tuple[str, ...]  # order-only upstreams: their names count, their data does not
+    partition: str = ""
+
+    @property
+    def key(self) -> str:
+        digest = Digest("recipe").fields(self.code, self.config, self.io, self.partition)
+        digest.field(str(len(self.upstream)))
+        for name in sorted(self.upstream):
+            digest.fields(name, self.upstream[name])
+        digest.field(str(len(self.deps)))
+        digest.fields(*sorted(self.deps))
+        return digest.hexdigest()
+
+
+def canonical_config(config: object | None) -> str:
+    """A stable text form of an asset's configuration object, for hashing and diffs."""
+    if config is None:
+        return ""
+    payload = {"type": f"{type(config).__module__}.{type(config).__qualname__}",
+               "fields": dataclasses.asdict(config)}  # type: ignore[call-overload]
+    return json.dumps(payload, sort_keys=True, default=repr)
+
+
+@dataclasses.dataclass
+class Assessment:
+    """The verdict on one asset, with every reason spelled out."""
+
+    name: str
+    state: State
+    reasons: list[str]
+    recipe: Recipe | None = None
+    current: Materialization | None = None
+
+    @property
+    def fresh(self) -> bool:
+        return self.state == "fresh"
+
+
+def changed_code_names(old: Mapping[str, str] | None, new: Mapping[str, str]) -> list[str]:
+    """Qualified names whose normalised source differs between two fingerprints."""
+    if old is None:
+        return []
+    return sorted(n for n in set(old) | set(new) if old.get(n) != new.get(n))
+
+
+def assess(
+    name: str,
+    recipe: Recipe,
+    current: Materialization | None,
+    check: CheckResult | None,
+    *,
+    sources: frozenset[str] = frozenset(),
+    old_code: Mapping[str, str] | None = None,
+    new_code: Mapping[str, str] | None = None,
+) -> Assessment:
+    """Compare the recipe an asset would have now with its current materialization.
+
+    ``sources`` names the upstreams that are sources, so their changes read as
+    "source `x` changed". ``old_code``/``new_code`` (normalised sources) let the reason
+    name the helper that changed.
+    """
+    if current is None:
+        return Assessment(name, "missing", ["never materialized"], recipe, None)
+    if check is not None and check.status == "missing":
+        return Assessment(name, "missing", [f"stored data is missing ({current.io}: {current.location})"], recipe, current)
+    reasons: list[str] = []
+    if current.code_fingerprint != recipe.code:
+        changed = changed_code_names(old_code, new_code or {})
+        reasons.append("code changed" + (": " + ", ".join(f"`{n}`" for n in changed) if changed else ""))
+    if current.config != recipe.config:
+        reasons.append("configuration changed")
+    if current.io != recipe.io:
+        reasons.append(f"storage changed: {current.io} -> {recipe.io}")
+    for up in sorted(set(recipe.upstream) - set(current.upstream)):
+        reasons.append(f"upstream `{up}` was added")
+    for up in sorted(set(current.upstream) - set(recipe.upstream)):
+        reasons.append(f"upstream `{up}` was removed")
+    for up in sorted(set(recipe.upstream) & set(current.upstream)):
+        if recipe.upstream[up] != current.upstream[up]:
+            what = "source" if up in sources else "upstream"
+            verb = "changed" if up in sources else "has new data"
+            reasons.append(f"{what} `{up}` {verb}")
+    for dep in sorted(set(recipe.deps) ^ set(current.deps)):
+        reasons.append(f"order-only dependency `{dep}` was {'added' if dep in recipe.deps else 'removed'}")
+    if check is not None and check.status == "modified":
+        reasons.append("stored data changed outside assetflow (hash mismatch)")
+    if not reasons and current.recipe_key != recipe.key:
+        reasons.append("recipe changed")  # e.g. a partition; kept so the key is the final word
+    return Assessment(name, "stale" if reasons else "fresh", reasons, recipe, current)

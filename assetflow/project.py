@@ -1,0 +1,174 @@
+"""Finding a project and importing its asset definitions.
+
+A project is a folder with a ``pyproject.toml`` holding ``[tool.assetflow]``, or
+whatever ``-m MODULE`` / ``-f FILE`` / ``--project DIR`` point at. Loading imports
+the user's modules and collects every ``@asset`` and ``source()`` they define.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import sys
+import tomllib
+import traceback
+import types
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from assetflow.declare import AssetSpec, SourceSpec, Spec, validate_name
+from assetflow.errors import DuplicateAssetError, ProjectLoadError
+
+DEFAULT_STATE_DIR = ".assetflow"
+DEFAULT_IO = "parquet"
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectConfig:
+    """Where a project lives and how it is set up; read from ``[tool.assetflow]``."""
+
+    root: Path
+    modules: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    state_dir: Path = Path(DEFAULT_STATE_DIR)
+    default_io: str = DEFAULT_IO
+    io_options: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    pyproject: Path | None = None
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir if self.state_dir.is_absolute() else self.root / self.state_dir
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest ``pyproject.toml`` at or above ``start`` that has ``[tool.assetflow]``."""
+    for folder in (start, *start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ProjectLoadError(f"Cannot read {candidate}: {exc}. Fix the TOML syntax.") from exc
+            if "assetflow" in data.get("tool", {}):
+                return candidate
+    return None
+
+
+def _as_str_list(value: object, key: str, pyproject: Path) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ProjectLoadError(f"{pyproject}: [tool.assetflow] {key} must be a string or a list of strings.")
+
+
+def load_config(
+    project_dir: Path | None = None,
+    modules: Sequence[str] = (),
+    files: Sequence[str] = (),
+) -> ProjectConfig:
+    """Build the configuration from ``pyproject.toml`` and command-line overrides.
+
+    ``-m``/``-f`` replace the modules of the pyproject; the project root is the folder
+    of the pyproject if there is one, else ``project_dir`` (or the current folder).
+    """
+    start = (project_dir or Path.cwd()).resolve()
+    if project_dir is not None and not start.is_dir():
+        raise ProjectLoadError(f"--project {project_dir}: no such folder.")
+    pyproject = find_pyproject(start)
+    table: dict[str, Any] = {}
+    root = start
+    if pyproject is not None:
+        root = pyproject.parent
+        table = tomllib.loads(pyproject.read_text(encoding="utf-8"))["tool"]["assetflow"]
+    if modules or files:
+        cfg_modules, cfg_files = tuple(modules), tuple(files)
+    elif pyproject is not None:
+        cfg_modules = _as_str_list(table.get("modules", []), "modules", pyproject)
+        cfg_files = _as_str_list(table.get("files", []), "files", pyproject)
+    else:
+        raise ProjectLoadError(
+            f"No assetflow project found in {start} or its parents: add a [tool.assetflow] table "
+            f"with modules = [...] to pyproject.toml, or pass -m MODULE, -f FILE or --project DIR."
+        )
+    if not cfg_modules and not cfg_files:
+        raise ProjectLoadError(
+            f"{pyproject}: [tool.assetflow] lists no modules; add modules = [\"my_pipeline\"]."
+        )
+    io_options = table.get("io", {})
+    if not isinstance(io_options, dict):
+        raise ProjectLoadError(f"{pyproject}: [tool.assetflow.io] must be a table of tables.")
+    return ProjectConfig(
+        root=root,
+        modules=cfg_modules,
+        files=tuple(str((start / f).resolve()) if not Path(f).is_absolute() else f for f in cfg_files),
+        state_dir=Path(str(table.get("state", DEFAULT_STATE_DIR))),
+        default_io=str(table.get("io_default", table.get("default_io", DEFAULT_IO))),
+        io_options={k: dict(v) for k, v in io_options.items() if isinstance(v, dict)},
+        pyproject=pyproject,
+    )
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback without assetflow's own import machinery frames."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if "importlib" not in f.filename and f.filename != __file__]
+    text = "".join(traceback.format_list(frames))
+    return text + "".join(traceback.format_exception_only(type(exc), exc))
+
+
+def import_modules(config: ProjectConfig) -> list[types.ModuleType]:
+    """Import the project's modules, reporting an import error with its module and traceback."""
+    root = str(config.root)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    loaded: list[types.ModuleType] = []
+    for name in config.modules:
+        try:
+            loaded.append(importlib.import_module(name))
+        except Exception as exc:  # noqa: BLE001 - any error in user code is reported, not raised raw
+            raise ProjectLoadError(
+                f"Importing module {name!r} of the project at {config.root} failed:\n"
+                f"{_user_traceback(exc)}Fix the error above, then run the command again."
+            ) from exc
+    for file in config.files:
+        path = Path(file)
+        module_name = path.stem
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None or not path.is_file():
+            raise ProjectLoadError(f"-f {file}: no such Python file.")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # noqa: BLE001
+            raise ProjectLoadError(
+                f"Importing {file} failed:\n{_user_traceback(exc)}Fix the error above, then run the command again."
+            ) from exc
+        loaded.append(module)
+    return loaded
+
+
+def collect_specs(modules: Iterable[types.ModuleType]) -> dict[str, Spec]:
+    """Every asset and source the modules define, by name; duplicates are an error."""
+    found: dict[str, Spec] = {}
+    seen: set[int] = set()
+    for module in modules:
+        for variable, value in list(vars(module).items()):
+            if not isinstance(value, AssetSpec | SourceSpec) or id(value) in seen:
+                continue
+            seen.add(id(value))
+            if isinstance(value, SourceSpec) and value.name is None:
+                value.name = validate_name(variable, what="Source", where=value.where)
+            name = value.name
+            assert name is not None
+            previous = found.get(name)
+            if previous is not None:
+                raise DuplicateAssetError(
+                    f"Asset name {name!r} is defined twice:\n  {previous.where} ({previous.kind})\n"
+                    f"  {value.where} ({value.kind})\nRename one of them (e.g. @asset(name=...)) or delete it."
+                )
+            found[name] = value
+    return found

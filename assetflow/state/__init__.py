@@ -1,0 +1,1 @@
+"""The state store: what was materialized, from what, and which version is current."""

@@ -1,0 +1,265 @@
+"""The embedded state store: one SQLite file, WAL, a transaction per commit.
+
+Only the coordinating process writes here. Every write that makes an asset current
+happens in one transaction *after* its data has been committed by the backend, so a
+crash can lose a record (and the next run redoes the work) but never point at
+partial data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from assetflow.errors import StateError
+from assetflow.state.schema import LATEST_VERSION, MIGRATIONS
+
+STATE_FILE = "state.db"
+
+
+@dataclasses.dataclass(frozen=True)
+class Materialization:
+    """One stored version of an asset and everything it was made from."""
+
+    asset: str
+    run_id: str
+    recipe_key: str
+    data_hash: str
+    code_fingerprint: str
+    config: str
+    upstream: dict[str, str]
+    deps: tuple[str, ...]
+    io: str
+    location: str
+    token: str
+    rows: int | None
+    schema: list[tuple[str, str]]
+    bytes: int | None
+    libraries: dict[str, str]
+    started_at: float
+    finished_at: float
+    id: int | None = None
+
+
+_MAT_COLUMNS = (
+    "id, asset, run_id, recipe_key, data_hash, code_fingerprint, config, upstream, deps, io, "
+    "location, token, rows, schema, bytes, libraries, started_at, finished_at"
+)
+
+
+def _row_to_materialization(row: sqlite3.Row | tuple) -> Materialization:
+    (mid, asset, run_id, recipe, data_hash, code, config, upstream, deps, io, location, token,
+     rows, schema, size, libraries, started, finished) = row
+    return Materialization(
+        asset=asset, run_id=run_id, recipe_key=recipe, data_hash=data_hash, code_fingerprint=code,
+        config=config, upstream=json.loads(upstream), deps=tuple(json.loads(deps)), io=io,
+        location=location, token=token, rows=rows,
+        schema=[tuple(f) for f in json.loads(schema)] if schema else [],  # type: ignore[misc]
+        bytes=size, libraries=json.loads(libraries), started_at=started, finished_at=finished, id=mid,
+    )
+
+
+class StateStore:
+    """Read and write the project's state database."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / STATE_FILE
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=60.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StateError(
+                f"The state store {self.path} is unreadable or corrupt ({exc}). Move it aside "
+                f"(mv {self.path} {self.path}.bad) and run `assetflow materialize` to rebuild the state; "
+                f"stored data is content-addressed and will be checked again."
+            ) from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write: BEGIN IMMEDIATE takes the write lock up front, avoiding upgrade deadlocks."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > LATEST_VERSION:
+            raise StateError(
+                f"The state store {self.path} has schema version {version}, newer than this assetflow "
+                f"understands ({LATEST_VERSION}). Upgrade assetflow."
+            )
+        if version == LATEST_VERSION:
+            return
+        with self.transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for number in range(version, LATEST_VERSION):
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(f"PRAGMA user_version = {LATEST_VERSION}")
+
+    # -- materializations -------------------------------------------------------------------
+
+    def current(self) -> dict[str, Materialization]:
+        """The current materialization of every asset that has one."""
+        rows = self._db.execute(
+            f"SELECT {', '.join('m.' + c.strip() for c in _MAT_COLUMNS.split(','))} "
+            "FROM current c JOIN materializations m ON m.id = c.materialization"
+        )
+        return {row[1]: _row_to_materialization(row) for row in rows}
+
+    def by_recipe(self, asset: str, recipe_key: str) -> list[Materialization]:
+        """Earlier materializations made from exactly this recipe, newest first."""
+        rows = self._db.execute(
+            f"SELECT {_MAT_COLUMNS} FROM materializations WHERE asset = ? AND recipe_key = ? ORDER BY id DESC",
+            (asset, recipe_key),
+        )
+        return [_row_to_materialization(r) for r in rows]
+
+    def history(self, asset: str | None = None, limit: int = 50) -> list[Materialization]:
+        where, args = ("WHERE asset = ?", (asset,)) if asset else ("", ())
+        rows = self._db.execute(
+            f"SELECT {_MAT_COLUMNS} FROM materializations {where} ORDER BY id DESC LIMIT ?", (*args, limit)
+        )
+        return [_row_to_materialization(r) for r in rows]
+
+    def all_materializations(self) -> list[Materialization]:
+        return [_row_to_materialization(r) for r in self._db.execute(f"SELECT {_MAT_COLUMNS} FROM materializations")]
+
+    def record(self, db: sqlite3.Connection, mat: Materialization) -> int:
+        """Insert a materialization and make it current (inside a caller's transaction)."""
+        cursor = db.execute(
+            f"INSERT INTO materializations ({_MAT_COLUMNS.split(', ', 1)[1]}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                mat.asset, mat.run_id, mat.recipe_key, mat.data_hash, mat.code_fingerprint, mat.config,
+                json.dumps(mat.upstream, sort_keys=True), json.dumps(list(mat.deps)), mat.io, mat.location,
+                mat.token, mat.rows, json.dumps(mat.schema), mat.bytes,
+                json.dumps(mat.libraries, sort_keys=True), mat.started_at, mat.finished_at,
+            ),
+        )
+        mat_id = int(cursor.lastrowid or 0)
+        self.point(db, mat.asset, mat_id)
+        return mat_id
+
+    @staticmethod
+    def point(db: sqlite3.Connection, asset: str, materialization_id: int) -> None:
+        db.execute(
+            "INSERT INTO current (asset, materialization) VALUES (?, ?) "
+            "ON CONFLICT (asset) DO UPDATE SET materialization = excluded.materialization",
+            (asset, materialization_id),
+        )
+
+    def unpoint(self, db: sqlite3.Connection, asset: str) -> None:
+        db.execute("DELETE FROM current WHERE asset = ?", (asset,))
+
+    def update_token(self, materialization_id: int, token: str) -> None:
+        self._db.execute("UPDATE materializations SET token = ? WHERE id = ?", (token, materialization_id))
+
+    def delete_materializations(self, db: sqlite3.Connection, ids: Iterable[int]) -> None:
+        db.executemany("DELETE FROM materializations WHERE id = ?", [(i,) for i in ids])
+
+    # -- runs and events --------------------------------------------------------------------
+
+    def begin_run(self, run_id: str, command: str, pid: int, host: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO runs (run_id, started_at, status, pid, host, command) VALUES (?, ?, 'running', ?, ?, ?)",
+                (run_id, time.time(), pid, host, command),
+            )
+
+    def finish_run(self, run_id: str, status: str, summary: dict[str, int]) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE run_id = ?",
+                (time.time(), status, json.dumps(summary, sort_keys=True), run_id),
+            )
+
+    def mark_abandoned_runs(self, alive: callable) -> list[str]:  # type: ignore[valid-type]
+        """Mark runs left 'running' by processes that no longer exist as interrupted."""
+        rows = self._db.execute("SELECT run_id, pid, host FROM runs WHERE status = 'running'").fetchall()
+        dead = [run_id for run_id, pid, host in rows if not alive(pid, host)]
+        if dead:
+            with self.transaction() as db:
+                db.executemany(
+                    "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE run_id = ?",
+                    [(time.time(), r) for r in dead],
+                )
+        return dead
+
+    def runs(self, limit: int = 20) -> list[dict[str, object]]:
+        rows = self._db.execute(
+            "SELECT run_id, started_at, finished_at, status, command, summary FROM runs "
+            "ORDER BY started_at DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            {"run_id": r[0], "started_at": r[1], "finished_at": r[2], "status": r[3], "command": r[4],
+             "summary": json.loads(r[5]) if r[5] else None}
+            for r in rows
+        ]
+
+    def add_events(self, db: sqlite3.Connection, events: Iterable[tuple[str, str, str, float | None, str | None]]) -> None:
+        """Record (run_id, asset, outcome, duration, detail) rows."""
+        now = time.time()
+        db.executemany(
+            "INSERT INTO events (run_id, asset, outcome, at, duration, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            [(run, asset, outcome, now, duration, detail) for run, asset, outcome, duration, detail in events],
+        )
+
+    def last_events(self) -> dict[str, tuple[str, str | None]]:
+        """Each asset's latest (outcome, detail)."""
+        rows = self._db.execute(
+            "SELECT asset, outcome, detail FROM events WHERE id IN (SELECT max(id) FROM events GROUP BY asset)"
+        )
+        return {asset: (outcome, detail) for asset, outcome, detail in rows}
+
+    # -- code, sources and the stat cache ---------------------------------------------------
+
+    def save_code_sources(self, db: sqlite3.Connection, fingerprint: str, sources: dict[str, str]) -> None:
+        db.execute(
+            "INSERT OR IGNORE INTO code_sources (fingerprint, sources) VALUES (?, ?)",
+            (fingerprint, json.dumps(sources, sort_keys=True)),
+        )
+
+    def code_sources(self, fingerprint: str) -> dict[str, str] | None:
+        row = self._db.execute("SELECT sources FROM code_sources WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def source_versions(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT name, data_hash FROM source_versions"))
+
+    def save_source_versions(self, db: sqlite3.Connection, versions: dict[str, str]) -> None:
+        now = time.time()
+        db.executemany(
+            "INSERT INTO source_versions (name, data_hash, observed_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET data_hash = excluded.data_hash, observed_at = excluded.observed_at",
+            [(name, h, now) for name, h in versions.items()],
+        )
+
+    def stat_cache(self) -> dict[str, tuple[str, str]]:
+        """path -> (stat token, content hash) for every file hashed before."""
+        return {path: (token, digest) for path, token, digest in self._db.execute("SELECT path, token, hash FROM stat_cache")}
+
+    def save_stat_cache(self, db: sqlite3.Connection, entries: dict[str, tuple[str, str]]) -> None:
+        db.executemany(
+            "INSERT INTO stat_cache (path, token, hash) VALUES (?, ?, ?) "
+            "ON CONFLICT (path) DO UPDATE SET token = excluded.token, hash = excluded.hash",
+            [(p, t, h) for p, (t, h) in entries.items()],
+        )

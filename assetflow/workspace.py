@@ -1,0 +1,168 @@
+"""A loaded project: its graph, state store, storage backends and fingerprints, together.
+
+Everything above this layer (status, materialize, load, the CLI) works through a
+``Workspace`` so that code and source fingerprints are computed once per process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from assetflow.declare import AssetSpec, SourceSpec
+from assetflow.graph import AssetGraph
+from assetflow.plan import Assessment, Recipe, assess, canonical_config
+from assetflow.project import ProjectConfig, collect_specs, import_modules, load_config
+from assetflow.state.store import Materialization, StateStore
+from assetflow.storage.base import Backends, CheckResult
+
+if TYPE_CHECKING:
+    from assetflow.fingerprint.code import CodeFingerprint
+    from assetflow.fingerprint.source import SourceVersion
+
+DATA_FOLDER = "data"
+
+
+class Workspace:
+    """The project as loaded in this process."""
+
+    def __init__(self, config: ProjectConfig, graph: AssetGraph) -> None:
+        self.config = config
+        self.graph = graph
+        self.root = config.root
+        self.backends = Backends(config.state_path / DATA_FOLDER, config.io_options)
+        self._code: dict[str, CodeFingerprint] = {}
+        self._sources: dict[str, SourceVersion] = {}
+
+    @classmethod
+    def load(
+        cls, project_dir: Path | str | None = None, modules: Iterable[str] = (), files: Iterable[str] = ()
+    ) -> Workspace:
+        """Find the project, import its modules and validate its graph."""
+        config = load_config(Path(project_dir) if project_dir else None, tuple(modules), tuple(files))
+        specs = collect_specs(import_modules(config))
+        return cls(config, AssetGraph(specs))
+
+    @cached_property
+    def store(self) -> StateStore:
+        return StateStore(self.config.state_path)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+            del self.__dict__["store"]
+
+    # -- fingerprints -----------------------------------------------------------------------
+
+    def io_of(self, spec: AssetSpec) -> str:
+        return spec.io or self.config.default_io
+
+    def code(self, spec: AssetSpec) -> CodeFingerprint:
+        found = self._code.get(spec.name)
+        if found is None:
+            from assetflow.fingerprint.code import fingerprint_function
+
+            found = fingerprint_function(spec.fn, project_root=self.root, version=spec.version)
+            self._code[spec.name] = found
+        return found
+
+    def observe_sources(self, names: Iterable[str]) -> dict[str, SourceVersion]:
+        """Current versions of these sources; files with an unchanged stat are not re-read."""
+        from assetflow.fingerprint.source import observe_source
+
+        wanted = [n for n in names if n not in self._sources]
+        if wanted:
+            cache = self.store.stat_cache()
+            updates: dict[str, tuple[str, str]] = {}
+            for name in wanted:
+                spec = self.graph.specs[name]
+                assert isinstance(spec, SourceSpec)
+                self._sources[name] = observe_source(spec, self.root, cache, updates)
+            with self.store.transaction() as db:
+                if updates:
+                    self.store.save_stat_cache(db, updates)
+                self.store.save_source_versions(db, {n: self._sources[n].data_hash for n in wanted})
+        return {n: self._sources[n] for n in names}
+
+    def forget_source(self, name: str) -> None:
+        self._sources.pop(name, None)
+
+    def recipe(self, spec: AssetSpec, upstream_hashes: Mapping[str, str]) -> Recipe:
+        return Recipe(
+            code=self.code(spec).digest,
+            config=canonical_config(spec.config),
+            io=self.io_of(spec),
+            upstream={u: upstream_hashes[u] for u in spec.upstreams},
+            deps=tuple(d for d in spec.deps if d not in spec.upstreams),
+        )
+
+    def check(self, mat: Materialization) -> CheckResult:
+        """Is the stored data of a materialization still there and intact? Refreshes its token."""
+        result = self.backends.get(mat.io).check(mat.asset, mat.location, mat.data_hash, mat.token)
+        if result.status == "ok" and result.token and result.token != mat.token and mat.id is not None:
+            self.store.update_token(mat.id, result.token)
+        return result
+
+    def assess_one(
+        self, spec: AssetSpec, upstream_hashes: Mapping[str, str], current: Materialization | None
+    ) -> Assessment:
+        recipe = self.recipe(spec, upstream_hashes)
+        check = self.check(current) if current is not None else None
+        old_code = new_code = None
+        if current is not None and current.code_fingerprint != recipe.code:
+            old_code = self.store.code_sources(current.code_fingerprint)
+            new_code = self.code(spec).sources
+        source_names = frozenset(u for u in spec.upstreams if isinstance(self.graph.specs[u], SourceSpec))
+        return assess(spec.name, recipe, current, check, sources=source_names, old_code=old_code, new_code=new_code)
+
+    def assess_all(self, names: Iterable[str] | None = None) -> dict[str, Assessment]:
+        """Predict every asset's state from the state store as it is now (no side effects on data).
+
+        An asset whose upstream is stale or missing is stale too, with that reason,
+        since the upstream will be recomputed before it.
+        """
+        wanted = set(self.graph.order if names is None else names)
+        needed = wanted | self.graph.ancestors(wanted)
+        order = [n for n in self.graph.order if n in needed]
+        sources = self.observe_sources([n for n in order if isinstance(self.graph.specs[n], SourceSpec)])
+        current = self.store.current()
+        verdicts: dict[str, Assessment] = {}
+        hashes: dict[str, str] = {n: v.data_hash for n, v in sources.items()}
+        for name in order:
+            spec = self.graph.specs[name]
+            if isinstance(spec, SourceSpec):
+                continue
+            missing_ups = [u for u in spec.upstreams if u not in hashes]
+            if missing_ups:
+                verdict = Assessment(name, "stale" if name in current else "missing",
+                                     [f"upstream `{u}` is missing" for u in missing_ups], None, current.get(name))
+            else:
+                verdict = self.assess_one(spec, hashes, current.get(name))
+            for up in spec.inputs:
+                upstream_verdict = verdicts.get(up)
+                if upstream_verdict is not None and not upstream_verdict.fresh and up not in missing_ups:
+                    if verdict.state == "fresh":
+                        verdict.state = "stale"
+                    verdict.reasons.append(f"upstream `{up}` is {upstream_verdict.state}")
+            verdicts[name] = verdict
+            if verdict.current is not None and verdict.state != "missing":
+                hashes[name] = verdict.current.data_hash
+        return {n: v for n, v in verdicts.items() if n in wanted}
+
+
+def process_alive(pid: int, host: str) -> bool:
+    """Whether the process that started a run still exists (only knowable on the same host)."""
+    import socket
+
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,75 @@
+"""Marts: joined and aggregated tables the business reads.
+
+order_lines feeds both daily_revenue and customer_revenue, which meet again in
+revenue_summary: a diamond.
+"""
+
+import dataclasses
+
+import polars as pl
+import pyarrow as pa
+
+from assetflow import asset
+from shop.cleaning import with_vat
+
+
+@dataclasses.dataclass(frozen=True)
+class TopCustomersConfig:
+    """How many customers the top list keeps; part of the recipe, so changing it reruns."""
+
+    limit: int = 10
+
+
+@asset(group="marts")
+def order_lines(stg_orders: pl.DataFrame, stg_products: pl.DataFrame) -> pl.DataFrame:
+    """Each valid order line with its product and gross amount (VAT included)."""
+    joined = stg_orders.join(stg_products, on="product_id", how="inner")
+    return joined.with_columns(
+        with_vat(pl.col("quantity") * pl.col("unit_price")).alias("gross_amount")
+    ).sort("order_id")
+
+
+@asset(group="marts", tags={"tier": "gold"})
+def daily_revenue(order_lines: pl.DataFrame) -> pl.DataFrame:
+    """Gross revenue per day, refunds excluded."""
+    return (
+        order_lines.filter(pl.col("status") == "paid")
+        .group_by("order_date")
+        .agg(pl.col("gross_amount").sum().round(2).alias("revenue"), pl.len().alias("orders"))
+        .sort("order_date")
+    )
+
+
+@asset(group="marts", tags={"tier": "gold"})
+def customer_revenue(order_lines: pl.DataFrame, stg_customers: pl.DataFrame) -> pl.DataFrame:
+    """Revenue per customer with their city."""
+    per_customer = (
+        order_lines.filter(pl.col("status") == "paid")
+        .group_by("customer_id")
+        .agg(pl.col("gross_amount").sum().round(2).alias("revenue"))
+    )
+    return per_customer.join(stg_customers, on="customer_id", how="left").sort("customer_id")
+
+
+@asset(group="marts", config=TopCustomersConfig(limit=5))
+def top_customers(customer_revenue: pl.DataFrame, config: TopCustomersConfig) -> pl.DataFrame:
+    """The best customers by revenue; the list length comes from the typed config."""
+    return customer_revenue.sort(["revenue", "customer_id"], descending=[True, False]).head(config.limit)
+
+
+@asset(group="marts", tags={"tier": "gold"})
+def revenue_summary(daily_revenue: pa.Table, customer_revenue: pl.DataFrame) -> pl.DataFrame:
+    """One row of headline figures; reads daily_revenue as Arrow to show both value kinds."""
+    days = pl.from_arrow(daily_revenue)
+    assert isinstance(days, pl.DataFrame)
+    return pl.DataFrame({
+        "total_revenue": [round(days["revenue"].sum(), 2)],
+        "days_with_sales": [days.height],
+        "paying_customers": [customer_revenue.height],
+    })
+
+
+@asset(group="marts", version="1", deps=["revenue_summary"])
+def city_revenue(customer_revenue: pl.DataFrame) -> pl.DataFrame:
+    """Revenue per city. Pinned with version="1", and ordered after revenue_summary (deps)."""
+    return customer_revenue.group_by("city").agg(pl.col("revenue").sum().round(2)).sort("city")
