@@ -213,6 +213,7 @@ class Run:
         if earlier is not None and earlier.id is not None:
             with self.ws.store.transaction() as db:
                 self.ws.store.point(db, name, earlier.id)
+            self.ws.backends.activate(earlier.io, name, earlier.location)
             self.current[name] = earlier
             self._record_event(AssetResult(name, "restored", verdict.reasons, data_hash=earlier.data_hash))
             return None
@@ -275,6 +276,7 @@ class Run:
             mat_id = self.ws.store.record(db, mat)
             self.ws.store.save_code_sources(db, code.digest, code.sources)
             self.ws.store.add_events(db, [(self.run_id, name, "ran", duration, "; ".join(reasons) or None)])
+        self.ws.backends.activate(mat.io, name, mat.location)
         self.current[name] = dataclasses.replace(mat, id=mat_id)
         self.results[name] = asset_result
         if self.listener is not None:

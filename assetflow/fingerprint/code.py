@@ -40,14 +40,14 @@ from assetflow.hashing import Digest, hash_fields
 __all__ = ["CodeFingerprint", "fingerprint_function"]
 
 _VENDOR_DIRS = frozenset({"site-packages", "dist-packages", ".venv"})
-# Types whose repr is a faithful, address-free description of the value.
+# Types whose repr is a complete, address-free description of the value.
 _FAITHFUL_REPR = (range, PurePath, datetime.date, datetime.time, datetime.timedelta,
-                  decimal.Decimal, fractions.Fraction, re.Pattern, uuid.UUID)
+                  decimal.Decimal, fractions.Fraction, uuid.UUID)
 _PRIMITIVES = (bool, int, float, complex, str, bytes)
 _CONTAINERS = (list, tuple, set, frozenset, dict)
 _NOT_LIBRARIES = frozenset({"builtins", "__main__"})
 _MISSING = object()
-Chain = tuple[str, ...]
+_Chain = tuple[str, ...]  # a dotted read rooted at a name: ("helpers", "clean")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +98,7 @@ class _Definition:
     body: str  # ast.unparse without decorators, docstrings removed
     decorators: tuple[ast.expr, ...]
     names: frozenset[str]  # every Name read in the body (locals included; filtered later)
-    chains: tuple[Chain, ...]  # dotted reads rooted at a Name: ("helpers", "clean")
+    chains: tuple[_Chain, ...]  # dotted reads rooted at a Name: ("helpers", "clean")
 
 
 class _SourceFile:
@@ -196,10 +196,10 @@ def _strip_docstring(node: ast.Module | ast.ClassDef | ast.FunctionDef | ast.Asy
         node.body = body[1:] or [ast.Pass()]
 
 
-def _reads(roots: Iterable[ast.AST]) -> tuple[frozenset[str], tuple[Chain, ...]]:
+def _reads(roots: Iterable[ast.AST]) -> tuple[frozenset[str], tuple[_Chain, ...]]:
     """Names loaded, and dotted chains rooted at a name, anywhere under ``roots``."""
     names: set[str] = set()
-    chains: set[Chain] = set()
+    chains: set[_Chain] = set()
     for root in roots:
         for node in ast.walk(root):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
@@ -342,7 +342,7 @@ class _Walker:
             names = {name for name in _code_names(code) if name in namespace}
             text = _bytecode_text(code, self._text)
             # Without an AST, any co_name could be an attribute of a project module.
-            chains: Iterable[Chain] = [(m, n) for m in names for n in names
+            chains: Iterable[_Chain] = [(m, n) for m in names for n in names
                                        if isinstance(namespace.get(m), types.ModuleType)]
         else:
             names = _code_names(code) & found.names
@@ -415,7 +415,7 @@ class _Walker:
             return
         self._bind(lines, "global", name, value, f"{namespace.get('__name__', '__main__')}.{name}")
 
-    def _bind_chain(self, lines: set[str], chain: Chain, namespace: dict[str, object]) -> None:
+    def _bind_chain(self, lines: set[str], chain: _Chain, namespace: dict[str, object]) -> None:
         """``helpers.clean``: follow only the attribute read, and only through project modules."""
         obj, owner, depth = namespace.get(chain[0], _MISSING), "", 1
         while depth < len(chain) and isinstance(obj, types.ModuleType) and self._is_local(obj):
@@ -494,6 +494,8 @@ class _Walker:
                 return True, text if kind is base else f"{prefix}({text})"
         if isinstance(obj, _FAITHFUL_REPR):
             return True, repr(obj)
+        if isinstance(obj, re.Pattern):  # its repr cuts long patterns at 200 characters
+            return True, f"re.compile({obj.pattern!r}, {obj.flags})"
         if isinstance(obj, functools.partial):
             args = [self._text(a, inner) for a in obj.args]
             args += [f"{k}={self._text(v, inner)}" for k, v in sorted(obj.keywords.items())]

@@ -61,6 +61,9 @@ class IOBackend(Protocol):
         """Remove stored data (garbage collection); missing data is not an error."""
         ...
 
+    # Optional: ``activate(asset, location) -> None`` is called whenever a version becomes
+    # the asset's current one (after a run or a restore), e.g. to point a SQL view at it.
+
 
 class Backends:
     """The project's storage backends, built lazily by name from the plugin hooks."""
@@ -86,6 +89,12 @@ class Backends:
                     found[cls.name] = cls
             self._classes = found
         return self._classes
+
+    def activate(self, io: str, asset: str, location: str) -> None:
+        """Tell a backend that a version became current, if it cares (see ``IOBackend``)."""
+        hook = getattr(self.get(io), "activate", None)
+        if hook is not None:
+            hook(asset, location)
 
     def get(self, name: str) -> IOBackend:
         backend = self._instances.get(name)
