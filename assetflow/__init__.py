@@ -23,10 +23,12 @@ from assetflow.errors import (
     StorageError,
     UnknownAssetError,
 )
-from assetflow.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from assetflow.api import load, materialize, status
+    from assetflow.hookspecs import hookimpl
+
+__version__ = "0.1.0"
 
 __all__ = [
     "AssetSpec",
@@ -51,12 +53,13 @@ __all__ = [
     "status",
 ]
 
-_LAZY = {"load", "materialize", "status"}
+_LAZY = {"load": "assetflow.api", "materialize": "assetflow.api", "status": "assetflow.api",
+         "hookimpl": "assetflow.hookspecs"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from assetflow import api
+        import importlib
 
-        return getattr(api, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'assetflow' has no attribute {name!r}")

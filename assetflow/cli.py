@@ -66,6 +66,16 @@ def main() -> None:
 def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, dry_run: bool, as_json: bool,
                 wait: bool, project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> None:
     """Bring the selected assets (default: all) up to date, running only what is stale."""
+    if not (select or exclude or force or dry_run):
+        fresh = _noop_fast_path(project_dir, modules, files)
+        if fresh is not None:
+            if as_json:
+                _emit_json({"run_id": None, "dry_run": False, "ok": True, "fast_path": True,
+                            "counts": {"fresh": len(fresh)},
+                            "assets": [{"name": n, "outcome": "fresh", "reasons": []} for n in fresh]})
+            else:
+                click.echo(f"Everything is fresh: {len(fresh)} assets, nothing to do.")
+            return
     from assetflow import api
     from assetflow.cli_render import Progress, render_plan, render_run, run_to_json
 
@@ -84,6 +94,22 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
     else:
         render_run(result)
     sys.exit(int(ExitCode.OK if result.ok else ExitCode.ASSET_FAILED))
+
+
+def _noop_fast_path(project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> list[str] | None:
+    """Asset names if the last complete run's snapshot proves nothing changed (no user import)."""
+    from assetflow.fastpath import SNAPSHOT_KEY, check_snapshot
+    from assetflow.project import load_config
+    from assetflow.state.store import STATE_FILE, StateStore
+
+    config = load_config(project_dir, modules, files)
+    if not (config.state_path / STATE_FILE).exists():
+        return None
+    store = StateStore(config.state_path)
+    try:
+        return check_snapshot(config, store.get_meta(SNAPSHOT_KEY))
+    finally:
+        store.close()
 
 
 @main.command()

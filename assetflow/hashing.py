@@ -39,17 +39,29 @@ class Digest:
         self._hasher.update(view)
         return self
 
-    def field_parts(self, parts: Iterable[bytes | bytearray | memoryview]) -> Self:
+    def field_parts(
+        self, parts: Iterable[bytes | bytearray | memoryview], length: int | None = None
+    ) -> Self:
         """Add one framed field given as pieces, hashed without joining them.
 
-        Exactly like ``field(b"".join(parts))``, but with no copy: bulk data (e.g. the
-        chunks of an Arrow column) is still preceded by its total length, so the
-        framing rule holds.
+        Exactly like ``field(b"".join(parts))``, with no copy, so the framing rule holds:
+        bulk data (e.g. the chunks of an Arrow column) is preceded by its total length.
+        Given ``length``, ``parts`` may be a lazy iterable, each piece hashed as it comes
+        (so a computed piece is hashed while still in cache); if the pieces do not add up
+        to ``length`` this raises ValueError and the digest must be discarded.
         """
-        views = [memoryview(part).cast("B") for part in parts]
-        self._hasher.update(_LENGTH.pack(sum(view.nbytes for view in views)))
-        for view in views:
+        if length is None:
+            views = [memoryview(part).cast("B") for part in parts]
+            length = sum(view.nbytes for view in views)
+            parts = views
+        self._hasher.update(_LENGTH.pack(length))
+        hashed = 0
+        for part in parts:
+            view = memoryview(part).cast("B")
             self._hasher.update(view)
+            hashed += view.nbytes
+        if hashed != length:
+            raise ValueError(f"field_parts was promised {length} bytes but given {hashed}")
         return self
 
     def fields(self, *items: bytes | str) -> Self:

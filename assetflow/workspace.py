@@ -7,6 +7,7 @@ Everything above this layer (status, materialize, load, the CLI) works through a
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
@@ -86,6 +87,17 @@ class Workspace:
                     self.store.save_stat_cache(db, updates)
                 self.store.save_source_versions(db, {n: self._sources[n].data_hash for n in wanted})
         return {n: self._sources[n] for n in names}
+
+    def code_files(self) -> list[str]:
+        """Every imported Python file that is the project's own code."""
+        from assetflow.fingerprint.code import is_project_file
+
+        files = []
+        for module in list(sys.modules.values()):
+            filename = getattr(module, "__file__", None)
+            if filename and filename.endswith(".py") and is_project_file(filename, self.root):
+                files.append(str(Path(filename).resolve()))
+        return sorted(files)
 
     def forget_source(self, name: str) -> None:
         self._sources.pop(name, None)

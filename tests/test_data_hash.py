@@ -338,3 +338,13 @@ def test_property_parquet_round_trip_keeps_the_hash(table: pa.Table) -> None:
 def test_property_one_more_row_changes_the_hash(table: pa.Table) -> None:
     null_row = pa.Table.from_pylist([{}], schema=table.schema)
     assert table_hash(pa.concat_tables([table, null_row])) != table_hash(table)
+
+
+def test_field_parts_frames_like_one_field() -> None:
+    from assetflow.hashing import Digest
+
+    joined = Digest("t").field(b"abcdef").hexdigest()
+    assert Digest("t").field_parts([b"ab", memoryview(b"cdef")]).hexdigest() == joined
+    assert Digest("t").field_parts(iter([b"abc", b"def"]), 6).hexdigest() == joined
+    with pytest.raises(ValueError, match="promised 7 bytes but given 6"):
+        Digest("t").field_parts(iter([b"abc", b"def"]), 7)

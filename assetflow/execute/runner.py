@@ -23,6 +23,7 @@ from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.execute.executors import Executor, InProcessExecutor
 from assetflow.execute.lock import ProjectLock
 from assetflow.execute.task import ComputeResult, ComputeTask, InputRef, compute, register_workspace
+from assetflow.fastpath import SNAPSHOT_KEY, build_snapshot
 from assetflow.plan import Assessment
 from assetflow.state.store import Materialization
 from assetflow.workspace import Workspace, process_alive
@@ -123,11 +124,14 @@ class Run:
         try:
             store = self.ws.store
             store.mark_abandoned_runs(process_alive)
+            store.set_meta(SNAPSHOT_KEY, None)
             store.begin_run(self.run_id, " ".join(sys.argv), os.getpid(), socket.gethostname())
             status = "failed"
             try:
                 self._run_all()
                 status = "succeeded" if all(r.outcome not in ("failed", "skipped") for r in self.results.values()) else "failed"
+                if status == "succeeded" and len(self.order) == len(self.graph.assets()):
+                    store.set_meta(SNAPSHOT_KEY, self._snapshot())
             except BaseException:
                 status = "interrupted"
                 raise
@@ -138,6 +142,18 @@ class Run:
             lock.release()
             self.executor.shutdown()
         return result
+
+    def _snapshot(self) -> str:
+        """Everything the no-op fast path must find unchanged to skip loading the project."""
+        sources = {}
+        for spec in self.graph.sources():
+            assert spec.name is not None
+            version = self.ws.observe_sources([spec.name])[spec.name]
+            sources[spec.name] = (spec.path, [str(self.ws.root / rel) for rel, _, _ in version.files])
+        current = self.ws.store.current()  # re-read: checks may have refreshed tokens
+        assets = [(m.asset, m.io, m.location, m.data_hash, m.token, self.ws.backends.local_file(m.io, m.location))
+                  for m in current.values()]
+        return build_snapshot(self.ws.config, self.ws.code_files(), sources, assets)
 
     def _run_all(self) -> None:
         register_workspace(self.ws)

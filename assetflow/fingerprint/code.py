@@ -37,7 +37,7 @@ from pathlib import Path, PurePath
 
 from assetflow.hashing import Digest, hash_fields
 
-__all__ = ["CodeFingerprint", "fingerprint_function"]
+__all__ = ["CodeFingerprint", "fingerprint_function", "is_project_file"]
 
 _VENDOR_DIRS = frozenset({"site-packages", "dist-packages", ".venv"})
 # Types whose repr is a complete, address-free description of the value.
@@ -242,6 +242,11 @@ def _bytecode_text(code: types.CodeType, describe: Callable[[object], str]) -> s
 
 
 # -- where code lives ---------------------------------------------------------------------
+
+
+def is_project_file(filename: str, root: Path) -> bool:
+    """Whether a file is the project's own code (under its root, outside any venv)."""
+    return _is_local_path(filename, str(root.resolve()))
 
 
 @functools.cache

@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import struct
 import sys
+from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -49,6 +50,7 @@ _UTC_ALIASES = frozenset(
     {"UTC", "Etc/UTC", "UCT", "Etc/UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu",
      "Z", "+00:00", "GMT", "Etc/GMT", "Etc/GMT0", "Etc/GMT+0", "Etc/GMT-0", "GMT0"}
 )  # fmt: skip
+_BLOCK = 1 << 18  # rows per computed block: its copy stays in cache until it is hashed
 _UINT_OF_WIDTH = {1: pa.uint8(), 2: pa.uint16(), 4: pa.uint32(), 8: pa.uint64()}
 
 Parts = list[memoryview | bytes]
@@ -143,6 +145,13 @@ def _is_variable_list(dtype: pa.DataType) -> bool:
     )  # fmt: skip
 
 
+def _is_plain_binary(dtype: pa.DataType) -> bool:
+    t = pa.types
+    return bool(
+        t.is_string(dtype) or t.is_large_string(dtype) or t.is_binary(dtype) or t.is_large_binary(dtype)
+    )
+
+
 def _hash_array(digest: Digest, chunks: list[pa.Array], dtype: pa.DataType, column: str) -> None:
     """Add the validity and data of one logical array given as chunks (see module docstring).
 
@@ -152,7 +161,8 @@ def _hash_array(digest: Digest, chunks: list[pa.Array], dtype: pa.DataType, colu
     t = pa.types
     # Normalise encodings to the plain layout of the same logical type.
     if t.is_dictionary(dtype):
-        return _hash_array(digest, [c.dictionary_decode() for c in chunks], dtype.value_type, column)
+        decoded = [c.dictionary_decode() for c in chunks]
+        return _hash_array(digest, decoded, dtype.value_type, column)
     if t.is_run_end_encoded(dtype):
         return _hash_array(digest, [pc.run_end_decode(c) for c in chunks], dtype.value_type, column)
     if isinstance(dtype, pa.ExtensionType):
@@ -172,13 +182,13 @@ def _hash_array(digest: Digest, chunks: list[pa.Array], dtype: pa.DataType, colu
     if t.is_null(dtype):
         return None
     if t.is_boolean(dtype):
-        digest.field_parts(_bit_parts([pc.fill_null(c, False) if c.null_count else c for c in chunks]))
-    elif t.is_string(dtype) or t.is_large_string(dtype) or t.is_binary(dtype) or t.is_large_binary(dtype):
-        offsets, data = _binary_parts(chunks, dtype)
-        digest.field_parts(offsets).field_parts(data)
+        values = [pc.fill_null(c, False) if c.null_count else c for c in chunks]
+        digest.field_parts(_bit_parts(values))
+    elif _is_plain_binary(dtype):
+        _hash_binary(digest, chunks, dtype)
     elif _is_variable_list(dtype):
         lengths = [pc.fill_null(pc.list_value_length(c), 0).cast(pa.int64()) for c in chunks]
-        digest.field_parts(_fixed_width_parts(lengths, 8))
+        _hash_fixed_width(digest, lengths, 8)
         _hash_array(digest, [c.flatten() for c in chunks], dtype.value_type, column)
     elif t.is_fixed_size_list(dtype):
         # Lengths are implied (list_size for a valid slot); flatten() skips null slots.
@@ -193,25 +203,33 @@ def _hash_array(digest: Digest, chunks: list[pa.Array], dtype: pa.DataType, colu
             width = dtype.byte_width
         except ValueError:
             raise TypeError(
-                f"Column {column!r} has the Arrow type {dtype}, which the data hash does not support."
+                f"Column {column!r} has the Arrow type {dtype}, "
+                "which the data hash does not support."
             ) from None
-        digest.field_parts(_fixed_width_parts(chunks, width))
+        _hash_fixed_width(digest, chunks, width)
     return None
 
 
-def _fixed_width_parts(chunks: list[pa.Array], width: int) -> Parts:
-    """The value bytes of fixed-width chunks, zero-copy; bytes under nulls are zeroed first."""
-    parts: Parts = []
+def _hash_fixed_width(digest: Digest, chunks: list[pa.Array], width: int) -> None:
+    """Add the value bytes of fixed-width chunks: zero-copy, or, where nulls must be
+    zeroed, computed block by block so each copy is hashed while still in cache."""
+    digest.field_parts(_fixed_width_parts(chunks, width), sum(len(c) for c in chunks) * width)
+
+
+def _fixed_width_parts(chunks: list[pa.Array], width: int) -> Iterator[memoryview]:
     for chunk in chunks:
-        if not len(chunk):
-            continue
-        if chunk.null_count:
-            as_bits = _UINT_OF_WIDTH.get(width, pa.binary(width))
-            zero = pa.scalar(0 if width in _UINT_OF_WIDTH else bytes(width), as_bits)
-            chunk = pc.fill_null(chunk.view(as_bits), zero)
-        start = chunk.offset * width
-        parts.append(memoryview(chunk.buffers()[1]).cast("B")[start : start + len(chunk) * width])
-    return parts
+        for block in _blocks(chunk) if chunk.null_count else [chunk]:
+            if block.null_count:
+                as_bits = _UINT_OF_WIDTH.get(width, pa.binary(width))
+                zero = pa.scalar(0 if width in _UINT_OF_WIDTH else bytes(width), as_bits)
+                block = pc.fill_null(block.view(as_bits), zero)
+            if len(block):
+                start = block.offset * width
+                yield memoryview(block.buffers()[1]).cast("B")[start : start + len(block) * width]
+
+
+def _blocks(chunk: pa.Array) -> Iterator[pa.Array]:
+    return (chunk.slice(start, _BLOCK) for start in range(0, len(chunk), _BLOCK))
 
 
 def _bit_parts(chunks: list[pa.BooleanArray]) -> Parts:
@@ -228,37 +246,44 @@ def _bit_parts(chunks: list[pa.BooleanArray]) -> Parts:
     return [view] if not tail else [view[:-1], bytes([view[-1] & ((1 << tail) - 1)])]
 
 
-def _binary_parts(chunks: list[pa.Array], dtype: pa.DataType) -> tuple[Parts, Parts]:
-    """(int64 end offsets counted from 0, value bytes) of string or binary chunks.
-
-    Offsets are zero-copy when they are already int64 and start where the previous chunk
-    ended (always true of an unsliced first chunk); otherwise they are rebased.
+def _hash_binary(digest: Digest, chunks: list[pa.Array], dtype: pa.DataType) -> None:
+    """Add the int64 end offsets (counted from 0) and then the value bytes of string or
+    binary chunks. Offsets are zero-copy when they are int64 already and start where the
+    previous chunk ended (true of an unsliced first chunk), else rebased block by block.
     """
+    is_binary = pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype)
     large = pa.types.is_large_string(dtype) or pa.types.is_large_binary(dtype)
-    width, offset_type = (8, pa.int64()) if large else (4, pa.int32())
-    empty = pa.scalar(b"" if pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype) else "", dtype)
-    offsets: Parts = []
-    data: Parts = []
-    base = 0
+    offset_type = pa.int64() if large else pa.int32()
+    spans: list[tuple[pa.Array, int, int]] = []  # (chunk, first offset, last offset)
     for chunk in chunks:
-        length = len(chunk)
-        if not length:
+        if not len(chunk):
             continue
         if chunk.null_count and not _null_slots_are_empty(chunk, offset_type):
-            chunk = pc.fill_null(chunk, empty)  # rebuilt: null slots become empty, garbage dropped
-        _, offset_buffer, data_buffer = chunk.buffers()
-        ends = memoryview(offset_buffer).cast("B")[chunk.offset * width : (chunk.offset + length + 1) * width]
-        ends = ends.cast("q" if large else "i")
-        first, last = ends[0], ends[length]
-        if large and first == base:
-            offsets.append(ends.cast("B")[width:])
-        else:
-            raw = pa.Array.from_buffers(offset_type, length, [None, offset_buffer], offset=chunk.offset + 1)
-            offsets.extend(_fixed_width_parts([pc.add(raw.cast(pa.int64()), base - first)], 8))
-        if last > first:
-            data.append(memoryview(data_buffer).cast("B")[first:last])
-        base += last - first
-    return offsets, data
+            # Rebuilt: null slots become empty, the bytes under them are dropped.
+            chunk = pc.fill_null(chunk, pa.scalar(b"" if is_binary else "", dtype))
+        ends = _offsets(chunk, offset_type)
+        spans.append((chunk, ends[0].as_py(), ends[len(chunk)].as_py()))
+
+    def offset_parts() -> Iterator[memoryview]:
+        base = 0
+        for chunk, first, last in spans:
+            ends = _offsets(chunk, offset_type).slice(1)
+            if large and first == base:
+                yield from _fixed_width_parts([ends], 8)
+            else:
+                for block in _blocks(ends):
+                    yield from _fixed_width_parts([pc.add(block.cast(pa.int64()), base - first)], 8)
+            base += last - first
+
+    digest.field_parts(offset_parts(), 8 * sum(len(chunk) for chunk, _, _ in spans))
+    data = [memoryview(chunk.buffers()[2]).cast("B")[first:last] for chunk, first, last in spans]
+    digest.field_parts(data)
+
+
+def _offsets(chunk: pa.Array, offset_type: pa.DataType) -> pa.Array:
+    """The len + 1 raw offsets of a string/binary chunk, as a zero-copy integer array."""
+    buffers = [None, chunk.buffers()[1]]
+    return pa.Array.from_buffers(offset_type, len(chunk) + 1, buffers, offset=chunk.offset)
 
 
 def _null_slots_are_empty(chunk: pa.Array, offset_type: pa.DataType) -> bool:
@@ -266,6 +291,6 @@ def _null_slots_are_empty(chunk: pa.Array, offset_type: pa.DataType) -> bool:
 
     Checking costs a few ms per 10M rows; rebuilding the array would cost several times more.
     """
-    ends = pa.Array.from_buffers(offset_type, len(chunk) + 1, [None, chunk.buffers()[1]], offset=chunk.offset)
+    ends = _offsets(chunk, offset_type)
     nulls = pc.indices_nonzero(chunk.is_null())
     return bool(pc.all(pc.equal(ends.take(nulls), ends.take(pc.add(nulls, 1)))).as_py())

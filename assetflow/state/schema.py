@@ -70,6 +70,13 @@ MIGRATIONS: tuple[str, ...] = (
         hash  TEXT NOT NULL
     );
     """,
+    # 2: small key/value facts about the project, e.g. the no-op fast path's snapshot.
+    """
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -230,6 +230,20 @@ class StateStore:
         )
         return {asset: (outcome, detail) for asset, outcome, detail in rows}
 
+    # -- facts ------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        with self.transaction() as db:
+            if value is None:
+                db.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
     # -- code, sources and the stat cache ---------------------------------------------------
 
     def save_code_sources(self, db: sqlite3.Connection, fingerprint: str, sources: dict[str, str]) -> None:

@@ -63,6 +63,9 @@ class IOBackend(Protocol):
 
     # Optional: ``activate(asset, location) -> None`` is called whenever a version becomes
     # the asset's current one (after a run or a restore), e.g. to point a SQL view at it.
+    # Optional: ``local_file(location) -> str`` for backends whose token is exactly the
+    # stat token of one local file (see files.stat_token), so the no-op fast path can
+    # check it with a stat and no backend import.
 
 
 class Backends:
@@ -95,6 +98,10 @@ class Backends:
         hook = getattr(self.get(io), "activate", None)
         if hook is not None:
             hook(asset, location)
+
+    def local_file(self, io: str, location: str) -> str | None:
+        hook = getattr(self.get(io), "local_file", None)
+        return None if hook is None else str(hook(location))
 
     def get(self, name: str) -> IOBackend:
         backend = self._instances.get(name)

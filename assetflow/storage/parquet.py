@@ -31,6 +31,9 @@ class ParquetBackend:
     def _path(self, location: str) -> Path:
         return confined(self.root, location)
 
+    def local_file(self, location: str) -> Path:
+        return self._path(location)
+
     def store(self, asset: str, value: object) -> StoredData:
         import pyarrow.parquet as pq
 

@@ -1,0 +1,68 @@
+"""The no-op fast path: used only when it can prove nothing changed, never when anything did."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conftest import ProjectDir
+
+PIPELINE = '''
+    import polars as pl
+    from assetflow import asset, source
+
+    parts = source("data/parts/*.csv")
+
+
+    @asset
+    def combined(parts: pl.DataFrame) -> pl.DataFrame:
+        return parts.sort("id")
+'''
+
+
+@pytest.fixture
+def built(project: ProjectDir) -> ProjectDir:
+    project.write("pipeline.py", PIPELINE)
+    project.write("data/parts/a.csv", "id\n1\n")
+    assert project.ran() == {"combined"}
+    return project
+
+
+def fast(project: ProjectDir) -> bool:
+    result = project.materialize()
+    assert result["combined"] in ("fresh", "ran")
+    return bool(result["_"].get("fast_path"))
+
+
+def test_complete_run_enables_fast_path(built: ProjectDir) -> None:
+    assert fast(built)
+    assert fast(built)
+
+
+def test_touched_code_falls_back_then_recovers(built: ProjectDir) -> None:
+    os.utime(built.root / "pipeline.py", ns=(10**18, 10**18))
+    assert not fast(built)  # could not prove: full check (which finds it fresh)
+    assert built.materialize()["combined"] == "fresh"
+    assert fast(built)  # the full check wrote a new snapshot
+
+
+def test_new_file_matching_glob_is_seen(built: ProjectDir) -> None:
+    built.write("data/parts/b.csv", "id\n2\n")
+    assert built.ran() == {"combined"}
+
+
+def test_new_module_beside_project_code_is_not_trusted(built: ProjectDir) -> None:
+    built.write("polars_shadow.py", "X = 1\n")
+    assert not fast(built)
+
+
+def test_tampered_stored_file_is_seen(built: ProjectDir) -> None:
+    stored = next((built.root / ".assetflow" / "data" / "parquet" / "combined").glob("*.parquet"))
+    stored.write_bytes(stored.read_bytes()[:-20])  # truncated
+    assert built.ran() == {"combined"}
+
+
+def test_disabled_by_environment(built: ProjectDir) -> None:
+    proc = built.run("materialize", "--json", env={"ASSETFLOW_NO_FAST_PATH": "1"})
+    assert '"fast_path"' not in proc.stdout
