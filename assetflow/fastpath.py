@@ -22,6 +22,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from assetflow.hashing import stat_token
 from assetflow.project import ProjectConfig
 
 SNAPSHOT_KEY = "noop_snapshot"
@@ -31,10 +32,9 @@ DISABLE_ENV = "ASSETFLOW_NO_FAST_PATH"
 
 def _token(path: str) -> str | None:
     try:
-        st = os.stat(path)
+        return stat_token(path)
     except OSError:
         return None
-    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def _identity(config: ProjectConfig) -> dict[str, object]:

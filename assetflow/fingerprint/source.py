@@ -15,7 +15,7 @@ import blake3
 
 from assetflow.declare import SourceSpec
 from assetflow.errors import ProjectLoadError
-from assetflow.hashing import ALGORITHM, Digest
+from assetflow.hashing import ALGORITHM, Digest, stat_token
 
 StatCache = dict[str, tuple[str, str]]  # absolute path -> (stat token, content hash)
 
@@ -48,11 +48,6 @@ def file_hash(path: Path) -> str:
     return f"{ALGORITHM}:{hasher.hexdigest()}"
 
 
-def _token(path: Path) -> str:
-    st = path.stat()
-    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
-
-
 def observe_source(spec: SourceSpec, root: Path, cache: StatCache, updates: StatCache) -> SourceVersion:
     """Hash a source's files, reusing cached hashes for files whose stat is unchanged.
 
@@ -69,7 +64,7 @@ def observe_source(spec: SourceSpec, root: Path, cache: StatCache, updates: Stat
     entries = []
     for path in files:
         key = str(path)
-        token = _token(path)
+        token = stat_token(path)
         cached = cache.get(key)
         if cached is not None and cached[0] == token:
             content = cached[1]
@@ -85,7 +80,7 @@ def observe_source(spec: SourceSpec, root: Path, cache: StatCache, updates: Stat
 def unchanged_since(version: SourceVersion, root: Path) -> bool:
     """True when every file still has the stat it had when observed (checked after a run)."""
     try:
-        return all(_token(root / rel if not Path(rel).is_absolute() else Path(rel)) == token
+        return all(stat_token(root / rel if not Path(rel).is_absolute() else Path(rel)) == token
                    for rel, token, _ in version.files)
     except FileNotFoundError:
         return False

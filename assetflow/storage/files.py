@@ -9,6 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from assetflow.errors import StorageError
+from assetflow.hashing import stat_token
+
+__all__ = ["TEMP_PREFIX", "atomic_target", "confined", "fsync_dir", "remove_temp_files", "stat_token"]
 
 TEMP_PREFIX = ".tmp-"
 
@@ -55,12 +58,6 @@ def atomic_target(final: Path) -> Iterator[Path]:
         fsync_dir(final.parent)
     finally:
         temp.unlink(missing_ok=True)
-
-
-def stat_token(path: Path) -> str:
-    """A cheap change detector: device, inode, size and modification time in nanoseconds."""
-    st = path.stat()
-    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def remove_temp_files(root: Path) -> int:
