@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from assetflow.hashing import stat_token
+from assetflow.hashing import is_racy, stat_token
 from assetflow.project import ProjectConfig
 
 SNAPSHOT_KEY = "noop_snapshot"
@@ -55,22 +55,30 @@ def _identity(config: ProjectConfig) -> dict[str, object]:
 def build_snapshot(
     config: ProjectConfig,
     code_files: Iterable[str],
-    sources: Mapping[str, tuple[str, Iterable[str]]],
-    assets: Iterable[tuple[str, str, str, str, str]],
-) -> str:
-    """Serialise a snapshot.
+    sources: Mapping[str, tuple[str, Mapping[str, str]]],
+    assets: Iterable[tuple[str, str, str, str, str, str | None]],
+    loaded_at_ns: int,
+) -> str | None:
+    """Serialise a snapshot, or None when a file is too recent to vouch for what was read.
 
-    ``sources`` maps a source name to (its path pattern, the absolute files it matched);
+    ``loaded_at_ns`` is when the project's code was imported: a code or source file whose
+    mtime is that recent may have changed after it was read at the same stat token
+    (the "racy clean" problem), so the snapshot is not written and the next run checks
+    in full. ``sources`` maps a source name to (its path pattern, {absolute file: stat
+    token when it was hashed});
     ``assets`` holds (name, io, location, data hash, token, local file or None) of every
     current version; a local file's stat token is checked without loading any backend.
     """
     files = sorted(set(code_files) | ({str(config.pyproject)} if config.pyproject else set()))
     folders = sorted({str(Path(f).parent) for f in files})
+    stats = {p: _token(p) for p in (*files, *folders)}
+    source_tokens = [t for _, matched in sources.values() for t in matched.values()]
+    if any(t is None or is_racy(t, loaded_at_ns) for t in (*(stats[f] for f in files), *source_tokens)):
+        return None
     return json.dumps({
         **_identity(config),
-        "stats": {p: _token(p) for p in (*files, *folders)},
-        "sources": {name: {"pattern": pattern, "files": {f: _token(f) for f in matched}}
-                    for name, (pattern, matched) in sources.items()},
+        "stats": stats,
+        "sources": {name: {"pattern": pattern, "files": dict(matched)} for name, (pattern, matched) in sources.items()},
         "assets": [list(a) for a in assets],
     })
 

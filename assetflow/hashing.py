@@ -88,3 +88,16 @@ def stat_token(path: str | os.PathLike[str]) -> str:
     """
     st = os.stat(path)
     return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
+RACY_WINDOW_NS = 2_000_000_000  # coarser than any file system's timestamp granularity
+
+
+def is_racy(token: str, now_ns: int) -> bool:
+    """Whether a file's mtime is too recent to trust its stat token (git's "racy clean").
+
+    A file modified again within the file system's timestamp granularity, at the same
+    size, would keep its token; so a token this fresh must not vouch for content later.
+    """
+    mtime_ns = int(token.rsplit(":", 1)[1])
+    return mtime_ns >= now_ns - RACY_WINDOW_NS

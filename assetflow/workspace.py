@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
@@ -30,8 +31,9 @@ DATA_FOLDER = "data"
 class Workspace:
     """The project as loaded in this process."""
 
-    def __init__(self, config: ProjectConfig, graph: AssetGraph) -> None:
+    def __init__(self, config: ProjectConfig, graph: AssetGraph, loaded_at_ns: int | None = None) -> None:
         self.config = config
+        self.loaded_at_ns = time.time_ns() if loaded_at_ns is None else loaded_at_ns  # when the code was read
         self.graph = graph
         self.root = config.root
         self.backends = Backends(config.state_path / DATA_FOLDER, config.io_options)
@@ -44,8 +46,9 @@ class Workspace:
     ) -> Workspace:
         """Find the project, import its modules and validate its graph."""
         config = load_config(Path(project_dir) if project_dir else None, tuple(modules), tuple(files))
+        loaded_at_ns = time.time_ns()
         specs = collect_specs(import_modules(config))
-        return cls(config, AssetGraph(specs))
+        return cls(config, AssetGraph(specs), loaded_at_ns)
 
     @cached_property
     def store(self) -> StateStore:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -25,8 +26,23 @@ PIPELINE = '''
 def built(project: ProjectDir) -> ProjectDir:
     project.write("pipeline.py", PIPELINE)
     project.write("data/parts/a.csv", "id\n1\n")
+    backdate(project)
     assert project.ran() == {"combined"}
     return project
+
+
+def backdate(project: ProjectDir) -> None:
+    """Age the files past the racy window, as if written a while before the run."""
+    past = time.time_ns() - 60 * 10**9
+    for path in project.root.rglob("*"):
+        os.utime(path, ns=(past, past))
+
+
+def test_files_written_just_before_the_run_are_not_trusted(project: ProjectDir) -> None:
+    project.write("pipeline.py", PIPELINE)
+    project.write("data/parts/a.csv", "id\n1\n")
+    assert project.ran() == {"combined"}
+    assert not fast(project)  # racy: the snapshot is not written from a too-recent stat
 
 
 def fast(project: ProjectDir) -> bool:

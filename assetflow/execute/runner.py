@@ -131,7 +131,9 @@ class Run:
                 self._run_all()
                 status = "succeeded" if all(r.outcome not in ("failed", "skipped") for r in self.results.values()) else "failed"
                 if status == "succeeded" and len(self.order) == len(self.graph.assets()):
-                    store.set_meta(SNAPSHOT_KEY, self._snapshot())
+                    snapshot = self._snapshot()
+                    if snapshot is not None:
+                        store.set_meta(SNAPSHOT_KEY, snapshot)
             except BaseException:
                 status = "interrupted"
                 raise
@@ -143,17 +145,17 @@ class Run:
             self.executor.shutdown()
         return result
 
-    def _snapshot(self) -> str:
+    def _snapshot(self) -> str | None:
         """Everything the no-op fast path must find unchanged to skip loading the project."""
         sources = {}
         for spec in self.graph.sources():
             assert spec.name is not None
             version = self.ws.observe_sources([spec.name])[spec.name]
-            sources[spec.name] = (spec.path, [str(self.ws.root / rel) for rel, _, _ in version.files])
+            sources[spec.name] = (spec.path, {str(self.ws.root / rel): token for rel, token, _ in version.files})
         current = self.ws.store.current()  # re-read: checks may have refreshed tokens
         assets = [(m.asset, m.io, m.location, m.data_hash, m.token, self.ws.backends.local_file(m.io, m.location))
                   for m in current.values()]
-        return build_snapshot(self.ws.config, self.ws.code_files(), sources, assets)
+        return build_snapshot(self.ws.config, self.ws.code_files(), sources, assets, self.ws.loaded_at_ns)
 
     def _run_all(self) -> None:
         register_workspace(self.ws)

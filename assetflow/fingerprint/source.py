@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import time
 from pathlib import Path
 
 import blake3
 
 from assetflow.declare import SourceSpec
 from assetflow.errors import ProjectLoadError
-from assetflow.hashing import ALGORITHM, Digest, stat_token
+from assetflow.hashing import ALGORITHM, Digest, is_racy, stat_token
 
 StatCache = dict[str, tuple[str, str]]  # absolute path -> (stat token, content hash)
 
@@ -48,6 +49,17 @@ def file_hash(path: Path) -> str:
     return f"{ALGORITHM}:{hasher.hexdigest()}"
 
 
+def _hash_stable(path: Path, token: str) -> tuple[str, str]:
+    """Hash a file, retrying while it changes underneath (its token moving during the read)."""
+    for _ in range(5):
+        content = file_hash(path)
+        after = stat_token(path)
+        if after == token:
+            return content, token
+        token = after
+    raise OSError(f"{path} keeps changing while it is being hashed; try again once it is written.")
+
+
 def observe_source(spec: SourceSpec, root: Path, cache: StatCache, updates: StatCache) -> SourceVersion:
     """Hash a source's files, reusing cached hashes for files whose stat is unchanged.
 
@@ -62,6 +74,7 @@ def observe_source(spec: SourceSpec, root: Path, cache: StatCache, updates: Stat
         )
     digest = Digest("source")
     entries = []
+    now = time.time_ns()
     for path in files:
         key = str(path)
         token = stat_token(path)
@@ -69,8 +82,9 @@ def observe_source(spec: SourceSpec, root: Path, cache: StatCache, updates: Stat
         if cached is not None and cached[0] == token:
             content = cached[1]
         else:
-            content = file_hash(path)
-            updates[key] = (token, content)
+            content, token = _hash_stable(path, token)
+            if not is_racy(token, now):
+                updates[key] = (token, content)
         relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else key
         digest.fields(relative, content)
         entries.append((relative, token, content))
