@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, overload
 
 from assetflow.errors import DefinitionError
+from assetflow.freshness import validate_policy
 
 NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_]*\Z")
 MAX_NAME_LENGTH = 63  # PostgreSQL's identifier limit: the strictest backend we target.
@@ -98,6 +99,7 @@ class AssetSpec:
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
     config: object | None = None
     retries: int = 0
+    freshness: str | None = None  # a policy: "1d", "cron:0 6 * * *" (see assetflow.freshness)
     file: str = "<unknown>"
     line: int = 0
 
@@ -129,6 +131,7 @@ class SourceSpec:
     description: str | None = None
     group: str | None = None
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    freshness: str | None = None
     file: str = "<unknown>"
     line: int = 0
 
@@ -174,6 +177,7 @@ def _build_asset(
     metadata: Mapping[str, Any] | None,
     config: object | None,
     retries: int,
+    freshness: str | None = None,
 ) -> AssetSpec:
     if not callable(fn) or not hasattr(fn, "__code__"):
         raise DefinitionError(f"@asset decorates plain functions; got {fn!r}.")
@@ -226,6 +230,7 @@ def _build_asset(
         metadata=dict(metadata or {}),
         config=config,
         retries=retries,
+        freshness=validate_policy(freshness, what=f"Asset {asset_name!r}", where=where),
         file=file,
         line=line,
     )
@@ -249,6 +254,7 @@ def asset(
     metadata: Mapping[str, Any] | None = None,
     config: object | None = None,
     retries: int = 0,
+    freshness: str | None = None,
 ) -> Callable[[Callable[..., object]], AssetSpec]: ...
 
 
@@ -267,16 +273,19 @@ def asset(
     metadata: Mapping[str, Any] | None = None,
     config: object | None = None,
     retries: int = 0,
+    freshness: str | None = None,
 ) -> AssetSpec | Callable[[Callable[..., object]], AssetSpec]:
     """Declare a function as an asset; its parameters name the assets it reads.
 
     Usable bare (``@asset``) or with options (``@asset(io="duckdb", group="marts")``).
     ``deps`` lists order-only upstreams whose data is not passed in. A parameter
     called ``config`` receives the ``config=`` dataclass instead of an upstream.
+    ``freshness`` is a policy (``"1d"``, ``"cron:0 6 * * *"``) after which it is overdue.
     """
     options = dict(
         name=name, deps=deps, io=io, group=group, tags=tags, version=version,
         description=description, owners=owners, metadata=metadata, config=config, retries=retries,
+        freshness=freshness,
     )
     if fn is not None:
         return _build_asset(fn, **options)  # type: ignore[arg-type]
@@ -301,6 +310,7 @@ def source(
     description: str | None = None,
     group: str | None = None,
     tags: Mapping[str, str] | None = None,
+    freshness: str | None = None,
     **read_options: Any,
 ) -> SourceSpec:
     """Declare external data: a file, a folder or a glob, relative to the project root.
@@ -330,6 +340,7 @@ def source(
         description=description,
         group=validate_name(group, what="Group", where=where) if group else None,
         tags=_validate_tags(tags, where),
+        freshness=validate_policy(freshness, what=f"source({path!r})", where=where),
         file=file,
         line=line,
     )

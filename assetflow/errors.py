@@ -8,6 +8,8 @@ Hierarchy::
     ├── GraphError                  the declared assets do not form a valid graph
     │   ├── CycleError              a dependency cycle (``exc.cycle`` lists it)
     │   ├── UnknownAssetError       an upstream or a selected name does not exist
+    │   │   └── SelectionError      a selection expression is malformed or names nothing known
+    │   │                           (``exc.expression``, ``exc.position`` of the offending character)
     │   └── DuplicateAssetError     two definitions share a name
     ├── MaterializationError        an asset failed while running (``exc.asset``)
     ├── StorageError                a storage backend could not store, load or find data
@@ -59,6 +61,24 @@ class CycleError(GraphError):
 
 class UnknownAssetError(GraphError):
     """A name refers to no declared asset."""
+
+
+class SelectionError(UnknownAssetError):
+    """A selection expression cannot be parsed, or names an asset, selector or state that does not exist.
+
+    ``expression`` is the text, ``position`` the index of the offending character and
+    ``length`` how many characters are wrong; the message shows them with a caret line.
+    """
+
+    def __init__(self, message: str, expression: str = "", position: int = 0, length: int = 1) -> None:
+        self.reason = message
+        self.expression = expression
+        self.position = position
+        self.length = max(1, length)
+        if expression:
+            shown = "".join(" " if ch.isspace() else ch for ch in expression)
+            message = f"{message}\n  {shown}\n  {' ' * position}{'^' * self.length}"
+        super().__init__(message)
 
 
 class DuplicateAssetError(GraphError):
