@@ -26,7 +26,7 @@ from assetflow.errors import (
 )
 
 if TYPE_CHECKING:
-    from assetflow.api import load, materialize, status
+    from assetflow.api import lineage, load, materialize, status, why
     from assetflow.hookspecs import hookimpl
 
 __version__ = "0.1.0"
@@ -49,13 +49,16 @@ __all__ = [
     "UnknownAssetError",
     "asset",
     "hookimpl",
+    "lineage",
     "load",
     "materialize",
     "source",
     "status",
+    "why",
 ]
 
-_LAZY = {"load": "assetflow.api", "materialize": "assetflow.api", "status": "assetflow.api",
+_LAZY = {"lineage": "assetflow.api", "load": "assetflow.api", "materialize": "assetflow.api", "status": "assetflow.api",
+         "why": "assetflow.api",
          "hookimpl": "assetflow.hookspecs"}
 
 

@@ -1,19 +1,29 @@
-"""The Python API: the same operations, with the same semantics, as the CLI."""
+"""The Python API: the same operations, with the same semantics, as the CLI.
+
+Every function takes ``project`` (a folder, or a loaded ``Workspace`` to reuse between
+calls), or ``modules``/``files`` like ``-m``/``-f``; selections are the CLI's language.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from assetflow.declare import AssetSpec, SourceSpec
-from assetflow.errors import StorageError, UnknownAssetError
+from assetflow.declare import AssetSpec
+from assetflow.errors import UnknownAssetError
 from assetflow.execute.runner import Listener, Run, RunResult
-from assetflow.plan import Assessment
+from assetflow.inspect.lineage import Lineage, build_lineage
+from assetflow.inspect.status import AssetStatus, compute_status, state_map
+from assetflow.inspect.versions import VersionNode, resolve_version, version_lineage
+from assetflow.inspect.why import WhyReport, explain
 from assetflow.select import select as select_names
 from assetflow.workspace import Workspace
 
+__all__ = ["AssetStatus", "Lineage", "VersionNode", "WhyReport", "lineage", "load", "materialize", "status", "why"]
+
 ProjectArg = Workspace | Path | str | None
+Selection = Iterable[str] | str | None
 
 
 def _workspace(project: ProjectArg, modules: Iterable[str] = (), files: Iterable[str] = ()) -> Workspace:
@@ -22,10 +32,22 @@ def _workspace(project: ProjectArg, modules: Iterable[str] = (), files: Iterable
     return Workspace.load(project, modules, files)
 
 
+def _expressions(selection: Selection) -> list[str]:
+    if selection is None:
+        return []
+    return [selection] if isinstance(selection, str) else list(selection)
+
+
+def selected(ws: Workspace, select: Selection = None, exclude: Selection = None) -> list[str]:
+    """The names a selection means in this workspace (``status:`` selectors assess the project)."""
+    return select_names(ws.graph, _expressions(select), _expressions(exclude), default_io=ws.config.default_io,
+                        statuses=lambda: state_map(compute_status(ws, ws.graph.order)))
+
+
 def materialize(
-    select: Iterable[str] | str | None = None,
+    select: Selection = None,
     *,
-    exclude: Iterable[str] = (),
+    exclude: Selection = (),
     force: bool = False,
     dry_run: bool = False,
     wait: bool = False,
@@ -39,69 +61,82 @@ def materialize(
     ``dry_run`` returns the plan (each asset's outcome and reasons) without running.
     """
     ws = _workspace(project, modules, files)
-    names = select_names(ws.graph, [select] if isinstance(select, str) else (select or ()), exclude)
+    names = selected(ws, select, exclude)
     run = Run(ws, names, force=force, listener=listener)
     return run.plan() if dry_run else run.execute(wait_for_lock=wait)
 
 
-@dataclasses.dataclass(frozen=True)
-class AssetStatus:
-    """One row of ``status``: an asset or source, its state and why."""
-
-    name: str
-    kind: str
-    state: str
-    reasons: list[str]
-    data_hash: str | None
-    rows: int | None
-    materialized_at: float | None
-    group: str | None
-    io: str | None
-
-
 def status(
-    select: Iterable[str] | str | None = None,
+    select: Selection = None,
     *,
+    exclude: Selection = (),
     project: ProjectArg = None,
     modules: Iterable[str] = (),
     files: Iterable[str] = (),
 ) -> list[AssetStatus]:
-    """Every selected asset: fresh, stale or missing, with every reason, in topological order."""
+    """Every selected asset and source, in topological order: its state, every reason, age and rows.
+
+    States: fresh, stale, missing, failed, overdue (assets); observed or overdue (sources).
+    """
     ws = _workspace(project, modules, files)
-    names = select_names(ws.graph, [select] if isinstance(select, str) else (select or ()))
-    verdicts: dict[str, Assessment] = ws.assess_all(names)
-    sources = ws.observe_sources([n for n in names if isinstance(ws.graph.specs[n], SourceSpec)])
-    last_events = ws.store.last_events()
-    rows = []
-    for name in names:
-        spec = ws.graph.specs[name]
-        if isinstance(spec, SourceSpec):
-            rows.append(AssetStatus(name, "source", "observed", [], sources[name].data_hash, None, None, spec.group, None))
-            continue
-        verdict = verdicts[name]
-        current = verdict.current
-        state = verdict.state
-        reasons = list(verdict.reasons)
-        last = last_events.get(name)
-        if state != "fresh" and last is not None and last[0] == "failed":
-            state = "failed"
-            reasons.insert(0, "the last run failed")
-        rows.append(AssetStatus(
-            name, "asset", state, reasons, current.data_hash if current else None,
-            current.rows if current else None, current.finished_at if current else None,
-            spec.group, ws.io_of(spec),
-        ))
-    return rows
+    return compute_status(ws, selected(ws, select, exclude))
 
 
-def load(name: str, *, kind: str = "polars", project: ProjectArg = None,
-         modules: Iterable[str] = (), files: Iterable[str] = ()) -> object:
-    """The current stored value of an asset (e.g. in a notebook), as polars or Arrow."""
+def why(name: str, *, project: ProjectArg = None, modules: Iterable[str] = (), files: Iterable[str] = ()) -> WhyReport:
+    """What exactly makes ``name`` stale: changed inputs, a diff of the code, configuration, library drift."""
+    return explain(_workspace(project, modules, files), name)
+
+
+def lineage(
+    select: Selection = None,
+    *,
+    upstream: bool = True,
+    downstream: bool = True,
+    depth: int | None = None,
+    with_status: bool = True,
+    project: ProjectArg = None,
+    modules: Iterable[str] = (),
+    files: Iterable[str] = (),
+) -> Lineage:
+    """The graph around the selected assets, each node marked with its state.
+
+    ``Lineage.render("text" | "mermaid" | "dot" | "json")`` gives what the CLI prints.
+    """
     ws = _workspace(project, modules, files)
+    roots = selected(ws, select)
+    graph = build_lineage(ws.graph, roots, upstream=upstream, downstream=downstream, depth=depth)
+    if not with_status:
+        return graph
+    states = {r.name: r.state for r in compute_status(ws, list(graph.nodes))}
+    return build_lineage(ws.graph, roots, upstream=upstream, downstream=downstream, depth=depth, states=states)
+
+
+def version_tree(name: str, version: str | int | None = None, *, depth: int | None = None,
+                 project: ProjectArg = None, modules: Iterable[str] = (), files: Iterable[str] = ()) -> VersionNode:
+    """The exact upstream versions (data hashes, materializations) a version of ``name`` was made from."""
+    ws = _workspace(project, modules, files)
+    _asset(ws, name)
+    mat = resolve_version(ws.store, name, version)
+    kinds = {n: s.kind for n, s in ws.graph.specs.items()}
+    return version_lineage(ws.store, mat, kinds, ws.store.source_versions(), depth)
+
+
+def load(name: str, version: str | int | None = None, *, kind: str = "polars", project: ProjectArg = None,
+         modules: Iterable[str] = (), files: Iterable[str] = ()) -> Any:
+    """An asset's stored value (e.g. in a notebook): the current version, or an earlier one.
+
+    ``version`` is a materialization id or a data-hash prefix (see ``assetflow history``);
+    ``kind`` is "polars" or "arrow" for tables.
+    """
+    ws = _workspace(project, modules, files)
+    _asset(ws, name)
+    mat = resolve_version(ws.store, name, version)
+    return ws.backends.get(mat.io).load(name, mat.location, "arrow" if kind == "arrow" else "polars")
+
+
+def _asset(ws: Workspace, name: str) -> AssetSpec:
     spec = ws.graph.specs.get(name)
     if not isinstance(spec, AssetSpec):
-        raise UnknownAssetError(f"No asset named {name!r}; run `assetflow list` to see the assets.")
-    current = ws.store.current().get(name)
-    if current is None:
-        raise StorageError(f"Asset {name!r} has never been materialized; run `assetflow materialize {name}`.")
-    return ws.backends.get(current.io).load(name, current.location, "arrow" if kind == "arrow" else "polars")
+        what = "a source (it is read, not stored)" if spec is not None else "not an asset"
+        raise UnknownAssetError(f"{name!r} is {what}; run `assetflow list` to see the assets.")
+    return spec

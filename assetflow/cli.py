@@ -45,7 +45,10 @@ def handle_errors(fn: F) -> F:
 
 
 def _emit_json(payload: dict[str, Any]) -> None:
-    click.echo(json.dumps({"schema_version": JSON_SCHEMA_VERSION, **payload}, indent=2, default=str))
+    """Every command's --json: ``schema_version`` and ``command`` first (documented in docs/json-schema.md)."""
+    context = click.get_current_context(silent=True)
+    head = {"schema_version": JSON_SCHEMA_VERSION, "command": context.info_name if context else None}
+    click.echo(json.dumps({**head, **payload}, indent=2, default=str))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -112,45 +115,173 @@ def _noop_fast_path(project_dir: Path | None, modules: tuple[str, ...], files: t
         store.close()
 
 
+def _selection_options(fn: F) -> F:
+    fn = click.option("--exclude", multiple=True, metavar="SELECT", help="Selection to leave out.")(fn)
+    return click.argument("select", nargs=-1)(fn)
+
+
 @main.command()
-@click.argument("select", nargs=-1)
+@_selection_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable status on stdout.")
+@click.option("--check", is_flag=True, help="Exit 1 if anything selected is not fresh (for CI).")
 @project_options
 @handle_errors
-def status(select: tuple[str, ...], as_json: bool, project_dir: Path | None, modules: tuple[str, ...],
-           files: tuple[str, ...]) -> None:
-    """Every asset: fresh, stale, missing or failed, and exactly why."""
-    from assetflow import api
+def status(select: tuple[str, ...], exclude: tuple[str, ...], as_json: bool, check: bool, project_dir: Path | None,
+           modules: tuple[str, ...], files: tuple[str, ...]) -> None:
+    """Every asset: fresh, stale, missing, failed or overdue, and exactly why."""
+    from assetflow.inspect.fast import fast_status
+
+    rows = fast_status(project_dir, modules, files, select, exclude)
+    fast = rows is not None
+    if rows is None:
+        from assetflow import api
+        from assetflow.inspect.fast import save_graph_cache
+
+        ws = _loaded_workspace(project_dir, modules, files)
+        rows = api.status(select, exclude=exclude, project=ws)
+        save_graph_cache(ws)  # lets the next status skip importing the project while nothing changes
     from assetflow.cli_render import render_status, status_to_json
 
-    rows = api.status(select, project=project_dir, modules=modules, files=files)
     if as_json:
-        _emit_json(status_to_json(rows))
+        _emit_json({**status_to_json(rows), "fast_path": fast})
     else:
         render_status(rows)
+    if check and not all(r.ok for r in rows):
+        sys.exit(int(ExitCode.ASSET_FAILED))
+
+
+def _loaded_workspace(project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> Any:
+    from assetflow.workspace import Workspace
+
+    return Workspace.load(project_dir, modules, files)
 
 
 @main.command(name="list")
-@click.argument("select", nargs=-1)
+@_selection_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable list on stdout.")
 @project_options
 @handle_errors
-def list_assets(select: tuple[str, ...], as_json: bool, project_dir: Path | None, modules: tuple[str, ...],
-                files: tuple[str, ...]) -> None:
+def list_assets(select: tuple[str, ...], exclude: tuple[str, ...], as_json: bool, project_dir: Path | None,
+                modules: tuple[str, ...], files: tuple[str, ...]) -> None:
     """The assets and sources a selection means, in dependency order."""
-    from assetflow.select import select as select_names
-    from assetflow.workspace import Workspace
+    from assetflow.api import selected
+    from assetflow.cli_render import list_to_json, render_list
 
-    ws = Workspace.load(project_dir, modules, files)
-    names = select_names(ws.graph, select)
-    rows = [{"name": n, "kind": ws.graph.specs[n].kind, "group": ws.graph.specs[n].group,
-             "upstream": list(ws.graph.upstream[n]), "defined_at": ws.graph.specs[n].where} for n in names]
+    ws = _loaded_workspace(project_dir, modules, files)
+    payload = list_to_json(ws, selected(ws, select, exclude))
     if as_json:
-        _emit_json({"assets": rows})
+        _emit_json(payload)
     else:
-        for row in rows:
-            ups = ", ".join(row["upstream"])
-            click.echo(f"{row['name']}  [{row['kind']}]" + (f"  <- {ups}" if ups else ""))
+        render_list(payload)
+
+
+@main.command()
+@click.argument("asset")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report on stdout.")
+@project_options
+@handle_errors
+def why(asset: str, as_json: bool, project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> None:
+    """What exactly makes ASSET stale: inputs, a diff of the code, configuration, library drift."""
+    from assetflow import api
+    from assetflow.cli_render import render_why
+
+    report = api.why(asset, project=_loaded_workspace(project_dir, modules, files))
+    if as_json:
+        _emit_json(report.to_json())
+    else:
+        render_why(report)
+
+
+@main.command()
+@click.argument("select", nargs=-1, required=True)
+@click.option("--upstream", "direction", flag_value="upstream", help="Only what the assets are made from.")
+@click.option("--downstream", "direction", flag_value="downstream", help="Only what is made from the assets.")
+@click.option("--depth", type=click.IntRange(min=0), help="How many levels to follow (default: all).")
+@click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "dot", "json"]), default="text",
+              show_default=True, help="Output format.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--version", "version", metavar="VERSION",
+              help="For one asset: the exact upstream versions a version (materialization id, data-hash prefix "
+                   "or 'current') was made from.")
+@project_options
+@handle_errors
+def lineage(select: tuple[str, ...], direction: str | None, depth: int | None, fmt: str, as_json: bool,
+            version: str | None, project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> None:
+    """The graph around the selected assets, marked with each asset's state."""
+    from assetflow import api
+    from assetflow.cli_render import render_version_tree
+
+    ws = _loaded_workspace(project_dir, modules, files)
+    fmt = "json" if as_json else fmt
+    if version is not None:
+        names = api.selected(ws, select)
+        if len(names) != 1:
+            raise click.UsageError(f"--version needs exactly one asset; the selection means {len(names)}.")
+        tree = api.version_tree(names[0], version, depth=depth, project=ws)
+        if fmt == "json":
+            _emit_json({"version": tree.to_json()})
+        else:
+            render_version_tree(tree)
+        return
+    graph = api.lineage(select, upstream=direction != "downstream", downstream=direction != "upstream",
+                        depth=depth, project=ws)
+    if fmt == "json":
+        _emit_json(graph.to_json())
+    else:
+        click.echo(graph.render(fmt), nl=False)
+
+
+@main.command()
+@click.argument("select", nargs=-1, required=True)
+@click.option("--limit", default=5, show_default=True, help="How many of the last materializations to list.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable details on stdout.")
+@project_options
+@handle_errors
+def show(select: tuple[str, ...], limit: int, as_json: bool, project_dir: Path | None, modules: tuple[str, ...],
+         files: tuple[str, ...]) -> None:
+    """Everything about the selected assets: version, hashes, schema, rows, storage, code, metadata."""
+    from assetflow.api import selected
+    from assetflow.cli_render import render_show
+    from assetflow.inspect.show import show as show_asset
+
+    ws = _loaded_workspace(project_dir, modules, files)
+    details = [show_asset(ws, name, limit) for name in selected(ws, select)]
+    if as_json:
+        _emit_json({"assets": details})
+    else:
+        render_show(details)
+
+
+@main.command()
+@_selection_options
+@click.option("--limit", default=20, show_default=True, help="How many runs to list.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable history on stdout.")
+@project_options
+@handle_errors
+def history(select: tuple[str, ...], exclude: tuple[str, ...], limit: int, as_json: bool, project_dir: Path | None,
+            modules: tuple[str, ...], files: tuple[str, ...]) -> None:
+    """Runs, newest first, and what each did to each asset: outcome, duration, error."""
+    from assetflow.cli_render import render_history
+    from assetflow.inspect.history import history as run_history
+
+    if select or exclude:
+        from assetflow.api import selected
+
+        ws = _loaded_workspace(project_dir, modules, files)
+        payload = run_history(ws.store, selected(ws, select, exclude), limit)
+    else:
+        from assetflow.project import load_config
+        from assetflow.state.store import StateStore
+
+        store = StateStore(load_config(project_dir, modules, files).state_path)
+        try:
+            payload = run_history(store, None, limit)
+        finally:
+            store.close()
+    if as_json:
+        _emit_json(payload)
+    else:
+        render_history(payload)
 
 
 @main.command()

@@ -70,9 +70,9 @@ class Assessment:
 
 def changed_code_names(old: Mapping[str, str] | None, new: Mapping[str, str]) -> list[str]:
     """Qualified names whose normalised source differs between two fingerprints."""
-    if old is None:
-        return []
-    return sorted(n for n in set(old) | set(new) if old.get(n) != new.get(n))
+    from assetflow.fingerprint.changes import changed_names
+
+    return changed_names(old, new)
 
 
 def assess(
@@ -98,7 +98,13 @@ def assess(
     reasons: list[str] = []
     if current.code_fingerprint != recipe.code:
         changed = changed_code_names(old_code, new_code or {})
-        reasons.append("code changed" + (": " + ", ".join(f"`{n}`" for n in changed) if changed else ""))
+        if changed and old_code is not None:
+            from assetflow.fingerprint.changes import describe
+
+            new = new_code or {}
+            reasons.extend(f"code changed: {describe(n, old_code.get(n), new.get(n), name)}" for n in changed)
+        else:
+            reasons.append("code changed")
     if current.config != recipe.config:
         reasons.append("configuration changed")
     if current.io != recipe.io:

@@ -139,6 +139,19 @@ class StateStore:
         )
         return [_row_to_materialization(r) for r in rows]
 
+    def materialization(self, materialization_id: int) -> Materialization | None:
+        row = self._db.execute(f"SELECT {_MAT_COLUMNS} FROM materializations WHERE id = ?",
+                               (materialization_id,)).fetchone()
+        return _row_to_materialization(row) if row else None
+
+    def by_data_hash(self, asset: str, prefix: str) -> list[Materialization]:
+        """Materializations of an asset whose data hash starts with ``prefix``, newest first."""
+        rows = self._db.execute(
+            f"SELECT {_MAT_COLUMNS} FROM materializations WHERE asset = ? AND substr(data_hash, 1, ?) = ? "
+            "ORDER BY id DESC", (asset, len(prefix), prefix),
+        )
+        return [_row_to_materialization(r) for r in rows]
+
     def all_materializations(self) -> list[Materialization]:
         return [_row_to_materialization(r) for r in self._db.execute(f"SELECT {_MAT_COLUMNS} FROM materializations")]
 
@@ -222,6 +235,30 @@ class StateStore:
             "INSERT INTO events (run_id, asset, outcome, at, duration, detail) VALUES (?, ?, ?, ?, ?, ?)",
             [(run, asset, outcome, now, duration, detail) for run, asset, outcome, duration, detail in events],
         )
+
+    def events(self, assets: Iterable[str] | None = None, runs: Iterable[str] | None = None,
+               limit: int = 100_000) -> list[dict[str, object]]:
+        """Events, newest first, optionally only of some assets and/or some runs."""
+        clauses, args = [], []
+        for column, values in (("asset", assets), ("run_id", runs)):
+            if values is not None:
+                clauses.append(f"{column} IN (SELECT value FROM json_each(?))")
+                args.append(json.dumps(list(values)))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.execute(
+            f"SELECT id, run_id, asset, outcome, at, duration, detail FROM events {where} ORDER BY id DESC LIMIT ?",
+            (*args, limit),
+        )
+        return [{"id": r[0], "run_id": r[1], "asset": r[2], "outcome": r[3], "at": r[4], "duration": r[5],
+                 "detail": r[6]} for r in rows]
+
+    def runs_of(self, assets: Iterable[str], limit: int = 20) -> list[str]:
+        """The newest runs that did something to any of these assets."""
+        rows = self._db.execute(
+            "SELECT run_id FROM events WHERE asset IN (SELECT value FROM json_each(?)) "
+            "GROUP BY run_id ORDER BY max(id) DESC LIMIT ?", (json.dumps(list(assets)), limit),
+        )
+        return [r[0] for r in rows]
 
     def last_events(self) -> dict[str, tuple[str, str | None]]:
         """Each asset's latest (outcome, detail)."""

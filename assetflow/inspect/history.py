@@ -1,0 +1,39 @@
+"""``history``: runs, and what each did to each asset (outcome, duration, error), newest first."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from assetflow.state.store import StateStore
+
+
+def history(store: StateStore, assets: Iterable[str] | None = None, limit: int = 20) -> dict[str, Any]:
+    """The last ``limit`` runs (only those touching ``assets`` when given), each with its events."""
+    names = None if assets is None else list(assets)
+    runs = store.runs(limit=limit if names is None else 100_000)
+    if names is not None:
+        wanted = set(store.runs_of(names, limit))
+        runs = [r for r in runs if r["run_id"] in wanted][:limit]
+    run_ids = [str(r["run_id"]) for r in runs]
+    events = store.events(names, run_ids)
+    made = {(m.run_id, m.asset): m for m in store.history(None, limit=len(events) + 1000) if m.run_id in set(run_ids)}
+    by_run: dict[str, list[dict[str, Any]]] = {}
+    for event in reversed(events):
+        mat = made.get((str(event["run_id"]), str(event["asset"])))
+        failed = event["outcome"] == "failed"
+        detail = event["detail"]
+        by_run.setdefault(str(event["run_id"]), []).append({
+            "asset": event["asset"], "outcome": event["outcome"], "at": event["at"],
+            "duration_s": event["duration"], "error": detail if failed else None,
+            "reasons": [] if failed or not detail else str(detail).split("; "),
+            "data_hash": mat.data_hash if mat else None, "materialization_id": mat.id if mat else None,
+            "rows": mat.rows if mat else None,
+        })
+    return {"runs": [
+        {"run_id": r["run_id"], "status": r["status"], "command": r["command"], "started_at": r["started_at"],
+         "finished_at": r["finished_at"],
+         "duration_s": (r["finished_at"] - r["started_at"]) if r["finished_at"] else None,  # type: ignore[operator]
+         "counts": r["summary"], "assets": by_run.get(str(r["run_id"]), [])}
+        for r in runs
+    ]}

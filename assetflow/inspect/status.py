@@ -1,0 +1,116 @@
+"""``status``: every selected asset's state (fresh, stale, missing, failed, overdue) and why.
+
+The state is one word, the most urgent that applies (failed > missing > stale >
+overdue > fresh; sources are observed or overdue); ``states`` lists every one that
+applies, so a stale asset that is also past its freshness policy is both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from assetflow.declare import AssetSpec, SourceSpec
+from assetflow.freshness import format_duration, parse_policy
+
+if TYPE_CHECKING:
+    from assetflow.workspace import Workspace
+
+PRECEDENCE = ("failed", "missing", "stale", "overdue", "fresh", "observed")
+
+
+@dataclasses.dataclass(frozen=True)
+class AssetStatus:
+    """One row of ``status``: an asset or source, its state and every reason."""
+
+    name: str
+    kind: str  # "asset" | "source"
+    state: str  # the most urgent of ``states``
+    reasons: list[str]
+    data_hash: str | None
+    rows: int | None
+    materialized_at: float | None  # when the current version finished (assets)
+    group: str | None
+    io: str | None
+    states: tuple[str, ...] = ()
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    updated_at: float | None = None  # assets: materialized_at; sources: newest file modification
+    freshness: str | None = None  # the declared policy
+    overdue_by: float | None = None  # seconds past the policy
+
+    @property
+    def ok(self) -> bool:
+        """Fresh (or an observed source) and on time: what ``status --check`` accepts."""
+        return self.state in ("fresh", "observed")
+
+
+def overdue(policy_text: str | None, updated_at: float | None, now: float) -> tuple[float | None, str | None]:
+    """(seconds overdue, the reason in words), or (None, None) when on time or without a policy."""
+    if policy_text is None:
+        return None, None
+    policy = parse_policy(policy_text)
+    by = policy.overdue_by(updated_at, now)
+    if by is None:
+        return None, None
+    return by, f"overdue by {format_duration(by)} (freshness: {policy.describe()})"
+
+
+def _row(name: str, kind: str, states: list[str], reasons: list[str], **fields: object) -> AssetStatus:
+    ordered = tuple(s for s in PRECEDENCE if s in states)
+    return AssetStatus(name=name, kind=kind, state=ordered[0], reasons=reasons, states=ordered,
+                       **fields)  # type: ignore[arg-type]
+
+
+def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None) -> list[AssetStatus]:
+    """Status rows for these names, in the order given."""
+    names = list(names)
+    now = time.time() if now is None else now
+    specs = ws.graph.specs
+    asset_names = [n for n in names if isinstance(specs[n], AssetSpec)]
+    verdicts = ws.assess_all(asset_names) if asset_names else {}
+    sources = ws.observe_sources([n for n in names if isinstance(specs[n], SourceSpec)])
+    last_events = ws.store.last_events() if asset_names else {}
+    rows = []
+    for name in names:
+        spec = specs[name]
+        if isinstance(spec, SourceSpec):
+            version = sources[name]
+            mtimes = [int(token.rsplit(":", 1)[1]) / 1e9 for _, token, _ in version.files]
+            updated = max(mtimes) if mtimes else None
+            by, why = overdue(spec.freshness, updated, now)
+            rows.append(_row(name, "source", ["observed"] + (["overdue"] if by is not None else []),
+                             [why] if why else [], data_hash=version.data_hash, rows=None, materialized_at=None,
+                             group=spec.group, io=None, tags=dict(spec.tags), updated_at=updated,
+                             freshness=spec.freshness, overdue_by=by))
+            continue
+        assert isinstance(spec, AssetSpec)
+        verdict = verdicts[name]
+        current = verdict.current
+        states = [verdict.state]
+        reasons = list(verdict.reasons)
+        last = last_events.get(name)
+        if verdict.state != "fresh" and last is not None and last[0] == "failed":
+            states.append("failed")
+            reasons.insert(0, "the last run failed" + (f": {_summary(last[1])}" if last[1] else ""))
+        finished = current.finished_at if current is not None and verdict.state != "missing" else None
+        by, why = overdue(spec.freshness, finished, now)
+        if why:
+            states.append("overdue")
+            reasons.append(why)
+        rows.append(_row(name, "asset", states, reasons, data_hash=current.data_hash if current else None,
+                         rows=current.rows if current else None, materialized_at=finished, group=spec.group,
+                         io=ws.io_of(spec), tags=dict(spec.tags), updated_at=finished, freshness=spec.freshness,
+                         overdue_by=by))
+    return rows
+
+
+def _summary(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def state_map(rows: Iterable[AssetStatus]) -> Mapping[str, tuple[str, ...]]:
+    """Name -> every state that applies: what ``status:`` selectors match."""
+    return {r.name: r.states for r in rows}

@@ -1,0 +1,162 @@
+"""``why``: exactly what separates an asset's current version from what it would be now.
+
+Inputs (old and new data hash, and when each was made), a unified diff of the
+normalised code that changed (helpers included), configuration changes, and library
+drift (reported, never a cause of staleness on its own).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from assetflow.declare import AssetSpec, SourceSpec
+from assetflow.errors import UnknownAssetError
+from assetflow.fingerprint.changes import changed_names, describe, unified_diff
+from assetflow.inspect.status import AssetStatus, compute_status
+from assetflow.inspect.versions import producer
+from assetflow.workspace import Workspace
+
+
+@dataclasses.dataclass(frozen=True)
+class InputChange:
+    name: str
+    kind: str  # "asset" | "source"
+    change: str  # "new data" | "added" | "removed"
+    old_hash: str | None
+    new_hash: str | None
+    old_at: float | None  # when the old version was made (assets) or None when unknown
+    new_at: float | None  # when the new version was made (assets) or last modified (sources)
+
+
+@dataclasses.dataclass(frozen=True)
+class CodeChange:
+    name: str  # qualified name
+    description: str
+    diff: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigChange:
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class LibraryDrift:
+    distribution: str
+    old: str | None
+    new: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class WhyReport:
+    """Everything that makes ``name`` what it is: state, reasons and the evidence for each."""
+
+    name: str
+    status: AssetStatus
+    materialization_id: int | None
+    materialized_at: float | None
+    inputs: list[InputChange]
+    code: list[CodeChange]
+    code_sources_known: bool  # False when the old normalised sources are no longer stored
+    config: list[ConfigChange]
+    libraries: list[LibraryDrift]
+    upstream_not_fresh: dict[str, str]  # upstream -> its state; run `why` on it for its reasons
+
+    def to_json(self) -> dict[str, Any]:
+        payload = dataclasses.asdict(self)
+        status = payload.pop("status")
+        return {"name": self.name, "state": status["state"], "states": list(status["states"]),
+                "reasons": status["reasons"], **{k: v for k, v in payload.items() if k != "name"}}
+
+
+def explain(ws: Workspace, name: str) -> WhyReport:
+    spec = ws.graph.specs.get(name)
+    if spec is None:
+        raise UnknownAssetError(f"No asset named {name!r}; run `assetflow list` to see the assets.")
+    [status] = compute_status(ws, [name])
+    if isinstance(spec, SourceSpec):
+        return WhyReport(name, status, None, status.updated_at, [], [], True, [], [], {})
+    assert isinstance(spec, AssetSpec)
+    current = ws.store.current()
+    mat = current.get(name)
+    statuses = {s.name: s for s in compute_status(ws, [u for u in spec.inputs])}
+    not_fresh = {u: s.state for u, s in statuses.items() if not s.ok}
+    if mat is None:
+        return WhyReport(name, status, None, None, [], [], True, [], [], not_fresh)
+    inputs = _inputs(ws, spec, mat, current)
+    code = ws.code(spec)
+    changes: list[CodeChange] = []
+    known = True
+    if code.digest != mat.code_fingerprint:
+        old_sources = ws.store.code_sources(mat.code_fingerprint)
+        known = old_sources is not None
+        for key in changed_names(old_sources, code.sources):
+            old, new = (old_sources or {}).get(key), code.sources.get(key)
+            changes.append(CodeChange(key, describe(key, old, new, name),
+                                      unified_diff(key, old, new, f"materialization {mat.id}", "now")))
+    config = _config_changes(mat.config, _config(spec))
+    drift = [LibraryDrift(d, mat.libraries.get(d), code.libraries.get(d))
+             for d in sorted(set(mat.libraries) | set(code.libraries))
+             if mat.libraries.get(d) != code.libraries.get(d)]
+    return WhyReport(name, status, mat.id, mat.finished_at, inputs, changes, known, config, drift, not_fresh)
+
+
+def _config(spec: AssetSpec) -> str:
+    from assetflow.plan import canonical_config
+
+    return canonical_config(spec.config)
+
+
+def _inputs(ws: Workspace, spec: AssetSpec, mat: Any, current: dict[str, Any]) -> list[InputChange]:
+    sources = [u for u in spec.upstreams if isinstance(ws.graph.specs[u], SourceSpec)]
+    observed = ws.observe_sources(sources)
+    changes = []
+    for up in sorted(set(spec.upstreams) | set(mat.upstream)):
+        old = mat.upstream.get(up)
+        kind = "source" if up in observed else "asset"
+        new_at: float | None = None
+        if up in observed:
+            new = observed[up].data_hash
+            mtimes = [int(token.rsplit(":", 1)[1]) / 1e9 for _, token, _ in observed[up].files]
+            new_at = max(mtimes) if mtimes else None
+        elif up in spec.upstreams and up in current:
+            new, new_at = current[up].data_hash, current[up].finished_at
+        else:
+            new = None
+        if old == new and up in spec.upstreams:
+            continue
+        old_at = None
+        if old is not None and kind == "asset":
+            made = producer(ws.store, up, old, before=mat.started_at)
+            old_at = made.finished_at if made else None
+        change = "added" if old is None else "removed" if up not in spec.upstreams else "new data"
+        changes.append(InputChange(up, kind, change, old, new, old_at, new_at))
+    return changes
+
+
+def _config_changes(old_text: str, new_text: str) -> list[ConfigChange]:
+    if old_text == new_text:
+        return []
+    old = json.loads(old_text) if old_text else {}
+    new = json.loads(new_text) if new_text else {}
+    changes = []
+    if old.get("type") != new.get("type"):
+        changes.append(ConfigChange("(type)", old.get("type"), new.get("type")))
+    old_fields, new_fields = _flatten(old.get("fields", {})), _flatten(new.get("fields", {}))
+    for key in sorted(set(old_fields) | set(new_fields)):
+        if old_fields.get(key) != new_fields.get(key):
+            changes.append(ConfigChange(key, old_fields.get(key), new_fields.get(key)))
+    return changes
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key, inner in value.items():
+            out.update(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}
