@@ -63,7 +63,20 @@ def materialize(
     ws = _workspace(project, modules, files)
     names = selected(ws, select, exclude)
     run = Run(ws, names, force=force, listener=listener)
-    return run.plan() if dry_run else run.execute(wait_for_lock=wait)
+    if dry_run:
+        return run.plan()
+    result = run.execute(wait_for_lock=wait)
+    _cache_graph_after_complete_run(ws)
+    return result
+
+
+def _cache_graph_after_complete_run(ws: Workspace) -> None:
+    """After a run that left a no-op snapshot, cache the graph so the next ``status`` need not import the project."""
+    from assetflow.fastpath import SNAPSHOT_KEY
+    from assetflow.inspect.fast import save_graph_cache
+
+    if ws.store.get_meta(SNAPSHOT_KEY) is not None:
+        save_graph_cache(ws)
 
 
 def status(

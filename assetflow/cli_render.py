@@ -99,8 +99,17 @@ def _paint(text: str, state: str) -> str:
     return click.style(text, fg=_STYLE.get(state)) if _color() and state in _STYLE else text
 
 
+_WHEN: dict[int, str] = {}
+
+
 def _when(timestamp: float | None) -> str:
-    return "-" if timestamp is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+    if timestamp is None:
+        return "-"
+    second = int(timestamp)
+    text = _WHEN.get(second)
+    if text is None:  # a run makes many versions in the same second: format each second once
+        text = _WHEN[second] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+    return text
 
 
 def _age(timestamp: float | None, now: float | None = None) -> str:
@@ -119,10 +128,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], states: Sequenc
     """Left-aligned columns; the last column is not padded. ``states`` colours one column per row."""
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    paint = states is not None and _color()
+    last = len(headers) - 1
     for index, row in enumerate(rows):
-        cells = [c.ljust(w) if i < len(row) - 1 else c for i, (c, w) in enumerate(zip(row, widths))]
-        if states is not None:
-            cells[state_column] = _paint(cells[state_column], states[index])
+        cells = [c.ljust(widths[i]) if i < last else c for i, c in enumerate(row)]
+        if paint:
+            cells[state_column] = _paint(cells[state_column], states[index])  # type: ignore[index]
         lines.append("  ".join(cells).rstrip())
     return lines
 
@@ -141,8 +152,19 @@ def status_to_json(rows: list[AssetStatus]) -> dict[str, Any]:
 
 
 def render_status(rows: list[AssetStatus]) -> None:
-    now = time.time()
-    body = [[r.name, r.state, _when(r.updated_at), _age(r.updated_at, now), "-" if r.rows is None else str(r.rows),
+    now = int(time.time())
+    ages: dict[int, str] = {}
+
+    def age(timestamp: float | None) -> str:
+        if timestamp is None:
+            return "-"
+        seconds = now - int(timestamp)
+        text = ages.get(seconds)
+        if text is None:
+            text = ages[seconds] = format_duration(seconds)
+        return text
+
+    body = [[r.name, r.state, _when(r.updated_at), age(r.updated_at), "-" if r.rows is None else str(r.rows),
              "; ".join(r.reasons)] for r in rows]
     lines = table(("asset", "state", "last updated", "age", "rows", "why"), body, [r.state for r in rows])
     counts: dict[str, int] = {}

@@ -68,8 +68,8 @@ def built(project: ProjectDir) -> ProjectDir:
     return project
 
 
-def payload(project: ProjectDir, *args: str) -> dict[str, Any]:
-    proc = project.run(*args, "--json")
+def payload(project: ProjectDir, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    proc = project.run(*args, "--json", env=env)
     assert proc.returncode in (0, 1), proc.stderr
     data = json.loads(proc.stdout)
     assert data["schema_version"] == 1 and data["command"] == args[0]
@@ -236,12 +236,14 @@ def backdate(project: ProjectDir) -> None:
 
 def test_status_fast_path_is_used_only_when_nothing_changed(built: ProjectDir) -> None:
     backdate(built)
-    assert built.ran() == set()  # a full check: writes the no-op snapshot
-    first = payload(built, "status")
-    assert first["fast_path"] is False  # the first status after a run loads the project and caches its graph
-    second = payload(built, "status")
-    assert second["fast_path"] is True
-    assert second["assets"] == [dict(a, age_s=b["age_s"]) for a, b in zip(first["assets"], second["assets"])]
+    assert built.ran() == set()  # a full check: writes the no-op snapshot and caches the graph
+    full = payload(built, "status", env={"ASSETFLOW_NO_FAST_PATH": "1"})
+    assert full["fast_path"] is False
+    fast = payload(built, "status")
+    assert fast["fast_path"] is True
+    assert fast["assets"] == [dict(a, age_s=b["age_s"]) for a, b in zip(full["assets"], fast["assets"])]
+    os.utime(built.root / "helpers.py")  # touched, not changed: the full path answers and re-caches the graph
+    assert payload(built, "status")["fast_path"] is False
     assert payload(built, "status", "tag:tier=gold")["assets"][0]["name"] == "total"
     assert [a["name"] for a in payload(built, "status", "status:fresh")["assets"]] == ["clean", "doubled", "total"]
     helpers = built.root / "helpers.py"

@@ -25,7 +25,7 @@ from assetflow.inspect.status import AssetStatus, overdue, state_map
 from assetflow.project import ProjectConfig
 
 GRAPH_KEY = "graph_cache"
-GRAPH_CACHE_VERSION = 1
+GRAPH_CACHE_VERSION = 2
 
 
 @dataclasses.dataclass(eq=False)
@@ -41,7 +41,7 @@ class CachedSpec:
     inputs: tuple[str, ...]
     freshness: str | None
     path: str | None  # sources: the pattern they read
-    where: str
+    where: str = "(cached)"
 
 
 def _identity(config: ProjectConfig) -> dict[str, Any]:
@@ -77,8 +77,9 @@ def save_graph_cache(ws: Any) -> None:
     specs = []
     for name in ws.graph.order:
         spec = ws.graph.specs[name]
-        specs.append([name, spec.kind, spec.group, dict(spec.tags), spec.io, list(spec.upstreams), list(spec.inputs),
-                      spec.freshness, getattr(spec, "path", None) if spec.kind == "source" else None, spec.where])
+        extra = [i for i in spec.inputs if i not in spec.upstreams]
+        specs.append([name, spec.kind, spec.group, dict(spec.tags) or None, spec.io, list(spec.upstreams),
+                      extra or None, spec.freshness, getattr(spec, "path", None) if spec.kind == "source" else None])
     text = json.dumps({"identity": _identity(config), "stats": stats, "specs": specs})
     if ws.store.get_meta(GRAPH_KEY) != text:
         ws.store.set_meta(GRAPH_KEY, text)
@@ -92,9 +93,25 @@ def load_graph_cache(config: ProjectConfig, text: str | None) -> AssetGraph | No
     if cache.get("identity") != _identity(config) or _stats(cache["stats"]) != cache["stats"]:
         return None
     specs = {}
-    for name, kind, group, tags, io, upstreams, inputs, freshness, path, where in cache["specs"]:
-        specs[name] = CachedSpec(name, kind, group, tags, io, tuple(upstreams), tuple(inputs), freshness, path, where)
-    return AssetGraph(specs)  # type: ignore[arg-type]
+    for name, kind, group, tags, io, upstreams, extra, freshness, path in cache["specs"]:
+        ups = tuple(upstreams)
+        specs[name] = CachedSpec(name, kind, group, tags or {}, io, ups, ups + tuple(extra) if extra else ups,
+                                 freshness, path)
+    return CachedGraph(specs)
+
+
+class CachedGraph(AssetGraph):
+    """An ``AssetGraph`` rebuilt from the cache: validated when it was saved, so not checked again."""
+
+    def __init__(self, specs: dict[str, CachedSpec]) -> None:  # noqa: D107 - the cache is in topological order
+        self.specs = specs  # type: ignore[assignment]
+        self.upstream = {n: s.inputs for n, s in specs.items()}
+        downstream: dict[str, list[str]] = {n: [] for n in specs}
+        for name, ups in self.upstream.items():
+            for up in ups:
+                downstream[up].append(name)
+        self.downstream = {n: tuple(sorted(d)) for n, d in downstream.items()}
+        self.order = tuple(specs)
 
 
 def fast_status(project_dir: Path | None, modules: Iterable[str], files: Iterable[str], select: Iterable[str],
@@ -118,7 +135,7 @@ def fast_status(project_dir: Path | None, modules: Iterable[str], files: Iterabl
         assets = [n for n in graph.order if graph.specs[n].kind == "asset"]
         if fresh is None or set(fresh) != set(assets):
             return None
-        current = store.current()
+        current = store.current_summary()
         if any(n not in current for n in assets):
             return None
         return _rows(config, current, store.source_versions(), graph, select, exclude)
@@ -126,7 +143,7 @@ def fast_status(project_dir: Path | None, modules: Iterable[str], files: Iterabl
         store.close()
 
 
-def _rows(config: ProjectConfig, current: dict[str, Any], source_hashes: dict[str, str], graph: AssetGraph,
+def _rows(config: ProjectConfig, current: dict[str, tuple[str, int | None, float]], source_hashes: dict[str, str], graph: AssetGraph,
           select: Iterable[str], exclude: Iterable[str]) -> list[AssetStatus]:
     from assetflow.select import select as select_names
 
@@ -144,7 +161,8 @@ def _rows(config: ProjectConfig, current: dict[str, Any], source_hashes: dict[st
     return [row(n) for n in names]
 
 
-def _row(config: ProjectConfig, spec: CachedSpec, current: dict[str, Any], source_hashes: dict[str, str],
+def _row(config: ProjectConfig, spec: CachedSpec, current: dict[str, tuple[str, int | None, float]],
+         source_hashes: dict[str, str],
          now: float) -> AssetStatus:
     if spec.kind == "source":
         updated = _newest_mtime(config, spec)
@@ -153,12 +171,11 @@ def _row(config: ProjectConfig, spec: CachedSpec, current: dict[str, Any], sourc
                            source_hashes.get(spec.name), None, None, spec.group, None,
                            ("observed", "overdue") if why else ("observed",), dict(spec.tags), updated,
                            spec.freshness, by)
-    mat = current[spec.name]
-    by, why = overdue(spec.freshness, mat.finished_at, now)
-    return AssetStatus(spec.name, "asset", "overdue" if why else "fresh", [why] if why else [], mat.data_hash,
-                       mat.rows, mat.finished_at, spec.group, spec.io or config.default_io,
-                       ("overdue", "fresh") if why else ("fresh",), dict(spec.tags), mat.finished_at,
-                       spec.freshness, by)
+    data_hash, count, finished_at = current[spec.name]
+    by, why = overdue(spec.freshness, finished_at, now) if spec.freshness else (None, None)
+    return AssetStatus(spec.name, "asset", "overdue" if why else "fresh", [why] if why else [], data_hash,
+                       count, finished_at, spec.group, spec.io or config.default_io,
+                       ("overdue", "fresh") if why else ("fresh",), spec.tags, finished_at, spec.freshness, by)
 
 
 def _newest_mtime(config: ProjectConfig, spec: CachedSpec) -> float | None:

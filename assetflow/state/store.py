@@ -139,6 +139,14 @@ class StateStore:
         )
         return [_row_to_materialization(r) for r in rows]
 
+    def current_summary(self) -> dict[str, tuple[str, int | None, float]]:
+        """Each asset's current (data hash, rows, finished_at): cheap, for status without the full records."""
+        rows = self._db.execute(
+            "SELECT c.asset, m.data_hash, m.rows, m.finished_at FROM current c JOIN materializations m "
+            "ON m.id = c.materialization"
+        )
+        return {asset: (data_hash, count, finished) for asset, data_hash, count, finished in rows}
+
     def materialization(self, materialization_id: int) -> Materialization | None:
         row = self._db.execute(f"SELECT {_MAT_COLUMNS} FROM materializations WHERE id = ?",
                                (materialization_id,)).fetchone()
