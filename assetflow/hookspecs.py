@@ -22,5 +22,9 @@ def assetflow_io_backends() -> list[type[IOBackend]]:
     """Return storage backend classes (see ``assetflow.storage.base.IOBackend``).
 
     Each class has a unique ``name`` (what ``@asset(io=...)`` names) and is built with
-    the project's storage root and its ``[tool.assetflow.io.<name>]`` options.
+    the project's storage root and its ``[tool.assetflow.io.<name>]`` options. Built in:
+    ``parquet`` (the default), ``duckdb``, and the opt-in ``json`` and ``pickle`` for
+    non-table values. The contract (atomic ``store``, the data hash from
+    ``fingerprint.data.table_hash`` so equal content hashes alike in every backend, cheap
+    ``check`` tokens, optional ``activate`` and ``local_file``) is in docs/plugins.md.
     """

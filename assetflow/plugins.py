@@ -19,7 +19,7 @@ from assetflow.errors import PluginError
 
 ENTRY_POINT_GROUP = "assetflow"
 PLUGINS_ENV = "ASSETFLOW_PLUGINS"
-BUILTIN_PLUGINS = ("assetflow.storage.parquet",)
+BUILTIN_PLUGINS = ("assetflow.storage.parquet", "assetflow.storage.duckdb", "assetflow.storage.formats")
 
 
 @functools.cache

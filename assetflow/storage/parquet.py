@@ -37,9 +37,10 @@ class ParquetBackend:
     def store(self, asset: str, value: object) -> StoredData:
         import pyarrow.parquet as pq
 
-        from assetflow.fingerprint.data import table_hash, to_arrow_table
+        from assetflow.fingerprint.data import table_hash
+        from assetflow.storage.formats import require_table
 
-        table = to_arrow_table(value)
+        table = require_table(asset, value, self.name)  # a clear error for a non-table value
         data_hash = table_hash(table)
         location = f"{asset}/{data_hash.split(':', 1)[1]}.parquet"
         final = self._path(location)
