@@ -279,3 +279,16 @@ print(json.dumps({"status": [[r.name, r.state] for r in rows], "total": first.to
                          cwd=built.root, capture_output=True, text=True)
     assert old.returncode == 0, old.stderr
     assert old.stdout.strip() == "[{'value': 34}]"
+
+
+def test_cron_policy_and_exclude(built: ProjectDir) -> None:
+    built.write("pipeline.py", PIPELINE.replace('@asset(group="marts", tags={"tier": "gold"})',
+                                                '@asset(group="marts", tags={"tier": "gold"}, freshness="cron:* * * * *")'))
+    age_state(built, "total", 150)
+    rows = status(built, "--exclude", "kind:source")
+    assert list(rows) == ["clean", "doubled", "total"]
+    assert rows["total"]["states"] == ["overdue", "fresh"]  # a policy is metadata: it never makes an asset stale
+    assert 0 <= rows["total"]["overdue_by_s"] < 61  # counted from the last scheduled minute
+    assert "expected on cron '* * * * *'" in rows["total"]["reasons"][0]
+    proc = built.run("status", "--check", "--exclude", "total")
+    assert proc.returncode == 0, proc.stdout

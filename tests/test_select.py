@@ -176,3 +176,39 @@ def test_fuzz_only_selection_error_escapes(expression: str) -> None:
 @given(st.sampled_from(NAMES), st.sampled_from(["+{}", "{}+", "+{}+", "1+{}", "{}+2"]))
 def test_fuzz_closures_contain_their_asset(name: str, form: str) -> None:
     assert name in select(GRAPH, [form.format(name)])
+
+
+ATOMS = ["clean", "clean*", "+doubled", "total+", "tag:tier", "group:marts", "kind:source", "status:stale",
+         "io:duckdb", "1+total"]
+
+
+def expressions() -> st.SearchStrategy[tuple[str, set[str]]]:
+    """Random expressions rendered with every operator spelling, paired with their meaning by set algebra."""
+    universe = set(GRAPH.specs)
+    atom = st.sampled_from(ATOMS).map(lambda a: (a, sel(a)))
+
+    def extend(inner: st.SearchStrategy[tuple[str, set[str]]]) -> st.SearchStrategy[tuple[str, set[str]]]:
+        union = st.tuples(inner, inner, st.sampled_from([" ", " or "])).map(
+            lambda t: (f"({t[0][0]}{t[2]}{t[1][0]})", t[0][1] | t[1][1]))
+        inter = st.tuples(inner, inner, st.sampled_from([",", " and ", " , "])).map(
+            lambda t: (f"({t[0][0]}{t[2]}{t[1][0]})", t[0][1] & t[1][1]))
+        negation = inner.map(lambda t: (f"not {t[0]}", universe - t[1]))
+        return union | inter | negation
+
+    return st.recursive(atom, extend, max_leaves=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(expressions())
+def test_fuzz_operators_mean_set_algebra(case: tuple[str, set[str]]) -> None:
+    expression, expected = case
+    assert sel(expression) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(ATOMS), st.sampled_from(ATOMS), st.sampled_from(ATOMS))
+def test_fuzz_precedence_without_parentheses(a: str, b: str, c: str) -> None:
+    assert sel(f"{a} {b},{c}") == sel(a) | (sel(b) & sel(c))
+    assert sel(f"{a},{b} or {c}") == (sel(a) & sel(b)) | sel(c)
+    assert sel(f"not {a},{b}") == (set(GRAPH.specs) - sel(a)) & sel(b)
+    assert sel(f"not {a} {b}") == (set(GRAPH.specs) - sel(a)) | sel(b)
