@@ -292,3 +292,12 @@ def test_cron_policy_and_exclude(built: ProjectDir) -> None:
     assert "expected on cron '* * * * *'" in rows["total"]["reasons"][0]
     proc = built.run("status", "--check", "--exclude", "total")
     assert proc.returncode == 0, proc.stdout
+
+
+def test_a_source_without_files_is_missing_and_blocks_its_downstream(built: ProjectDir) -> None:
+    (built.root / "data" / "raw.csv").unlink()
+    rows = status(built)
+    assert rows["raw"]["state"] == "missing" and rows["raw"]["reasons"] == ["no file matches 'data/raw.csv'"]
+    assert rows["clean"]["state"] == "stale"
+    assert rows["total"]["reasons"] == ["source `raw` has no files ('data/raw.csv')"]
+    assert built.run("status", "--check").returncode == 1

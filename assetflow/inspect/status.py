@@ -68,13 +68,18 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
     names = list(names)
     now = time.time() if now is None else now
     specs = ws.graph.specs
-    asset_names = [n for n in names if isinstance(specs[n], AssetSpec)]
+    gone = _sources_without_files(ws, names)
+    blocked = ws.graph.descendants(gone) if gone else set()
+    asset_names = [n for n in names if isinstance(specs[n], AssetSpec) and n not in blocked]
     verdicts = ws.assess_all(asset_names) if asset_names else {}
-    sources = ws.observe_sources([n for n in names if isinstance(specs[n], SourceSpec)])
+    sources = ws.observe_sources([n for n in names if isinstance(specs[n], SourceSpec) and n not in gone])
     last_events = ws.store.last_events() if asset_names else {}
     rows = []
     for name in names:
         spec = specs[name]
+        if name in gone or name in blocked:
+            rows.append(_unreadable(ws, name, gone, now))
+            continue
         if isinstance(spec, SourceSpec):
             version = sources[name]
             mtimes = [int(token.rsplit(":", 1)[1]) / 1e9 for _, token, _ in version.files]
@@ -104,6 +109,33 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
                          io=ws.io_of(spec), tags=dict(spec.tags), updated_at=finished, freshness=spec.freshness,
                          overdue_by=by))
     return rows
+
+
+def _sources_without_files(ws: Workspace, names: list[str]) -> dict[str, str]:
+    """Sources (selected, or upstream of the selection) that match no file: name -> path."""
+    from assetflow.fingerprint.source import source_files
+
+    gone = {}
+    for name in set(names) | ws.graph.ancestors(names):
+        spec = ws.graph.specs[name]
+        if isinstance(spec, SourceSpec) and not source_files(spec, ws.root):
+            gone[name] = spec.path
+    return gone
+
+
+def _unreadable(ws: Workspace, name: str, gone: dict[str, str], now: float) -> AssetStatus:
+    """A source with no files is missing; what it feeds cannot be assessed, and says why."""
+    spec = ws.graph.specs[name]
+    if name in gone:
+        return _row(name, "source", ["missing"], [f"no file matches {gone[name]!r}"], data_hash=None, rows=None,
+                    materialized_at=None, group=spec.group, io=None, tags=dict(spec.tags), freshness=spec.freshness)
+    assert isinstance(spec, AssetSpec)
+    mat = ws.store.current().get(name)
+    reasons = [f"source `{s}` has no files ({gone[s]!r})" for s in sorted(set(gone) & ws.graph.ancestors([name]))]
+    finished = mat.finished_at if mat else None
+    return _row(name, "asset", ["stale" if mat else "missing"], reasons, data_hash=mat.data_hash if mat else None,
+                rows=mat.rows if mat else None, materialized_at=finished, group=spec.group, io=ws.io_of(spec),
+                tags=dict(spec.tags), updated_at=finished, freshness=spec.freshness)
 
 
 def _summary(text: str) -> str:
