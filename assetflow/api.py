@@ -12,6 +12,7 @@ from typing import Any
 
 from assetflow.declare import AssetSpec
 from assetflow.errors import UnknownAssetError
+from assetflow.execute.executors import Executor
 from assetflow.execute.runner import Listener, Run, RunResult
 from assetflow.inspect.lineage import Lineage, build_lineage
 from assetflow.inspect.status import AssetStatus, compute_status, state_map
@@ -55,14 +56,20 @@ def materialize(
     modules: Iterable[str] = (),
     files: Iterable[str] = (),
     listener: Listener | None = None,
+    executor: Executor | str | None = None,
+    jobs: int | None = None,
+    address: str | None = None,
 ) -> RunResult:
     """Bring the selected assets up to date, running only what is stale.
 
     ``dry_run`` returns the plan (each asset's outcome and reasons) without running.
+    ``executor`` is an executor name (default ``processes``, or ``$ASSETFLOW_EXECUTOR``) or
+    instance; ``jobs`` how many assets run at once; ``address`` a cluster's (e.g. Dask's).
+    Ctrl-C raises ``RunInterrupted`` (a ``KeyboardInterrupt``) once running assets are cancelled.
     """
     ws = _workspace(project, modules, files)
     names = selected(ws, select, exclude)
-    run = Run(ws, names, force=force, listener=listener)
+    run = Run(ws, names, force=force, listener=listener, executor=executor, jobs=jobs, address=address)
     if dry_run:
         return run.plan()
     result = run.execute(wait_for_lock=wait)

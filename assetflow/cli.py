@@ -64,11 +64,22 @@ def main() -> None:
 @click.option("--dry-run", is_flag=True, help="Print the plan with each asset's reason; run nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable results on stdout.")
 @click.option("--wait", is_flag=True, help="If another run holds the project, wait for it instead of exiting 3.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Assets to run at once (default: the number of cores).")
+@click.option("--executor", "executor", metavar="NAME", default=None,
+              help="Where assets run: processes (default), inprocess, or a plugin's (e.g. dask).")
+@click.option("--address", default=None, help="The cluster to run on, for executors that connect to one "
+              "(e.g. --executor dask --address tcp://scheduler:8786).")
 @project_options
 @handle_errors
 def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, dry_run: bool, as_json: bool,
-                wait: bool, project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> None:
-    """Bring the selected assets (default: all) up to date, running only what is stale."""
+                wait: bool, jobs: int | None, executor: str | None, address: str | None,
+                project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> None:
+    """Bring the selected assets (default: all) up to date, running only what is stale.
+
+    Independent assets run in parallel; Ctrl-C cancels running assets and marks the run
+    interrupted (exit 130); a second Ctrl-C exits at once.
+    """
     if not (select or exclude or force or dry_run):
         fresh = _noop_fast_path(project_dir, modules, files)
         if fresh is not None:
@@ -82,11 +93,23 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
     from assetflow import api
     from assetflow.cli_render import Progress, render_plan, render_run, run_to_json
 
+    from assetflow.execute.runner import RunInterrupted
+
     progress = None if as_json or dry_run else Progress.for_stderr()
     try:
         result = api.materialize(select, exclude=exclude, force=force, dry_run=dry_run, wait=wait,
                                  project=project_dir, modules=modules, files=files,
-                                 listener=progress.update if progress else None)
+                                 listener=progress.update if progress else None,
+                                 executor=executor, jobs=jobs, address=address)
+    except RunInterrupted as exc:
+        if progress:
+            progress.close()
+            progress = None
+        running = f"; cancelled while running: {', '.join(exc.cancelled)}" if exc.cancelled else ""
+        click.echo(f"Interrupted: run {exc.run_id} stopped and is marked interrupted{running}. "
+                   f"Nothing partial was recorded; {len(exc.results)} assets settled before the interrupt "
+                   f"stay recorded. Run `assetflow materialize` again to finish.", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
     finally:
         if progress:
             progress.close()

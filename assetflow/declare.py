@@ -8,6 +8,7 @@ identifier later and must be safe as both.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -100,6 +101,9 @@ class AssetSpec:
     config: object | None = None
     retries: int = 0
     freshness: str | None = None  # a policy: "1d", "cron:0 6 * * *" (see assetflow.freshness)
+    timeout: float | None = None  # seconds one attempt may run; None: no limit
+    pools: tuple[str, ...] = ()  # concurrency pools it holds a slot of while running
+    retry_delay: float = 1.0  # seconds before the first retry; doubles after each further failure
     file: str = "<unknown>"
     line: int = 0
 
@@ -148,6 +152,25 @@ class SourceSpec:
         return f"{self.file}:{self.line}"
 
 
+def _duration(value: object, what: str) -> float:
+    from assetflow.execute.policy import parse_duration
+
+    try:
+        return parse_duration(value, what=what)
+    except ValueError as exc:
+        raise DefinitionError(str(exc)) from None
+
+
+def _validate_pools(pool: object, asset_name: str, where: str) -> tuple[str, ...]:
+    names = () if pool is None else (pool,) if isinstance(pool, str) else pool
+    if not isinstance(names, Sequence) or not all(isinstance(n, str) and n for n in names):
+        raise DefinitionError(
+            f"Asset {asset_name!r} at {where}: pool must be a pool name or a list of them, "
+            f"e.g. pool=\"warehouse\"; got {pool!r}."
+        )
+    return tuple(dict.fromkeys(names))
+
+
 def _resolve_dep(dep: object, where: str) -> str:
     if isinstance(dep, AssetSpec):
         return dep.name
@@ -178,6 +201,9 @@ def _build_asset(
     config: object | None,
     retries: int,
     freshness: str | None = None,
+    timeout: str | float | datetime.timedelta | None = None,
+    pool: str | Sequence[str] | None = None,
+    retry_delay: str | float | datetime.timedelta = 1.0,
 ) -> AssetSpec:
     if not callable(fn) or not hasattr(fn, "__code__"):
         raise DefinitionError(f"@asset decorates plain functions; got {fn!r}.")
@@ -212,6 +238,8 @@ def _build_asset(
         raise DefinitionError(f"Asset {asset_name!r} at {where}: version must be a string, e.g. version=\"2\".")
     if not isinstance(retries, int) or retries < 0:
         raise DefinitionError(f"Asset {asset_name!r} at {where}: retries must be a non-negative integer.")
+    timeout_s = None if timeout is None else _duration(timeout, f"timeout of asset {asset_name!r} at {where}")
+    delay_s = _duration(retry_delay, f"retry_delay of asset {asset_name!r} at {where}")
     dep_names = tuple(_resolve_dep(d, where) for d in deps)
     for dep in dep_names:
         validate_name(dep, what=f"Dependency of {asset_name!r}", where=where)
@@ -231,6 +259,9 @@ def _build_asset(
         config=config,
         retries=retries,
         freshness=validate_policy(freshness, what=f"Asset {asset_name!r}", where=where),
+        timeout=timeout_s,
+        pools=_validate_pools(pool, asset_name, where),
+        retry_delay=delay_s,
         file=file,
         line=line,
     )
@@ -255,6 +286,9 @@ def asset(
     config: object | None = None,
     retries: int = 0,
     freshness: str | None = None,
+    timeout: str | float | datetime.timedelta | None = None,
+    pool: str | Sequence[str] | None = None,
+    retry_delay: str | float | datetime.timedelta = 1.0,
 ) -> Callable[[Callable[..., object]], AssetSpec]: ...
 
 
@@ -274,6 +308,9 @@ def asset(
     config: object | None = None,
     retries: int = 0,
     freshness: str | None = None,
+    timeout: str | float | datetime.timedelta | None = None,
+    pool: str | Sequence[str] | None = None,
+    retry_delay: str | float | datetime.timedelta = 1.0,
 ) -> AssetSpec | Callable[[Callable[..., object]], AssetSpec]:
     """Declare a function as an asset; its parameters name the assets it reads.
 
@@ -281,11 +318,15 @@ def asset(
     ``deps`` lists order-only upstreams whose data is not passed in. A parameter
     called ``config`` receives the ``config=`` dataclass instead of an upstream.
     ``freshness`` is a policy (``"1d"``, ``"cron:0 6 * * *"``) after which it is overdue.
+    A failed attempt is retried ``retries`` times, waiting ``retry_delay`` (``"1s"``) and
+    twice as long after each further failure; ``timeout`` (``"10m"``) stops an attempt that
+    runs longer. ``pool`` names concurrency pools (``[tool.assetflow.pools]`` sets their
+    limits) the asset holds a slot of while it runs. See docs/execution.md.
     """
     options = dict(
         name=name, deps=deps, io=io, group=group, tags=tags, version=version,
         description=description, owners=owners, metadata=metadata, config=config, retries=retries,
-        freshness=freshness,
+        freshness=freshness, timeout=timeout, pool=pool, retry_delay=retry_delay,
     )
     if fn is not None:
         return _build_asset(fn, **options)  # type: ignore[arg-type]

@@ -31,6 +31,7 @@ class ExitCode(enum.IntEnum):
     ASSET_FAILED = 1
     USAGE_ERROR = 2
     LOCKED = 3  # another run holds the project lock and --wait was not given
+    INTERRUPTED = 130  # Ctrl-C: running assets cancelled, the run marked interrupted (128 + SIGINT)
 
 
 class AssetflowError(Exception):

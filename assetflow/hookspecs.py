@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from assetflow.execute.executors import Executor
     from assetflow.storage.base import IOBackend
 
 hookspec = pluggy.HookspecMarker("assetflow")
@@ -27,4 +28,14 @@ def assetflow_io_backends() -> list[type[IOBackend]]:
     non-table values. The contract (atomic ``store``, the data hash from
     ``fingerprint.data.table_hash`` so equal content hashes alike in every backend, cheap
     ``check`` tokens, optional ``activate`` and ``local_file``) is in docs/plugins.md.
+    """
+
+
+@hookspec
+def assetflow_executors() -> list[type[Executor]]:
+    """Return executor classes (see ``assetflow.execute.executors.Executor``).
+
+    Each class has a unique ``name`` (what ``--executor`` names) and is built with
+    ``jobs`` (``--jobs``, None for its default) and ``address`` (``--address``, None if
+    not given). Built in: ``processes`` (the default) and ``inprocess``.
     """

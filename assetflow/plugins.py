@@ -19,7 +19,8 @@ from assetflow.errors import PluginError
 
 ENTRY_POINT_GROUP = "assetflow"
 PLUGINS_ENV = "ASSETFLOW_PLUGINS"
-BUILTIN_PLUGINS = ("assetflow.storage.parquet", "assetflow.storage.duckdb", "assetflow.storage.formats")
+BUILTIN_PLUGINS = ("assetflow.storage.parquet", "assetflow.storage.duckdb", "assetflow.storage.formats",
+                   "assetflow.execute.executors")
 
 
 @functools.cache

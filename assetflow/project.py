@@ -36,6 +36,7 @@ class ProjectConfig:
     default_io: str = DEFAULT_IO
     io_options: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     pyproject: Path | None = None
+    pools: dict[str, int] = dataclasses.field(default_factory=dict)  # [tool.assetflow.pools]: limit per pool
 
     @property
     def state_path(self) -> Path:
@@ -100,6 +101,14 @@ def load_config(
     io_options = table.get("io", {})
     if not isinstance(io_options, dict):
         raise ProjectLoadError(f"{pyproject}: [tool.assetflow.io] must be a table of tables.")
+    pools = table.get("pools", {})
+    if not isinstance(pools, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pools.values()
+    ):
+        raise ProjectLoadError(
+            f"{pyproject}: [tool.assetflow.pools] maps pool names to positive integer limits, "
+            f"e.g. warehouse = 2; got {pools!r}."
+        )
     return ProjectConfig(
         root=root,
         modules=cfg_modules,
@@ -108,6 +117,7 @@ def load_config(
         default_io=str(table.get("io_default", table.get("default_io", DEFAULT_IO))),
         io_options={k: dict(v) for k, v in io_options.items() if isinstance(v, dict)},
         pyproject=pyproject,
+        pools=dict(pools),
     )
 
 

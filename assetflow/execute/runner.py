@@ -4,23 +4,38 @@ Each asset is decided at its turn, once its upstreams have settled: fresh (skip)
 restorable (an earlier version with this exact recipe exists: move the pointer),
 or stale (compute it). A recomputed asset whose data hash did not change leaves its
 downstream fresh (early cutoff). A failure skips only its downstream.
+
+Scheduling: an asset is decided as soon as its own upstreams have settled (not layer
+by layer) and, if it must run, waits only for a free executor slot and for room in its
+concurrency pools. A failed attempt is retried with exponential backoff up to the
+asset's ``retries``. Only this process (the coordinator) writes the state store;
+executors only compute and store data. Ctrl-C cancels running assets, records nothing
+partial and marks the run interrupted; a second Ctrl-C exits at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
+import heapq
 import os
+import random
+import signal
 import socket
 import sys
+import threading
 import time
+import traceback
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import CancelledError, Future
 from typing import Literal
 
 from assetflow.declare import AssetSpec, SourceSpec
-from assetflow.execute.executors import Executor, InProcessExecutor
+from assetflow.execute.executors import Executor, TaskTimeout, WorkerLost, make_executor
+from assetflow.execute.policy import PoolLimits, format_duration, retry_delay
 from assetflow.execute.lock import ProjectLock
 from assetflow.execute.task import ComputeResult, ComputeTask, InputRef, compute, register_workspace
 from assetflow.fastpath import SNAPSHOT_KEY, build_snapshot
@@ -40,6 +55,33 @@ class AssetResult:
     duration: float | None = None
     data_hash: str | None = None
     error: str | None = None
+    attempts: int = 0  # how many times it was computed in this run (0: not computed)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run: running assets were cancelled and nothing partial was recorded.
+
+    A ``KeyboardInterrupt``, so code that stops on Ctrl-C still does; ``run_id``,
+    ``results`` (what settled before) and ``cancelled`` (what was running) say more.
+    """
+
+    def __init__(self, run_id: str, results: dict[str, AssetResult], cancelled: list[str]) -> None:
+        super().__init__(f"run {run_id} interrupted")
+        self.run_id = run_id
+        self.results = results
+        self.cancelled = cancelled
+
+
+@dataclasses.dataclass
+class _Launch:
+    """An asset decided stale: what to compute, and what its result will be recorded against."""
+
+    task: ComputeTask
+    verdict: Assessment
+    upstream: dict[str, str]
+    pools: frozenset[str]
+    attempts: int = 0
+    errors: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -74,7 +116,9 @@ class Run:
         selection: Iterable[str],
         *,
         force: bool = False,
-        executor: Executor | None = None,
+        executor: Executor | str | None = None,
+        jobs: int | None = None,
+        address: str | None = None,
         listener: Listener | None = None,
     ) -> None:
         self.ws = workspace
@@ -82,7 +126,10 @@ class Run:
         selected = set(selection)
         self.order = [n for n in self.graph.order if n in selected and isinstance(self.graph.specs[n], AssetSpec)]
         self.force = force
-        self.executor = executor or InProcessExecutor()
+        self._executor = executor
+        self._executor_options = {"jobs": jobs, "address": address}
+        self._owns_executor = False  # whether this run built the executor (and so shuts it down)
+        self._submitting: str | None = None
         self.listener = listener
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
         self.results: dict[str, AssetResult] = {}
@@ -119,6 +166,7 @@ class Run:
     # -- running ----------------------------------------------------------------------------
 
     def execute(self, wait_for_lock: bool = False) -> RunResult:
+        self.executor  # noqa: B018 - built first, so a bad --executor or --jobs fails before anything is written
         lock = ProjectLock(self.ws.config.state_path)
         lock.acquire(self.run_id, wait=wait_for_lock)
         try:
@@ -128,7 +176,8 @@ class Run:
             store.begin_run(self.run_id, " ".join(sys.argv), os.getpid(), socket.gethostname())
             status = "failed"
             try:
-                self._run_all()
+                with self._ctrl_c():
+                    self._run_all()
                 status = "succeeded" if all(r.outcome not in ("failed", "skipped") for r in self.results.values()) else "failed"
                 if status == "succeeded" and len(self.order) == len(self.graph.assets()):
                     snapshot = self._snapshot()
@@ -142,8 +191,18 @@ class Run:
                 store.finish_run(self.run_id, status, result.counts())
         finally:
             lock.release()
-            self.executor.shutdown()
+            if self._owns_executor and "executor" in self.__dict__:
+                self.executor.shutdown()
         return result
+
+    @functools.cached_property
+    def executor(self) -> Executor:
+        """The executor, built by name on first use (so planning and dry runs start none)."""
+        if self._executor is None or isinstance(self._executor, str):
+            self._owns_executor = True
+            return make_executor(self._executor, **self._executor_options)  # type: ignore[arg-type]
+        self._owns_executor = False
+        return self._executor
 
     def _snapshot(self) -> str | None:
         """Everything the no-op fast path must find unchanged to skip loading the project."""
@@ -158,14 +217,23 @@ class Run:
         return build_snapshot(self.ws.config, self.ws.code_files(), sources, assets, self.ws.loaded_at_ns)
 
     def _run_all(self) -> None:
-        register_workspace(self.ws)
+        """Decide each asset once its upstreams settle; keep the executor full; settle results as they come."""
+        self.code_token = register_workspace(self.ws)
         predicted = self.ws.assess_all(self.order)
         self.current = self.ws.store.current()
-        self.hashes: dict[str, str] = {}
         selected = set(self.order)
         remaining = {n: sum(1 for u in self.graph.upstream[n] if u in selected) for n in self.order}
         ready = deque(n for n in self.order if remaining[n] == 0)
-        running: dict[Future[object], tuple[str, Assessment, dict[str, str]]] = {}
+        limits = PoolLimits(self.ws.config.pools)
+        launches: dict[str, _Launch] = {}
+        running: dict[Future[object], str] = {}
+        backoff: list[tuple[float, int, str]] = []  # (due, sequence, name): failed attempts waiting to retry
+        jitter = random.Random()
+        stale = len(self.order) if self.force else sum(1 for v in predicted.values() if not v.fresh)
+        warm_up = getattr(self.executor, "warm_up", None) if stale else None
+        if warm_up is not None:
+            warm_up(self.ws.config, stale)
+        capacity = max(1, int(self.executor.capacity))
 
         def settle(name: str) -> None:
             for down in self.graph.downstream[name]:
@@ -174,19 +242,126 @@ class Run:
                     if remaining[down] == 0:
                         ready.append(down)
 
-        while ready or running:
-            while ready:
-                name = ready.popleft()
-                submitted = self._decide(name, predicted[name])
-                if submitted is None:
+        try:
+            while ready or running or backoff or len(limits):
+                while ready:
+                    name = ready.popleft()
+                    launch = self._decide(name, predicted[name])
+                    if launch is None:
+                        settle(name)
+                    else:
+                        launches[name] = launch
+                        limits.push(name, launch.pools)
+                now = time.monotonic()
+                while backoff and backoff[0][0] <= now:
+                    name = heapq.heappop(backoff)[2]
+                    limits.push(name, launches[name].pools)
+                while len(running) < capacity:
+                    startable = limits.pop_startable()
+                    if startable is None:
+                        break
+                    name = startable[0]
+                    launch = launches[name]
+                    launch.attempts += 1
+                    spec = self.graph.specs[name]
+                    assert isinstance(spec, AssetSpec)
+                    self._submitting = name  # an in-process executor computes it inside submit
+                    running[self.executor.submit(compute, launch.task, timeout=spec.timeout)] = name
+                    self._submitting = None
+                wait = max(0.0, backoff[0][0] - time.monotonic()) if backoff else None
+                if not running:
+                    if wait is not None:
+                        time.sleep(wait)
+                    continue
+                for future in self.executor.wait_any(list(running), timeout=wait):
+                    name = running.pop(future)
+                    launch = launches[name]
+                    limits.release(launch.pools)
+                    error = self._attempt_error(name, future)
+                    spec = self.graph.specs[name]
+                    assert isinstance(spec, AssetSpec)
+                    if error is not None and launch.attempts <= spec.retries:
+                        launch.errors.append(error)
+                        delay = retry_delay(spec.retry_delay, launch.attempts, jitter=jitter)
+                        self._record_retry(name, launch, error, delay)
+                        heapq.heappush(backoff, (time.monotonic() + delay, launch.attempts, name))
+                        continue
+                    del launches[name]
+                    self._finish(name, launch, future, error)
                     settle(name)
-                else:
-                    running[submitted[0]] = (name, *submitted[1:])
-            if running:
-                for future in self.executor.wait_any(running):
-                    name, verdict, upstream = running.pop(future)
-                    self._finish(name, verdict, upstream, future)
-                    settle(name)
+        except KeyboardInterrupt as exc:
+            cancelled = sorted({*running.values(), *([self._submitting] if self._submitting else [])})
+            self.executor.shutdown(cancel=True)  # running assets stop; their results are never recorded
+            raise RunInterrupted(self.run_id, self.results, cancelled) from exc
+
+    @contextlib.contextmanager
+    def _ctrl_c(self) -> Iterator[None]:
+        """Ctrl-C raises KeyboardInterrupt (the run then stops cleanly); a second one exits at once.
+
+        The second works even if the first was swallowed (an asset catching
+        KeyboardInterrupt in process) or the clean stop hangs: workers are killed, the run
+        is marked interrupted if the state store can be written within 0.2 s (else the next
+        run finds it abandoned), and the process exits with 130.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        pressed = False
+
+        def on_sigint(signum: int, frame: object) -> None:
+            nonlocal pressed
+            if pressed:
+                kill_now = getattr(self.__dict__.get("executor"), "kill_now", None)
+                if kill_now is not None:
+                    kill_now()
+                self._mark_interrupted_now()
+                os._exit(130)
+            pressed = True
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _mark_interrupted_now(self) -> None:
+        """Best effort, from a signal handler: a separate connection that gives up rather than wait."""
+        import sqlite3
+
+        try:
+            with contextlib.closing(sqlite3.connect(self.ws.store.path, timeout=0.2)) as db, db:
+                db.execute("UPDATE runs SET status = 'interrupted', finished_at = ? WHERE run_id = ? "
+                           "AND status = 'running'", (time.time(), self.run_id))
+        except sqlite3.Error:
+            pass  # e.g. the run was mid-transaction: the next run marks it abandoned instead
+
+    def _attempt_error(self, name: str, future: Future[object]) -> str | None:
+        """Why an attempt failed (the asset's traceback, a timeout, a lost worker), or None."""
+        spec = self.graph.specs[name]
+        assert isinstance(spec, AssetSpec)
+        try:
+            result = future.result()
+        except TaskTimeout as exc:
+            return f"Asset `{name}` timed out: it ran longer than its timeout of {format_duration(spec.timeout or 0)} ({exc})."
+        except WorkerLost as exc:
+            return f"Asset `{name}` was lost: {exc}."
+        except CancelledError:
+            return f"Asset `{name}` was cancelled by its executor."
+        except Exception as exc:  # noqa: BLE001 - an executor's own failure, e.g. a task that cannot be pickled
+            return f"Asset `{name}` could not run on the executor:\n" + "".join(traceback.format_exception(exc))
+        assert isinstance(result, ComputeResult)
+        if result.error is not None or result.stored is None:
+            return result.error or f"Asset `{name}` stored nothing."
+        return None
+
+    def _record_retry(self, name: str, launch: _Launch, error: str, delay: float) -> None:
+        spec = self.graph.specs[name]
+        assert isinstance(spec, AssetSpec)
+        detail = (f"attempt {launch.attempts} of {spec.retries + 1} failed; retrying in "
+                  f"{format_duration(delay)}\n{error}")
+        with self.ws.store.transaction() as db:
+            self.ws.store.add_events(db, [(self.run_id, name, "retried", None, detail)])
 
     def _upstream_hashes(self, spec: AssetSpec) -> tuple[dict[str, str], list[str]]:
         hashes: dict[str, str] = {}
@@ -214,7 +389,8 @@ class Run:
         if self.listener is not None:
             self.listener(result)
 
-    def _decide(self, name: str, predicted: Assessment) -> tuple[Future[object], Assessment, dict[str, str]] | None:
+    def _decide(self, name: str, predicted: Assessment) -> _Launch | None:
+        """Settle an asset now (skipped, fresh, cutoff, restored) or return what to compute."""
         spec = self.graph.specs[name]
         assert isinstance(spec, AssetSpec)
         upstream, problems = self._upstream_hashes(spec)
@@ -235,8 +411,17 @@ class Run:
             self.current[name] = earlier
             self._record_event(AssetResult(name, "restored", verdict.reasons, data_hash=earlier.data_hash))
             return None
-        task = ComputeTask(self.ws.config, name, self._inputs(spec), self.ws.io_of(spec))
-        return self.executor.submit(compute, task), verdict, upstream
+        task = ComputeTask(self.ws.config, name, self._inputs(spec), self.ws.io_of(spec), self.code_token)
+        return _Launch(task, verdict, upstream, self._pools(spec))
+
+    def _pools(self, spec: AssetSpec) -> frozenset[str]:
+        """The limited pools an asset holds a slot of: its ``pool=``, ``tag:KEY=VALUE``, ``group:NAME``."""
+        if not self.ws.config.pools:
+            return frozenset()
+        names = [*spec.pools, *(f"tag:{k}={v}" for k, v in spec.tags.items())]
+        if spec.group:
+            names.append(f"group:{spec.group}")
+        return frozenset(n for n in names if n in self.ws.config.pools)
 
     def _inputs(self, spec: AssetSpec) -> tuple[InputRef, ...]:
         refs = []
@@ -263,21 +448,26 @@ class Run:
                         changed.append(up)
         return changed
 
-    def _finish(self, name: str, verdict: Assessment, upstream: dict[str, str], future: Future[object]) -> None:
+    def _finish(self, name: str, launch: _Launch, future: Future[object], error: str | None) -> None:
+        """Record an asset's last attempt: failed, or its new materialization (the only state write)."""
         spec = self.graph.specs[name]
         assert isinstance(spec, AssetSpec)
-        result = future.result()
+        verdict, upstream = launch.verdict, launch.upstream
+        result = None if error is not None and not _has_result(future) else future.result()
+        duration = None if result is None else result.finished_at - result.started_at
+        reasons = ["--force"] if self.force and verdict.fresh else verdict.reasons
+        if error is not None:
+            if launch.attempts > 1:
+                error = f"Failed after {launch.attempts} attempts; the last error:\n{error}"
+            self._record_event(AssetResult(name, "failed", reasons, duration, error=error, attempts=launch.attempts))
+            return
         assert isinstance(result, ComputeResult)
         duration = result.finished_at - result.started_at
-        reasons = ["--force"] if self.force and verdict.fresh else verdict.reasons
-        if result.error is not None or result.stored is None:
-            self._record_event(AssetResult(name, "failed", reasons, duration, error=result.error))
-            return
         changed = self._inputs_changed(spec, upstream)
         if changed:
             message = (f"input {', '.join(f'`{c}`' for c in changed)} changed while `{name}` ran; its result "
                        f"was not recorded. Run `assetflow materialize` again.")
-            self._record_event(AssetResult(name, "failed", reasons, duration, error=message))
+            self._record_event(AssetResult(name, "failed", reasons, duration, error=message, attempts=launch.attempts))
             return
         stored = result.stored
         assert verdict.recipe is not None
@@ -289,7 +479,7 @@ class Run:
             rows=stored.rows, schema=stored.schema, bytes=stored.bytes, libraries=dict(code.libraries),
             started_at=result.started_at, finished_at=result.finished_at,
         )
-        asset_result = AssetResult(name, "ran", reasons, duration, data_hash=stored.data_hash)
+        asset_result = AssetResult(name, "ran", reasons, duration, data_hash=stored.data_hash, attempts=launch.attempts)
         with self.ws.store.transaction() as db:
             mat_id = self.ws.store.record(db, mat)
             self.ws.store.save_code_sources(db, code.digest, code.sources)
@@ -299,3 +489,7 @@ class Run:
         self.results[name] = asset_result
         if self.listener is not None:
             self.listener(asset_result)
+
+
+def _has_result(future: Future[object]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
+import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 from assetflow.declare import AssetSpec, SourceSpec
+from assetflow.errors import AssetflowError, ProjectLoadError
+from assetflow.hashing import hash_fields
 from assetflow.project import ProjectConfig
 from assetflow.storage.base import StoredData, ValueKind
 
-_WORKSPACES: dict[tuple[object, ...], Any] = {}
+_WORKSPACES: dict[tuple[object, ...], tuple[Any, str]] = {}  # project key -> (workspace, code token)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,10 +37,18 @@ class InputRef:
 
 @dataclasses.dataclass(frozen=True)
 class ComputeTask:
+    """One asset to compute: where the project is, where its inputs are, where to store.
+
+    ``code_token`` identifies the version of the project's code the coordinator loaded
+    (see ``code_token``); a worker that imported another version reloads the project,
+    and refuses the task if the code changed on disk since the run started.
+    """
+
     project: ProjectConfig
     asset: str
     inputs: tuple[InputRef, ...]
     io: str
+    code_token: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,20 +64,77 @@ def _project_key(config: ProjectConfig) -> tuple[object, ...]:
     return (str(config.root), config.modules, config.files, str(config.state_path))
 
 
-def register_workspace(workspace: Any) -> None:
-    """Let tasks in this process reuse an already loaded workspace instead of re-importing."""
-    _WORKSPACES[_project_key(workspace.config)] = workspace
+def code_token(root: Path) -> str:
+    """The size and mtime of every project Python file imported in this process.
+
+    Equal tokens in the coordinator and a worker mean both imported the same code (a
+    file rewritten in between changes its mtime). Device and inode are left out, so a
+    project on a shared file system reads the same from every machine.
+    """
+    from assetflow.fingerprint.code import is_project_file
+
+    parts = []
+    for module in list(sys.modules.values()):
+        filename = getattr(module, "__file__", None)
+        if filename and filename.endswith(".py") and is_project_file(filename, root):
+            try:
+                st = os.stat(filename)
+            except OSError:
+                continue
+            parts.append(f"{Path(filename).resolve()}:{st.st_size}:{st.st_mtime_ns}")
+    return hash_fields("code-token", *sorted(parts))
 
 
-def _workspace(config: ProjectConfig) -> Any:
+def register_workspace(workspace: Any) -> str:
+    """Let tasks in this process reuse an already loaded workspace; return its code token."""
+    token = code_token(workspace.root)
+    _WORKSPACES[_project_key(workspace.config)] = (workspace, token)
+    return token
+
+
+def _load(config: ProjectConfig) -> tuple[Any, str]:
+    from assetflow.graph import AssetGraph
+    from assetflow.project import collect_specs, import_modules
+    from assetflow.workspace import Workspace
+
+    workspace = Workspace(config, AssetGraph(collect_specs(import_modules(config))))
+    return workspace, code_token(config.root)
+
+
+def _forget_project_modules(root: Path) -> None:
+    from assetflow.fingerprint.code import is_project_file
+
+    for name, module in list(sys.modules.items()):
+        filename = getattr(module, "__file__", None)
+        if filename and is_project_file(filename, root):
+            del sys.modules[name]
+
+
+def _workspace(config: ProjectConfig, token: str = "") -> Any:
+    """The project as loaded in this process (imported once), reloaded if its code changed."""
     key = _project_key(config)
-    if key not in _WORKSPACES:
-        from assetflow.graph import AssetGraph
-        from assetflow.project import collect_specs, import_modules
-        from assetflow.workspace import Workspace
+    cached = _WORKSPACES.get(key)
+    if cached is None:
+        cached = _WORKSPACES[key] = _load(config)
+    if token and cached[1] != token:
+        # A long-lived worker (e.g. on a Dask cluster) imported an older version: import again.
+        _forget_project_modules(config.root)
+        cached = _WORKSPACES[key] = _load(config)
+        if cached[1] != token:
+            raise ProjectLoadError(
+                f"The project's code at {config.root} changed on disk after this run started, so this "
+                f"worker cannot run the code the run planned with. Nothing was recorded for it; run "
+                f"`assetflow materialize` again."
+            )
+    return cached[0]
 
-        _WORKSPACES[key] = Workspace(config, AssetGraph(collect_specs(import_modules(config))))
-    return _WORKSPACES[key]
+
+def warm_up(config: ProjectConfig) -> None:
+    """Import the project ahead of the first task (a worker's start); errors surface with that task."""
+    try:
+        _workspace(config)
+    except Exception:  # noqa: BLE001 - reported, with its traceback, by the first task that needs it
+        _WORKSPACES.pop(_project_key(config), None)
 
 
 def value_kind(spec: AssetSpec, parameter: str) -> ValueKind:
@@ -88,7 +158,10 @@ def _load_input(workspace: Any, spec: AssetSpec, ref: InputRef) -> object:
 def compute(task: ComputeTask) -> ComputeResult:
     """Run one asset; never raises for the asset's own errors, returns them formatted."""
     started = time.time()
-    workspace = _workspace(task.project)
+    try:
+        workspace = _workspace(task.project, task.code_token)
+    except AssetflowError as exc:
+        return ComputeResult(task.asset, None, started, time.time(), f"{type(exc).__name__}: {exc}")
     spec = workspace.graph.specs[task.asset]
     assert isinstance(spec, AssetSpec)
     try:

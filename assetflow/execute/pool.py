@@ -1,0 +1,355 @@
+"""The default executor: a pool of warm worker processes on this machine.
+
+Each worker is started once per run (from a ``forkserver``: a clean, single-threaded
+process, because forking a coordinator that has already started polars', Arrow's or
+DuckDB's threads is unsafe), imports the project once (``task._workspace``), and then
+runs task after task sent over its own pipe. No process is spawned per asset.
+
+Why not ``concurrent.futures.ProcessPoolExecutor``: it cannot stop one task. Killing
+the worker of a timed-out asset breaks that pool and fails every other running task
+with it, and when a worker dies (the out-of-memory killer) it cannot say which task
+it was running. Here every worker has its own pipe, so the pool knows exactly which
+task runs where and since when: a timed-out or lost task fails alone, and its worker
+is replaced while the others keep running.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
+import time
+import traceback
+import types
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from typing import Any, ClassVar, TypeVar
+
+from assetflow.errors import PluginError
+from assetflow.execute.executors import TaskTimeout, WorkerLost
+from assetflow.project import ProjectConfig
+
+T = TypeVar("T")
+
+START_METHOD_ENV = "ASSETFLOW_START_METHOD"
+# Imported once in the fork server, inherited by every worker: assetflow's own modules only.
+# Importing polars or pyarrow there would start their threads (jemalloc, polars) before fork.
+MAX_STARTUP_DEATHS = 3  # consecutive workers dying before they are ready: give up on the queue
+_PRELOAD = ["assetflow.execute.task", "assetflow.storage.base", "assetflow.project"]
+
+
+class _Job:
+    __slots__ = ("arg", "deadline", "fn", "future", "id", "timeout")
+
+    def __init__(self, job_id: int, fn: Callable[[Any], object], arg: object, timeout: float | None) -> None:
+        self.id = job_id
+        self.fn = fn
+        self.arg = arg
+        self.timeout = timeout
+        self.deadline: float | None = None  # monotonic; set when the worker says it started
+        self.future: Future[object] = Future()
+
+
+class _Worker:
+    """One worker process and the coordinator's end of its pipe."""
+
+    def __init__(self, context: Any, project: ProjectConfig | None) -> None:
+        self.conn, child = context.Pipe(duplex=True)
+        self.process = context.Process(target=_worker_main, args=(child, project), daemon=True,
+                                       name="assetflow-worker")
+        with _main_module_hidden():
+            self.process.start()
+        child.close()
+        self.job: _Job | None = None
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start a worker without re-running the caller's ``__main__`` in it.
+
+    ``spawn`` and ``forkserver`` re-import the main script in each child unless it is
+    guarded by ``if __name__ == "__main__"``; a notebook or a script calling
+    ``assetflow.materialize`` at top level would then run again in every worker. Workers
+    need nothing from ``__main__``: tasks name ``assetflow`` functions, and the project is
+    imported from its modules.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
+def _worker_main(conn: Connection, project: ProjectConfig | None) -> None:
+    """A worker's loop. Says ("ready",) once the project is imported, then for each
+    (id, fn, arg, notify) received answers ("started", id) if asked and ("done", id, ok, value)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    if project is not None:
+        from assetflow.execute.task import warm_up
+
+        warm_up(project)
+    try:
+        conn.send(("ready",))
+    except OSError:
+        return
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return  # the coordinator is gone
+        if message is None:
+            return
+        job_id, fn, arg, notify = message
+        if notify:
+            conn.send(("started", job_id))
+        try:
+            reply: tuple[object, ...] = ("done", job_id, True, fn(arg))
+        except BaseException as exc:  # noqa: BLE001 - reported to the coordinator, the worker lives on
+            reply = ("done", job_id, False, "".join(traceback.format_exception(exc)))
+        try:
+            conn.send(reply)
+        except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result
+            conn.send(("done", job_id, False, f"cannot send the result back: {exc!r}"))
+
+
+def _start_method() -> str:
+    method = os.environ.get(START_METHOD_ENV, "forkserver")
+    if method not in multiprocessing.get_all_start_methods():
+        raise PluginError(
+            f"{START_METHOD_ENV}={method!r} is not a start method here; use one of "
+            f"{', '.join(multiprocessing.get_all_start_methods())}."
+        )
+    return method
+
+
+class ProcessExecutor:
+    """Runs tasks in up to ``jobs`` warm worker processes (default: one per core).
+
+    Workers start on demand: one when a task waits and no worker is free, up to
+    ``jobs``. A starting worker takes tasks only once it has imported the project, so a
+    small run is not held up by a worker that is still starting while another is free.
+    """
+
+    name: ClassVar[str] = "processes"
+
+    def __init__(self, *, jobs: int | None = None, address: str | None = None) -> None:
+        if address is not None:
+            raise PluginError(
+                "The processes executor runs on this machine; --address is for executors that "
+                "connect to a cluster, e.g. --executor dask."
+            )
+        self.capacity = jobs or os.cpu_count() or 1
+        method = _start_method()
+        self._context = multiprocessing.get_context(method)
+        if method == "forkserver":
+            self._context.set_forkserver_preload(_PRELOAD)
+        self._project: ProjectConfig | None = None
+        self._starting: list[_Worker] = []  # importing the project; not yet ready for tasks
+        self._idle: list[_Worker] = []
+        self._busy: dict[int, _Worker] = {}  # job id -> worker running it
+        self._queue: deque[_Job] = deque()  # submitted, waiting for a ready worker
+        self._ids = itertools.count()
+        self._startup_deaths = 0
+        self.started_workers = 0
+
+    # -- the Executor interface -------------------------------------------------------------
+
+    def warm_up(self, project: ProjectConfig, tasks: int) -> None:
+        """Start up to ``tasks`` workers now, so they import the project while the run plans."""
+        self._project = project
+        while self._workers() < min(self.capacity, tasks):
+            self._starting.append(self._spawn())
+
+    def submit(self, fn: Callable[[T], object], arg: T, *, timeout: float | None = None) -> Future[object]:
+        job = _Job(next(self._ids), fn, arg, timeout)
+        job.future.set_running_or_notify_cancel()
+        self._queue.append(job)
+        self._dispatch()
+        return job.future
+
+    def wait_any(self, futures: Iterable[Future[object]], timeout: float | None = None) -> set[Future[object]]:
+        wanted = list(futures)
+        limit = None if timeout is None else time.monotonic() + timeout
+        while True:
+            done = {f for f in wanted if f.done()}
+            if done:
+                return done
+            now = time.monotonic()
+            if limit is not None and now >= limit:
+                return set()
+            deadlines = [j.deadline for j in (w.job for w in self._busy.values()) if j and j.deadline]
+            until = min([d for d in (limit, *deadlines) if d is not None], default=None)
+            self._poll(None if until is None else max(0.0, until - now))
+
+    def shutdown(self, cancel: bool = False) -> None:
+        """Stop every worker; with ``cancel`` kill running ones at once instead of letting them finish."""
+        for job in self._queue:
+            job.future.cancel()
+        self._queue.clear()
+        for worker in self._starting:
+            worker.process.kill()  # it has done nothing yet: no need to let it finish importing
+        stopping = [*self._idle, *([] if cancel else self._busy.values())]
+        for worker in stopping:
+            try:
+                worker.conn.send(None)
+            except OSError:
+                pass
+        if cancel:
+            for worker in self._busy.values():
+                worker.process.kill()
+        for worker in [*self._starting, *self._idle, *self._busy.values()]:
+            worker.process.join(10)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(5)
+            worker.conn.close()
+            job = worker.job
+            if job is not None and not job.future.done():
+                job.future.set_exception(WorkerLost("the run was stopped while this task ran"))
+        self._starting.clear()
+        self._idle.clear()
+        self._busy.clear()
+
+    def kill_now(self) -> None:
+        """Kill every worker at once, without waiting (a second Ctrl-C)."""
+        for worker in [*self._starting, *self._idle, *self._busy.values()]:
+            try:
+                os.kill(worker.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, TypeError):
+                pass
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _workers(self) -> int:
+        return len(self._starting) + len(self._idle) + len(self._busy)
+
+    def _spawn(self) -> _Worker:
+        self.started_workers += 1
+        return _Worker(self._context, self._project)
+
+    def _dispatch(self) -> None:
+        """Hand queued jobs to ready workers; start workers for what is left, up to capacity."""
+        while self._queue and self._idle:
+            worker = self._idle.pop()
+            if not worker.process.is_alive():  # died while idle (killed from outside): forget it
+                worker.kill()
+                continue
+            job = self._queue.popleft()
+            try:
+                worker.conn.send((job.id, job.fn, job.arg, job.timeout is not None))
+            except Exception as exc:  # noqa: BLE001 - e.g. an argument that cannot be pickled
+                job.future.set_exception(exc)
+                self._idle.append(worker)
+                continue
+            worker.job = job
+            self._busy[job.id] = worker
+        while len(self._queue) > len(self._starting) and self._workers() < self.capacity:
+            self._starting.append(self._spawn())
+
+    def _poll(self, timeout: float | None) -> None:
+        """Wait for messages or worker deaths; handle them, then any expired deadline."""
+        by_handle: dict[object, _Worker] = {}
+        for worker in [*self._starting, *self._busy.values()]:
+            by_handle[worker.conn] = worker
+            by_handle[worker.process.sentinel] = worker
+        if not by_handle:
+            if timeout:
+                time.sleep(timeout)
+            return
+        for handle in multiprocessing.connection.wait(list(by_handle), timeout):
+            worker = by_handle[handle]
+            if worker.conn.closed:
+                continue  # already retired through its other handle
+            if handle is worker.conn or worker.conn.poll():
+                self._receive(worker)
+            else:
+                self._lost(worker)
+        now = time.monotonic()
+        for worker in list(self._busy.values()):
+            job = worker.job
+            if job is not None and job.deadline is not None and now >= job.deadline:
+                self._retire(worker)
+                job.future.set_exception(TaskTimeout(f"stopped after {job.timeout:g}s; "
+                                                     f"its worker process was killed and replaced"))
+        self._dispatch()
+
+    def _receive(self, worker: _Worker) -> None:
+        try:
+            message = worker.conn.recv()
+        except (EOFError, OSError):
+            self._lost(worker)
+            return
+        kind = message[0]
+        if kind == "ready":
+            self._startup_deaths = 0
+            self._starting.remove(worker)
+            self._idle.append(worker)
+            return
+        job = worker.job
+        assert job is not None
+        if kind == "started":
+            job.deadline = time.monotonic() + (job.timeout or 0.0)
+            return
+        _, _, ok, payload = message
+        worker.job = None
+        del self._busy[job.id]
+        self._idle.append(worker)
+        if ok:
+            job.future.set_result(payload)
+        else:
+            job.future.set_exception(RemoteError(str(payload)))
+
+    def _lost(self, worker: _Worker) -> None:
+        """A worker died: fail its task (if any) with how it died; it is replaced on demand."""
+        job = worker.job
+        starting = worker in self._starting
+        self._retire(worker)
+        if starting:
+            self._startup_deaths += 1
+            if self._startup_deaths >= MAX_STARTUP_DEATHS:
+                for queued in self._queue:
+                    queued.future.set_exception(WorkerLost(
+                        f"{self._startup_deaths} worker processes died while starting (last exit code "
+                        f"{worker.process.exitcode}); try --executor inprocess to see why"))
+                self._queue.clear()
+        if job is None:
+            return
+        code = worker.process.exitcode
+        if code is not None and code < 0:
+            try:
+                how = f"was killed by signal {-code} ({signal.Signals(-code).name})"
+            except ValueError:
+                how = f"was killed by signal {-code}"
+            if -code == signal.SIGKILL:
+                how += ", e.g. by the out-of-memory killer"
+        else:
+            how = f"exited with code {code}"
+        job.future.set_exception(WorkerLost(f"its worker process (pid {worker.process.pid}) {how}"))
+
+    def _retire(self, worker: _Worker) -> None:
+        """Kill a worker and forget it; ``_dispatch`` starts a replacement when work needs one."""
+        if worker.job is not None:
+            del self._busy[worker.job.id]
+            worker.job = None
+        for group in (self._starting, self._idle):
+            if worker in group:
+                group.remove(worker)
+        worker.kill()
+
+
+class RemoteError(Exception):
+    """A task raised in a worker; the message is its formatted traceback."""
