@@ -54,6 +54,9 @@ _assetflow_pg_setup() {
     if [ "$("${psql[@]}" -tAc "select 1 from pg_roles where rolname = 'assetflow'")" != 1 ]; then
         "${psql[@]}" -c "create role assetflow login password '$password'" \
             -c "create database assetflow owner assetflow" >/dev/null
+        # PostgreSQL 15+: let the benchmark issue CHECKPOINT between timed runs.
+        "${psql[@]}" -c "do \$\$ begin if exists (select from pg_roles where rolname = 'pg_checkpoint')
+            then grant pg_checkpoint to assetflow; end if; end \$\$" >/dev/null
     fi
     export ASSETFLOW_POSTGRES_DSN="postgresql://assetflow:$password@127.0.0.1:$port/assetflow"
     echo "services: PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port" >&2

@@ -47,6 +47,7 @@ HASH_DIGITS = 16
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}\Z")
 _LOCATION = re.compile(r"(?P<schema>[a-z_][a-z0-9_]{0,62})\.(?P<table>[a-z_][a-z0-9_]*__[0-9a-f]{16})\Z")
 _T = TypeVar("_T")
+_LOCK_SQL = "select pg_advisory_xact_lock(hashtextextended(%s, 0))"  # held until the transaction ends
 
 _TOKEN_SQL = """
 select c.oid::bigint, c.relfilenode::bigint, pg_relation_size(c.oid),
@@ -161,16 +162,20 @@ class PostgresBackend:
 
     def _parse(self, asset: str, location: str) -> tuple[str, str]:
         match = _LOCATION.match(location)
-        if match is None:
+        digits = location.rsplit("__", 1)[-1]
+        if match is None or match["table"] != version_table(asset, digits):
             raise StorageError(
-                f"Location {location!r} of asset {asset!r} is not a postgres version table "
-                f"(schema.asset__<16 hex>); the state store may be corrupt."
+                f"Location {location!r} of asset {asset!r} is not a postgres version table of that "
+                f"asset (schema.{asset}__<16 hex>); the state store may be corrupt."
             )
         return match["schema"], match["table"]
 
     def _ensure_schema(self, cur: Any) -> None:
         if self._schema_ready:
             return
+        # Parallel workers may all find the schema missing: serialise its creation.
+        cur.execute(_LOCK_SQL.replace("%s", "$1"), parameters=(f"assetflow schema {self.schema}",))
+        cur.fetchall()
         cur.execute("select 1 from pg_namespace where nspname = $1", parameters=(self.schema,))
         if not cur.fetchall():
             cur.execute(f"create schema if not exists {quote(self.schema)}")
@@ -185,9 +190,10 @@ class PostgresBackend:
     # -- the backend protocol ---------------------------------------------------------------
 
     def store(self, asset: str, value: object) -> StoredData:
-        from assetflow.fingerprint.data import table_hash, to_arrow_table
+        from assetflow.fingerprint.data import table_hash
+        from assetflow.storage.formats import require_table
 
-        table = to_arrow_table(value)
+        table = require_table(asset, value, self.name)
         data_hash = table_hash(table)
         stored = types.to_storage(table)
         name = version_table(asset, data_hash)
@@ -201,6 +207,9 @@ class PostgresBackend:
                 old = f"assetflow$old_{uuid.uuid4().hex[:16]}"
                 qs = quote(self.schema)
                 cur.adbc_ingest(temp, stored, mode="create", db_schema_name=self.schema)
+                # Another process writing the same version waits here, then finds it and replaces it.
+                cur.execute(_LOCK_SQL.replace("%s", "$1"), parameters=(f"assetflow table {self.schema}.{name}",))
+                cur.fetchall()
                 cur.execute(
                     "select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace "
                     "where n.nspname = $1 and c.relname = $2",
@@ -334,6 +343,7 @@ class PostgresBackend:
 
             conn = self._sql()
             with conn.transaction():
+                conn.execute(_LOCK_SQL, (f"assetflow view {schema}.{asset}",))
                 try:
                     with conn.transaction():  # a savepoint: replacing fails if the columns changed
                         conn.execute(f"create or replace view {qs}.{quote(asset)} as select * from {target}")

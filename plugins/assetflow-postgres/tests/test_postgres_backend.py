@@ -132,6 +132,11 @@ def test_tables_postgres_would_change_are_refused(tmp_path: Path, pg_schema: str
         backend(tmp_path, pg_schema).store("odd", table)
 
 
+def test_a_value_that_is_not_a_table_is_refused_naming_the_asset(tmp_path: Path, pg_schema: str) -> None:
+    with pytest.raises(StorageError, match=r"Asset 'orders'.*io='postgres' stores tables"):
+        backend(tmp_path, pg_schema).store("orders", {"not": "a table"})
+
+
 def test_odd_column_names_are_quoted(tmp_path: Path, pg_schema: str) -> None:
     table = pa.table({'Select "x"; drop table y': [1], "Größe": ["z"], "a b": [None]})
     pg = backend(tmp_path, pg_schema)
@@ -243,7 +248,10 @@ def test_a_long_asset_name_gets_a_table_name_postgres_keeps(tmp_path: Path, pg_s
 
 @pytest.mark.parametrize(
     "location",
-    ["orders", "public.orders", "x.orders__0123", 'a.b__0123456789abcdef"; drop table x; --', "../x.y__0123456789abcdef"],
+    [
+        "orders", "public.orders", "x.orders__0123", 'a.b__0123456789abcdef"; drop table x; --',
+        "../x.y__0123456789abcdef", "x.customers__0123456789abcdef",
+    ],
 )
 def test_malformed_locations_are_refused(tmp_path: Path, pg_schema: str, location: str) -> None:
     with pytest.raises(StorageError, match="not a postgres version table"):
@@ -319,3 +327,29 @@ def test_a_forked_worker_opens_its_own_connections(tmp_path: Path, pg_schema: st
     # the parent's connections were neither used nor closed by the child
     assert pg.check("orders", stored.location, stored.data_hash, stored.token).status == "ok"
     assert table_hash(pg.load("orders", stored.location, "arrow")) == stored.data_hash
+
+
+def _store_in_child(queue: multiprocessing.Queue, root: Path, schema: str, asset: str, rows: int) -> None:
+    try:
+        stored = PostgresBackend(root, {"schema": schema}).store(asset, TABLE.slice(0, rows))
+        queue.put(stored.location)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        queue.put(f"error: {exc}")
+
+
+def test_parallel_workers_create_the_schema_and_write_the_same_version_safely(tmp_path: Path, pg_schema: str) -> None:
+    context = multiprocessing.get_context("spawn")
+    queue: multiprocessing.Queue = context.Queue()
+    jobs = [("orders", 3), ("orders", 3), ("customers", 2), ("orders", 3)]
+    children = [context.Process(target=_store_in_child, args=(queue, tmp_path, pg_schema, *job)) for job in jobs]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(120)
+    results = sorted(queue.get(timeout=10) for _ in jobs)
+    assert not [r for r in results if r.startswith("error")], results
+    assert len(set(results)) == 2
+    pg = backend(tmp_path, pg_schema)
+    for location in set(results):
+        asset = location.split(".")[1].split("__")[0]
+        assert pg.load(asset, location, "arrow").num_rows == (3 if asset == "orders" else 2)

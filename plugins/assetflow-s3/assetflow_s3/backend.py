@@ -158,9 +158,10 @@ class S3Backend:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from assetflow.fingerprint.data import table_hash, to_arrow_table
+        from assetflow.fingerprint.data import table_hash
+        from assetflow.storage.formats import require_table
 
-        table = to_arrow_table(value)
+        table = require_table(asset, value, self.name)
         data_hash = table_hash(table)
         path = self._key(asset, data_hash)
         sink = pa.BufferOutputStream()

@@ -101,6 +101,11 @@ def test_check_sees_tampering(s3: S3Backend, s3_endpoint: str, body: Any) -> Non
     assert result.status == "modified" and result.token != stored.token
 
 
+def test_a_value_that_is_not_a_table_is_refused_naming_the_asset(s3: S3Backend) -> None:
+    with pytest.raises(StorageError, match=r"Asset 'orders'.*io='s3' stores tables"):
+        s3.store("orders", [1, 2, 3])
+
+
 def test_missing_and_delete(s3: S3Backend) -> None:
     stored = s3.store("orders", TABLE)
     s3.delete("orders", stored.location)
@@ -213,13 +218,14 @@ def test_a_project_on_s3_through_the_cli(tmp_path: Path, s3_bucket: str, s3_endp
     (tmp_path / "data" / "raw.csv").write_text("id,value\n1,10\n2,-5\n3,7\n")
     ran = assetflow(tmp_path, "materialize")
     assert {n: a["outcome"] for n, a in ran.items()} == {"clean": "ran", "total": "ran"}
-    assert {n: a["outcome"] for n, a in assetflow(tmp_path, "materialize").items()} == {"clean": "fresh", "total": "fresh"}
+    again = assetflow(tmp_path, "materialize")
+    assert {n: a["outcome"] for n, a in again.items()} == {"clean": "fresh", "total": "fresh"}
     [key] = keys(s3_endpoint, s3_bucket, "assetflow/clean/")
     put(s3_endpoint, f"s3://{s3_bucket}/{key}", parquet_bytes(pa.table({"id": [1], "value": [999]})))
     status = assetflow(tmp_path, "status")
     assert "stored data changed outside assetflow (hash mismatch)" in status["clean"]["reasons"]
-    again = assetflow(tmp_path, "materialize")
-    assert (again["clean"]["outcome"], again["total"]["outcome"]) == ("ran", "cutoff")
+    rerun = assetflow(tmp_path, "materialize")
+    assert (rerun["clean"]["outcome"], rerun["total"]["outcome"]) == ("ran", "cutoff")
     for path in (tmp_path / ".assetflow").rglob("*"):
         if path.is_file():
             assert b"assetflow-test-secret" not in path.read_bytes()
