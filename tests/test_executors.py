@@ -158,13 +158,13 @@ def test_independent_assets_run_at_once_in_separate_worker_processes(spanning: P
 
         @asset
         def left() -> pl.DataFrame:
-            span("left", 1.5)
+            span("left", 3.0)
             return pl.DataFrame({"x": [1]})
 
 
         @asset
         def right() -> pl.DataFrame:
-            span("right", 1.5)
+            span("right", 3.0)
             return pl.DataFrame({"x": [2]})
     ''')
     assert spanning.ran("--jobs", "2") == {"left", "right"}
@@ -182,7 +182,7 @@ def test_an_asset_starts_when_its_own_upstreams_are_done_not_its_layer(spanning:
 
         @asset
         def slow() -> pl.DataFrame:
-            span("slow", 3.0)
+            span("slow", 5.0)
             return pl.DataFrame({"x": [1]})
 
 
@@ -416,9 +416,9 @@ def test_a_worker_killed_mid_asset_is_retried_or_failed_and_never_recorded_twice
 def test_a_pool_limits_how_many_of_its_assets_run_at_once(spanning: ProjectDir, pool_key: str, declaration: str) -> None:
     spanning.write("pyproject.toml", f'[tool.assetflow]\nmodules = ["pipeline"]\n\n[tool.assetflow.pools]\n{pool_key} = 1\n')
     spanning.write("pipeline.py", "import polars as pl\nfrom assetflow import asset\nfrom spans import span\n" + "".join(
-        f"\n\n@asset({declaration})\ndef pooled_{i}() -> pl.DataFrame:\n    span('pooled_{i}', 0.8)\n"
+        f"\n\n@asset({declaration})\ndef pooled_{i}() -> pl.DataFrame:\n    span('pooled_{i}', 1.5)\n"
         f"    return pl.DataFrame({{'x': [{i}]}})\n" for i in range(3)
-    ) + "\n\n@asset\ndef free() -> pl.DataFrame:\n    span('free', 1.5)\n    return pl.DataFrame({'x': [9]})\n")
+    ) + "\n\n@asset\ndef free() -> pl.DataFrame:\n    span('free', 3.0)\n    return pl.DataFrame({'x': [9]})\n")
     assert spanning.ran("--jobs", "3") == {"pooled_0", "pooled_1", "pooled_2", "free"}
     seen = spans(spanning)
     pooled = [seen[f"pooled_{i}"] for i in range(3)]
@@ -519,6 +519,16 @@ def test_ctrl_c_cancels_running_assets_records_nothing_partial_and_marks_the_run
     assert materializations(project, "quick") == 1  # settled before Ctrl-C: kept
     assert materializations(project, "endless") == materializations(project, "after") == 0
     assert not list((project.root / ".assetflow" / "data").rglob("endless/*"))
+
+
+def test_workers_exit_when_their_coordinator_is_killed(project: ProjectDir, spawned: list[subprocess.Popen[str]]) -> None:
+    project.write("pipeline.py", CTRL_C_PIPELINE)
+    proc = start_cli(project, spawned, "--jobs", "2")
+    wait_for(project.root / "endless.pid", proc)
+    worker = int((project.root / "endless.pid").read_text())
+    proc.kill()  # SIGKILL: no chance to clean up
+    proc.wait()
+    assert gone(worker, timeout=15), "a worker outlived its SIGKILLed coordinator"
 
 
 def test_a_second_ctrl_c_exits_at_once(project: ProjectDir, spawned: list[subprocess.Popen[str]]) -> None:

@@ -21,6 +21,7 @@ import multiprocessing.connection
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 import types
@@ -40,6 +41,7 @@ T = TypeVar("T")
 START_METHOD_ENV = "ASSETFLOW_START_METHOD"
 # Imported once in the fork server, inherited by every worker: assetflow's own modules only.
 # Importing polars or pyarrow there would start their threads (jemalloc, polars) before fork.
+WATCH_EVERY = 1.0  # seconds between a worker's checks that its coordinator is alive
 MAX_STARTUP_DEATHS = 3  # consecutive workers dying before they are ready: give up on the queue
 _PRELOAD = ["assetflow.execute.task", "assetflow.storage.base", "assetflow.project"]
 
@@ -61,7 +63,7 @@ class _Worker:
 
     def __init__(self, context: Any, project: ProjectConfig | None) -> None:
         self.conn, child = context.Pipe(duplex=True)
-        self.process = context.Process(target=_worker_main, args=(child, project), daemon=True,
+        self.process = context.Process(target=_worker_main, args=(child, project, os.getpid()), daemon=True,
                                        name="assetflow-worker")
         with _main_module_hidden():
             self.process.start()
@@ -94,10 +96,11 @@ def _main_module_hidden() -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
-def _worker_main(conn: Connection, project: ProjectConfig | None) -> None:
+def _worker_main(conn: Connection, project: ProjectConfig | None, coordinator: int) -> None:
     """A worker's loop. Says ("ready",) once the project is imported, then for each
     (id, fn, arg, notify) received answers ("started", id) if asked and ("done", id, ok, value)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    threading.Thread(target=_watch, args=(coordinator,), daemon=True, name="assetflow-watchdog").start()
     if project is not None:
         from assetflow.execute.task import warm_up
 
@@ -124,6 +127,22 @@ def _worker_main(conn: Connection, project: ProjectConfig | None) -> None:
             conn.send(reply)
         except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result
             conn.send(("done", job_id, False, f"cannot send the result back: {exc!r}"))
+
+
+def _watch(coordinator: int) -> None:
+    """Exit when the coordinator is gone (killed with SIGKILL), even in the middle of an asset.
+
+    Its result could never be recorded, and an orphaned worker would hold CPU, memory and
+    locks for nothing. (An idle worker also notices through its pipe.)
+    """
+    while True:
+        time.sleep(WATCH_EVERY)
+        try:
+            os.kill(coordinator, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:
+            pass
 
 
 def _start_method() -> str:
@@ -223,6 +242,8 @@ class ProcessExecutor:
         self._starting.clear()
         self._idle.clear()
         self._busy.clear()
+        if self.started_workers:
+            _stop_helpers()
 
     def kill_now(self) -> None:
         """Kill every worker at once, without waiting (a second Ctrl-C)."""
@@ -353,3 +374,19 @@ class ProcessExecutor:
 
 class RemoteError(Exception):
     """A task raised in a worker; the message is its formatted traceback."""
+
+
+def _stop_helpers() -> None:
+    """Stop the fork server and resource tracker multiprocessing started, so no process outlives the run.
+
+    Both are private singletons of ``multiprocessing``; a later run simply starts them again.
+    """
+    from multiprocessing import forkserver, resource_tracker
+
+    for helper in (getattr(forkserver, "_forkserver", None), getattr(resource_tracker, "_resource_tracker", None)):
+        stop = getattr(helper, "_stop", None)
+        if stop is not None:
+            try:
+                stop()
+            except (OSError, ChildProcessError):  # already gone
+                pass

@@ -397,7 +397,12 @@ class Run:
         if problems:
             self._record_event(AssetResult(name, "skipped", problems))
             return None
-        verdict = self.ws.assess_one(spec, upstream, self.current.get(name))
+        current = self.current.get(name)
+        if (predicted.fresh and predicted.recipe is not None and current is not None and predicted.current is not None
+                and predicted.current.id == current.id and predicted.recipe.upstream == upstream):
+            verdict = predicted  # predicted fresh, and its upstreams settled on the hashes predicted: still fresh
+        else:
+            verdict = self.ws.assess_one(spec, upstream, current)
         if verdict.fresh and not self.force:
             outcome: Outcome = "fresh" if predicted.fresh else "cutoff"
             reasons = [] if predicted.fresh else [r for r in predicted.reasons if r.startswith("upstream")]
