@@ -9,6 +9,8 @@ project's venv; ``--quick`` for a smoke run):
   call, store, as the workers measure it), is what the engine adds per asset: deciding,
   scheduling, moving the task and result between processes, recording. Start-up (importing
   the project, starting workers) falls out of the slope and is reported separately.
+- ``round_trip``: one trivial task to a warm pool worker and its result back, serially: the most
+  that batching tasks could save per asset.
 - ``speedup``: a wide graph of 16 CPU-bound assets (pure-Python loops of ~0.8 s, GIL-bound, so
   only processes can overlap them) run with the process pool at ``--jobs 1`` and ``--jobs 2``.
 - ``scale``: generated layered projects (bench/generate.py) at N = 1,000 and 10,000: a cold
@@ -154,6 +156,33 @@ def bench_overhead(work: Path, sizes: tuple[int, int], executors: list[tuple[str
     return rows
 
 
+# -- the pool's round trip -----------------------------------------------------------------------
+
+ROUND_TRIP = '''
+    import json, os, time
+    from assetflow.execute.pool import ProcessExecutor
+    executor = ProcessExecutor(jobs=1)
+    executor.wait_any([executor.submit(os.getpid, None)])  # start the worker
+    rounds = {rounds}
+    start = time.perf_counter()
+    for _ in range(rounds):
+        executor.wait_any([executor.submit(abs, -1)])
+    took = time.perf_counter() - start
+    executor.shutdown()
+    print(json.dumps({{"round_trip_ms": took / rounds * 1000}}))
+'''
+
+
+def bench_round_trip(rounds: int) -> dict[str, Any]:
+    """One task to a warm worker and its result back, serially: what batching could save per asset."""
+    result = child(ROUND_TRIP.format(rounds=rounds))
+    row = {"rounds": rounds, **{k: round(v, 4) for k, v in result.items() if isinstance(v, float)}, "load_avg": load_average()}
+    if "error" in result:
+        row["error"] = result["error"]
+    print("round_trip", row, flush=True)
+    return row
+
+
 # -- speed-up ----------------------------------------------------------------------------------
 
 CPU_ASSETS = 16
@@ -176,9 +205,42 @@ def cpu_project(folder: Path) -> None:
     (folder / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["cpu_assets"]\n')
 
 
+MACHINE_CEILING = '''
+    import json, multiprocessing, time
+
+    def burn(_):
+        total = 0
+        for k in range(8_000_000):
+            total += (k * 3) % 7
+        return total
+
+    if __name__ == "__main__":
+        with multiprocessing.get_context("spawn").Pool(2) as pool:
+            pool.map(burn, [0, 0])  # started and warm
+            start = time.perf_counter()
+            for i in range({n}):
+                burn(i)
+            serial = time.perf_counter() - start
+            start = time.perf_counter()
+            pool.map(burn, range({n}), chunksize=1)
+            parallel = time.perf_counter() - start
+        print(json.dumps({{"serial_s": serial, "parallel_s": parallel}}))
+'''
+
+
+def machine_ceiling(work: Path) -> dict[str, float]:
+    """The same loops with no assetflow at all: serially, then in a plain 2-process pool. What the machine gives."""
+    script = work / "ceiling.py"
+    script.write_text(textwrap.dedent(MACHINE_CEILING.format(n=CPU_ASSETS)))
+    proc = subprocess.run([PYTHON, str(script)], capture_output=True, text=True, timeout=600)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**{k: round(v, 3) for k, v in result.items()}, "speedup": round(result["serial_s"] / result["parallel_s"], 2)}
+
+
 def bench_speedup(work: Path, repeat: int) -> dict[str, Any]:
     folder = work / "cpu"
     cpu_project(folder)
+    ceilings = [machine_ceiling(work) for _ in range(repeat)]
     walls: dict[str, list[float]] = {"1": [], "2": []}
     windows: dict[str, list[float]] = {"1": [], "2": []}
     occupancy: dict[str, list[float]] = {"1": [], "2": []}
@@ -198,7 +260,8 @@ def bench_speedup(work: Path, repeat: int) -> dict[str, Any]:
            "best_s": {k: round(v, 3) for k, v in best.items()}, "speedup": round(best["1"] / best["2"], 2),
            "best_window_s": {k: round(v, 3) for k, v in best_window.items()},
            "speedup_compute": round(best_window["1"] / best_window["2"], 2),
-           "occupancy": {k: round(max(v), 3) for k, v in occupancy.items()}, "load_avg": load_average()}
+           "occupancy": {k: round(max(v), 3) for k, v in occupancy.items()},
+           "machine_ceiling": max(ceilings, key=lambda c: c["speedup"]), "load_avg": load_average()}
     print("speedup", row, flush=True)
     return row
 
@@ -356,6 +419,10 @@ def render(results: dict[str, Any]) -> str:
             continue
         lines.append(f"| {row['executor']} | {row['jobs'] or 'default'} | {row['overhead_ms_per_asset']:.2f} ms | "
                      f"{row['task_ms_per_asset']:.2f} ms | {row['run_ms_per_asset']:.2f} ms | {row['startup_s']:.2f} s |")
+    trip = results.get("round_trip") or {}
+    if "round_trip_ms" in trip:
+        lines += ["", f"Process pool round trip (a trivial task to a warm worker and its result back, serially, "
+                      f"{trip['rounds']} times): **{trip['round_trip_ms']:.3f} ms** per task."]
     speed = results.get("speedup") or {}
     if "speedup" in speed:
         lines += ["", f"Speed-up, {speed['assets']} CPU-bound assets, process pool, best of {len(speed['runs_s']['1'])}: "
@@ -366,6 +433,12 @@ def render(results: dict[str, Any]) -> str:
                       f"Worker occupancy at --jobs 2 (assets' time / (2 x compute window), 1.0 = both workers "
                       f"always busy with assets, whatever else loads the machine): "
                       f"**{speed.get('occupancy', {}).get('2', float('nan')):.2f}**."]
+        ceiling = speed.get("machine_ceiling")
+        if ceiling:
+            lines += ["", f"The machine's own ceiling, the same loops with no assetflow (serially, then in a plain "
+                          f"2-process `multiprocessing` pool): {ceiling['serial_s']:.2f} s vs {ceiling['parallel_s']:.2f} s, "
+                          f"**{ceiling['speedup']:.2f}x**. assetflow reaches "
+                          f"**{speed['speedup_compute'] / ceiling['speedup']:.0%}** of what this machine gives."]
     lines += ["", "| N (layered) | cold | no-op (fast path) | no-op (full check) | peak RSS (coordinator, no-op full) |",
               "|---|---|---|---|---|"]
     for row in results.get("scale", []):
@@ -397,7 +470,7 @@ def update_doc(results: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="Small sizes, results to bench/results/tmp/.")
-    parser.add_argument("--only", choices=("overhead", "speedup", "scale", "planning"), action="append")
+    parser.add_argument("--only", choices=("overhead", "round_trip", "speedup", "scale", "planning"), action="append")
     parser.add_argument("--scale-sizes", default="1000,10000")
     parser.add_argument("--planning-sizes", default="1000,10000,100000")
     parser.add_argument("--update-doc", action="store_true", help="Rewrite the tables in docs/execution.md.")
@@ -415,7 +488,7 @@ def main() -> None:
                     "cores": os.cpu_count()},
         "versions": versions(),
     })
-    wanted = set(args.only or ("overhead", "speedup", "scale", "planning"))
+    wanted = set(args.only or ("overhead", "round_trip", "speedup", "scale", "planning"))
     executors: list[tuple[str, int | None]] = [("inprocess", None), ("processes", 1), ("processes", 2)]
     try:
         import assetflow_dask  # noqa: F401
@@ -432,6 +505,9 @@ def main() -> None:
         work = Path(tmp)
         if "overhead" in wanted:
             results["overhead"] = bench_overhead(work, (20, 60) if args.quick else (100, 400), executors)
+            save()
+        if "round_trip" in wanted:
+            results["round_trip"] = bench_round_trip(200 if args.quick else 2000)
             save()
         if "speedup" in wanted:
             results["speedup"] = bench_speedup(work, 1 if args.quick else 3)

@@ -543,9 +543,9 @@ def test_a_second_ctrl_c_exits_at_once(project: ProjectDir, spawned: list[subpro
 
         @asset
         def stubborn() -> pl.DataFrame:
-            (HERE / "started").write_text("1")
             while True:
                 try:
+                    (HERE / "started").write_text("1")  # inside the try: Ctrl-C comes only after this
                     time.sleep(600)
                 except KeyboardInterrupt:
                     (HERE / "swallowed").write_text("1")  # bad manners: a clean stop cannot happen
