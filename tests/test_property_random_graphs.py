@@ -11,8 +11,9 @@ the code (``style``), change a source's rows (``source``), reorder them (``shuff
 source changes, the sums downstream do not), change its bytes but not its frame
 (``newline``), rewrite it with identical bytes (``touch``), delete an asset's current
 stored file (``delete``) or all its files (``delete_all``), overwrite the current file
-with other data (``tamper``), and go back to an earlier project state (``revert``: a
-restore, not a run).
+with other data (``tamper``), go back to an earlier project state (``revert``: a
+restore, not a run), and let time pass before the run (``age``: the project's files get
+old, so the run saves the no-op fast path's snapshot and the next one may use it).
 
 After each run: the assets with outcome "ran" and "restored" equal the oracle's (tests/
 oracle.py, which imports nothing from assetflow), nothing failed, and the data hashes
@@ -33,11 +34,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import hypothesis.strategies as st
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, Phase, event, example, given, note, settings
 
 from conftest import ProjectDir
@@ -104,6 +107,7 @@ def edits(assets: list[str], sources: list[str]) -> st.SearchStrategy[Edit]:
         st.builds(Edit, st.just("delete"), asset),
         st.builds(Edit, st.just("delete_all"), asset),
         st.builds(Edit, st.just("tamper"), asset),
+        st.just(Edit("age")),
         reverts,
         reverts,  # twice as likely: restores need an earlier state to go back to
     ]
@@ -133,8 +137,13 @@ def scenarios(draw: st.DrawFn) -> tuple[Graph, ProjectState, list[list[Edit]]]:
 
 
 def write_project(project: ProjectDir, graph: Graph, state: ProjectState, old: ProjectState | None) -> None:
-    """Write what differs from ``old`` (everything when None)."""
-    (project.root / "pipeline.py").write_text(render_module(graph, state))
+    """Write what differs from ``old`` (everything when None).
+
+    Unchanged files are left alone, so a step whose edits cancel out (or that only touches
+    stored data) meets the no-op fast path's snapshot of stats, which must notice the latter.
+    """
+    if old is None or render_module(graph, old) != render_module(graph, state):
+        (project.root / "pipeline.py").write_text(render_module(graph, state))
     for name, text in state.sources.items():
         if old is None or old.sources[name].render() != text.render():
             path = project.root / "data" / f"{name}.csv"
@@ -177,6 +186,16 @@ def apply_store_edit(edit: Edit, project: ProjectDir, oracle: Oracle, hashes: Ha
         oracle.tamper(asset)
 
 
+def age(project: ProjectDir, since_ns: int) -> None:
+    """Time passes before the run: the files written since ``since_ns`` (the last run) become seconds
+    old, so the run may save the no-op fast path's snapshot (a file younger than the racy-clean
+    window never vouches for itself). Files the last run saw keep their stat."""
+    past = time.time_ns() - 5_000_000_000
+    files = sorted(p for p in project.root.rglob("*") if p.is_file() and ".assetflow" not in p.parts)
+    for offset, path in enumerate(f for f in files if f.stat().st_mtime_ns >= since_ns):
+        os.utime(path, ns=(past + offset, past + offset))
+
+
 def touch(project: ProjectDir, source: str) -> None:
     path = project.root / "data" / f"{source}.csv"
     content = path.read_bytes()
@@ -198,7 +217,8 @@ def materialize(project: ProjectDir) -> dict[str, Any]:
 def check_run(step: str, result: dict[str, Any], expected: dict[str, str], oracle: Oracle, hashes: Hashes) -> None:
     payload = result["_"]
     outcomes = {n: o for n, o in result.items() if n != "_"}
-    detail = "\n".join(f"  {a['name']}: {a['outcome']} {a['reasons']} {a['error'] or ''}" for a in payload["assets"])
+    detail = "\n".join(f"  {a['name']}: {a['outcome']} {a['reasons']} {a.get('error') or ''}"
+                       for a in payload["assets"])
     message = f"{step}\nassetflow said:\n{detail}\noracle said: {expected}"
     assert set(outcomes) == set(expected), message
     assert not [n for n, o in outcomes.items() if o in ("failed", "skipped")], message
@@ -206,9 +226,12 @@ def check_run(step: str, result: dict[str, Any], expected: dict[str, str], oracl
         got = {n for n, o in outcomes.items() if o == kind}
         want = {n for n, o in expected.items() if o == kind}
         assert got == want, f"{kind}: assetflow {sorted(got)} != oracle {sorted(want)}\n{message}"
+    if payload.get("fast_path"):
+        event("no-op fast path")
     for row in payload["assets"]:
-        hashes.check(row["name"], oracle.current[row["name"]].data, row["data_hash"])
         event(f"outcome: {row['outcome']}")
+        if "data_hash" in row or not payload.get("fast_path"):  # the fast path's rows have no hash (see below)
+            hashes.check(row["name"], oracle.current[row["name"]].data, row["data_hash"])
 
 
 def inspect(project: ProjectDir, names: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, DataKey]]:
@@ -247,13 +270,32 @@ KNOWN = (
                  {"src0": SourceText(((1, 4), (2, 9), (1, 3))), "src1": SourceText(((2, 5),))}),
     [
         [Edit("k", "a0", 3)],  # all run
-        [Edit("revert", "", 1)],  # all restored
+        [Edit("revert", "", 1), Edit("age")],  # all restored; the run saves a fast-path snapshot
+        [Edit("delete", "a0")],  # the fast path must notice: a0 runs, the rest is cut off
+        [Edit("age")],  # nothing changed: the fast path
         [Edit("shuffle", "src0", 2), Edit("cap", "a2", 99)],  # a0 runs to equal data: a1 cut off; a2 runs
-        [Edit("delete", "a0"), Edit("style", "", 1), Edit("touch", "src1")],  # a0 runs, the rest is cut off
+        [Edit("style", "", 1), Edit("touch", "src1")],  # nothing runs
         [Edit("tamper", "a1"), Edit("newline", "src1"), Edit("mode", "a0")],
         [Edit("delete_all", "a2"), Edit("revert", "", 2), Edit("source", "src1", SourceText(((3, 3),)))],
     ],
 )
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="materialize --json on the no-op fast path: rows lack data_hash, duration_s and error, "
+                          "and counts has only 'fresh'; the keys differ from a full run's")
+def test_fast_path_json_has_the_keys_of_a_full_run(project: ProjectDir) -> None:
+    """Found by the property test: a consumer reading ``data_hash`` or ``counts["ran"]`` gets a KeyError."""
+    write_project(project, KNOWN[0], KNOWN[1], None)
+    for path in [*project.root.glob("*.*"), *project.root.glob("data/*")]:
+        os.utime(path, ns=(1, 1))  # old enough for the snapshot to vouch for them (no racy-clean wait)
+    full = materialize(project)["_"]
+    fast = materialize(project)["_"]
+    if not fast.get("fast_path") or full.get("fast_path"):
+        pytest.fail(f"expected a full run, then the fast path: {full}, {fast}")
+    assert set(fast) - {"fast_path"} == set(full) - {"fast_path"}
+    assert set(fast["counts"]) == set(full["counts"]), (fast["counts"], full["counts"])
+    assert {frozenset(row) for row in fast["assets"]} == {frozenset(row) for row in full["assets"]}, (fast, full)
 
 
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
@@ -271,6 +313,7 @@ def test_runs_exactly_what_the_oracle_says_and_ends_like_a_clean_run(
         write_project(project, graph, state, None)
         note(f"graph: {graph}\nstart: {describe(state)}")
         check_run("initial run", materialize(project), oracle.materialize(state), oracle, hashes)
+        last_run_ns = time.time_ns()
         snapshots = [state]
         for number, step in enumerate(steps, 1):
             before = state
@@ -280,12 +323,17 @@ def test_runs_exactly_what_the_oracle_says_and_ends_like_a_clean_run(
                     apply_store_edit(edit, project, oracle, hashes)
                 elif edit.kind == "touch":
                     touch(project, edit.target)
+                elif edit.kind == "age":
+                    pass  # after the step's files are written, below
                 else:
                     state = apply_to_state(edit, state, snapshots)
             write_project(project, graph, state, before)
+            if any(edit.kind == "age" for edit in step):
+                age(project, last_run_ns)
             snapshots.append(state)
             note(f"step {number}: {step} -> {describe(state)}")
             check_run(f"step {number}: {step}", materialize(project), oracle.materialize(state), oracle, hashes)
+            last_run_ns = time.time_ns()
 
         status, loaded = inspect(project, graph.asset_names)
         assert {n: s["state"] for n, s in status.items() if s["kind"] == "asset"} == dict.fromkeys(
