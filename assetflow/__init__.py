@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from assetflow.declare import AssetSpec, SourceSpec, asset, source
+from assetflow.secrets import Secret, secret
 from assetflow.errors import (
     AssetflowError,
     CycleError,
@@ -42,6 +43,7 @@ __all__ = [
     "MaterializationError",
     "PluginError",
     "ProjectLoadError",
+    "Secret",
     "SelectionError",
     "SourceSpec",
     "StateError",
@@ -52,6 +54,7 @@ __all__ = [
     "lineage",
     "load",
     "materialize",
+    "secret",
     "source",
     "status",
     "why",

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from assetflow.errors import AssetflowError, ExitCode
+from assetflow.secrets import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 JSON_SCHEMA_VERSION = 1
@@ -38,10 +39,40 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except AssetflowError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            exc = _first_error(exc)
+            click.echo(f"Error: {redact(str(exc))}", err=True)
             sys.exit(int(exc.exit_code))
+        except Exception as exc:
+            sqlite3 = sys.modules.get("sqlite3")
+            if sqlite3 is None or not isinstance(exc, sqlite3.Error):
+                raise
+            from assetflow.state.store import state_error  # the state store failed mid-command
+
+            error = state_error(None, exc)
+            click.echo(f"Error: {redact(str(error))}", err=True)
+            sys.exit(int(error.exit_code))
 
     return wrapper  # type: ignore[return-value]
+
+
+def _first_error(exc: AssetflowError) -> AssetflowError:
+    """The earliest assetflow error that ``exc`` was raised while handling (not wrapping).
+
+    E.g. the state store failing while recording an asset, then again while recording the
+    run's end: the first names the asset, so it is the one to show.
+    """
+    first: AssetflowError = exc
+    current: BaseException | None = exc
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if current.__cause__ is not None:
+            current = current.__cause__
+            continue
+        current = None if current.__suppress_context__ else current.__context__
+        if isinstance(current, AssetflowError):
+            first = current
+    return first
 
 
 def _emit_json(payload: dict[str, Any]) -> None:
@@ -322,6 +353,46 @@ def gc(keep: int, dry_run: bool, project_dir: Path | None, modules: tuple[str, .
     verb = "Would delete" if dry_run else "Deleted"
     click.echo(f"{verb} {report.versions} versions ({report.files} stored objects, {report.bytes} bytes); "
                f"kept {report.kept}.")
+
+
+@main.command()
+@click.option("--repair", is_flag=True, help="Fix what is found: rebuild a corrupt state store from the records "
+              "that can be salvaged and verified, forget versions whose data is gone or changed, mark dead runs "
+              "failed, delete temporary files.")
+@click.option("--no-verify-data", "verify_data", is_flag=True, flag_value=False, default=True,
+              help="Do not rehash the stored data of every current version.")
+@click.option("--wait", is_flag=True, help="With --repair: if a run holds the project, wait for it instead of exiting 3.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report on stdout.")
+@project_options
+@handle_errors
+def doctor(repair: bool, verify_data: bool, wait: bool, as_json: bool, project_dir: Path | None,
+           modules: tuple[str, ...], files: tuple[str, ...]) -> None:
+    """Check the state store and stored data (no project code is imported); --repair fixes them.
+
+    Exit status: 0 when nothing is wrong (or everything found was repaired), 1 otherwise.
+    """
+    from assetflow.project import load_config
+    from assetflow.state import doctor as checkup
+
+    config = load_config(project_dir, modules, files)
+    report = checkup.repair(config, wait=wait, verify_data=verify_data) if repair else checkup.examine(
+        config, verify_data=verify_data)
+    if as_json:
+        _emit_json(report.to_json())
+    else:
+        click.echo(f"State store {report.state_file}: integrity {report.integrity}; "
+                   f"{report.verified} current versions verified against their stored data.")
+        for finding in report.findings:
+            where = f" ({finding.asset})" if finding.asset else ""
+            click.echo(f"  {'repaired' if finding.repaired else 'PROBLEM'}: {finding.kind}{where}: {finding.detail}")
+        if report.moved_to:
+            kept = ", ".join(f"{n} {t}" for t, n in (report.salvaged or {}).items())
+            click.echo(f"The corrupt store was moved to {report.moved_to}; salvaged and verified: {kept}.")
+        if not report.healthy:
+            click.echo("Run `assetflow doctor --repair` to fix these.")
+        elif repair and report.findings:
+            click.echo("Run `assetflow materialize` to recompute what is missing.")
+    sys.exit(int(ExitCode.OK if report.healthy else ExitCode.ASSET_FAILED))
 
 
 @main.command()

@@ -366,6 +366,9 @@ def source(
     where = f"{file}:{line}"
     if not isinstance(path, str) or not path:
         raise DefinitionError(f"source() at {where} needs a path string, e.g. source('data/orders.csv').")
+    if "\x00" in path:
+        raise DefinitionError(f"source({path!r}) at {where}: the path contains a NUL character, which no file "
+                              f"system allows. Fix the path.")
     if name is not None:
         validate_name(name, what="Source", where=where)
     fmt = format or _infer_format(path)

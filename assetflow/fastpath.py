@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from assetflow.hashing import is_racy, stat_token
+from assetflow.hashing import hash_fields, is_racy, stat_token
 from assetflow.project import ProjectConfig
 
 SNAPSHOT_KEY = "noop_snapshot"
@@ -75,20 +75,27 @@ def build_snapshot(
     source_tokens = [t for _, matched in sources.values() for t in matched.values()]
     if any(t is None or is_racy(t, loaded_at_ns) for t in (*(stats[f] for f in files), *source_tokens)):
         return None
-    return json.dumps({
+    body = json.dumps({
         **_identity(config),
         "stats": stats,
         "sources": {name: {"pattern": pattern, "files": dict(matched)} for name, (pattern, matched) in sources.items()},
         "assets": [list(a) for a in assets],
     })
+    return f"{hash_fields(SNAPSHOT_KEY, body)}\n{body}"  # sealed: a corrupted snapshot never vouches
+
+
+def _unseal(text: str) -> dict | None:
+    """The snapshot if its seal matches its body; None if it was corrupted (or is of another format)."""
+    seal, _, body = text.partition("\n")
+    return json.loads(body) if seal == hash_fields(SNAPSHOT_KEY, body) else None
 
 
 def check_snapshot(config: ProjectConfig, text: str | None) -> list[str] | None:
     """The asset names if the snapshot proves everything is fresh, else None."""
     if text is None or os.environ.get(DISABLE_ENV):
         return None
-    snapshot = json.loads(text)
-    if any(snapshot.get(k) != v for k, v in _identity(config).items()):
+    snapshot = _unseal(text)
+    if snapshot is None or any(snapshot.get(k) != v for k, v in _identity(config).items()):
         return None
     if any(_token(path) != token for path, token in snapshot["stats"].items()):
         return None

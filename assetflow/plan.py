@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Literal
 
 from assetflow.hashing import Digest
+from assetflow.secrets import redact_passwords
 from assetflow.state.store import Materialization
 from assetflow.storage.base import CheckResult
 
@@ -45,12 +46,16 @@ class Recipe:
 
 
 def canonical_config(config: object | None) -> str:
-    """A stable text form of an asset's configuration object, for hashing and diffs."""
+    """A stable text form of an asset's configuration object, for hashing and diffs.
+
+    A ``Secret`` field shows as ``secret('NAME')`` (its repr), and the password of a
+    connection string as ``***``: neither is hashed, stored or shown.
+    """
     if config is None:
         return ""
     payload = {"type": f"{type(config).__module__}.{type(config).__qualname__}",
                "fields": dataclasses.asdict(config)}  # type: ignore[call-overload]
-    return json.dumps(payload, sort_keys=True, default=repr)
+    return redact_passwords(json.dumps(payload, sort_keys=True, default=repr))
 
 
 @dataclasses.dataclass

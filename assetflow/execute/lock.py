@@ -54,9 +54,16 @@ class ProjectLock:
         self._fd = fd
 
     def holder(self) -> str:
-        try:
-            info = json.loads(self.path.read_text() or "{}")
-        except (OSError, ValueError):
+        info: dict[str, object] = {}
+        for _ in range(50):  # the holder writes its name just after taking the lock: give it a moment
+            try:
+                info = json.loads(self.path.read_text() or "{}")
+            except (OSError, ValueError):
+                info = {}
+            if "pid" in info:
+                break
+            time.sleep(0.01)
+        if not info:
             return "unknown holder"
         return f"run {info.get('run_id', '?')} (pid {info.get('pid', '?')} on {info.get('host', '?')})"
 

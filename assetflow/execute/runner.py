@@ -38,10 +38,12 @@ from assetflow.execute.executors import Executor, TaskTimeout, WorkerLost, make_
 from assetflow.execute.policy import PoolLimits, format_duration, retry_delay
 from assetflow.execute.lock import ProjectLock
 from assetflow.execute.task import ComputeResult, ComputeTask, InputRef, compute, register_workspace
+from assetflow.failpoints import failpoint
 from assetflow.fastpath import SNAPSHOT_KEY, build_snapshot
 from assetflow.plan import Assessment
 from assetflow.state.store import Materialization
-from assetflow.workspace import Workspace, process_alive
+from assetflow.storage.files import remove_temp_files
+from assetflow.workspace import DATA_FOLDER, Workspace
 
 Outcome = Literal["ran", "restored", "fresh", "cutoff", "failed", "skipped"]
 OUTCOMES: tuple[Outcome, ...] = ("ran", "restored", "fresh", "cutoff", "failed", "skipped")
@@ -171,7 +173,10 @@ class Run:
         lock.acquire(self.run_id, wait=wait_for_lock)
         try:
             store = self.ws.store
-            store.mark_abandoned_runs(process_alive)
+            # We hold the project lock, so no other run is alive: any still 'running' died (SIGKILL, power loss).
+            dead = store.mark_abandoned_runs(lambda pid, host: False)
+            if dead or any(r["status"] != "succeeded" for r in store.runs(limit=1)):
+                remove_temp_files(self.ws.config.state_path / DATA_FOLDER)  # partial writes of a killed writer
             store.set_meta(SNAPSHOT_KEY, None)
             store.begin_run(self.run_id, " ".join(sys.argv), os.getpid(), socket.gethostname())
             status = "failed"
@@ -182,6 +187,7 @@ class Run:
                 if status == "succeeded" and len(self.order) == len(self.graph.assets()):
                     snapshot = self._snapshot()
                     if snapshot is not None:
+                        failpoint("before_snapshot_write")
                         store.set_meta(SNAPSHOT_KEY, snapshot)
             except BaseException:
                 status = "interrupted"
@@ -383,9 +389,10 @@ class Run:
 
     def _record_event(self, result: AssetResult) -> None:
         self.results[result.name] = result
-        with self.ws.store.transaction() as db:
+        with self.ws.store.transaction(f"recording the outcome of asset {result.name!r}") as db:
             detail = result.error or ("; ".join(result.reasons) if result.reasons else None)
             self.ws.store.add_events(db, [(self.run_id, result.name, result.outcome, result.duration, detail)])
+        failpoint("after_event")
         if self.listener is not None:
             self.listener(result)
 
@@ -410,7 +417,7 @@ class Run:
             return None
         earlier = None if self.force else self._restorable(verdict)
         if earlier is not None and earlier.id is not None:
-            with self.ws.store.transaction() as db:
+            with self.ws.store.transaction(f"restoring asset {name!r}") as db:
                 self.ws.store.point(db, name, earlier.id)
             self.ws.backends.activate(earlier.io, name, earlier.location)
             self.current[name] = earlier
@@ -485,10 +492,12 @@ class Run:
             started_at=result.started_at, finished_at=result.finished_at,
         )
         asset_result = AssetResult(name, "ran", reasons, duration, data_hash=stored.data_hash, attempts=launch.attempts)
-        with self.ws.store.transaction() as db:
+        with self.ws.store.transaction(f"recording asset {name!r}") as db:
             mat_id = self.ws.store.record(db, mat)
             self.ws.store.save_code_sources(db, code.digest, code.sources)
             self.ws.store.add_events(db, [(self.run_id, name, "ran", duration, "; ".join(reasons) or None)])
+            failpoint("before_state_commit")
+        failpoint("after_state_commit")
         self.ws.backends.activate(mat.io, name, mat.location)
         self.current[name] = dataclasses.replace(mat, id=mat_id)
         self.results[name] = asset_result

@@ -20,6 +20,7 @@ from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.errors import AssetflowError, ProjectLoadError
 from assetflow.hashing import hash_fields
 from assetflow.project import ProjectConfig
+from assetflow.secrets import redact
 from assetflow.storage.base import StoredData, ValueKind
 
 _WORKSPACES: dict[tuple[object, ...], tuple[Any, str]] = {}  # project key -> (workspace, code token)
@@ -180,4 +181,4 @@ def _asset_traceback(exc: BaseException) -> str:
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, tb))
+    return redact("".join(traceback.format_exception(type(exc), exc, tb)))  # no secret value in any output

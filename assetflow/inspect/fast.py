@@ -89,15 +89,18 @@ def load_graph_cache(config: ProjectConfig, text: str | None) -> AssetGraph | No
     """The cached graph if every file it was read from is unchanged, else None."""
     if text is None:
         return None
-    cache = json.loads(text)
-    if cache.get("identity") != _identity(config) or _stats(cache["stats"]) != cache["stats"]:
-        return None
-    specs = {}
-    for name, kind, group, tags, io, upstreams, extra, freshness, path in cache["specs"]:
-        ups = tuple(upstreams)
-        specs[name] = CachedSpec(name, kind, group, tags or {}, io, ups, ups + tuple(extra) if extra else ups,
-                                 freshness, path)
-    return CachedGraph(specs)
+    try:
+        cache = json.loads(text)
+        if cache.get("identity") != _identity(config) or _stats(cache["stats"]) != cache["stats"]:
+            return None
+        specs = {}
+        for name, kind, group, tags, io, upstreams, extra, freshness, path in cache["specs"]:
+            ups = tuple(upstreams)
+            specs[name] = CachedSpec(name, kind, group, tags or {}, io, ups, ups + tuple(extra) if extra else ups,
+                                     freshness, path)
+        return CachedGraph(specs)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None  # a damaged cache (e.g. in a corrupt state store) is never used: the full path rebuilds it
 
 
 class CachedGraph(AssetGraph):

@@ -17,9 +17,31 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from assetflow.errors import StateError
+from assetflow.secrets import redact
 from assetflow.state.schema import LATEST_VERSION, MIGRATIONS
 
 STATE_FILE = "state.db"
+RECOVERY_COMMAND = "assetflow doctor --repair"
+
+
+def state_error(path: Path | None, exc: BaseException, what: str | None = None) -> StateError:
+    """What went wrong with the state store, and what to do, for any error reading or writing it."""
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    store = (f"The state store {path}" if path else "The state store") + (f", {what}," if what else "")
+    if name.startswith(("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM")):
+        return StateError(
+            f"{store} could not be read or written ({exc}). Check free disk space and "
+            f"permissions, then run the command again; nothing was recorded partially."
+        )
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return StateError(f"{store} stayed locked by another process ({exc}); run the command again.")
+    by_hand = path or "<state folder>/state.db"
+    return StateError(
+        f"{store} is unreadable or corrupt ({exc}). Run `{RECOVERY_COMMAND}`: it moves the "
+        f"file aside and rebuilds the state from every record it can salvage and verify against the stored "
+        f"data; `assetflow materialize` then recomputes the rest. (By hand: mv {by_hand} {by_hand}.bad, and "
+        f"`assetflow materialize` recomputes everything.)"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +75,27 @@ _MAT_COLUMNS = (
 
 
 def _row_to_materialization(row: sqlite3.Row | tuple) -> Materialization:
+    try:
+        mat = _parse_materialization(row)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise StateError(
+            f"The state store holds an unreadable materialization record ({exc}): it is corrupt. "
+            f"Run `{RECOVERY_COMMAND}` to rebuild it from what can be salvaged and verified."
+        ) from exc
+    texts = (mat.asset, mat.run_id, mat.recipe_key, mat.data_hash, mat.code_fingerprint, mat.config, mat.io,
+             mat.location, mat.token)
+    if (not all(isinstance(t, str) for t in texts) or not _is_str_map(mat.upstream)
+            or not all(isinstance(d, str) for d in mat.deps) or not _is_str_map(mat.libraries)):
+        raise StateError(f"The state store holds a malformed materialization record of {mat.asset!r}: it is "
+                         f"corrupt. Run `{RECOVERY_COMMAND}` to rebuild it from what can be salvaged and verified.")
+    return mat
+
+
+def _is_str_map(value: object) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+def _parse_materialization(row: sqlite3.Row | tuple) -> Materialization:
     (mid, asset, run_id, recipe, data_hash, code, config, upstream, deps, io, location, token,
      rows, schema, size, libraries, started, finished) = row
     return Materialization(
@@ -64,6 +107,26 @@ def _row_to_materialization(row: sqlite3.Row | tuple) -> Materialization:
     )
 
 
+class Connection(sqlite3.Connection):
+    """A connection whose errors are always ``sqlite3.Error``s.
+
+    SQLite's message about a damaged schema can quote bytes that are not UTF-8; Python
+    then raises UnicodeDecodeError instead of the database error it could not decode.
+    """
+
+    def execute(self, *args: object, **kwargs: object) -> sqlite3.Cursor:  # type: ignore[override]
+        try:
+            return super().execute(*args, **kwargs)  # type: ignore[arg-type]
+        except UnicodeDecodeError as exc:
+            raise sqlite3.DatabaseError(f"database disk image is malformed (undecodable message: {exc})") from exc
+
+    def executemany(self, *args: object, **kwargs: object) -> sqlite3.Cursor:  # type: ignore[override]
+        try:
+            return super().executemany(*args, **kwargs)  # type: ignore[arg-type]
+        except UnicodeDecodeError as exc:
+            raise sqlite3.DatabaseError(f"database disk image is malformed (undecodable message: {exc})") from exc
+
+
 class StateStore:
     """Read and write the project's state database."""
 
@@ -71,31 +134,34 @@ class StateStore:
         self.path = folder / STATE_FILE
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=60.0)
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=60.0, factory=Connection)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise StateError(
-                f"The state store {self.path} is unreadable or corrupt ({exc}). Move it aside "
-                f"(mv {self.path} {self.path}.bad) and run `assetflow materialize` to rebuild the state; "
-                f"stored data is content-addressed and will be checked again."
-            ) from exc
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            raise state_error(self.path, exc) from exc
 
     def close(self) -> None:
         self._db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write: BEGIN IMMEDIATE takes the write lock up front, avoiding upgrade deadlocks."""
-        self._db.execute("BEGIN IMMEDIATE")
+    def transaction(self, what: str | None = None) -> Iterator[sqlite3.Connection]:
+        """One atomic write: BEGIN IMMEDIATE takes the write lock up front, avoiding upgrade deadlocks.
+
+        ``what`` (e.g. "recording asset 'x'") names the write in the error should it fail.
+        """
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:  # SQLite may have rolled back already (disk full, I/O error)
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise state_error(self.path, exc, what) from exc
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -119,10 +185,15 @@ class StateStore:
     def current(self) -> dict[str, Materialization]:
         """The current materialization of every asset that has one."""
         rows = self._db.execute(
-            f"SELECT {', '.join('m.' + c.strip() for c in _MAT_COLUMNS.split(','))} "
+            f"SELECT c.asset, {', '.join('m.' + c.strip() for c in _MAT_COLUMNS.split(','))} "
             "FROM current c JOIN materializations m ON m.id = c.materialization"
         )
-        return {row[1]: _row_to_materialization(row) for row in rows}
+        found = {}
+        for asset, *row in rows:
+            mat = _row_to_materialization(tuple(row))
+            if mat.asset == asset:  # a pointer at another asset's record is damage: no version, not a wrong one
+                found[asset] = mat
+        return found
 
     def by_recipe(self, asset: str, recipe_key: str) -> list[Materialization]:
         """Earlier materializations made from exactly this recipe, newest first."""
@@ -130,7 +201,9 @@ class StateStore:
             f"SELECT {_MAT_COLUMNS} FROM materializations WHERE asset = ? AND recipe_key = ? ORDER BY id DESC",
             (asset, recipe_key),
         )
-        return [_row_to_materialization(r) for r in rows]
+        found = [_row_to_materialization(r) for r in rows]
+        # Re-checked: a damaged index could hand back another record, which must never be restored.
+        return [m for m in found if m.asset == asset and m.recipe_key == recipe_key]
 
     def history(self, asset: str | None = None, limit: int = 50) -> list[Materialization]:
         where, args = ("WHERE asset = ?", (asset,)) if asset else ("", ())
@@ -202,7 +275,7 @@ class StateStore:
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO runs (run_id, started_at, status, pid, host, command) VALUES (?, ?, 'running', ?, ?, ?)",
-                (run_id, time.time(), pid, host, command),
+                (run_id, time.time(), pid, host, redact(command)),
             )
 
     def finish_run(self, run_id: str, status: str, summary: dict[str, int]) -> None:
@@ -213,13 +286,13 @@ class StateStore:
             )
 
     def mark_abandoned_runs(self, alive: callable) -> list[str]:  # type: ignore[valid-type]
-        """Mark runs left 'running' by processes that no longer exist as interrupted."""
+        """Mark runs left 'running' by processes that no longer exist as failed (summary ``{"abandoned": 1}``)."""
         rows = self._db.execute("SELECT run_id, pid, host FROM runs WHERE status = 'running'").fetchall()
         dead = [run_id for run_id, pid, host in rows if not alive(pid, host)]
         if dead:
             with self.transaction() as db:
                 db.executemany(
-                    "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE run_id = ?",
+                    "UPDATE runs SET status = 'failed', finished_at = ?, summary = '{\"abandoned\": 1}' WHERE run_id = ?",
                     [(time.time(), r) for r in dead],
                 )
         return dead
@@ -241,7 +314,8 @@ class StateStore:
         now = time.time()
         db.executemany(
             "INSERT INTO events (run_id, asset, outcome, at, duration, detail) VALUES (?, ?, ?, ?, ?, ?)",
-            [(run, asset, outcome, now, duration, detail) for run, asset, outcome, duration, detail in events],
+            [(run, asset, outcome, now, duration, redact(detail) if detail else detail)
+             for run, asset, outcome, duration, detail in events],
         )
 
     def events(self, assets: Iterable[str] | None = None, runs: Iterable[str] | None = None,
@@ -294,7 +368,7 @@ class StateStore:
     def save_code_sources(self, db: sqlite3.Connection, fingerprint: str, sources: dict[str, str]) -> None:
         db.execute(
             "INSERT OR IGNORE INTO code_sources (fingerprint, sources) VALUES (?, ?)",
-            (fingerprint, json.dumps(sources, sort_keys=True)),
+            (fingerprint, json.dumps({k: redact(v) for k, v in sources.items()}, sort_keys=True)),  # a DSN in code
         )
 
     def code_sources(self, fingerprint: str) -> dict[str, str] | None:

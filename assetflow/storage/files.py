@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from assetflow.errors import StorageError
+from assetflow.failpoints import failpoint
 from assetflow.hashing import stat_token
 
 __all__ = ["TEMP_PREFIX", "atomic_target", "confined", "fsync_dir", "remove_temp_files", "stat_token"]
@@ -52,10 +53,12 @@ def atomic_target(final: Path) -> Iterator[Path]:
     temp = Path(temp_name)
     try:
         yield temp
+        failpoint("after_data_write")
         with open(temp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(temp, final)
         fsync_dir(final.parent)
+        failpoint("after_rename")
     finally:
         temp.unlink(missing_ok=True)
 
