@@ -19,7 +19,6 @@ from assetflow.errors import AssetflowError, ExitCode
 from assetflow.secrets import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
-JSON_SCHEMA_VERSION = 1
 
 
 def project_options(fn: F) -> F:
@@ -77,9 +76,10 @@ def _first_error(exc: AssetflowError) -> AssetflowError:
 
 def _emit_json(payload: dict[str, Any]) -> None:
     """Every command's --json: ``schema_version`` and ``command`` first (documented in docs/json-schema.md)."""
+    from assetflow.documents import document
+
     context = click.get_current_context(silent=True)
-    head = {"schema_version": JSON_SCHEMA_VERSION, "command": context.info_name if context else None}
-    click.echo(json.dumps({**head, **payload}, indent=2, default=str))
+    click.echo(json.dumps(document(context.info_name if context else None, payload), indent=2, default=str))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -122,7 +122,8 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
                 click.echo(f"Everything is fresh: {len(fresh)} assets, nothing to do.")
             return
     from assetflow import api
-    from assetflow.cli_render import Progress, render_plan, render_run, run_to_json
+    from assetflow.cli_render import Progress, render_plan, render_run
+    from assetflow.documents import run_payload
 
     from assetflow.execute.runner import RunInterrupted
 
@@ -145,7 +146,7 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
         if progress:
             progress.close()
     if as_json:
-        _emit_json(run_to_json(result))
+        _emit_json(run_payload(result))
     elif dry_run:
         render_plan(result)
     else:
@@ -194,10 +195,11 @@ def status(select: tuple[str, ...], exclude: tuple[str, ...], as_json: bool, che
         ws = _loaded_workspace(project_dir, modules, files)
         rows = api.status(select, exclude=exclude, project=ws)
         save_graph_cache(ws)  # lets the next status skip importing the project while nothing changes
-    from assetflow.cli_render import render_status, status_to_json
+    from assetflow.cli_render import render_status
+    from assetflow.documents import status_payload
 
     if as_json:
-        _emit_json({**status_to_json(rows), "fast_path": fast})
+        _emit_json(status_payload(rows, fast))
     else:
         render_status(rows)
     if check and not all(r.ok for r in rows):
@@ -219,10 +221,11 @@ def list_assets(select: tuple[str, ...], exclude: tuple[str, ...], as_json: bool
                 modules: tuple[str, ...], files: tuple[str, ...]) -> None:
     """The assets and sources a selection means, in dependency order."""
     from assetflow.api import selected
-    from assetflow.cli_render import list_to_json, render_list
+    from assetflow.cli_render import render_list
+    from assetflow.documents import list_payload
 
     ws = _loaded_workspace(project_dir, modules, files)
-    payload = list_to_json(ws, selected(ws, select, exclude))
+    payload = list_payload(ws, selected(ws, select, exclude))
     if as_json:
         _emit_json(payload)
     else:
@@ -408,3 +411,42 @@ def plugins(as_json: bool) -> None:
     else:
         for row in rows:
             click.echo(f"{row['name']} {row['version'] or ''}: {', '.join(row['hooks'])}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback needs --token.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one).")
+@click.option("--token", envvar="ASSETFLOW_UI_TOKEN", default=None,
+              help="Require this token (also $ASSETFLOW_UI_TOKEN); needed to listen beyond loopback.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Another name the page is reached under (Host header), e.g. behind a proxy.")
+@click.option("--allow-run", is_flag=True, help="Let the page launch `assetflow materialize` (CSRF-protected).")
+@click.option("--export", "export_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write a static snapshot of the page and its data to this folder, and exit.")
+@project_options
+@handle_errors
+def ui(host: str, port: int, token: str | None, allowed_hosts: tuple[str, ...], allow_run: bool,
+       export_dir: Path | None, project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> None:
+    """A web page of the asset graph: states, lineage, why, runs; it follows the project live."""
+    from assetflow.ui.project_view import ProjectView
+
+    if export_dir is not None:
+        from assetflow.ui.export import export_site
+
+        view = ProjectView(project_dir, modules, files)
+        if view.error is not None:
+            raise click.ClickException(f"the project does not load, nothing exported:\n{view.error['error']['message']}")
+        counts = export_site(view, export_dir)
+        view.close()
+        click.echo(f"Exported {counts['documents']} documents and the page to {export_dir}; host the folder with "
+                   f"any web server, e.g. `python -m http.server -d {export_dir}`.", err=True)
+        return
+    from assetflow.ui.security import is_loopback
+    from assetflow.ui.serve import serve
+
+    if not is_loopback(host) and not token:
+        raise click.UsageError(f"Refusing to listen on {host} without a token: anyone who reaches the port would "
+                               f"see the project. Pass --token (or set ASSETFLOW_UI_TOKEN), or keep 127.0.0.1.")
+    serve(ProjectView(project_dir, modules, files), host=host, port=port, token=token, allow_run=allow_run,
+          extra_hosts=allowed_hosts)

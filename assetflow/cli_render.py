@@ -47,14 +47,8 @@ class Progress:
         self.status.stop()
 
 
-def _asset_result_json(result: AssetResult) -> dict[str, Any]:
-    return {"name": result.name, "outcome": result.outcome, "reasons": result.reasons,
-            "duration_s": result.duration, "data_hash": result.data_hash, "error": result.error}
 
 
-def run_to_json(result: RunResult) -> dict[str, Any]:
-    return {"run_id": result.run_id, "dry_run": result.dry_run, "ok": result.ok, "counts": result.counts(),
-            "assets": [_asset_result_json(r) for r in result.results.values()]}
 
 
 def render_plan(result: RunResult) -> None:
@@ -138,17 +132,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], states: Sequenc
     return lines
 
 
-def status_to_json(rows: list[AssetStatus]) -> dict[str, Any]:
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r.state] = counts.get(r.state, 0) + 1
-    return {"ok": all(r.ok for r in rows), "counts": counts, "assets": [
-        {"name": r.name, "kind": r.kind, "state": r.state, "states": list(r.states), "reasons": r.reasons,
-         "data_hash": r.data_hash, "rows": r.rows, "materialized_at": r.materialized_at, "updated_at": r.updated_at,
-         "age_s": None if r.updated_at is None else time.time() - r.updated_at, "group": r.group, "io": r.io,
-         "tags": r.tags, "freshness": r.freshness, "overdue_by_s": r.overdue_by}
-        for r in rows
-    ]}
 
 
 def render_status(rows: list[AssetStatus]) -> None:
@@ -174,15 +157,6 @@ def render_status(rows: list[AssetStatus]) -> None:
     click.echo("\n".join(lines))
 
 
-def list_to_json(ws: Workspace, names: list[str]) -> dict[str, Any]:
-    specs = ws.graph.specs
-    return {"assets": [
-        {"name": n, "kind": specs[n].kind, "group": specs[n].group, "tags": dict(specs[n].tags),
-         "io": ws.io_of(specs[n]) if specs[n].kind == "asset" else None,  # type: ignore[arg-type]
-         "freshness": specs[n].freshness, "upstream": list(ws.graph.upstream[n]),
-         "downstream": list(ws.graph.downstream[n]), "defined_at": specs[n].where}
-        for n in names
-    ]}
 
 
 def render_list(payload: dict[str, Any]) -> None:

@@ -1,0 +1,59 @@
+"""The JSON documents of docs/json-schema.md, built in one place.
+
+The CLI's ``--json`` and the web page's API (``assetflow ui``) serve the same documents,
+so there is one schema to keep stable and one test that pins it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from assetflow.execute.runner import AssetResult, RunResult
+    from assetflow.inspect.status import AssetStatus
+    from assetflow.workspace import Workspace
+
+SCHEMA_VERSION = 1
+
+
+def document(command: str | None, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """``payload`` under the two keys every document starts with."""
+    return {"schema_version": SCHEMA_VERSION, "command": command, **payload}
+
+
+def status_payload(rows: Iterable[AssetStatus], fast_path: bool) -> dict[str, Any]:
+    rows = list(rows)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    now = time.time()
+    return {"ok": all(r.ok for r in rows), "counts": counts, "assets": [
+        {"name": r.name, "kind": r.kind, "state": r.state, "states": list(r.states), "reasons": r.reasons,
+         "data_hash": r.data_hash, "rows": r.rows, "materialized_at": r.materialized_at, "updated_at": r.updated_at,
+         "age_s": None if r.updated_at is None else now - r.updated_at, "group": r.group, "io": r.io,
+         "tags": r.tags, "freshness": r.freshness, "overdue_by_s": r.overdue_by}
+        for r in rows
+    ], "fast_path": fast_path}
+
+
+def list_payload(ws: Workspace, names: Iterable[str]) -> dict[str, Any]:
+    specs = ws.graph.specs
+    return {"assets": [
+        {"name": n, "kind": specs[n].kind, "group": specs[n].group, "tags": dict(specs[n].tags),
+         "io": ws.io_of(specs[n]) if specs[n].kind == "asset" else None,  # type: ignore[arg-type]
+         "freshness": specs[n].freshness, "upstream": list(ws.graph.upstream[n]),
+         "downstream": list(ws.graph.downstream[n]), "defined_at": specs[n].where}
+        for n in names
+    ]}
+
+
+def _asset_result(result: AssetResult) -> dict[str, Any]:
+    return {"name": result.name, "outcome": result.outcome, "reasons": result.reasons,
+            "duration_s": result.duration, "data_hash": result.data_hash, "error": result.error}
+
+
+def run_payload(result: RunResult) -> dict[str, Any]:
+    return {"run_id": result.run_id, "dry_run": result.dry_run, "ok": result.ok, "counts": result.counts(),
+            "assets": [_asset_result(r) for r in result.results.values()]}

@@ -1,0 +1,240 @@
+"""The web page's view of one project: the documents it serves, kept current as files change.
+
+A long-lived server cannot load the project once: the user edits code, runs
+``assetflow materialize`` in another terminal, breaks a module and fixes it. So every
+document is cached under a *change token* (the stats of the state store, the project's
+code files and the sources' files), and a new token reloads what it must: the state
+alone, or the whole project, re-imported. A project that fails to import becomes an
+error document with its traceback; the view keeps watching the files and recovers
+as soon as they import again.
+
+Not thread-safe on purpose: the server calls it from one worker thread (SQLite
+connections belong to the thread that opened them).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from assetflow.documents import document, list_payload, status_payload
+from assetflow.errors import AssetflowError, UnknownAssetError
+from assetflow.project import ProjectConfig, load_config
+from assetflow.secrets import redact
+from assetflow.workspace import Workspace
+
+TOKEN_INTERVAL_S = 0.5  # stat the project at most this often, however many pages poll
+_SKIPPED_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".assetflow"}
+_MAX_WATCHED_FILES = 20_000
+
+
+class ProjectView:
+    """The project as the page sees it: documents by name, rebuilt when the project changes."""
+
+    def __init__(self, project_dir: Path | None, modules: Iterable[str] = (), files: Iterable[str] = ()) -> None:
+        self.where = (project_dir, tuple(modules), tuple(files))
+        self.config: ProjectConfig = load_config(*self.where)  # no project at all: the CLI says so at start
+        self.root = self.config.root
+        self._workspace: Workspace | None = None
+        self.error: dict[str, Any] | None = None
+        self._code_token: tuple[Any, ...] | None = None
+        self._token: str = ""
+        self._token_at = 0.0
+        self._cache: dict[tuple[str, ...], dict[str, Any]] = {}
+        self._reload()
+
+    # -- change detection ---------------------------------------------------------------------
+
+    def token(self) -> str:
+        """A string that changes whenever anything the page shows may have changed."""
+        now = time.monotonic()
+        if now - self._token_at < TOKEN_INTERVAL_S and self._token:
+            return self._token
+        self._token_at = now
+        code = self._code_stats()
+        if code != self._code_token:
+            self._reload()
+        state = _stats(self.config.state_path / name for name in ("state.db", "state.db-wal"))
+        token = f"{hash((code, state, self._source_stats())) & 0xFFFFFFFFFFFF:012x}"
+        if token != self._token:
+            self._cache.clear()
+            self._token = token
+        return token
+
+    def _code_stats(self) -> tuple[Any, ...]:
+        """Stats of the files that define the graph: the imported project files and their folders,
+        or, while the project does not import, every Python file under the root."""
+        files: list[Path] = [self.config.pyproject] if self.config.pyproject else []
+        if self._workspace is not None:
+            code = [Path(f) for f in self._workspace.code_files()]
+            files += code + sorted({f.parent for f in code})
+        else:
+            files += _python_files(self.root)
+        files += [self.root / f for f in self.config.files]
+        return _stats(files)
+
+    def _source_stats(self) -> tuple[Any, ...]:
+        if self._workspace is None:
+            return ()
+        from assetflow.declare import SourceSpec
+        from assetflow.fingerprint.source import source_files
+
+        paths: list[Path] = []
+        for spec in self._workspace.graph.specs.values():
+            if isinstance(spec, SourceSpec):
+                base = (self.root / spec.path).parent
+                paths += [base, *source_files(spec, self.root)]
+        return _stats(paths)
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def _reload(self) -> None:
+        """(Re)import the project; on failure keep the error to show, with its traceback."""
+        if self._workspace is not None:
+            self._workspace.close()
+        self._workspace = None
+        self._cache.clear()
+        _forget_project_modules(self.root)
+        try:
+            self._workspace = Workspace.load(*self.where)
+            self.error = None
+        except Exception as exc:  # noqa: BLE001 - any failure of user code is shown on the page, not raised
+            self.error = error_payload(exc)
+        self._code_token = self._code_stats()
+
+    # -- documents ----------------------------------------------------------------------------
+
+    def get(self, command: str, *args: str) -> dict[str, Any]:
+        """The document ``command`` (a CLI command's ``--json``), cached until the token changes.
+
+        Raises ``ProjectBroken`` while the project does not load, and the assetflow errors
+        of the command itself (e.g. an unknown asset) as they are.
+        """
+        self.token()
+        key = (command, *args)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = document(command, self._build(command, *args))
+        return found
+
+    def _build(self, command: str, *args: str) -> dict[str, Any]:
+        builders: dict[str, Callable[..., dict[str, Any]]] = {
+            "status": self._status, "list": self._list, "show": self._show, "why": self._why,
+            "lineage": self._lineage, "history": self._history,
+        }
+        return builders[command](*args)
+
+    def workspace(self) -> Workspace:
+        if self._workspace is None:
+            raise ProjectBroken(self.error or {})
+        return self._workspace
+
+    def _status(self, select: str = "") -> dict[str, Any]:
+        from assetflow.inspect.fast import fast_status, save_graph_cache
+
+        expressions = [select] if select else []
+        rows = fast_status(*self.where, expressions, [])
+        if rows is not None:
+            return status_payload(rows, True)
+        from assetflow import api
+
+        ws = self.workspace()
+        rows = api.status(expressions, project=ws)
+        save_graph_cache(ws)
+        return status_payload(rows, False)
+
+    def _list(self, select: str = "") -> dict[str, Any]:
+        from assetflow.api import selected
+
+        ws = self.workspace()
+        return list_payload(ws, selected(ws, [select] if select else []))
+
+    def _show(self, name: str) -> dict[str, Any]:
+        from assetflow.inspect.show import show
+
+        return {"assets": [show(self.workspace(), name, limit=10)]}
+
+    def _why(self, name: str) -> dict[str, Any]:
+        from assetflow import api
+
+        return api.why(name, project=self.workspace()).to_json()
+
+    def _lineage(self, name: str, version: str = "current") -> dict[str, Any]:
+        from assetflow import api
+
+        ws = self.workspace()
+        spec = ws.graph.specs.get(name)
+        if spec is None:
+            raise UnknownAssetError(f"No asset named {name!r}; run `assetflow list` to see the assets.")
+        if spec.kind == "source":
+            return {"version": None}
+        try:
+            return {"version": api.version_tree(name, version, project=ws).to_json()}
+        except AssetflowError:
+            if ws.store.current().get(name) is None:
+                return {"version": None}  # never materialized: no version to trace
+            raise
+
+    def _history(self, limit: str = "50") -> dict[str, Any]:
+        from assetflow.inspect.history import history
+
+        return history(self.workspace().store, None, int(limit))
+
+    def close(self) -> None:
+        if self._workspace is not None:
+            self._workspace.close()
+
+
+class ProjectBroken(Exception):
+    """The project does not load right now; ``payload`` is the error to show."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        super().__init__(payload.get("message", "the project does not load"))
+        self.payload = payload
+
+
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    """An error as the page shows it: its type, its message and a traceback, secrets masked.
+
+    assetflow's own errors carry what the user needs in the message (a failed import quotes
+    the user's traceback), so only unexpected exceptions get the internal traceback.
+    """
+    text = None if isinstance(exc, AssetflowError) else redact("".join(traceback.format_exception(exc)))
+    return {"error": {"type": type(exc).__name__, "message": redact(str(exc)), "traceback": text}}
+
+
+def _stats(paths: Iterable[Path]) -> tuple[Any, ...]:
+    out = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            out.append((str(path), st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append((str(path), None))
+    return tuple(out)
+
+
+def _python_files(root: Path) -> list[Path]:
+    found: list[Path] = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS and not d.startswith("."))
+        found.append(Path(folder))
+        found += [Path(folder, n) for n in sorted(names) if n.endswith(".py")]
+        if len(found) > _MAX_WATCHED_FILES:
+            break
+    return found
+
+
+def _forget_project_modules(root: Path) -> None:
+    """Drop the project's own modules from ``sys.modules`` so the next load imports the files anew."""
+    from assetflow.fingerprint.code import is_project_file
+
+    for name, module in list(sys.modules.items()):
+        filename = getattr(module, "__file__", None)
+        if filename and is_project_file(filename, root):
+            del sys.modules[name]
