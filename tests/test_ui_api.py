@@ -11,7 +11,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from assetflow.ui import project_view
 from assetflow.ui.app import create_app
 from assetflow.ui.export import export_site
 from assetflow.ui.project_view import ProjectView
+from browser_support import eventually
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
 LOCAL = "http://127.0.0.1:8765"
@@ -43,15 +43,6 @@ def without(value: Any, keys: set[str]) -> Any:
     if isinstance(value, list):
         return [without(v, keys) for v in value]
     return value
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

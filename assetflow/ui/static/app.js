@@ -21,6 +21,7 @@
   const COLORS = { fresh: "#2f9e44", stale: "#e8a200", missing: "#9c36b5", failed: "#e03131",
                    overdue: "#f76707", observed: "#1c7ed6", unknown: "#adb5bd" };
 
+  window.assetflowColors = COLORS;  // read by the end-to-end tests, like window.assetflowGraph
   const $ = (id) => document.getElementById(id);
   const model = { list: null, commonPrefix: "", status: null, states: new Map(), selection: "", selected: null,
                   cluster: null, token: null, shapeKey: null, panelFor: null, view: "graph" };
@@ -79,6 +80,7 @@
     $("error").hidden = false;
     $("error-message").textContent = payload.message || "";
     $("error-traceback").textContent = payload.traceback || "";
+    $("error-traceback").hidden = !payload.traceback;
   }
 
   // -- clusters -----------------------------------------------------------------------------
@@ -213,6 +215,15 @@
     cy.pan({ x: 20 - box.x1 * MIN_READABLE_ZOOM, y: cy.height() / 2 - ((box.y1 + box.y2) / 2) * MIN_READABLE_ZOOM });
   }
 
+  function refit() {
+    // The panel took or gave back room: refit a graph small enough to stay readable whole.
+    if (!cy) return;
+    cy.resize();
+    const before = { zoom: cy.zoom(), pan: { ...cy.pan() } };
+    cy.fit(undefined, 20);
+    if (cy.zoom() < MIN_READABLE_ZOOM) cy.viewport(before);
+  }
+
   function recolor() {
     if (!cy) return;
     if (window.assetflowGraph.clustered) { drawGraph(); return; }  // cluster colours aggregate states: cheap to redraw
@@ -246,7 +257,7 @@
 
   async function openPanel(name) {
     model.panelFor = name;
-    if ($("panel").hidden) { $("panel").hidden = false; if (cy) cy.resize(); }
+    if ($("panel").hidden) { $("panel").hidden = false; refit(); }
     const body = $("panel-body");
     body.replaceChildren(el("h2", {}, name), el("p", {}, "loading…"));
     let show, why, lineage;
@@ -443,7 +454,7 @@
     $("legend").replaceChildren(...Object.entries(COLORS).map(([s, c]) => el("li", { style: `--c:${c}` }, s)));
     $("selection-form").addEventListener("submit", (e) => { e.preventDefault(); applySelection($("selection").value, true); });
     $("clear-selection").addEventListener("click", () => { $("selection").value = ""; applySelection("", true); });
-    $("panel-close").addEventListener("click", () => { $("panel").hidden = true; model.panelFor = null; if (cy) cy.resize(); });
+    $("panel-close").addEventListener("click", () => { $("panel").hidden = true; model.panelFor = null; refit(); });
     $("tab-graph").addEventListener("click", () => setView("graph"));
     $("tab-runs").addEventListener("click", () => setView("runs"));
     if (ALLOW_RUN) { $("materialize").hidden = false; $("materialize").addEventListener("click", materialize); }
