@@ -235,3 +235,21 @@ def test_export_writes_the_same_documents(example: Path, tmp_path: Path) -> None
     assert (target / "static" / "app.js").is_file() and (target / "static" / "vendor" / "cytoscape.min.js").is_file()
     proc = cli(example, "ui", "--export", str(tmp_path / "site2"))
     assert proc.returncode == 0 and (tmp_path / "site2" / "data" / "list.json").is_file()
+
+
+def test_the_pages_own_documents_follow_the_documented_schema(example: Path,
+                                                              client_for: Callable[..., TestClient]) -> None:
+    from test_json_schema import documented, paths
+
+    client = client_for(example, allow_run=True)
+    csrf = re.search(r'name="assetflow-csrf" content="([^"]+)"', client.get("/").text).group(1)  # type: ignore[union-attr]
+    launched = client.post("/api/materialize", json={}, headers={"x-csrf-token": csrf})
+    eventually(lambda: not client.get("/api/changes").json()["launch"]["running"], timeout=120)
+    samples = [client.get("/api/changes").json(), launched.json(), client.get("/api/show/nope").json(),
+               client.post("/api/materialize", json={}).json()]
+    sections = documented()
+    for sample in samples:
+        keys, types = sections[sample["command"]]
+        body = {k: v for k, v in sample.items() if k not in ("schema_version", "command")}
+        assert paths(body, types) <= keys, (sample["command"], paths(body, types) - keys)
+        assert {k for k in keys if "." not in k} - {"reason"} <= set(body) | {"reason"}

@@ -146,7 +146,7 @@ def create_app(view: ProjectView, *, bind_host: str = "127.0.0.1", token: str | 
         select = body.get("select", "") if isinstance(body, dict) else ""
         if not isinstance(select, str):
             select = ""
-        return await serve(lambda: document("materialize", launcher.start(select)))
+        return await serve(lambda: document("launch", launcher.start(select)))
 
     routes = [
         Route("/", index),

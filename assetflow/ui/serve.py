@@ -19,6 +19,7 @@ def serve(view: ProjectView, *, host: str, port: int, token: str | None, allow_r
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(128)  # connections made as soon as the address is printed wait in the backlog
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     url = f"http://{shown}:{bound}/" + (f"?token={token}" if token else "")
