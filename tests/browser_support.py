@@ -1,4 +1,4 @@
-"""A real headless Chromium (Debian's) driven by Playwright, and a real ``assetflow ui`` server.
+"""The example project, a real headless Chromium (Debian's) driven by Playwright, and a real ``assetflow ui`` server.
 
 Shared by the page's end-to-end tests and ``bench/bench_ui.py``. Playwright's own browser
 download is never used: it launches the system Chromium (``$ASSETFLOW_CHROMIUM``, default
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -18,11 +19,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
 CHROMIUM = os.environ.get("ASSETFLOW_CHROMIUM", "/usr/bin/chromium")
 # Headless as root, and quiet: no sandbox (root), no GPU, and none of the background connections
 # that a closed network refuses.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
+
+
+def materialized_example(root: Path) -> Path:
+    """A copy of the example project at ``root``, materialized by the real CLI."""
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".assetflow", "__pycache__"))
+    subprocess.run([sys.executable, "-m", "assetflow", "materialize", "--project", str(root)], check=True,
+                   capture_output=True, timeout=300)
+    return root
 
 
 def have_chromium() -> bool:

@@ -22,9 +22,8 @@ from assetflow.ui import project_view
 from assetflow.ui.app import create_app
 from assetflow.ui.export import export_site
 from assetflow.ui.project_view import ProjectView
-from browser_support import eventually
+from browser_support import eventually, materialized_example
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
 LOCAL = "http://127.0.0.1:8765"
 VOLATILE = {"age_s"}  # seconds since: differs between any two calls
 
@@ -48,10 +47,7 @@ def without(value: Any, keys: set[str]) -> Any:
 @pytest.fixture(scope="module")
 def built_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example project, materialized once; tests copy it."""
-    root = tmp_path_factory.mktemp("built") / "example"
-    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".assetflow", "__pycache__"))
-    cli(root, "materialize")
-    return root
+    return materialized_example(tmp_path_factory.mktemp("built") / "example")
 
 
 @pytest.fixture

@@ -21,9 +21,7 @@ from typing import Any
 
 import pytest
 
-from browser_support import chromium, eventually, have_chromium, ui_server
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
+from browser_support import chromium, eventually, have_chromium, materialized_example, ui_server
 
 if not have_chromium():
     if os.environ.get("CI"):
@@ -78,10 +76,7 @@ class Page:
 
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("browser") / "example"
-    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".assetflow", "__pycache__"))
-    cli_json(root, "materialize")
-    return root
+    return materialized_example(tmp_path_factory.mktemp("browser") / "example")
 
 
 @pytest.fixture(scope="module")
