@@ -2,13 +2,19 @@
 
     python bench/soak.py                      # 20,000 runs, results in bench/results/soak.json
     python bench/soak.py --runs 2000 --every 100 --executor inprocess
+    python bench/soak.py --runs 2000 --every 100 --no-trim --out bench/results/soak-untrimmed.json
 
 Each odd run first appends a row to the project's source (a real change: four assets
 rerun); each even run changes nothing. Runs go through ``assetflow.materialize(project=...)``
 exactly as a long-lived service would call it. Every ``--every`` runs it records the
 resident set size (``/proc/self/statm``) and the open file descriptors
-(``/proc/self/fd``), after a ``gc.collect()``. The verdict compares the end with the end
-of the warm-up (the first quarter of the runs: caches, lazily started pools and the like).
+(``/proc/self/fd``), after a ``gc.collect()``; the resident size both as it is and after
+``malloc_trim(0)``: glibc keeps freed memory in its arenas, so fragmentation makes the raw RSS
+creep though nothing leaks, and what the trim leaves is live memory. The verdict compares
+the end with the end of the warm-up (the first quarter of the runs: caches, lazily started
+pools and the like), on the trimmed figure. With trimming, each raw sample still benefits
+from the trims of the samples before it; ``--no-trim`` never trims, so its raw figures show
+the creep a process that never trims sees (the verdict is then on them).
 """
 
 from __future__ import annotations
@@ -68,6 +74,21 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def trimmed_rss_bytes() -> int:
+    """RSS after asking glibc to return freed heap memory to the system (where glibc is the allocator).
+
+    glibc keeps freed memory in its arenas, so the raw RSS of a long-lived process creeps up
+    with fragmentation even when nothing leaks; after ``malloc_trim(0)`` what remains is live.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    return rss_bytes()
+
+
 def make_project(root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / "pyproject.toml").write_text(f'[tool.assetflow]\nmodules = ["{MODULE}"]\n')
@@ -79,8 +100,9 @@ def make_project(root: Path) -> None:
         os.utime(path, ns=(stamp, stamp))
 
 
-def soak(root: Path, runs: int, every: int, executor: str, progress: bool = False) -> dict[str, Any]:
-    """Run the soak; returns the samples and the verdict figures."""
+def soak(root: Path, runs: int, every: int, executor: str, progress: bool = False,
+         trim: bool = True) -> dict[str, Any]:
+    """Run the soak; returns the samples and the verdict figures (on trimmed RSS unless ``trim`` is off)."""
     os.environ["ASSETFLOW_EXECUTOR"] = executor
     import assetflow
 
@@ -101,21 +123,29 @@ def soak(root: Path, runs: int, every: int, executor: str, progress: bool = Fals
             raise AssertionError(f"run {number} ({'change' if change else 'no-op'}) ran {sorted(ran)}")
         if (number + 1) % every == 0 or number == 0:
             gc.collect()
-            samples.append({"run": number + 1, "rss_mb": round(rss_bytes() / 2**20, 2), "fds": open_fds(),
-                            "seconds": round(time.perf_counter() - started, 2)})
+            sample = {"run": number + 1, "rss_mb": round(rss_bytes() / 2**20, 2)}
+            if trim:
+                sample["rss_trimmed_mb"] = round(trimmed_rss_bytes() / 2**20, 2)
+            sample.update(fds=open_fds(), seconds=round(time.perf_counter() - started, 2))
+            samples.append(sample)
             if progress:
                 print(json.dumps(samples[-1]), file=sys.stderr)
     warm = next(s for s in samples if s["run"] >= max(1, runs // 4))
     end = samples[-1]
+    rss = "rss_trimmed_mb" if trim else "rss_mb"
     return {
         "runs": runs,
         "executor": executor,
+        "trim": trim,
         "seconds": end["seconds"],
         "ms_per_run": round(1000 * end["seconds"] / runs, 1),
-        "rss_mb_after_warmup": warm["rss_mb"],
-        "rss_mb_end": end["rss_mb"],
-        "rss_growth_mb": round(end["rss_mb"] - warm["rss_mb"], 2),
-        "rss_mb_max": max(s["rss_mb"] for s in samples),
+        "rss_mb_after_warmup": warm[rss],
+        "rss_mb_end": end[rss],
+        "rss_growth_mb": round(end[rss] - warm[rss], 2),
+        "rss_mb_max": max(s[rss] for s in samples),
+        "raw_rss_mb_after_warmup": warm["rss_mb"],
+        "raw_rss_mb_end": end["rss_mb"],
+        "raw_rss_growth_mb": round(end["rss_mb"] - warm["rss_mb"], 2),
         "fds_after_warmup": warm["fds"],
         "fds_end": end["fds"],
         "fds_max": max(s["fds"] for s in samples),
@@ -128,10 +158,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20_000)
     parser.add_argument("--every", type=int, default=500, help="Sample memory and descriptors every N runs.")
     parser.add_argument("--executor", default="inprocess")
+    parser.add_argument("--no-trim", dest="trim", action="store_false",
+                        help="Never call malloc_trim: raw RSS only, the verdict on it.")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "soak.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="assetflow-soak-") as folder:
-        report = soak(Path(folder) / "project", args.runs, args.every, args.executor, progress=True)
+        report = soak(Path(folder) / "project", args.runs, args.every, args.executor, progress=True,
+                      trim=args.trim)
     report["python"] = sys.version.split()[0]
     report["date"] = time.strftime("%Y-%m-%d")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -124,6 +124,7 @@ def test_lock_of_a_killed_run_is_released(tmp_path: Path, executor: str) -> None
     assert match and int(match.group(1)) == holder.pid, second.stderr
     assert time.monotonic() - started < 60
     holder.send_signal(signal.SIGKILL)
+    holder.wait()  # reaped, as a shell would: a zombie still "exists" for the workers' watchdog
     holder.communicate()
     (project.root / "logs" / "slow-clean").unlink()
     # The kernel released the lock with the process (and its workers): the next run proceeds.

@@ -1,8 +1,8 @@
 """Soak (issue 6 item 10): alternating no-op and one-change runs in one process, via the Python API.
 
-Open file descriptors must end exactly where they were after warm-up, and resident memory
-must stay flat (growth after warm-up under 20 MB). 2,000 runs in the full battery, 100 by
-default; ``bench/soak.py`` runs longer soaks and records the figures.
+Open file descriptors must end no higher than after warm-up, and resident memory must stay
+flat: live memory (RSS after ``malloc_trim``) grows under 10 MB after warm-up. 2,000 runs in
+the full battery, 100 by default; ``bench/soak.py`` runs longer soaks and records the figures.
 """
 
 from __future__ import annotations
@@ -37,4 +37,4 @@ def test_memory_and_descriptors_stay_flat(tmp_path: Path, monkeypatch: pytest.Mo
         with open(log, "a") as handle:
             handle.write(json.dumps({"test": "soak", **figures}) + "\n")
     assert report["fds_end"] <= report["fds_after_warmup"], report["samples"]
-    assert report["rss_growth_mb"] < 20, figures
+    assert report["rss_growth_mb"] < 10, figures  # live memory (after malloc_trim), see bench/soak.py
