@@ -347,6 +347,7 @@ class _Connection:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._writable = False
         self._generation = 0  # bumped by every use; an idle timer closes only its own generation
+        self._timer: threading.Timer | None = None
 
     @contextmanager
     def use(self, write: bool, lock_timeout: float, keep_open: float) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -361,10 +362,12 @@ class _Connection:
             except BaseException:
                 self.close()  # also rolls back a transaction the failure left open
                 raise
+            if self._timer is not None:
+                self._timer.cancel()
             if keep_open > 0:
-                timer = threading.Timer(keep_open, self._close_if_idle, args=(self._generation,))
-                timer.daemon = True
-                timer.start()
+                self._timer = threading.Timer(keep_open, self._close_if_idle, args=(self._generation,))
+                self._timer.daemon = True
+                self._timer.start()
             else:
                 self.close()
 
@@ -444,12 +447,30 @@ def _close_all() -> None:
                 connection._lock.release()
 
 
+def _close_all_at_exit() -> None:
+    """Close every connection before the interpreter stops its daemon threads.
+
+    An idle timer's thread must not be inside DuckDB when that happens: Python ends such a
+    thread by unwinding it, DuckDB's C++ swallows the unwind, and the process aborts
+    ("FATAL: exception not rethrown") after a successful command. So cancel the timers and
+    wait for a close in progress, then close what is left here.
+    """
+    for connection in list(_CONNECTIONS.values()):
+        if connection._timer is not None:
+            connection._timer.cancel()
+        if connection._lock.acquire(timeout=30):
+            try:
+                connection.close()
+            finally:
+                connection._lock.release()
+
+
 def _forget_all() -> None:
     for connection in list(_CONNECTIONS.values()):
         connection.forget()
 
 
-atexit.register(_close_all)
+atexit.register(_close_all_at_exit)
 os.register_at_fork(before=_close_all, after_in_child=_forget_all)
 
 
