@@ -202,10 +202,7 @@ def test_the_static_export_renders_without_a_server_of_ours(example: Path, brows
         names = tab.evaluate("window.assetflowGraph.cy.nodes().not('.group').map((n) => n.id())")
         assert set(names) == {a["name"] for a in cli_json(example, "list")["assets"]}
         assert tab.inner_text("#live") == "snapshot"
-        tab.evaluate("window.assetflowGraph.cy.getElementById('order_lines').select()")
-        x, y = tab.evaluate("""() => { const p = window.assetflowGraph.cy.getElementById('order_lines').renderedPosition();
-            const r = document.getElementById('graph').getBoundingClientRect(); return [p.x + r.left, p.y + r.top]; }""")
-        tab.mouse.click(x, y)
+        Page(tab, [tmp_path]).click_node("order_lines")
         tab.wait_for_selector("#panel-body[data-asset='order_lines']", timeout=30_000)
         assert "gross_amount" in tab.inner_text("#panel")
         tab.close()
