@@ -112,12 +112,12 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
     interrupted (exit 130); a second Ctrl-C exits at once.
     """
     if not (select or exclude or force or dry_run):
-        fresh = _noop_fast_path(project_dir, modules, files)
+        fresh = _noop_fast_path(project_dir, modules, files, with_hashes=as_json)
         if fresh is not None:
             if as_json:
-                _emit_json({"run_id": None, "dry_run": False, "ok": True, "fast_path": True,
-                            "counts": {"fresh": len(fresh)},
-                            "assets": [{"name": n, "outcome": "fresh", "reasons": []} for n in fresh]})
+                from assetflow.documents import fresh_run_payload
+
+                _emit_json(fresh_run_payload(fresh))
             else:
                 click.echo(f"Everything is fresh: {len(fresh)} assets, nothing to do.")
             return
@@ -154,8 +154,10 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
     sys.exit(int(ExitCode.OK if result.ok else ExitCode.ASSET_FAILED))
 
 
-def _noop_fast_path(project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> list[str] | None:
-    """Asset names if the last complete run's snapshot proves nothing changed (no user import)."""
+def _noop_fast_path(project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...],
+                    with_hashes: bool = False) -> dict[str, str | None] | None:
+    """Asset names (with their data hashes if asked) if the last complete run's snapshot proves
+    nothing changed (no user import); None if it cannot."""
     from assetflow.fastpath import SNAPSHOT_KEY, check_snapshot
     from assetflow.project import load_config
     from assetflow.state.store import STATE_FILE, StateStore
@@ -165,7 +167,11 @@ def _noop_fast_path(project_dir: Path | None, modules: tuple[str, ...], files: t
         return None
     store = StateStore(config.state_path)
     try:
-        return check_snapshot(config, store.get_meta(SNAPSHOT_KEY))
+        names = check_snapshot(config, store.get_meta(SNAPSHOT_KEY))
+        if names is None:
+            return None
+        summary = store.current_summary() if with_hashes else {}
+        return {name: summary[name][0] if name in summary else None for name in names}
     finally:
         store.close()
 

@@ -57,3 +57,14 @@ def _asset_result(result: AssetResult) -> dict[str, Any]:
 def run_payload(result: RunResult) -> dict[str, Any]:
     return {"run_id": result.run_id, "dry_run": result.dry_run, "ok": result.ok, "counts": result.counts(),
             "assets": [_asset_result(r) for r in result.results.values()]}
+
+
+def fresh_run_payload(hashes: Mapping[str, str | None]) -> dict[str, Any]:
+    """``materialize --json`` when the no-op fast path proved every asset fresh: a full run's keys."""
+    from assetflow.execute.runner import OUTCOMES
+
+    return {"run_id": None, "dry_run": False, "ok": True, "fast_path": True,
+            "counts": {**dict.fromkeys(OUTCOMES, 0), "fresh": len(hashes)},
+            "assets": [{"name": name, "outcome": "fresh", "reasons": [], "duration_s": None, "data_hash": digest,
+                        "error": None} for name, digest in hashes.items()]}
+
