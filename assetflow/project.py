@@ -129,8 +129,29 @@ def _user_traceback(exc: BaseException) -> str:
     return text + "".join(traceback.format_exception_only(type(exc), exc))
 
 
+def forget_project_modules(config: ProjectConfig) -> None:
+    """Drop the project's modules from ``sys.modules``, so that importing reads the files as they are now.
+
+    A long-lived process (a notebook, ``assetflow ui``, a service calling ``materialize``) would
+    otherwise run the code it imported first while the fingerprint reads the edited files, and
+    record an old result under the new code's recipe. Dropped: every module under the project
+    root (outside venvs), and the configured modules' top-level packages wherever an earlier
+    import found them.
+    """
+    from assetflow.fingerprint.code import is_project_file
+
+    packages = {name.split(".")[0] for name in config.modules}
+    for name, module in list(sys.modules.items()):
+        if name == "assetflow" or name.startswith("assetflow."):
+            continue
+        filename = getattr(module, "__file__", None)
+        if name.split(".")[0] in packages or (filename and is_project_file(filename, config.root)):
+            del sys.modules[name]
+
+
 def import_modules(config: ProjectConfig) -> list[types.ModuleType]:
-    """Import the project's modules, reporting an import error with its module and traceback."""
+    """Import the project's modules afresh, reporting an import error with its module and traceback."""
+    forget_project_modules(config)
     root = str(config.root)
     if root not in sys.path:
         sys.path.insert(0, root)

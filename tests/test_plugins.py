@@ -214,3 +214,64 @@ def test_without_the_plugin_its_backend_is_reported_missing(project: ProjectDir)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "No storage backend named 'csv'" in output and "Install the plugin that provides it" in output
+
+
+def test_a_backend_that_cannot_activate_fails_only_that_asset(register: Any, tmp_path: Path) -> None:
+    """``activate`` runs before the state records the version: a failure fails the asset, names it
+    and the backend, records nothing, and the next run (storage fixed) makes it current."""
+    from assetflow import api
+    from assetflow.storage.parquet import ParquetBackend
+
+    broken = tmp_path / "view-broken"
+
+    class Switching(ParquetBackend):
+        name: ClassVar[str] = "switching"
+        activated: ClassVar[list[str]] = []
+
+        def activate(self, asset: str, location: str) -> None:
+            if broken.exists():
+                raise OSError("the warehouse refused the view switch")
+            Switching.activated.append(location)
+
+    class SwitchingPlugin:
+        @hookimpl
+        def assetflow_io_backends(self) -> list[type[Switching]]:
+            return [Switching]
+
+    register(SwitchingPlugin())
+    project = ProjectDir(tmp_path / "p", ["pipeline"])
+    module = '''
+        import polars as pl
+        from assetflow import asset
+
+        @asset(io="switching")
+        def served() -> pl.DataFrame:
+            return pl.DataFrame({"n": [N]})
+
+        @asset
+        def below(served: pl.DataFrame) -> pl.DataFrame:
+            return served
+
+        @asset
+        def apart() -> pl.DataFrame:
+            return pl.DataFrame({"k": [N]})
+    '''
+    project.write("pipeline.py", module.replace("N", "1"))
+    first = api.materialize(project=project.root, executor="inprocess")
+    assert first.ok and len(Switching.activated) == 1
+    version_one = api.status(project=project.root)
+    project.write("pipeline.py", module.replace("N", "2"))
+    broken.touch()
+    second = api.materialize(project=project.root, executor="inprocess")
+    outcomes = {name: r.outcome for name, r in second.results.items()}
+    assert outcomes == {"served": "failed", "below": "skipped", "apart": "ran"}
+    error = second.results["served"].error or ""
+    assert "switching backend could not make the new version of `served` current" in error
+    assert "the warehouse refused the view switch" in error
+    rows = {r.name: r for r in api.status(project=project.root)}
+    assert rows["served"].data_hash == {r.name: r for r in version_one}["served"].data_hash  # nothing recorded
+    assert rows["served"].state == "failed" and "stale" in rows["served"].states
+    broken.unlink()
+    third = api.materialize(project=project.root, executor="inprocess")
+    assert third.ok and third.results["served"].outcome == "ran" and len(Switching.activated) == 2
+    assert api.load("served", project=project.root)["n"].to_list() == [2]

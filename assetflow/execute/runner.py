@@ -417,9 +417,10 @@ class Run:
             return None
         earlier = None if self.force else self._restorable(verdict)
         if earlier is not None and earlier.id is not None:
+            if not self._activated(name, earlier, verdict.reasons):
+                return None
             with self.ws.store.transaction(f"restoring asset {name!r}") as db:
                 self.ws.store.point(db, name, earlier.id)
-            self.ws.backends.activate(earlier.io, name, earlier.location)
             self.current[name] = earlier
             self._record_event(AssetResult(name, "restored", verdict.reasons, data_hash=earlier.data_hash))
             return None
@@ -492,17 +493,36 @@ class Run:
             started_at=result.started_at, finished_at=result.finished_at,
         )
         asset_result = AssetResult(name, "ran", reasons, duration, data_hash=stored.data_hash, attempts=launch.attempts)
+        if not self._activated(name, mat, reasons, duration, launch.attempts):
+            return
         with self.ws.store.transaction(f"recording asset {name!r}") as db:
             mat_id = self.ws.store.record(db, mat)
             self.ws.store.save_code_sources(db, code.digest, code.sources)
             self.ws.store.add_events(db, [(self.run_id, name, "ran", duration, "; ".join(reasons) or None)])
             failpoint("before_state_commit")
         failpoint("after_state_commit")
-        self.ws.backends.activate(mat.io, name, mat.location)
         self.current[name] = dataclasses.replace(mat, id=mat_id)
         self.results[name] = asset_result
         if self.listener is not None:
             self.listener(asset_result)
+
+
+    def _activated(self, name: str, mat: Materialization, reasons: list[str], duration: float | None = None,
+                   attempts: int = 1) -> bool:
+        """Let the backend make this version current (e.g. switch a SQL view) before the state says so.
+
+        Done first so that a failure fails this asset alone, with the state still pointing at
+        the version the backend serves; the next run tries again.
+        """
+        try:
+            self.ws.backends.activate(mat.io, name, mat.location)
+        except Exception as exc:  # noqa: BLE001 - any backend failure fails this asset, not the run
+            error = (f"The {mat.io} backend could not make the new version of `{name}` current "
+                     f"({type(exc).__name__}: {exc}); nothing was recorded, the previous version stays current. "
+                     f"Fix the storage problem, then run `assetflow materialize` again.\n{traceback.format_exc()}")
+            self._record_event(AssetResult(name, "failed", reasons, duration, error=error, attempts=attempts))
+            return False
+        return True
 
 
 def _has_result(future: Future[object]) -> bool:

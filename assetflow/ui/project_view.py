@@ -99,7 +99,6 @@ class ProjectView:
             self._workspace.close()
         self._workspace = None
         self._cache.clear()
-        _forget_project_modules(self.root, self.config.modules)
         try:
             self._workspace = Workspace.load(*self.where)
             self.error = None
@@ -228,16 +227,3 @@ def _python_files(root: Path) -> list[Path]:
         if len(found) > _MAX_WATCHED_FILES:
             break
     return found
-
-
-def _forget_project_modules(root: Path, names: Iterable[str]) -> None:
-    """Drop the project's modules from ``sys.modules`` so that the next load imports the files anew:
-    every module under the root, and the configured modules' top-level packages with everything
-    in them, wherever an earlier import found them."""
-    from assetflow.fingerprint.code import is_project_file
-
-    packages = {n.split(".")[0] for n in names}
-    for name, module in list(sys.modules.items()):
-        filename = getattr(module, "__file__", None)
-        if name.split(".")[0] in packages or (filename and is_project_file(filename, root)):
-            del sys.modules[name]
