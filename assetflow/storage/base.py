@@ -62,7 +62,8 @@ class IOBackend(Protocol):
         ...
 
     # Optional: ``activate(asset, location) -> None`` is called whenever a version becomes
-    # the asset's current one (after a run or a restore), e.g. to point a SQL view at it.
+    # the asset's current one (after a run or a restore), before the state records it, e.g.
+    # to point a SQL view at it; an exception fails that asset and records nothing.
     # Optional: ``local_file(location) -> str`` for backends whose token is exactly the
     # stat token of one local file (see files.stat_token), so the no-op fast path can
     # check it with a stat and no backend import.
