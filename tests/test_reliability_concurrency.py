@@ -124,8 +124,9 @@ def test_lock_of_a_killed_run_is_released(tmp_path: Path, executor: str) -> None
     assert match and int(match.group(1)) == holder.pid, second.stderr
     assert time.monotonic() - started < 60
     holder.send_signal(signal.SIGKILL)
-    holder.wait()  # reaped, as a shell would: a zombie still "exists" for the workers' watchdog
-    holder.communicate()
+    # Read its output before reaping it, as subprocess.run(timeout=...) does: the workers share the
+    # pipes, so this returns only once they have seen their coordinator die even as a zombie.
+    holder.communicate(timeout=60)
     (project.root / "logs" / "slow-clean").unlink()
     # The kernel released the lock with the process (and its workers): the next run proceeds.
     third = project.run("materialize", "--json", env={"ASSETFLOW_EXECUTOR": executor}, timeout=300)

@@ -137,12 +137,27 @@ def _watch(coordinator: int) -> None:
     """
     while True:
         time.sleep(WATCH_EVERY)
-        try:
-            os.kill(coordinator, 0)
-        except ProcessLookupError:
+        if _gone(coordinator):
             os._exit(1)
-        except PermissionError:
-            pass
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has died, including dead but not yet reaped by its parent (a zombie).
+
+    A caller that kills ``assetflow`` and then reads its output before reaping it
+    (``subprocess.run(..., timeout=...)`` does) would otherwise wait for the asset to finish.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False  # no /proc (macOS): a zombie counts as alive until reaped
 
 
 def _start_method() -> str:
