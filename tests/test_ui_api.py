@@ -249,3 +249,27 @@ def test_the_pages_own_documents_follow_the_documented_schema(example: Path,
         body = {k: v for k, v in sample.items() if k not in ("schema_version", "command")}
         assert paths(body, types) <= keys, (sample["command"], paths(body, types) - keys)
         assert {k for k in keys if "." not in k} - {"reason"} <= set(body) | {"reason"}
+
+
+def test_a_slow_status_is_rebuilt_at_most_once_per_build_time_while_a_run_writes(example: Path) -> None:
+    """A run writing the state changes the token on every write; for a project whose status takes
+    seconds to build, the view sees state changes at most once per build time. Code changes: at once."""
+    view = ProjectView(example)
+    view.get("status")
+    view.status_cost = 3600.0  # as if building status took an hour
+    cleaning = example / "shop" / "cleaning.py"
+    cleaning.write_text(cleaning.read_text().replace("VAT_RATE = 0.20", "VAT_RATE = 0.24"))
+    view.token()
+    first = view.token()  # a code change is seen whatever the cost
+    assert {a["name"]: a["state"] for a in view.get("status")["assets"]}["order_lines"] == "stale"
+    view.token()  # the build's own writes to the state (source versions, graph cache)
+    view.status_cost, view._state_quiet_until = 3600.0, 0.0
+    cli(example, "materialize")
+    second = view.token()  # the run's first write is seen, and opens an hour's quiet window
+    assert second != first
+    cli(example, "materialize", "--force", "order_lines")
+    assert view.token() == second  # within the window further writes wait
+    view._state_quiet_until = 0.0  # the window has passed
+    assert view.token() != second
+    assert {a["name"]: a["state"] for a in view.get("status")["assets"]}["order_lines"] == "fresh"
+    view.close()

@@ -15,7 +15,6 @@ connections belong to the thread that opened them).
 from __future__ import annotations
 
 import os
-import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -46,6 +45,10 @@ class ProjectView:
         self._token: str = ""
         self._token_at = 0.0
         self._cache: dict[tuple[str, ...], dict[str, Any]] = {}
+        self.status_cost = 0.0  # seconds the last status build took
+        self._state_seen: tuple[Any, ...] = ()
+        self._state_quiet_for: tuple[Any, ...] | None = None
+        self._state_quiet_until = 0.0
         self._reload()
 
     # -- change detection ---------------------------------------------------------------------
@@ -60,7 +63,15 @@ class ProjectView:
         if code != self._code_token:
             self._reload()
         state = _stats(self.config.state_path / name for name in ("state.db", "state.db-wal"))
+        if (code, self.where) == self._state_quiet_for and now < self._state_quiet_until:
+            state = self._state_seen  # a run is writing: see its progress once per status build, not per write
         token = f"{hash((code, state, self._source_stats())) & 0xFFFFFFFFFFFF:012x}"
+        if state != self._state_seen:
+            self._state_seen = state
+            # Rebuilding status costs what the last build cost (seconds for a large project whose
+            # snapshot a run voided); further state writes wait that long, so polls stay answered.
+            self._state_quiet_for = (code, self.where)
+            self._state_quiet_until = now + self.status_cost
         if token != self._token:
             self._cache.clear()
             self._token = token
@@ -136,15 +147,18 @@ class ProjectView:
     def _status(self, select: str = "") -> dict[str, Any]:
         from assetflow.inspect.fast import fast_status, save_graph_cache
 
+        started = time.monotonic()
         expressions = [select] if select else []
         rows = fast_status(*self.where, expressions, [])
         if rows is not None:
+            self.status_cost = time.monotonic() - started
             return status_payload(rows, True)
         from assetflow import api
 
         ws = self.workspace()
         rows = api.status(expressions, project=ws)
         save_graph_cache(ws)
+        self.status_cost = time.monotonic() - started
         return status_payload(rows, False)
 
     def _list(self, select: str = "") -> dict[str, Any]:
