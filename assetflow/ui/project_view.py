@@ -47,7 +47,7 @@ class ProjectView:
         self._cache: dict[tuple[str, ...], dict[str, Any]] = {}
         self.status_cost = 0.0  # seconds the last status build took
         self._state_seen: tuple[Any, ...] = ()
-        self._state_quiet_for: tuple[Any, ...] | None = None
+        self._state_quiet_for: tuple[Any, ...] | None = None  # the code stats the quiet window holds for
         self._state_quiet_until = 0.0
         self._reload()
 
@@ -63,14 +63,14 @@ class ProjectView:
         if code != self._code_token:
             self._reload()
         state = _stats(self.config.state_path / name for name in ("state.db", "state.db-wal"))
-        if (code, self.where) == self._state_quiet_for and now < self._state_quiet_until:
+        if code == self._state_quiet_for and now < self._state_quiet_until:
             state = self._state_seen  # a run is writing: see its progress once per status build, not per write
         token = f"{hash((code, state, self._source_stats())) & 0xFFFFFFFFFFFF:012x}"
         if state != self._state_seen:
             self._state_seen = state
             # Rebuilding status costs what the last build cost (seconds for a large project whose
             # snapshot a run voided); further state writes wait that long, so polls stay answered.
-            self._state_quiet_for = (code, self.where)
+            self._state_quiet_for = code  # a code change ends the quiet at once
             self._state_quiet_until = now + self.status_cost
         if token != self._token:
             self._cache.clear()
