@@ -102,6 +102,33 @@ def status(
     return compute_status(ws, selected(ws, select, exclude))
 
 
+def status_fast_or_full(
+    select: Selection = None,
+    *,
+    exclude: Selection = (),
+    project_dir: Path | str | None = None,
+    modules: Iterable[str] = (),
+    files: Iterable[str] = (),
+    workspace: Workspace | None = None,
+) -> tuple[list[AssetStatus], bool]:
+    """``status``, answered from the no-op snapshot without importing the project when nothing changed.
+
+    Returns the rows and whether that fast path answered. Otherwise the project is loaded (or
+    ``workspace`` reused) and fully assessed, and its graph cached so that the next call can
+    skip the import while nothing changes.
+    """
+    from assetflow.inspect.fast import fast_status, save_graph_cache
+
+    rows = fast_status(Path(project_dir) if project_dir else None, modules, files,
+                       _expressions(select), _expressions(exclude))
+    if rows is not None:
+        return rows, True
+    ws = workspace if workspace is not None else Workspace.load(project_dir, modules, files)
+    rows = status(select, exclude=exclude, project=ws)
+    save_graph_cache(ws)
+    return rows, False
+
+
 def why(name: str, *, project: ProjectArg = None, modules: Iterable[str] = (), files: Iterable[str] = ()) -> WhyReport:
     """What exactly makes ``name`` stale: changed inputs, a diff of the code, configuration, library drift."""
     return explain(_workspace(project, modules, files), name)

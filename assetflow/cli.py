@@ -190,17 +190,9 @@ def _selection_options(fn: F) -> F:
 def status(select: tuple[str, ...], exclude: tuple[str, ...], as_json: bool, check: bool, project_dir: Path | None,
            modules: tuple[str, ...], files: tuple[str, ...]) -> None:
     """Every asset: fresh, stale, missing, failed or overdue, and exactly why."""
-    from assetflow.inspect.fast import fast_status
+    from assetflow.api import status_fast_or_full
 
-    rows = fast_status(project_dir, modules, files, select, exclude)
-    fast = rows is not None
-    if rows is None:
-        from assetflow import api
-        from assetflow.inspect.fast import save_graph_cache
-
-        ws = _loaded_workspace(project_dir, modules, files)
-        rows = api.status(select, exclude=exclude, project=ws)
-        save_graph_cache(ws)  # lets the next status skip importing the project while nothing changes
+    rows, fast = status_fast_or_full(select, exclude=exclude, project_dir=project_dir, modules=modules, files=files)
     from assetflow.cli_render import render_status
     from assetflow.documents import status_payload
 
@@ -441,10 +433,13 @@ def ui(host: str, port: int, token: str | None, allowed_hosts: tuple[str, ...], 
         from assetflow.ui.export import export_site
 
         view = ProjectView(project_dir, modules, files)
-        if view.error is not None:
-            raise click.ClickException(f"the project does not load, nothing exported:\n{view.error['error']['message']}")
-        counts = export_site(view, export_dir)
-        view.close()
+        try:
+            if view.error is not None:
+                raise click.ClickException(
+                    f"the project does not load, nothing exported:\n{view.error['error']['message']}")
+            counts = export_site(view, export_dir)
+        finally:
+            view.close()
         click.echo(f"Exported {counts['documents']} documents and the page to {export_dir}; host the folder with "
                    f"any web server, e.g. `python -m http.server -d {export_dir}`.", err=True)
         return

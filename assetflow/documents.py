@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from assetflow.execute.runner import AssetResult, RunResult
+    from assetflow.execute.runner import RunResult
     from assetflow.inspect.status import AssetStatus
     from assetflow.workspace import Workspace
 
@@ -49,14 +49,16 @@ def list_payload(ws: Workspace, names: Iterable[str]) -> dict[str, Any]:
     ]}
 
 
-def _asset_result(result: AssetResult) -> dict[str, Any]:
-    return {"name": result.name, "outcome": result.outcome, "reasons": result.reasons,
-            "duration_s": result.duration, "data_hash": result.data_hash, "error": result.error}
+def _outcome_row(name: str, outcome: str, reasons: list[str], duration_s: float | None = None,
+                 data_hash: str | None = None, error: str | None = None) -> dict[str, Any]:
+    return {"name": name, "outcome": outcome, "reasons": reasons, "duration_s": duration_s, "data_hash": data_hash,
+            "error": error}
 
 
 def run_payload(result: RunResult) -> dict[str, Any]:
     return {"run_id": result.run_id, "dry_run": result.dry_run, "ok": result.ok, "counts": result.counts(),
-            "assets": [_asset_result(r) for r in result.results.values()]}
+            "assets": [_outcome_row(r.name, r.outcome, r.reasons, r.duration, r.data_hash, r.error)
+                       for r in result.results.values()]}
 
 
 def fresh_run_payload(hashes: Mapping[str, str | None]) -> dict[str, Any]:
@@ -65,6 +67,5 @@ def fresh_run_payload(hashes: Mapping[str, str | None]) -> dict[str, Any]:
 
     return {"run_id": None, "dry_run": False, "ok": True, "fast_path": True,
             "counts": {**dict.fromkeys(OUTCOMES, 0), "fresh": len(hashes)},
-            "assets": [{"name": name, "outcome": "fresh", "reasons": [], "duration_s": None, "data_hash": digest,
-                        "error": None} for name, digest in hashes.items()]}
+            "assets": [_outcome_row(name, "fresh", [], data_hash=digest) for name, digest in hashes.items()]}
 

@@ -167,17 +167,3 @@ class Workspace:
                 hashes[name] = verdict.current.data_hash
         return {n: v for n, v in verdicts.items() if n in wanted}
 
-
-def process_alive(pid: int, host: str) -> bool:
-    """Whether the process that started a run still exists (only knowable on the same host)."""
-    import socket
-
-    if host != socket.gethostname():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -266,7 +266,7 @@ def test_a_backend_that_cannot_activate_fails_only_that_asset(register: Any, tmp
     outcomes = {name: r.outcome for name, r in second.results.items()}
     assert outcomes == {"served": "failed", "below": "skipped", "apart": "ran"}
     error = second.results["served"].error or ""
-    assert "switching backend could not make the new version of `served` current" in error
+    assert "switching backend could not make this version of `served` current" in error
     assert "the warehouse refused the view switch" in error
     rows = {r.name: r for r in api.status(project=project.root)}
     assert rows["served"].data_hash == {r.name: r for r in version_one}["served"].data_hash  # nothing recorded

@@ -506,18 +506,17 @@ class Run:
         if self.listener is not None:
             self.listener(asset_result)
 
-
     def _activated(self, name: str, mat: Materialization, reasons: list[str], duration: float | None = None,
                    attempts: int = 1) -> bool:
         """Let the backend make this version current (e.g. switch a SQL view) before the state says so.
 
-        Done first so that a failure fails this asset alone, with the state still pointing at
-        the version the backend serves; the next run tries again.
+        Done first so that a failure fails this asset alone and records nothing; the next run
+        tries again.
         """
         try:
             self.ws.backends.activate(mat.io, name, mat.location)
         except Exception as exc:  # noqa: BLE001 - any backend failure fails this asset, not the run
-            error = (f"The {mat.io} backend could not make the new version of `{name}` current "
+            error = (f"The {mat.io} backend could not make this version of `{name}` current "
                      f"({type(exc).__name__}: {exc}); nothing was recorded, the previous version stays current. "
                      f"Fix the storage problem, then run `assetflow materialize` again.\n{traceback.format_exc()}")
             self._record_event(AssetResult(name, "failed", reasons, duration, error=error, attempts=attempts))

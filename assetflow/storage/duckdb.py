@@ -438,28 +438,20 @@ def _shared_connection(path: Path) -> _Connection:
         return connection
 
 
-def _close_all() -> None:
-    for connection in list(_CONNECTIONS.values()):
-        if connection._lock.acquire(blocking=False):
-            try:
-                connection.close()
-            finally:
-                connection._lock.release()
-
-
-def _close_all_at_exit() -> None:
-    """Close every connection before the interpreter stops its daemon threads.
+def _close_all(wait: float = 0.0) -> None:
+    """Close every connection: before a fork (``wait`` 0: one busy in another thread is left to it),
+    and at exit (``wait`` > 0), before the interpreter stops its daemon threads.
 
     An idle timer's thread must not be inside DuckDB when that happens: Python ends such a
     thread by unwinding it, DuckDB's C++ swallows the unwind, and the process aborts
-    ("FATAL: exception not rethrown") after a successful command. So cancel the timers and
-    wait for a close in progress, then close what is left here.
+    ("FATAL: exception not rethrown") after a successful command. So the timers are
+    cancelled, and a close in progress is waited for.
     """
     for connection in list(_CONNECTIONS.values()):
-        if connection._timer is not None:
-            connection._timer.cancel()
-        if connection._lock.acquire(timeout=30):
+        if connection._lock.acquire(timeout=wait):
             try:
+                if connection._timer is not None:
+                    connection._timer.cancel()
                 connection.close()
             finally:
                 connection._lock.release()
@@ -470,7 +462,7 @@ def _forget_all() -> None:
         connection.forget()
 
 
-atexit.register(_close_all_at_exit)
+atexit.register(_close_all, 30.0)
 os.register_at_fork(before=_close_all, after_in_child=_forget_all)
 
 

@@ -14,9 +14,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from assetflow.documents import document
 from assetflow.errors import AssetflowError
 from assetflow.ui.app import STATIC, page_html
-from assetflow.ui.project_view import ProjectView
+from assetflow.ui.project_view import ProjectView, error_payload
 
 PER_ASSET = ("show", "why", "lineage")
 
@@ -45,9 +46,6 @@ def export_site(view: ProjectView, target: Path) -> dict[str, int]:
             try:
                 doc = view.get(command, row["name"])
             except AssetflowError as exc:
-                from assetflow.documents import document
-                from assetflow.ui.project_view import error_payload
-
                 doc = document("error", error_payload(exc))
             write(f"{command}/{row['name']}.json", doc)
     return counts

@@ -145,21 +145,14 @@ class ProjectView:
         return self._workspace
 
     def _status(self, select: str = "") -> dict[str, Any]:
-        from assetflow.inspect.fast import fast_status, save_graph_cache
+        from assetflow.api import status_fast_or_full
 
         started = time.monotonic()
-        expressions = [select] if select else []
-        rows = fast_status(*self.where, expressions, [])
-        if rows is not None:
-            self.status_cost = time.monotonic() - started
-            return status_payload(rows, True)
-        from assetflow import api
-
-        ws = self.workspace()
-        rows = api.status(expressions, project=ws)
-        save_graph_cache(ws)
+        project_dir, modules, files = self.where
+        rows, fast = status_fast_or_full(select or None, project_dir=project_dir, modules=modules, files=files,
+                                         workspace=self.workspace())
         self.status_cost = time.monotonic() - started
-        return status_payload(rows, False)
+        return status_payload(rows, fast)
 
     def _list(self, select: str = "") -> dict[str, Any]:
         from assetflow.api import selected
@@ -184,14 +177,9 @@ class ProjectView:
         spec = ws.graph.specs.get(name)
         if spec is None:
             raise UnknownAssetError(f"No asset named {name!r}; run `assetflow list` to see the assets.")
-        if spec.kind == "source":
-            return {"version": None}
-        try:
-            return {"version": api.version_tree(name, version, project=ws).to_json()}
-        except AssetflowError:
-            if ws.store.current().get(name) is None:
-                return {"version": None}  # never materialized: no version to trace
-            raise
+        if spec.kind == "source" or name not in ws.store.current():
+            return {"version": None}  # a source, or never materialized: no version to trace
+        return {"version": api.version_tree(name, version, project=ws).to_json()}
 
     def _history(self, limit: str = "50") -> dict[str, Any]:
         from assetflow.inspect.history import history
