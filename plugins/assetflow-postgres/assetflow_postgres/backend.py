@@ -27,6 +27,7 @@ import hashlib
 import os
 import re
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterator
@@ -233,6 +234,14 @@ class PostgresBackend:
                 cur.fetchall()
                 conn.commit()
             token, size = self._token(self.schema, name)
+            for _ in range(100):  # a parallel writer of this same version may be swapping the table in
+                if token is not None:
+                    break
+                time.sleep(0.05)
+                token, size = self._token(self.schema, name)
+            if token is None:
+                raise StorageError(f"PostgreSQL: the table {self.schema}.{name} of asset {asset!r} vanished right "
+                                   f"after it was written; another process is deleting it. Run again.")
             return StoredData(
                 data_hash=data_hash,
                 location=f"{self.schema}.{name}",
@@ -257,7 +266,7 @@ class PostgresBackend:
     def _token(self, schema: str, table: str) -> tuple[str | None, int | None]:
         """The cheap change detector of a version table and its size; (None, None) if it is gone."""
         row = self._sql().execute(_TOKEN_SQL, (schema, table)).fetchone()
-        if row is None:
+        if row is None or row[7] is None:  # no such table, or dropped while it was being measured
             return None, None
         return ":".join(str(v) for v in row[:7]), int(row[7])
 
