@@ -5,6 +5,7 @@ Hierarchy::
     AssetflowError                  base: catch this to catch everything assetflow raises
     ├── ProjectLoadError            no project found, bad config, user module failed to import
     ├── DefinitionError             a bad @asset / source() declaration (unsafe name, bad option)
+    ├── ParameterError              a command option or a web API parameter has a bad value
     ├── GraphError                  the declared assets do not form a valid graph
     │   ├── CycleError              a dependency cycle (``exc.cycle`` lists it)
     │   ├── UnknownAssetError       an upstream or a selected name does not exist
@@ -46,6 +47,14 @@ class ProjectLoadError(AssetflowError):
 
 class DefinitionError(AssetflowError):
     """An asset or source declaration is invalid."""
+
+
+class ParameterError(AssetflowError):
+    """A command option or a query parameter of the page's API has a bad value (``exc.parameter``)."""
+
+    def __init__(self, message: str, parameter: str = "") -> None:
+        super().__init__(message)
+        self.parameter = parameter
 
 
 class GraphError(AssetflowError):

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from assetflow.documents import document
 from assetflow.errors import AssetflowError, SelectionError, UnknownAssetError
 from assetflow.ui.project_view import ProjectBroken, ProjectView, error_payload
-from assetflow.ui.security import CSRF_HEADER, Guard, allowed_hosts, host_of, same_token
+from assetflow.ui.security import CSRF_HEADER, Guard, allowed_hosts, same_origin, same_token
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -135,7 +135,7 @@ def create_app(view: ProjectView, *, bind_host: str = "127.0.0.1", token: str | 
                 "`assetflow ui --allow-run` to launch runs from the page.", "traceback": None}}), status_code=403)
         origin = request.headers.get("origin")
         if not same_token(request.headers.get(CSRF_HEADER), csrf) or (
-                origin is not None and host_of(origin.split("://", 1)[-1]) != host_of(request.headers.get("host", ""))):
+                origin is not None and not same_origin(origin, request.url.scheme, request.headers.get("host", ""))):
             return JSONResponse(document("error", {"error": {
                 "type": "CSRF", "message": "Missing or wrong CSRF token: launch runs from the page itself "
                 "(reload it if the server restarted).", "traceback": None}}), status_code=403)

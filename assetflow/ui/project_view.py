@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from assetflow.documents import document, list_payload, status_payload
-from assetflow.errors import AssetflowError, UnknownAssetError
+from assetflow.errors import AssetflowError, ParameterError, UnknownAssetError
 from assetflow.project import ProjectConfig, load_config
 from assetflow.secrets import redact
 from assetflow.workspace import Workspace
@@ -184,7 +184,7 @@ class ProjectView:
     def _history(self, limit: str = "50") -> dict[str, Any]:
         from assetflow.inspect.history import history
 
-        return history(self.workspace().store, None, int(limit))
+        return history(self.workspace().store, None, positive_int("limit", limit))
 
     def close(self) -> None:
         if self._workspace is not None:
@@ -207,6 +207,18 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
     """
     text = None if isinstance(exc, AssetflowError) else redact("".join(traceback.format_exception(exc)))
     return {"error": {"type": type(exc).__name__, "message": redact(str(exc)), "traceback": text}}
+
+
+def positive_int(parameter: str, text: str) -> int:
+    """A query parameter that must be a whole number of at least 1; a ``ParameterError`` (400) otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ParameterError(f"The parameter {parameter}={text!r} must be a whole number of at least 1, "
+                             f"e.g. ?{parameter}=20.", parameter)
+    return value
 
 
 def _stats(paths: Iterable[Path]) -> tuple[Any, ...]:

@@ -7,13 +7,15 @@
 - With a token, a request carries it as ``Authorization: Bearer``, as the cookie the
   page gets from ``/?token=...``, or not at all (401).
 - Launching a run (only with ``--allow-run``) is a POST that must carry the page's CSRF
-  token in ``X-CSRF-Token`` and, when the browser sends one, a same-origin ``Origin``.
+  token in ``X-CSRF-Token`` and, when the browser sends one, a same-origin ``Origin``
+  (same scheme, host and port).
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -51,12 +53,47 @@ def allowed_hosts(bind_host: str, extra: Iterable[str], token: str | None) -> se
     return hosts
 
 
+_HOST = re.compile(r"(?:\[(?P<ip6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9._~!$&'()*+,;=%-]+))(?::(?P<port>[0-9]{1,5}))?")
+
+
+def parse_host(header: str) -> tuple[str, int | None] | None:
+    """A Host header (RFC 9110: ``host [":" port]``) as (host, port), or None if it is not one.
+
+    Strict on purpose: ``[::1]attacker.example`` or ``a:b:c`` are refused, not read as
+    the part that happens to look local.
+    """
+    found = _HOST.fullmatch(header.strip().lower())
+    if found is None:
+        return None
+    host = found["ip6"] if found["ip6"] is not None else found["name"]
+    if found["ip6"] is not None:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return None
+    port = int(found["port"]) if found["port"] else None
+    if port is not None and port > 65535:
+        return None
+    return host, port
+
+
 def host_of(header: str) -> str:
-    """The host part of a Host header: ``[::1]:8080`` -> ``::1``, ``a.b:80`` -> ``a.b``."""
-    header = header.strip().lower()
-    if header.startswith("["):
-        return header[1:].split("]", 1)[0]
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+    """The host part of a Host header (``[::1]:8080`` -> ``::1``), or "" if it is not a valid one."""
+    parsed = parse_host(header)
+    return "" if parsed is None else parsed[0]
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def same_origin(origin: str, scheme: str, host_header: str) -> bool:
+    """Whether an ``Origin`` header names this server: same scheme, host and port (RFC 6454)."""
+    origin_scheme, sep, rest = origin.strip().lower().partition("://")
+    here, there = parse_host(host_header), parse_host(rest) if sep and "/" not in rest else None
+    if here is None or there is None or origin_scheme != scheme.lower():
+        return False
+    default = _DEFAULT_PORTS.get(origin_scheme)
+    return here[0] == there[0] and (here[1] or default) == (there[1] or default)
 
 
 def same_token(given: str | None, expected: str) -> bool:
@@ -87,7 +124,11 @@ class Guard:
     def _refusal(self, request: Request) -> Response | None:
         from starlette.responses import PlainTextResponse, RedirectResponse
 
-        host = host_of(request.headers.get("host", ""))
+        header = request.headers.get("host", "")
+        host = host_of(header)
+        if not host:
+            return PlainTextResponse(f"Malformed Host header {header!r}: expected a host name or address, "
+                                     f"optionally with ':PORT'.", status_code=400)
         if self.hosts is not None and host not in self.hosts:
             return PlainTextResponse(
                 f"Host {host!r} is not this server's. If you reach it under that name on purpose, restart with "
