@@ -308,10 +308,17 @@ class _Evaluator:
             return {n for n, states in self.states(term).items() if value in states}
         if _GLOB_CHARS & set(value):
             try:
-                return {n for n in specs if fnmatch.fnmatchcase(n, value)}
+                matched = {n for n in specs if fnmatch.fnmatchcase(n, value)}
             except re.error as exc:
                 raise SelectionError(f"Invalid selection: bad glob ({exc})", self.expression, term.position,
                                      term.length) from None
+            if not matched:
+                literal = "".join(ch for ch in value if ch not in "*?[]")
+                close = difflib.get_close_matches(literal, list(specs), n=3, cutoff=0.5) if literal else []
+                hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+                raise SelectionError(f"The glob {value!r} matches no asset or source.{hint} Run `assetflow list` "
+                                     f"to see all assets.", self.expression, term.position, term.length)
+            return matched
         if value not in specs:
             close = difflib.get_close_matches(value, list(specs), n=3)
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""

@@ -82,11 +82,21 @@ def sel(*expressions: str, exclude: tuple[str, ...] = ()) -> set[str]:
         ("not group:marts,kind:asset", {"clean", "clean_orders", "report"}),
         ("not not clean", {"clean"}),
         ("+total,not kind:source", {"clean", "clean_orders", "doubled", "total"}),
-        ("nothing_*", set()),
     ],
 )
 def test_selection_forms(expression: str, expected: set[str]) -> None:
     assert sel(expression) == expected
+
+
+@pytest.mark.parametrize(("expression", "suggested"), [("claen*", "'clean'"), ("nothing_*", None),
+                                                       ("group:marts,totl?", "'total'")])
+def test_a_glob_matching_nothing_is_an_error_with_a_suggestion(expression: str, suggested: str | None) -> None:
+    """Like an unknown name (exit 2), not an empty selection that silently does nothing."""
+    with pytest.raises(SelectionError, match="matches no asset or source") as caught:
+        sel(expression)
+    message = str(caught.value)
+    assert "assetflow list" in message and "^" in message
+    assert (suggested in message) if suggested else "Did you mean" not in message
 
 
 def test_no_expression_selects_everything_in_topological_order() -> None:
