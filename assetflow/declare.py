@@ -7,11 +7,13 @@ identifier later and must be safe as both.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import datetime
 import inspect
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, overload
 
@@ -152,6 +154,33 @@ class SourceSpec:
         return f"{self.file}:{self.line}"
 
 
+_declared: contextvars.ContextVar[list[AssetSpec | SourceSpec] | None] = contextvars.ContextVar(
+    "assetflow_declared", default=None)
+
+
+@contextlib.contextmanager
+def recording_declarations() -> Iterator[list[AssetSpec | SourceSpec]]:
+    """Collect every asset and source declared inside the block (while a project is imported).
+
+    A module's variables hold only the last definition of a name, so a second
+    ``def orders`` silently replaces the first; the record still has both, and
+    ``project.collect_specs`` reports them as duplicates.
+    """
+    declared: list[AssetSpec | SourceSpec] = []
+    token = _declared.set(declared)
+    try:
+        yield declared
+    finally:
+        _declared.reset(token)
+
+
+def _noted(spec: AssetSpec | SourceSpec) -> AssetSpec | SourceSpec:
+    record = _declared.get()
+    if record is not None:
+        record.append(spec)
+    return spec
+
+
 def _duration(value: object, what: str) -> float:
     from assetflow.execute.policy import parse_duration
 
@@ -244,7 +273,7 @@ def _build_asset(
     for dep in dep_names:
         validate_name(dep, what=f"Dependency of {asset_name!r}", where=where)
     doc = inspect.getdoc(fn)
-    return AssetSpec(
+    spec = AssetSpec(
         name=asset_name,
         fn=fn,
         upstreams=tuple(upstreams),
@@ -265,6 +294,8 @@ def _build_asset(
         file=file,
         line=line,
     )
+    _noted(spec)
+    return spec
 
 
 @overload
@@ -376,7 +407,7 @@ def source(
         raise DefinitionError(
             f"source({path!r}) at {where}: unknown format {fmt!r}; use one of {', '.join(SOURCE_FORMATS)}."
         )
-    return SourceSpec(
+    spec = SourceSpec(
         path=path,
         name=name,
         format=fmt,
@@ -388,6 +419,8 @@ def source(
         file=file,
         line=line,
     )
+    _noted(spec)
+    return spec
 
 
 Spec = AssetSpec | SourceSpec

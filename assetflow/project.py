@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from assetflow.declare import AssetSpec, SourceSpec, Spec, validate_name
+from assetflow.declare import AssetSpec, SourceSpec, Spec, recording_declarations, validate_name
 from assetflow.errors import DuplicateAssetError, ProjectLoadError
 
 DEFAULT_STATE_DIR = ".assetflow"
@@ -129,29 +129,59 @@ def _user_traceback(exc: BaseException) -> str:
     return text + "".join(traceback.format_exception_only(type(exc), exc))
 
 
+_IMPORTED: set[str] = set()  # project modules that loading a project put into sys.modules
+_NEVER_FORGOTTEN = frozenset({"__main__", "__mp_main__"})  # the running script: never importable again
+
+
 def forget_project_modules(config: ProjectConfig) -> None:
-    """Drop the project's modules from ``sys.modules``, so that importing reads the files as they are now.
+    """Drop the project's modules that loading imported, so that importing again reads the files as they are now.
 
     A long-lived process (a notebook, ``assetflow ui``, a service calling ``materialize``) would
     otherwise run the code it imported first while the fingerprint reads the edited files, and
-    record an old result under the new code's recipe. Dropped: every module under the project
-    root (outside venvs), and the configured modules' top-level packages wherever an earlier
-    import found them.
+    record an old result under the new code's recipe. Dropped: the project modules an earlier
+    load imported, and the configured modules' packages (imported again right away). Never
+    dropped: a module loading did not import, above all ``__main__`` (a script or ``python -``
+    in the project folder: without it, ``import duckdb`` and pickling the script's own classes
+    fail) and the helpers that script imported itself.
     """
+    packages = {name.split(".")[0] for name in config.modules}
+    main = sys.modules.get("__main__")
+    for name, module in list(sys.modules.items()):
+        if name in _NEVER_FORGOTTEN or module is main or name == "assetflow" or name.startswith("assetflow."):
+            continue
+        if name in _IMPORTED or name.split(".")[0] in packages:
+            del sys.modules[name]
+            _IMPORTED.discard(name)
+
+
+def _note_imported(config: ProjectConfig, before: set[str]) -> None:
+    """Remember which project modules this load added to ``sys.modules`` (only those are dropped later)."""
     from assetflow.fingerprint.code import is_project_file
 
-    packages = {name.split(".")[0] for name in config.modules}
-    for name, module in list(sys.modules.items()):
-        if name == "assetflow" or name.startswith("assetflow."):
-            continue
-        filename = getattr(module, "__file__", None)
-        if name.split(".")[0] in packages or (filename and is_project_file(filename, config.root)):
-            del sys.modules[name]
+    for name in set(sys.modules) - before:
+        filename = getattr(sys.modules.get(name), "__file__", None)
+        if filename and is_project_file(filename, config.root):
+            _IMPORTED.add(name)
+
+
+def load_specs(config: ProjectConfig) -> dict[str, Spec]:
+    """Import the project afresh and collect its assets and sources (duplicates are an error)."""
+    with recording_declarations() as declared:
+        modules = import_modules(config)
+    return collect_specs(modules, declared)
 
 
 def import_modules(config: ProjectConfig) -> list[types.ModuleType]:
     """Import the project's modules afresh, reporting an import error with its module and traceback."""
     forget_project_modules(config)
+    before = set(sys.modules)
+    try:
+        return _import_modules(config)
+    finally:
+        _note_imported(config, before)
+
+
+def _import_modules(config: ProjectConfig) -> list[types.ModuleType]:
     root = str(config.root)
     if root not in sys.path:
         sys.path.insert(0, root)
@@ -182,8 +212,20 @@ def import_modules(config: ProjectConfig) -> list[types.ModuleType]:
     return loaded
 
 
-def collect_specs(modules: Iterable[types.ModuleType]) -> dict[str, Spec]:
-    """Every asset and source the modules define, by name; duplicates are an error."""
+def _duplicate(name: str, first: Spec, second: Spec) -> DuplicateAssetError:
+    return DuplicateAssetError(
+        f"Asset name {name!r} is defined twice:\n  {first.where} ({first.kind})\n"
+        f"  {second.where} ({second.kind})\nRename one of them (e.g. @asset(name=...)) or delete it."
+    )
+
+
+def collect_specs(modules: Iterable[types.ModuleType], declared: Iterable[Spec] = ()) -> dict[str, Spec]:
+    """Every asset and source the modules define, by name; duplicates are an error.
+
+    ``declared`` is every declaration made while the modules were imported
+    (``declare.recording_declarations``): one whose name a later definition in the
+    same module took over is a duplicate too, not silently replaced.
+    """
     found: dict[str, Spec] = {}
     seen: set[int] = set()
     for module in modules:
@@ -197,9 +239,11 @@ def collect_specs(modules: Iterable[types.ModuleType]) -> dict[str, Spec]:
             assert name is not None
             previous = found.get(name)
             if previous is not None:
-                raise DuplicateAssetError(
-                    f"Asset name {name!r} is defined twice:\n  {previous.where} ({previous.kind})\n"
-                    f"  {value.where} ({value.kind})\nRename one of them (e.g. @asset(name=...)) or delete it."
-                )
+                raise _duplicate(name, previous, value)
             found[name] = value
+    for spec in declared:
+        kept = found.get(spec.name) if spec.name is not None else None
+        if kept is not None and id(spec) not in seen and spec.where != kept.where:
+            first, second = sorted((spec, kept), key=lambda s: (s.file, s.line))
+            raise _duplicate(kept.name or "", first, second)
     return found

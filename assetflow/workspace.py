@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.graph import AssetGraph
 from assetflow.plan import Assessment, Recipe, assess, canonical_config
-from assetflow.project import ProjectConfig, collect_specs, import_modules, load_config
+from assetflow.project import ProjectConfig, load_config, load_specs
 from assetflow.state.store import Materialization, StateStore
 from assetflow.storage.base import Backends, CheckResult
 
@@ -47,7 +47,7 @@ class Workspace:
         """Find the project, import its modules and validate its graph."""
         config = load_config(Path(project_dir) if project_dir else None, tuple(modules), tuple(files))
         loaded_at_ns = time.time_ns()
-        specs = collect_specs(import_modules(config))
+        specs = load_specs(config)
         return cls(config, AssetGraph(specs), loaded_at_ns)
 
     @cached_property

@@ -135,3 +135,39 @@ def test_non_table_value_fails_with_advice(project: ProjectDir) -> None:
     assert result["settings"] == "failed"
     error = result["_"]["assets"][0]["error"]
     assert "dict" in error
+
+
+def test_same_name_twice_in_one_module_is_a_duplicate(tmp_path) -> None:
+    """The second ``def orders`` used to replace the first silently (exit 0, wrong data)."""
+    from assetflow.errors import DuplicateAssetError
+    from assetflow.workspace import Workspace
+
+    project = ProjectDir(tmp_path, ["pipeline"])
+    project.write("pipeline.py", '''
+        from assetflow import asset
+
+        @asset
+        def orders(): return 1
+
+        @asset
+        def revenue(orders): return orders
+
+        @asset(name="orders")
+        def orders_again(): return 2
+    ''')
+    with pytest.raises(DuplicateAssetError) as caught:
+        Workspace.load(tmp_path)
+    message = str(caught.value)
+    assert "'orders' is defined twice" in message
+    assert "pipeline.py:4" in message and "pipeline.py:10" in message
+    project.write("pipeline.py", '''
+        from assetflow import asset
+
+        @asset
+        def orders(): return 1
+
+        @asset
+        def orders(): return 2
+    ''')
+    with pytest.raises(DuplicateAssetError, match=r"(?s)pipeline\.py:4.*pipeline\.py:7"):
+        Workspace.load(tmp_path)

@@ -6,6 +6,8 @@ modules the process imported first, or an old result would be recorded under the
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import ProjectDir
 
 from assetflow import api
@@ -35,3 +37,59 @@ def test_edited_modules_and_helpers_are_imported_again(project: ProjectDir) -> N
     assert api.materialize(project=project.root, executor=executor).results["scaled"].outcome == "ran"
     assert api.load("scaled", project=project.root)["v"].to_list() == [200]
     assert api.materialize(project=project.root, executor=executor).results["scaled"].outcome == "fresh"
+
+
+def test_loading_never_removes_modules_it_did_not_import(project: ProjectDir, monkeypatch) -> None:
+    """A script (or ``python -``) in the project folder is ``__main__``; loading must leave it and its imports."""
+    import sys
+    import types
+
+    project.write("pipeline.py", PIPELINE.replace("VALUE", "1"))
+    project.write("helpers.py", "def factor() -> int:\n    return 10\n")
+    script = types.ModuleType("__main__")
+    script.__file__ = str(project.root / "run.py")
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    mine = types.ModuleType("my_notes")
+    mine.__file__ = str(project.root / "my_notes.py")
+    monkeypatch.setitem(sys.modules, "my_notes", mine)
+    assert api.materialize(project=project.root, executor="inprocess").ok
+    assert api.load("scaled", project=project.root)["v"].to_list() == [10]
+    assert sys.modules["__main__"] is script and sys.modules["my_notes"] is mine
+
+
+SCRIPT = '''
+import pickle
+import sys
+
+import assetflow
+
+
+class Point:
+    def __init__(self, x):
+        self.x = x
+
+
+assert assetflow.materialize().ok
+assert assetflow.load("scaled")["v"].to_list() == [10]
+import duckdb  # noqa: E402,F401 - failed with "No module named '__main__'"
+
+assert pickle.loads(pickle.dumps(Point(3))).x == 3
+print("ok", "__main__" in sys.modules)
+'''
+
+
+@pytest.mark.slow
+def test_python_stdin_in_the_project_folder_keeps_its_main(project: ProjectDir) -> None:
+    """``python -`` and a script in the project folder: ``__main__`` survives loading and materializing."""
+    import os
+    import subprocess
+    import sys
+
+    project.write("pipeline.py", PIPELINE.replace("VALUE", "1"))
+    project.write("helpers.py", "def factor() -> int:\n    return 10\n")
+    project.write("run.py", SCRIPT)
+    for args, stdin in (([sys.executable, "-"], SCRIPT), ([sys.executable, "run.py"], None)):
+        proc = subprocess.run(args, input=stdin, cwd=project.root, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == "ok True"

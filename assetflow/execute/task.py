@@ -95,20 +95,11 @@ def register_workspace(workspace: Any) -> str:
 
 def _load(config: ProjectConfig) -> tuple[Any, str]:
     from assetflow.graph import AssetGraph
-    from assetflow.project import collect_specs, import_modules
+    from assetflow.project import load_specs
     from assetflow.workspace import Workspace
 
-    workspace = Workspace(config, AssetGraph(collect_specs(import_modules(config))))
+    workspace = Workspace(config, AssetGraph(load_specs(config)))
     return workspace, code_token(config.root)
-
-
-def _forget_project_modules(root: Path) -> None:
-    from assetflow.fingerprint.code import is_project_file
-
-    for name, module in list(sys.modules.items()):
-        filename = getattr(module, "__file__", None)
-        if filename and is_project_file(filename, root):
-            del sys.modules[name]
 
 
 def _workspace(config: ProjectConfig, token: str = "") -> Any:
@@ -118,8 +109,7 @@ def _workspace(config: ProjectConfig, token: str = "") -> Any:
     if cached is None:
         cached = _WORKSPACES[key] = _load(config)
     if token and cached[1] != token:
-        # A long-lived worker (e.g. on a Dask cluster) imported an older version: import again.
-        _forget_project_modules(config.root)
+        # A long-lived worker (e.g. on a Dask cluster) imported an older version: loading imports it again.
         cached = _WORKSPACES[key] = _load(config)
         if cached[1] != token:
             raise ProjectLoadError(
