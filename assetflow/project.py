@@ -133,6 +133,14 @@ _IMPORTED: set[str] = set()  # project modules that loading a project put into s
 _NEVER_FORGOTTEN = frozenset({"__main__", "__mp_main__"})  # the running script: never importable again
 
 
+def _exit_hint(exc: BaseException) -> str:
+    """Why a ``sys.exit()`` at import is an error: the project's definitions were cut short."""
+    if not isinstance(exc, SystemExit):
+        return ""
+    return (f"The module called sys.exit({exc.code!r}) while being imported, so the project's definitions are "
+            f"incomplete. Guard script code with `if __name__ == \"__main__\":`.\n")
+
+
 def forget_project_modules(config: ProjectConfig) -> None:
     """Drop the project's modules that loading imported, so that importing again reads the files as they are now.
 
@@ -189,10 +197,10 @@ def _import_modules(config: ProjectConfig) -> list[types.ModuleType]:
     for name in config.modules:
         try:
             loaded.append(importlib.import_module(name))
-        except Exception as exc:  # noqa: BLE001 - any error in user code is reported, not raised raw
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - any error in user code is reported, not raised raw
             raise ProjectLoadError(
                 f"Importing module {name!r} of the project at {config.root} failed:\n"
-                f"{_user_traceback(exc)}Fix the error above, then run the command again."
+                f"{_user_traceback(exc)}{_exit_hint(exc)}Fix the error above, then run the command again."
             ) from exc
     for file in config.files:
         path = Path(file)
@@ -204,9 +212,10 @@ def _import_modules(config: ProjectConfig) -> list[types.ModuleType]:
         sys.modules[module_name] = module
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:  # noqa: BLE001
+        except (Exception, SystemExit) as exc:  # noqa: BLE001
             raise ProjectLoadError(
-                f"Importing {file} failed:\n{_user_traceback(exc)}Fix the error above, then run the command again."
+                f"Importing {file} failed:\n{_user_traceback(exc)}{_exit_hint(exc)}Fix the error above, then run "
+                f"the command again."
             ) from exc
         loaded.append(module)
     return loaded

@@ -7,6 +7,7 @@ backends; the coordinator alone writes the state store.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import os
@@ -147,8 +148,22 @@ def _load_input(workspace: Any, spec: AssetSpec, ref: InputRef) -> object:
 
 
 def compute(task: ComputeTask) -> ComputeResult:
-    """Run one asset; never raises for the asset's own errors, returns them formatted."""
+    """Run one asset; never raises for the asset's own errors, returns them formatted.
+
+    ``SystemExit`` from the asset (``sys.exit(0)`` included) is such an error: the asset
+    built nothing, so it fails, whatever executor runs it. A process the asset forked that
+    returns here instead of exiting is ended at once (see ``_end_forked_child``).
+    """
     started = time.time()
+    pid = os.getpid()
+    try:
+        return _compute(task, started)
+    finally:
+        if os.getpid() != pid:
+            _end_forked_child(task.asset, pid)
+
+
+def _compute(task: ComputeTask, started: float) -> ComputeResult:
     try:
         workspace = _workspace(task.project, task.code_token)
     except AssetflowError as exc:
@@ -161,9 +176,26 @@ def compute(task: ComputeTask) -> ComputeResult:
             kwargs["config"] = spec.config
         value = spec.fn(**kwargs)
         stored = workspace.backends.get(task.io).store(task.asset, value)
+    except SystemExit as exc:
+        return ComputeResult(task.asset, None, started, time.time(), _asset_traceback(exc) + (
+            f"Asset `{task.asset}` called sys.exit({exc.code!r}) (SystemExit): an asset cannot end the run, "
+            f"so it failed and built nothing. Return the asset's value, or raise an exception to fail it.\n"))
     except Exception as exc:  # noqa: BLE001 - the asset's failure is data for the coordinator
         return ComputeResult(task.asset, None, started, time.time(), _asset_traceback(exc))
     return ComputeResult(task.asset, stored, started, time.time())
+
+
+def _end_forked_child(asset: str, parent: int) -> None:
+    """Exit a process forked by asset code (``os.fork()``) that returned into assetflow.
+
+    It is a copy of the coordinator or worker: left to go on, it would run the rest of the
+    run a second time and write the state beside its parent. Only the parent carries on.
+    """
+    message = (f"assetflow: process {os.getpid()}, forked by asset `{asset}` from process {parent}, returned "
+               f"into assetflow and is stopped here; a forked child must end with os._exit().\n")
+    with contextlib.suppress(OSError):
+        os.write(2, message.encode())
+    os._exit(0)
 
 
 def _asset_traceback(exc: BaseException) -> str:
