@@ -192,6 +192,8 @@ def integrity(db_path: Path) -> str:
     db = sqlite3.connect(db_path)
     try:
         return "; ".join(row[0] for row in db.execute("PRAGMA integrity_check"))
+    except sqlite3.DatabaseError as exc:  # damage so deep (e.g. a table's root page) that the check cannot run
+        return str(exc)
     finally:
         db.close()
 
@@ -202,11 +204,11 @@ def current_records(project: Project) -> dict[str, dict[str, Any]]:
         return {}
     db = sqlite3.connect(project.db_path)
     try:
-        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'current'").fetchall():
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'pointers'").fetchall():
             return {}  # the schema was never created (e.g. the disk filled up before it could be)
         rows = db.execute(
-            "SELECT m.asset, m.io, m.location, m.data_hash, m.run_id FROM current c "
-            "JOIN materializations m ON m.id = c.materialization"
+            "SELECT m.asset, m.io, m.location, m.data_hash, m.run_id FROM pointers c "
+            "JOIN materializations m ON m.id = c.materialization WHERE c.env = 'prod' AND c.partition = ''"
         ).fetchall()
     finally:
         db.close()

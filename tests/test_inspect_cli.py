@@ -84,7 +84,7 @@ def age_state(project: ProjectDir, asset: str, seconds: float) -> None:
     """Pretend the current version of ``asset`` was made ``seconds`` ago."""
     with sqlite3.connect(project.root / ".assetflow" / "state.db") as db:
         db.execute("UPDATE materializations SET finished_at = finished_at - ?, started_at = started_at - ? "
-                   "WHERE id = (SELECT materialization FROM current WHERE asset = ?)", (seconds, seconds, asset))
+                   "WHERE id = (SELECT materialization FROM pointers WHERE asset = ?)", (seconds, seconds, asset))
 
 
 def test_status_check_and_reasons_name_the_helper(built: ProjectDir) -> None:

@@ -45,7 +45,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
 
 def stored_file(project: Project, asset: str) -> Path:
     db = sqlite3.connect(project.db_path)
-    (location,) = db.execute("SELECT m.location FROM current c JOIN materializations m ON m.id = c.materialization "
+    (location,) = db.execute("SELECT m.location FROM pointers c JOIN materializations m ON m.id = c.materialization "
                              "WHERE c.asset = ?", (asset,)).fetchone()
     db.close()
     return project.state / "data" / "parquet" / location

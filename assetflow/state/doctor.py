@@ -47,10 +47,10 @@ SNAPSHOT_KEY = "noop_snapshot"
 # Tables salvaged from a corrupt store, with their columns; the others are recomputed.
 _SALVAGED = {
     "materializations": ("id, asset, run_id, recipe_key, data_hash, code_fingerprint, config, upstream, deps, io, "
-                         "location, token, rows, schema, bytes, libraries, started_at, finished_at"),
-    "current": "asset, materialization",
-    "runs": "run_id, started_at, finished_at, status, pid, host, command, summary",
-    "events": "id, run_id, asset, outcome, at, duration, detail",
+                         "location, token, rows, schema, bytes, libraries, started_at, finished_at, partition"),
+    "pointers": "env, asset, partition, materialization",
+    "runs": "run_id, started_at, finished_at, status, pid, host, command, summary, env, trigger",
+    "events": "id, run_id, asset, outcome, at, duration, detail, partition",
     "code_sources": "fingerprint, sources",
 }
 
@@ -144,7 +144,8 @@ def _examine_store(config: ProjectConfig, store: StateStore, report: DoctorRepor
     snapshot = store.get_meta(SNAPSHOT_KEY)
     if snapshot is not None and not _snapshot_sealed(snapshot):
         report.findings.append(Finding("bad_snapshot", "the no-op fast path's snapshot fails its seal (corrupt)"))
-    for row in store._db.execute("SELECT m.* FROM current c JOIN materializations m ON m.id = c.materialization"):
+    for row in store._db.execute(f"SELECT m.id, {', '.join('m.' + c for c in _SALVAGED['materializations'].split(', ')[1:])} "
+                                 "FROM pointers c JOIN materializations m ON m.id = c.materialization"):
         try:
             mat = _row_to_materialization(tuple(row))
         except StateError as exc:
@@ -250,8 +251,8 @@ def _repair_records(config: ProjectConfig, report: DoctorReport) -> None:
             for asset in bad_assets:
                 # Forget the version entirely: the pointer (so it reads missing) and the record (so no
                 # restore can bring it back on the strength of an unchanged stat token).
-                ids = [r[0] for r in db.execute("SELECT materialization FROM current WHERE asset = ?", (asset,))]
-                db.execute("DELETE FROM current WHERE asset = ?", (asset,))
+                ids = [r[0] for r in db.execute("SELECT materialization FROM pointers WHERE asset = ?", (asset,))]
+                db.execute("DELETE FROM pointers WHERE asset = ?", (asset,))
                 db.executemany("DELETE FROM materializations WHERE id = ?", [(i,) for i in ids])
             if bad_assets:
                 db.execute("DELETE FROM meta WHERE key = ?", (SNAPSHOT_KEY,))
@@ -312,18 +313,21 @@ def _salvage_into(config: ProjectConfig, path: Path, fresh: StateStore) -> dict[
             for mat in mats.values():
                 db.execute(
                     f"INSERT INTO materializations ({_SALVAGED['materializations']}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (mat.id, mat.asset, mat.run_id, mat.recipe_key, mat.data_hash, mat.code_fingerprint, mat.config,
                      json.dumps(mat.upstream, sort_keys=True), json.dumps(list(mat.deps)), mat.io, mat.location,
                      mat.token, mat.rows, json.dumps(mat.schema), mat.bytes,
-                     json.dumps(mat.libraries, sort_keys=True), mat.started_at, mat.finished_at),
+                     json.dumps(mat.libraries, sort_keys=True), mat.started_at, mat.finished_at, mat.partition),
                 )
             kept["materializations"] = len(mats)
-            for asset, mat_id in _rows(old, "current"):
-                if isinstance(mat_id, int) and mat_id in mats and mats[mat_id].asset == asset:
-                    fresh.point(db, asset, mat_id)
-                    kept["current"] += 1
-            for run_id, started, finished, status, pid, host, command, summary in _rows(old, "runs"):
+            for env, asset, partition, mat_id in _rows(old, "pointers"):
+                if (isinstance(mat_id, int) and mat_id in mats and mats[mat_id].asset == asset
+                        and mats[mat_id].partition == partition and isinstance(env, str)):
+                    db.execute("INSERT OR IGNORE INTO environments (name, base, created_at) VALUES (?, NULL, ?)",
+                               (env, time.time()))
+                    fresh.point(db, asset, mat_id, partition, env)
+                    kept["pointers"] += 1
+            for run_id, started, finished, status, pid, host, command, summary, env, trigger in _rows(old, "runs"):
                 if not isinstance(run_id, str) or not isinstance(started, int | float):
                     continue
                 if status == "running":
@@ -333,13 +337,14 @@ def _salvage_into(config: ProjectConfig, path: Path, fresh: StateStore) -> dict[
                 except ValueError:
                     summary = None
                 db.execute("INSERT OR IGNORE INTO runs (run_id, started_at, finished_at, status, pid, host, command, "
-                           "summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           (run_id, started, finished, str(status), pid, host, command, summary))
+                           "summary, env, trigger) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (run_id, started, finished, str(status), pid, host, command, summary,
+                            env if isinstance(env, str) else "prod", trigger if isinstance(trigger, str) else None))
                 kept["runs"] += 1
             for event in _rows(old, "events"):
                 if all(isinstance(v, str) for v in event[1:4]) and isinstance(event[4], int | float):
-                    db.execute("INSERT OR IGNORE INTO events (id, run_id, asset, outcome, at, duration, detail) "
-                               "VALUES (?, ?, ?, ?, ?, ?, ?)", event)
+                    db.execute("INSERT OR IGNORE INTO events (id, run_id, asset, outcome, at, duration, detail, "
+                               "partition) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", event)
                     kept["events"] += 1
             for fingerprint, sources in _rows(old, "code_sources"):
                 try:

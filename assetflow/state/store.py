@@ -65,13 +65,15 @@ class Materialization:
     libraries: dict[str, str]
     started_at: float
     finished_at: float
+    partition: str = ""  # "" = not partitioned
     id: int | None = None
 
 
 _MAT_COLUMNS = (
     "id, asset, run_id, recipe_key, data_hash, code_fingerprint, config, upstream, deps, io, "
-    "location, token, rows, schema, bytes, libraries, started_at, finished_at"
+    "location, token, rows, schema, bytes, libraries, started_at, finished_at, partition"
 )
+PROD = "prod"  # the default environment: every pointer a run moves lives here unless told otherwise
 
 
 def _row_to_materialization(row: sqlite3.Row | tuple) -> Materialization:
@@ -97,13 +99,14 @@ def _is_str_map(value: object) -> bool:
 
 def _parse_materialization(row: sqlite3.Row | tuple) -> Materialization:
     (mid, asset, run_id, recipe, data_hash, code, config, upstream, deps, io, location, token,
-     rows, schema, size, libraries, started, finished) = row
+     rows, schema, size, libraries, started, finished, partition) = row
     return Materialization(
         asset=asset, run_id=run_id, recipe_key=recipe, data_hash=data_hash, code_fingerprint=code,
         config=config, upstream=json.loads(upstream), deps=tuple(json.loads(deps)), io=io,
         location=location, token=token, rows=rows,
         schema=[tuple(f) for f in json.loads(schema)] if schema else [],  # type: ignore[misc]
-        bytes=size, libraries=json.loads(libraries), started_at=started, finished_at=finished, id=mid,
+        bytes=size, libraries=json.loads(libraries), started_at=started, finished_at=finished,
+        partition=partition, id=mid,
     )
 
 
@@ -182,28 +185,40 @@ class StateStore:
 
     # -- materializations -------------------------------------------------------------------
 
-    def current(self) -> dict[str, Materialization]:
-        """The current materialization of every asset that has one."""
+    def current(self, env: str = PROD) -> dict[str, Materialization]:
+        """The current materialization of every unpartitioned asset that has one."""
+        return {asset: mat for (asset, _), mat in self._pointed(env, "c.partition = ''").items()}
+
+    def current_partitions(self, env: str = PROD, asset: str | None = None) -> dict[tuple[str, str], Materialization]:
+        """(asset, partition) -> current materialization, for every partition of every (or one) asset."""
+        if asset is None:
+            return self._pointed(env, "c.partition != ''")
+        return self._pointed(env, "c.partition != '' AND c.asset = ?", (asset,))
+
+    def _pointed(self, env: str, where: str, args: tuple[object, ...] = ()) -> dict[tuple[str, str], Materialization]:
         rows = self._db.execute(
-            f"SELECT c.asset, {', '.join('m.' + c.strip() for c in _MAT_COLUMNS.split(','))} "
-            "FROM current c JOIN materializations m ON m.id = c.materialization"
+            f"SELECT c.asset, c.partition, {', '.join('m.' + c.strip() for c in _MAT_COLUMNS.split(','))} "
+            f"FROM pointers c JOIN materializations m ON m.id = c.materialization WHERE c.env = ? AND {where}",
+            (env, *args),
         )
         found = {}
-        for asset, *row in rows:
+        for asset, partition, *row in rows:
             mat = _row_to_materialization(tuple(row))
-            if mat.asset == asset:  # a pointer at another asset's record is damage: no version, not a wrong one
-                found[asset] = mat
+            # A pointer at another asset's (or partition's) record is damage: no version, not a wrong one.
+            if mat.asset == asset and mat.partition == partition:
+                found[(asset, partition)] = mat
         return found
 
-    def by_recipe(self, asset: str, recipe_key: str) -> list[Materialization]:
-        """Earlier materializations made from exactly this recipe, newest first."""
+    def by_recipe(self, asset: str, recipe_key: str, partition: str = "") -> list[Materialization]:
+        """Earlier materializations of this asset (and partition) made from exactly this recipe, newest first."""
         rows = self._db.execute(
-            f"SELECT {_MAT_COLUMNS} FROM materializations WHERE asset = ? AND recipe_key = ? ORDER BY id DESC",
-            (asset, recipe_key),
+            f"SELECT {_MAT_COLUMNS} FROM materializations WHERE asset = ? AND partition = ? AND recipe_key = ? "
+            "ORDER BY id DESC",
+            (asset, partition, recipe_key),
         )
         found = [_row_to_materialization(r) for r in rows]
         # Re-checked: a damaged index could hand back another record, which must never be restored.
-        return [m for m in found if m.asset == asset and m.recipe_key == recipe_key]
+        return [m for m in found if m.asset == asset and m.partition == partition and m.recipe_key == recipe_key]
 
     def history(self, asset: str | None = None, limit: int = 50) -> list[Materialization]:
         where, args = ("WHERE asset = ?", (asset,)) if asset else ("", ())
@@ -212,11 +227,11 @@ class StateStore:
         )
         return [_row_to_materialization(r) for r in rows]
 
-    def current_summary(self) -> dict[str, tuple[str, int | None, float]]:
-        """Each asset's current (data hash, rows, finished_at): cheap, for status without the full records."""
+    def current_summary(self, env: str = PROD) -> dict[str, tuple[str, int | None, float]]:
+        """Each unpartitioned asset's current (data hash, rows, finished_at): cheap, for status."""
         rows = self._db.execute(
-            "SELECT c.asset, m.data_hash, m.rows, m.finished_at FROM current c JOIN materializations m "
-            "ON m.id = c.materialization"
+            "SELECT c.asset, m.data_hash, m.rows, m.finished_at FROM pointers c JOIN materializations m "
+            "ON m.id = c.materialization WHERE c.env = ? AND c.partition = ''", (env,)
         )
         return {asset: (data_hash, count, finished) for asset, data_hash, count, finished in rows}
 
@@ -240,28 +255,39 @@ class StateStore:
         """Insert a materialization and make it current (inside a caller's transaction)."""
         cursor = db.execute(
             f"INSERT INTO materializations ({_MAT_COLUMNS.split(', ', 1)[1]}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 mat.asset, mat.run_id, mat.recipe_key, mat.data_hash, mat.code_fingerprint, mat.config,
                 json.dumps(mat.upstream, sort_keys=True), json.dumps(list(mat.deps)), mat.io, mat.location,
                 mat.token, mat.rows, json.dumps(mat.schema), mat.bytes,
-                json.dumps(mat.libraries, sort_keys=True), mat.started_at, mat.finished_at,
+                json.dumps(mat.libraries, sort_keys=True), mat.started_at, mat.finished_at, mat.partition,
             ),
         )
         mat_id = int(cursor.lastrowid or 0)
-        self.point(db, mat.asset, mat_id)
+        self.point(db, mat.asset, mat_id, mat.partition)
         return mat_id
 
     @staticmethod
-    def point(db: sqlite3.Connection, asset: str, materialization_id: int) -> None:
+    def point(db: sqlite3.Connection, asset: str, materialization_id: int, partition: str = "",
+              env: str = PROD) -> None:
+        """Make a version current for (env, asset, partition): the one write that publishes data."""
         db.execute(
-            "INSERT INTO current (asset, materialization) VALUES (?, ?) "
-            "ON CONFLICT (asset) DO UPDATE SET materialization = excluded.materialization",
-            (asset, materialization_id),
+            "INSERT INTO pointers (env, asset, partition, materialization) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (env, asset, partition) DO UPDATE SET materialization = excluded.materialization",
+            (env, asset, partition, materialization_id),
         )
 
-    def unpoint(self, db: sqlite3.Connection, asset: str) -> None:
-        db.execute("DELETE FROM current WHERE asset = ?", (asset,))
+    def unpoint(self, db: sqlite3.Connection, asset: str, partition: str | None = "", env: str = PROD) -> None:
+        """Forget the current version of one partition (``""``: the unpartitioned asset; None: every partition)."""
+        if partition is None:
+            db.execute("DELETE FROM pointers WHERE env = ? AND asset = ?", (env, asset))
+        else:
+            db.execute("DELETE FROM pointers WHERE env = ? AND asset = ? AND partition = ?", (env, asset, partition))
+
+    def pointed_ids(self, asset: str | None = None) -> set[int]:
+        """Ids of every version some pointer reaches (any environment, any partition): what gc must keep."""
+        where, args = ("WHERE asset = ?", (asset,)) if asset else ("", ())
+        return {r[0] for r in self._db.execute(f"SELECT materialization FROM pointers {where}", args)}
 
     def update_token(self, materialization_id: int, token: str) -> None:
         self._db.execute("UPDATE materializations SET token = ? WHERE id = ?", (token, materialization_id))
@@ -271,11 +297,15 @@ class StateStore:
 
     # -- runs and events --------------------------------------------------------------------
 
-    def begin_run(self, run_id: str, command: str, pid: int, host: str) -> None:
+    def begin_run(self, run_id: str, command: str, pid: int, host: str,
+                  trigger: dict[str, object] | None = None, env: str = PROD) -> None:
+        """Record a run as started, with what started it (default: a person at the command line)."""
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO runs (run_id, started_at, status, pid, host, command) VALUES (?, ?, 'running', ?, ?, ?)",
-                (run_id, time.time(), pid, host, redact(command)),
+                "INSERT INTO runs (run_id, started_at, status, pid, host, command, trigger, env) "
+                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
+                (run_id, time.time(), pid, host, redact(command),
+                 json.dumps(trigger or {"kind": "person"}, sort_keys=True), env),
             )
 
     def finish_run(self, run_id: str, status: str, summary: dict[str, int]) -> None:
@@ -299,23 +329,25 @@ class StateStore:
 
     def runs(self, limit: int = 20) -> list[dict[str, object]]:
         rows = self._db.execute(
-            "SELECT run_id, started_at, finished_at, status, command, summary FROM runs "
+            "SELECT run_id, started_at, finished_at, status, command, summary, trigger FROM runs "
             "ORDER BY started_at DESC LIMIT ?",
             (limit,),
         )
         return [
             {"run_id": r[0], "started_at": r[1], "finished_at": r[2], "status": r[3], "command": r[4],
-             "summary": json.loads(r[5]) if r[5] else None}
+             "summary": json.loads(r[5]) if r[5] else None, "trigger": json.loads(r[6]) if r[6] else None}
             for r in rows
         ]
 
-    def add_events(self, db: sqlite3.Connection, events: Iterable[tuple[str, str, str, float | None, str | None]]) -> None:
-        """Record (run_id, asset, outcome, duration, detail) rows."""
+    def add_events(self, db: sqlite3.Connection,
+                   events: Iterable[tuple[str, str, str, float | None, str | None]
+                                    | tuple[str, str, str, float | None, str | None, str]]) -> None:
+        """Record (run_id, asset, outcome, duration, detail[, partition]) rows."""
         now = time.time()
         db.executemany(
-            "INSERT INTO events (run_id, asset, outcome, at, duration, detail) VALUES (?, ?, ?, ?, ?, ?)",
-            [(run, asset, outcome, now, duration, redact(detail) if detail else detail)
-             for run, asset, outcome, duration, detail in events],
+            "INSERT INTO events (run_id, asset, outcome, at, duration, detail, partition) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(e[0], e[1], e[2], now, e[3], redact(e[4]) if e[4] else e[4], e[5] if len(e) > 5 else "")
+             for e in events],
         )
 
     def events(self, assets: Iterable[str] | None = None, runs: Iterable[str] | None = None,
@@ -328,11 +360,12 @@ class StateStore:
                 args.append(json.dumps(list(values)))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._db.execute(
-            f"SELECT id, run_id, asset, outcome, at, duration, detail FROM events {where} ORDER BY id DESC LIMIT ?",
+            f"SELECT id, run_id, asset, outcome, at, duration, detail, partition FROM events {where} "
+            "ORDER BY id DESC LIMIT ?",
             (*args, limit),
         )
         return [{"id": r[0], "run_id": r[1], "asset": r[2], "outcome": r[3], "at": r[4], "duration": r[5],
-                 "detail": r[6]} for r in rows]
+                 "detail": r[6], "partition": r[7]} for r in rows]
 
     def runs_of(self, assets: Iterable[str], limit: int = 20) -> list[str]:
         """The newest runs that did something to any of these assets."""
@@ -345,7 +378,8 @@ class StateStore:
     def last_events(self) -> dict[str, tuple[str, str | None]]:
         """Each asset's latest (outcome, detail)."""
         rows = self._db.execute(
-            "SELECT asset, outcome, detail FROM events WHERE id IN (SELECT max(id) FROM events GROUP BY asset)"
+            "SELECT asset, outcome, detail FROM events WHERE id IN "
+            "(SELECT max(id) FROM events WHERE partition = '' GROUP BY asset)"
         )
         return {asset: (outcome, detail) for asset, outcome, detail in rows}
 
@@ -376,14 +410,22 @@ class StateStore:
         return json.loads(row[0]) if row else None
 
     def source_versions(self) -> dict[str, str]:
-        return dict(self._db.execute("SELECT name, data_hash FROM source_versions"))
+        """Each unpartitioned source's last observed data hash."""
+        return dict(self._db.execute("SELECT name, data_hash FROM source_versions WHERE partition = ''"))
 
-    def save_source_versions(self, db: sqlite3.Connection, versions: dict[str, str]) -> None:
+    def source_partition_versions(self, name: str) -> dict[str, str]:
+        """A partitioned source's last observed data hash per partition key."""
+        return dict(self._db.execute(
+            "SELECT partition, data_hash FROM source_versions WHERE name = ? AND partition != ''", (name,)))
+
+    def save_source_versions(self, db: sqlite3.Connection, versions: dict[str, str], partition: str = "") -> None:
+        """Record observed data hashes of sources (``{name: hash}``), all for one partition key."""
         now = time.time()
         db.executemany(
-            "INSERT INTO source_versions (name, data_hash, observed_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET data_hash = excluded.data_hash, observed_at = excluded.observed_at",
-            [(name, h, now) for name, h in versions.items()],
+            "INSERT INTO source_versions (name, partition, data_hash, observed_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name, partition) DO UPDATE SET data_hash = excluded.data_hash, "
+            "observed_at = excluded.observed_at",
+            [(name, partition, h, now) for name, h in versions.items()],
         )
 
     def stat_cache(self) -> dict[str, tuple[str, str]]:
