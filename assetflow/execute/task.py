@@ -130,21 +130,42 @@ def warm_up(config: ProjectConfig) -> None:
 
 
 def value_kind(spec: AssetSpec, parameter: str) -> ValueKind:
-    """Arrow if the parameter is annotated as a pyarrow Table, else polars."""
+    """What a parameter receives: a LazyFrame (annotated ``pl.LazyFrame``), an Arrow table
+    (annotated ``pa.Table``), else a polars DataFrame."""
     annotation = inspect.signature(spec.fn).parameters[parameter].annotation
     text = annotation if isinstance(annotation, str) else getattr(annotation, "__module__", "") + "." + getattr(annotation, "__qualname__", "")
+    if text.endswith("LazyFrame"):
+        return "lazy"
     return "arrow" if "pyarrow" in text or text.endswith("pa.Table") else "polars"
 
 
+def _lazy(value: object) -> object:
+    """A LazyFrame over a loaded value, for a backend or a source that cannot scan lazily."""
+    import polars as pl
+
+    if isinstance(value, pl.LazyFrame):
+        return value
+    if isinstance(value, pl.DataFrame):
+        return value.lazy()
+    import pyarrow as pa
+
+    if isinstance(value, pa.Table):
+        return pl.from_arrow(value).lazy()  # type: ignore[union-attr]  # a Table gives a DataFrame
+    return value  # not a table (io="json", io="pickle"): passed as it is
+
+
 def _load_input(workspace: Any, spec: AssetSpec, ref: InputRef) -> object:
+    kind = value_kind(spec, ref.name)
     if ref.io is None:
         from assetflow.fingerprint.source import SourceVersion, read_source
 
         source = workspace.graph.specs[ref.name]
         assert isinstance(source, SourceSpec)
-        return read_source(source, SourceVersion(ref.name, "", ref.source_files), workspace.root)
+        value = read_source(source, SourceVersion(ref.name, "", ref.source_files), workspace.root)
+        return _lazy(value) if kind == "lazy" and source.format != "path" else value
     assert ref.location is not None
-    return workspace.backends.get(ref.io).load(ref.name, ref.location, value_kind(spec, ref.name))
+    value = workspace.backends.get(ref.io).load(ref.name, ref.location, kind)
+    return _lazy(value) if kind == "lazy" else value
 
 
 def compute(task: ComputeTask) -> ComputeResult:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from assetflow.errors import PluginError
 
-ValueKind = Literal["polars", "arrow"]
+ValueKind = Literal["polars", "arrow", "lazy"]  # "lazy": a polars LazyFrame (see IOBackend.load)
 CheckStatus = Literal["ok", "missing", "modified"]
 
 
@@ -50,7 +50,11 @@ class IOBackend(Protocol):
         ...
 
     def load(self, asset: str, location: str, kind: ValueKind) -> object:
-        """Read the data at ``location`` as a polars DataFrame or an Arrow table."""
+        """Read the data at ``location`` as a polars DataFrame, an Arrow table or a LazyFrame.
+
+        For ``"lazy"`` a backend that can scan its data returns a polars LazyFrame over it;
+        one that cannot may return a DataFrame or an Arrow table, which the caller makes lazy.
+        """
         ...
 
     def check(self, asset: str, location: str, data_hash: str, token: str) -> CheckResult:

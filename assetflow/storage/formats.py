@@ -41,29 +41,23 @@ if TYPE_CHECKING:
 __all__ = ["JsonBackend", "PickleBackend", "require_table"]
 
 PICKLE_PROTOCOL = 5  # pinned: a newer default protocol would change every pickle's hash
-_TABLE_TYPES = "a polars DataFrame, a pyarrow Table or a pyarrow RecordBatch"
+_TABLE_TYPES = "a polars DataFrame or LazyFrame, a pyarrow Table, a DuckDB relation or a pandas DataFrame"
 
 
 def require_table(asset: str, value: object, io: str) -> pa.Table:
-    """``value`` as an Arrow table, or a ``StorageError`` that names the asset and says
-    what to do instead. For table backends: never falls back to pickle."""
-    from assetflow.fingerprint.data import to_arrow_table
+    """``value`` as an Arrow table (any kind ``storage.values`` accepts), or a ``StorageError``
+    that names the asset and says what to do instead. For table backends: never falls back to pickle."""
+    from assetflow.storage.values import as_table
 
-    try:
-        return to_arrow_table(value)
-    except TypeError:
-        pass
+    table = as_table(value)
+    if table is not None:
+        return table
     kind = f"{type(value).__module__}.{type(value).__qualname__}"
-    if kind.startswith("polars.") and type(value).__name__ == "LazyFrame":
-        hint = "it holds a query, not data: return lf.collect() instead."
-    elif kind.startswith("pandas."):
-        hint = "convert it with polars.from_pandas(df) or pyarrow.Table.from_pandas(df)."
-    else:
-        hint = (
-            'to store another kind of value, choose a format for it explicitly: @asset(io="json") for '
-            'JSON-serialisable data (dicts, lists, numbers, strings), or @asset(io="pickle") for any '
-            "Python object (trusted projects only: loading a pickle runs code)."
-        )
+    hint = (
+        'to store another kind of value, choose a format for it explicitly: @asset(io="json") for '
+        'JSON-serialisable data (dicts, lists, numbers, strings), or @asset(io="pickle") for any '
+        "Python object (trusted projects only: loading a pickle runs code)."
+    )
     raise StorageError(
         f"Asset {asset!r} returned a value of type {kind}, but its storage io={io!r} stores tables "
         f"only ({_TABLE_TYPES}); {hint}"
