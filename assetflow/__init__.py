@@ -29,6 +29,7 @@ from assetflow.errors import (
 if TYPE_CHECKING:
     from assetflow.api import lineage, load, materialize, status, why
     from assetflow.hookspecs import hookimpl
+    from assetflow.sql.spec import sql_asset
 
 __version__ = "0.1.0"
 
@@ -56,13 +57,14 @@ __all__ = [
     "materialize",
     "secret",
     "source",
+    "sql_asset",
     "status",
     "why",
 ]
 
 _LAZY = {"lineage": "assetflow.api", "load": "assetflow.api", "materialize": "assetflow.api", "status": "assetflow.api",
          "why": "assetflow.api",
-         "hookimpl": "assetflow.hookspecs"}
+         "hookimpl": "assetflow.hookspecs", "sql_asset": "assetflow.sql.spec"}
 
 
 def __getattr__(name: str) -> Any:

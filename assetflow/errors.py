@@ -5,6 +5,8 @@ Hierarchy::
     AssetflowError                  base: catch this to catch everything assetflow raises
     ├── ProjectLoadError            no project found, bad config, user module failed to import
     ├── DefinitionError             a bad @asset / source() declaration (unsafe name, bad option)
+    │   └── SqlDefinitionError      a SQL asset that is not one valid query of project tables
+    │                               (``exc.file``, ``exc.line``, ``exc.column``)
     ├── ParameterError              a command option or a web API parameter has a bad value
     ├── GraphError                  the declared assets do not form a valid graph
     │   ├── CycleError              a dependency cycle (``exc.cycle`` lists it)
@@ -13,6 +15,7 @@ Hierarchy::
     │   │                           (``exc.expression``, ``exc.position`` of the offending character)
     │   └── DuplicateAssetError     two definitions share a name
     ├── MaterializationError        an asset failed while running (``exc.asset``)
+    │   └── SqlExecutionError       DuckDB refused or failed a SQL asset's query (``exc.file``)
     ├── StorageError                a storage backend could not store, load or find data
     ├── StateError                  the state store is unreadable, corrupt or from the future
     └── PluginError                 a plugin is missing or broken
@@ -55,6 +58,18 @@ class ParameterError(AssetflowError):
     def __init__(self, message: str, parameter: str = "") -> None:
         super().__init__(message)
         self.parameter = parameter
+class SqlDefinitionError(DefinitionError):
+    """A SQL asset's text is not one valid query reading only the project's assets and sources.
+
+    ``file`` is the ``.sql`` file (or the Python file declaring ``sql_asset``), ``line`` and
+    ``column`` (1-based, 0 when unknown) point at the offending text.
+    """
+
+    def __init__(self, message: str, file: str = "", line: int = 0, column: int = 0) -> None:
+        super().__init__(message)
+        self.file = file
+        self.line = line
+        self.column = column
 
 
 class GraphError(AssetflowError):
@@ -103,6 +118,14 @@ class MaterializationError(AssetflowError):
     def __init__(self, message: str, asset: str) -> None:
         super().__init__(message)
         self.asset = asset
+
+
+class SqlExecutionError(MaterializationError):
+    """DuckDB failed a SQL asset's query; the message is DuckDB's, with the asset's file."""
+
+    def __init__(self, message: str, asset: str, file: str = "") -> None:
+        super().__init__(message, asset)
+        self.file = file
 
 
 class StorageError(AssetflowError):

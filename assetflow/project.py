@@ -37,6 +37,8 @@ class ProjectConfig:
     io_options: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     pyproject: Path | None = None
     pools: dict[str, int] = dataclasses.field(default_factory=dict)  # [tool.assetflow.pools]: limit per pool
+    sql: tuple[str, ...] = ()  # folders of .sql assets, relative to the root (docs/sql.md)
+    vars: dict[str, Any] = dataclasses.field(default_factory=dict)  # [tool.assetflow.vars]: $name in SQL assets
 
     @property
     def state_path(self) -> Path:
@@ -94,7 +96,8 @@ def load_config(
             f"No assetflow project found in {start} or its parents: add a [tool.assetflow] table "
             f"with modules = [...] to pyproject.toml, or pass -m MODULE, -f FILE or --project DIR."
         )
-    if not cfg_modules and not cfg_files:
+    sql_folders = _as_str_list(table.get("sql", []), "sql", pyproject) if pyproject is not None else ()
+    if not cfg_modules and not cfg_files and not sql_folders:
         raise ProjectLoadError(
             f"{pyproject}: [tool.assetflow] lists no modules; add modules = [\"my_pipeline\"]."
         )
@@ -109,6 +112,9 @@ def load_config(
             f"{pyproject}: [tool.assetflow.pools] maps pool names to positive integer limits, "
             f"e.g. warehouse = 2; got {pools!r}."
         )
+    variables = table.get("vars", {})
+    if not isinstance(variables, dict):
+        raise ProjectLoadError(f"{pyproject}: [tool.assetflow.vars] must be a table of values, e.g. min_amount = 10.")
     return ProjectConfig(
         root=root,
         modules=cfg_modules,
@@ -118,6 +124,8 @@ def load_config(
         io_options={k: dict(v) for k, v in io_options.items() if isinstance(v, dict)},
         pyproject=pyproject,
         pools=dict(pools),
+        sql=sql_folders,
+        vars=dict(variables),
     )
 
 
@@ -176,7 +184,12 @@ def load_specs(config: ProjectConfig) -> dict[str, Spec]:
     """Import the project afresh and collect its assets and sources (duplicates are an error)."""
     with recording_declarations() as declared:
         modules = import_modules(config)
-    return collect_specs(modules, declared)
+    specs = collect_specs(modules, declared)
+    if config.sql or any(getattr(s, "language", None) == "sql" for s in specs.values()):
+        from assetflow.sql.resolve import add_sql_assets  # .sql files, and every SQL asset's table names
+
+        specs = add_sql_assets(specs, config.root, config.sql, config.vars)
+    return specs
 
 
 def import_modules(config: ProjectConfig) -> list[types.ModuleType]:

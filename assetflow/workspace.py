@@ -66,7 +66,12 @@ class Workspace:
 
     def code(self, spec: AssetSpec) -> CodeFingerprint:
         found = self._code.get(spec.name)
-        if found is None:
+        if found is None and getattr(spec, "language", None) == "sql":
+            from assetflow.sql.fingerprint import fingerprint_sql
+
+            found = fingerprint_sql(spec)  # type: ignore[arg-type]
+            self._code[spec.name] = found
+        elif found is None:
             from assetflow.fingerprint.code import fingerprint_function
 
             found = fingerprint_function(spec.fn, project_root=self.root, version=spec.version)
@@ -92,15 +97,24 @@ class Workspace:
         return {n: self._sources[n] for n in names}
 
     def code_files(self) -> list[str]:
-        """Every imported Python file that is the project's own code."""
+        """Every imported Python file that is the project's own code, its SQL files and their folders."""
         from assetflow.fingerprint.code import is_project_file
 
-        files = []
+        files = self.sql_files()
         for module in list(sys.modules.values()):
             filename = getattr(module, "__file__", None)
             if filename and filename.endswith(".py") and is_project_file(filename, self.root):
                 files.append(str(Path(filename).resolve()))
         return sorted(files)
+
+    def sql_files(self) -> list[str]:
+        """The ``.sql`` files and the folders searched for them: what the SQL part of the graph is read from."""
+        if not self.config.sql:
+            return []
+        from assetflow.sql.resolve import sql_files
+
+        found, folders = sql_files(self.root, self.config.sql)
+        return [str(p) for p in (*found, *folders)]
 
     def forget_source(self, name: str) -> None:
         self._sources.pop(name, None)

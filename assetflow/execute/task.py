@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from assetflow.declare import AssetSpec, SourceSpec
-from assetflow.errors import AssetflowError, ProjectLoadError
+from assetflow.errors import AssetflowError, ProjectLoadError, SqlExecutionError
 from assetflow.hashing import hash_fields
 from assetflow.project import ProjectConfig
 from assetflow.secrets import redact
@@ -66,8 +66,8 @@ def _project_key(config: ProjectConfig) -> tuple[object, ...]:
     return (str(config.root), config.modules, config.files, str(config.state_path))
 
 
-def code_token(root: Path) -> str:
-    """The size and mtime of every project Python file imported in this process.
+def code_token(root: Path, sql_files: list[str] | None = None) -> str:
+    """The size and mtime of every project Python file imported in this process, and of its SQL files.
 
     Equal tokens in the coordinator and a worker mean both imported the same code (a
     file rewritten in between changes its mtime). Device and inode are left out, so a
@@ -76,9 +76,9 @@ def code_token(root: Path) -> str:
     from assetflow.fingerprint.code import is_project_file
 
     parts = []
-    for module in list(sys.modules.values()):
-        filename = getattr(module, "__file__", None)
-        if filename and filename.endswith(".py") and is_project_file(filename, root):
+    filenames = [getattr(module, "__file__", None) for module in list(sys.modules.values())]
+    for filename in [*filenames, *(sql_files or [])]:
+        if filename and filename.endswith((".py", ".sql")) and is_project_file(filename, root):
             try:
                 st = os.stat(filename)
             except OSError:
@@ -89,7 +89,7 @@ def code_token(root: Path) -> str:
 
 def register_workspace(workspace: Any) -> str:
     """Let tasks in this process reuse an already loaded workspace; return its code token."""
-    token = code_token(workspace.root)
+    token = code_token(workspace.root, workspace.sql_files())
     _WORKSPACES[_project_key(workspace.config)] = (workspace, token)
     return token
 
@@ -100,7 +100,7 @@ def _load(config: ProjectConfig) -> tuple[Any, str]:
     from assetflow.workspace import Workspace
 
     workspace = Workspace(config, AssetGraph(load_specs(config)))
-    return workspace, code_token(config.root)
+    return workspace, code_token(config.root, workspace.sql_files())
 
 
 def _workspace(config: ProjectConfig, token: str = "") -> Any:
@@ -192,15 +192,22 @@ def _compute(task: ComputeTask, started: float) -> ComputeResult:
     spec = workspace.graph.specs[task.asset]
     assert isinstance(spec, AssetSpec)
     try:
-        kwargs: dict[str, object] = {ref.name: _load_input(workspace, spec, ref) for ref in task.inputs}
-        if spec.config is not None:
-            kwargs["config"] = spec.config
-        value = spec.fn(**kwargs)
+        if getattr(spec, "language", None) == "sql":
+            from assetflow.sql.run import run_sql
+
+            value: object = run_sql(workspace, spec, task.inputs)  # type: ignore[arg-type]
+        else:
+            kwargs: dict[str, object] = {ref.name: _load_input(workspace, spec, ref) for ref in task.inputs}
+            if spec.config is not None:
+                kwargs["config"] = spec.config
+            value = spec.fn(**kwargs)
         stored = workspace.backends.get(task.io).store(task.asset, value)
     except SystemExit as exc:
         return ComputeResult(task.asset, None, started, time.time(), _asset_traceback(exc) + (
             f"Asset `{task.asset}` called sys.exit({exc.code!r}) (SystemExit): an asset cannot end the run, "
             f"so it failed and built nothing. Return the asset's value, or raise an exception to fail it.\n"))
+    except SqlExecutionError as exc:  # DuckDB's message and the file say it all; no engine traceback
+        return ComputeResult(task.asset, None, started, time.time(), redact(f"{type(exc).__name__}: {exc}"))
     except Exception as exc:  # noqa: BLE001 - the asset's failure is data for the coordinator
         return ComputeResult(task.asset, None, started, time.time(), _asset_traceback(exc))
     return ComputeResult(task.asset, stored, started, time.time())

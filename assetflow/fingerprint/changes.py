@@ -20,8 +20,14 @@ def changed_names(old: Mapping[str, str] | None, new: Mapping[str, str]) -> list
     return sorted(n for n in set(old) | set(new) if old.get(n) != new.get(n))
 
 
+SQL_PREFIX = "sql:"  # a SQL asset's canonical query: ``sql:<file>#<asset>`` (see assetflow.sql.fingerprint)
+
+
 def split_key(key: str) -> tuple[str, str]:
     """(module, qualified name inside it), using the loaded modules to find where the module ends."""
+    if key.startswith(SQL_PREFIX):
+        file, _, name = key[len(SQL_PREFIX):].rpartition("#")
+        return file, name
     parts = key.split(".")
     for cut in range(len(parts) - 1, 0, -1):
         module = ".".join(parts[:cut])
@@ -56,6 +62,8 @@ def _kind(text: str | None) -> str:
 def describe(key: str, old: str | None, new: str | None, asset: str) -> str:
     """``helper `clean_name` in shop/staging.py``, ``the asset's own code``, ``constant `RATE` ... (removed)``."""
     module, name = split_key(key)
+    if key.startswith(SQL_PREFIX):
+        return f"the asset's SQL in {module}" if name == asset else f"the SQL of `{name}` in {module}"
     kind = _kind(new if new is not None else old)
     where = module_file(module)
     if kind == "helper" and name == asset:
@@ -72,7 +80,7 @@ def describe(key: str, old: str | None, new: str | None, asset: str) -> str:
 def unified_diff(key: str, old: str | None, new: str | None, old_label: str = "stored", new_label: str = "now") -> str:
     """A unified diff of one entry's normalised source, headed by its file and name."""
     module, name = split_key(key)
-    label = f"{module_file(module)}::{name}"
+    label = module if key.startswith(SQL_PREFIX) else f"{module_file(module)}::{name}"
     lines = difflib.unified_diff(
         (old or "").splitlines(keepends=True) if old is not None else [],
         (new or "").splitlines(keepends=True) if new is not None else [],

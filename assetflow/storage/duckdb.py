@@ -243,6 +243,12 @@ class DuckDBBackend:
                 con.execute(f"DROP VIEW IF EXISTS {self._view(asset)}")
             con.execute("COMMIT")
 
+    @contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """This file's shared connection, held for a read (a SQL asset's query runs in it; see docs/sql.md)."""
+        with self._connect(write=False) as con:
+            yield con
+
     # -- helpers ----------------------------------------------------------------------------
 
     @contextmanager

@@ -1,0 +1,156 @@
+"""Running a SQL asset: its query in DuckDB, over the upstreams' stored data where it lies.
+
+Each table the query names is rewritten to a scan of that upstream's current version,
+without copying it into DuckDB first:
+
+* Parquet (the default backend, and Parquet sources read without polars options):
+  ``read_parquet('<the stored file>')``, scanned in place;
+* the DuckDB backend: its version table, read in the backend's own connection to its
+  file (the query runs there, read-only; one DuckDB file per query is read this way);
+* anything else (another backend, a CSV or JSON source, polars read options): the value
+  as Arrow, which DuckDB scans in memory.
+
+``$parameters`` become literals of their ``[tool.assetflow.vars]`` values. The result is
+fetched as an Arrow table and stored through the asset's backend like any other table. A
+query DuckDB refuses fails that asset only, with DuckDB's message and the asset's file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from assetflow.errors import SqlExecutionError
+from assetflow.sql.parse import DIALECT, parse_query
+from assetflow.sql.spec import SqlAssetSpec
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+    from sqlglot import exp
+
+    from assetflow.execute.task import InputRef
+
+_REGISTERED = "__assetflow_input_"
+
+
+def run_sql(workspace: Any, spec: SqlAssetSpec, inputs: Sequence[InputRef]) -> pa.Table:
+    """Compute a SQL asset's value (an Arrow table) from its inputs."""
+    plan = _Plan(workspace, spec, inputs)
+    with plan.connection() as con:
+        for name, table in plan.arrow.items():
+            con.register(_REGISTERED + name, table)
+        try:
+            return con.sql(plan.query).to_arrow_table()
+        except _duckdb_error() as exc:
+            raise SqlExecutionError(
+                f"SQL asset {spec.name!r} ({spec.file}) failed in DuckDB: {exc}\nFix the query in {spec.file}; "
+                f"the assets that do not depend on it were not affected.", spec.name, spec.file) from None
+        finally:
+            for name in plan.arrow:
+                with contextlib.suppress(Exception):
+                    con.unregister(_REGISTERED + name)
+
+
+def executable_sql(spec: SqlAssetSpec, scans: dict[str, exp.Expression], variables: dict[str, Any]) -> str:
+    """The query as DuckDB runs it: tables replaced by ``scans[name]``, ``$parameters`` by literals."""
+    from sqlglot import exp
+
+    from assetflow.sql.parse import table_nodes
+
+    parsed = parse_query(spec.sql, file=spec.file, asset=spec.name)
+    for table, ref in table_nodes(parsed.tree, parsed.refs):  # the tables resolution saw: CTE names are not
+        name = spec.tables[ref.written]
+        if not table.alias:
+            table.set("alias", exp.TableAlias(this=table.this.copy()))  # columns may say orders.amount
+        scan = scans[name].copy()
+        table.set("catalog", None)
+        if isinstance(scan, exp.Table):  # a version table in the DuckDB file the query runs in
+            table.set("this", scan.this)
+            table.set("db", scan.args.get("db"))
+        else:
+            table.set("db", None)
+            table.set("this", scan)
+    for placeholder in list(parsed.tree.find_all(exp.Placeholder, exp.Parameter)):
+        if placeholder.name in variables:
+            placeholder.replace(exp.convert(variables[placeholder.name]))
+    text = parsed.tree.sql(dialect=DIALECT)
+    if isinstance(parsed.tree, exp.Query) and not parsed.tree.args.get("order"):
+        # Rows of a query without ORDER BY come in any order (DuckDB aggregates in parallel): put them in one,
+        # so that equal results have equal data hashes (early cutoff, restores) run after run.
+        text = f"SELECT * FROM ({text}) AS __assetflow_result ORDER BY ALL"
+    return text
+
+
+class _Plan:
+    """How each input is scanned, and which connection runs the query."""
+
+    def __init__(self, workspace: Any, spec: SqlAssetSpec, inputs: Sequence[InputRef]) -> None:
+        from sqlglot import exp
+
+        self.duckdb_backend: Any = None
+        self.arrow: dict[str, pa.Table] = {}
+        scans: dict[str, exp.Expression] = {}
+        for ref in inputs:
+            scans[ref.name] = self._scan(workspace, ref)
+        variables = spec.config.vars if spec.config is not None else {}  # type: ignore[attr-defined]
+        self.query = executable_sql(spec, scans, variables)
+
+    def _scan(self, workspace: Any, ref: InputRef) -> exp.Expression:
+        from sqlglot import exp
+
+        if ref.io is None:
+            return self._source_scan(workspace, ref)
+        assert ref.location is not None
+        backend = workspace.backends.get(ref.io)
+        if getattr(backend, "format", None) == "parquet" and hasattr(backend, "local_file"):
+            return _read_parquet([str(backend.local_file(ref.location))])
+        if getattr(backend, "format", None) == "duckdb" and hasattr(backend, "reading"):
+            if self.duckdb_backend is None or self.duckdb_backend.path == backend.path:
+                self.duckdb_backend = backend
+                return exp.Table(this=exp.to_identifier(ref.location, quoted=True),
+                                 db=exp.to_identifier(backend.schema, quoted=True))
+        self.arrow[ref.name] = backend.load(ref.name, ref.location, "arrow")
+        return exp.Table(this=exp.to_identifier(_REGISTERED + ref.name, quoted=True))
+
+    def _source_scan(self, workspace: Any, ref: InputRef) -> exp.Expression:
+        from sqlglot import exp
+
+        from assetflow.fingerprint.source import SourceVersion, read_source
+
+        source = workspace.graph.specs[ref.name]
+        paths = [str(workspace.root / rel) for rel, _, _ in ref.source_files]
+        if source.format == "parquet" and not source.read_options and paths:
+            return _read_parquet(paths)
+        value = read_source(source, SourceVersion(ref.name, "", ref.source_files), workspace.root)
+        self.arrow[ref.name] = value.to_arrow() if hasattr(value, "to_arrow") else value
+        return exp.Table(this=exp.to_identifier(_REGISTERED + ref.name, quoted=True))
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self.duckdb_backend is not None:
+            with self.duckdb_backend.reading() as con:
+                yield con
+            return
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
+
+
+def _read_parquet(paths: list[str]) -> exp.Expression:
+    from sqlglot import exp
+
+    files = exp.Array(expressions=[exp.Literal.string(p) for p in paths])
+    return exp.Anonymous(this="read_parquet", expressions=[files])
+
+
+def _duckdb_error() -> type[Exception]:
+    import duckdb
+
+    return duckdb.Error

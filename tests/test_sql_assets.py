@@ -1,0 +1,281 @@
+"""SQL assets (docs/sql.md): declared as .sql files or sql_asset(), run in DuckDB, in one graph with Python.
+
+In-process (the Python API with the in-process executor) on real projects on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from assetflow import api
+from assetflow.errors import CycleError, DefinitionError, DuplicateAssetError, SqlDefinitionError, UnknownAssetError
+from assetflow.sql.parse import canonical_sql, parse_query
+
+PYPROJECT = """
+[tool.assetflow]
+modules = ["pipeline"]
+sql = ["models"]
+
+[tool.assetflow.vars]
+min_amount = 5
+"""
+
+PIPELINE = """
+import polars as pl
+from assetflow import asset, source, sql_asset
+
+orders_raw = source("data/orders.csv")
+
+
+@asset
+def orders(orders_raw: pl.DataFrame) -> pl.DataFrame:
+    return orders_raw.filter(pl.col("amount") > 0)
+
+
+big_days = sql_asset("big_days", "select day, revenue from daily_revenue where revenue > 10", io="duckdb")
+
+
+@asset
+def report(big_days: pl.DataFrame) -> pl.DataFrame:
+    return big_days.with_columns(double=pl.col("revenue").cast(pl.Int64) * 2)
+"""
+
+DAILY = """\
+-- Revenue per day.
+-- assetflow: tags=tier=gold
+select day, sum(amount)::bigint as revenue, count(*) as n
+from orders
+where amount >= $min_amount
+group by day
+"""
+
+ORDERS = "day,amount\n1,10\n1,5\n2,3\n2,20\n3,-1\n"
+
+
+def write(root: Path, relative: str, text: str) -> Path:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Path:
+    write(tmp_path, "pyproject.toml", PYPROJECT)
+    write(tmp_path, "pipeline.py", PIPELINE)
+    write(tmp_path, "models/marts/daily_revenue.sql", DAILY)
+    write(tmp_path, "data/orders.csv", ORDERS)
+    return tmp_path
+
+
+def run(root: Path, *select: str) -> dict[str, str]:
+    result = api.materialize(list(select) or None, project=root, executor="inprocess")
+    return {name: r.outcome for name, r in result.results.items()}
+
+
+def states(root: Path) -> dict[str, str]:
+    return {row.name: row.state for row in api.status(project=root)}
+
+
+def test_sql_and_python_assets_feed_each_other(shop: Path) -> None:
+    assert run(shop) == dict.fromkeys(["orders", "daily_revenue", "big_days", "report"], "ran")
+    daily = api.load("daily_revenue", project=shop)
+    assert daily.to_dicts() == [{"day": 1, "revenue": 15, "n": 2}, {"day": 2, "revenue": 20, "n": 1}]
+    assert api.load("big_days", project=shop)["revenue"].to_list() == [15, 20]
+    assert api.load("report", project=shop)["double"].to_list() == [30, 40]
+    assert set(run(shop).values()) == {"fresh"}
+    spec = api._workspace(shop).graph.specs["daily_revenue"]
+    assert (spec.group, spec.tags, spec.description) == ("marts", {"tier": "gold"}, "Revenue per day.")
+    assert spec.upstreams == ("orders",)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda t: t.replace("select day,", "SELECT\n    day,  -- the day\n   "),
+    lambda t: t.replace("from orders", "FROM Orders").replace("group by", "GROUP   BY"),
+    lambda t: "/* a new leading comment */\n" + t,
+    lambda t: t.replace("-- Revenue per day.", "-- Revenue, per day."),
+])
+def test_formatting_comments_and_keyword_case_do_not_make_it_stale(shop: Path, edit: object) -> None:
+    run(shop)
+    path = shop / "models/marts/daily_revenue.sql"
+    path.write_text(edit(path.read_text()))  # type: ignore[operator]
+    assert states(shop)["daily_revenue"] == "fresh"
+
+
+def test_reordering_and_operands_does_not_count_but_a_real_edit_does(shop: Path) -> None:
+    path = shop / "models/marts/daily_revenue.sql"
+    path.write_text(DAILY.replace("where amount >= $min_amount", "where amount >= $min_amount and day > 0"))
+    run(shop)
+    path.write_text(DAILY.replace("where amount >= $min_amount", "where 0 < day AND $min_amount <= amount"))
+    assert states(shop)["daily_revenue"] == "stale"  # >= flipped to <= is a different operator: honest
+    path.write_text(DAILY.replace("where amount >= $min_amount", "where (day > 0) and amount >= $min_amount"))
+    assert states(shop)["daily_revenue"] == "fresh"
+    path.write_text(DAILY.replace("count(*) as n", "count(*) as n_orders"))
+    rows = {r.name: r for r in api.status(project=shop)}
+    assert rows["daily_revenue"].state == "stale"
+    assert "code changed: the asset's SQL in models/marts/daily_revenue.sql" in rows["daily_revenue"].reasons
+    report = api.why("daily_revenue", project=shop)
+    assert "-  COUNT(*) AS n\n" in report.code[0].diff and "+  COUNT(*) AS n_orders\n" in report.code[0].diff
+
+
+def test_a_config_value_is_part_of_the_recipe(shop: Path) -> None:
+    run(shop)
+    (shop / "pyproject.toml").write_text(PYPROJECT.replace("min_amount = 5", "min_amount = 11"))
+    rows = {r.name: r for r in api.status(project=shop)}
+    assert rows["daily_revenue"].reasons == ["configuration changed"]
+    assert rows["orders"].state == "fresh"
+    [change] = api.why("daily_revenue", project=shop).config
+    assert (change.field, change.old, change.new) == ("vars.min_amount", 5, 11)
+    assert run(shop)["daily_revenue"] == "ran"
+    assert api.load("daily_revenue", project=shop)["revenue"].to_list() == [20]
+
+
+def test_equal_results_cut_off_whatever_order_duckdb_returns_rows_in(shop: Path) -> None:
+    write(shop, "data/orders.csv", "day,amount\n" + "".join(f"{d % 97},{d}\n" for d in range(1, 20000)))
+    run(shop)
+    first = api.load("daily_revenue", project=shop)
+    assert first["day"].to_list() == sorted(first["day"].to_list())  # rows in one order: ORDER BY ALL
+    path = shop / "models/marts/daily_revenue.sql"
+    path.write_text(DAILY.replace("count(*)", "count(amount)"))  # new code, same result
+    outcomes = run(shop)
+    assert outcomes["daily_revenue"] == "ran" and outcomes["big_days"] == "cutoff"
+
+
+def test_upstreams_in_duckdb_parquet_and_a_source_join_in_one_query(shop: Path) -> None:
+    write(shop, "models/joined.sql", """\
+        -- assetflow: io=duckdb
+        select b.day, b.revenue, o.amount, r.amount as raw_amount
+        from big_days b join orders o on o.day = b.day join orders_raw r on r.day = b.day
+        where o.amount = r.amount
+        order by 1, 3
+    """)
+    assert run(shop)["joined"] == "ran"
+    joined = api.load("joined", project=shop)
+    assert joined.to_dicts() == [
+        {"day": 1, "revenue": 15, "amount": 5, "raw_amount": 5}, {"day": 1, "revenue": 15, "amount": 10, "raw_amount": 10},
+        {"day": 2, "revenue": 20, "amount": 3, "raw_amount": 3}, {"day": 2, "revenue": 20, "amount": 20, "raw_amount": 20}]
+    spec = api._workspace(shop).graph.specs["joined"]
+    assert (spec.group, spec.io, set(spec.upstreams)) == (None, "duckdb", {"big_days", "orders", "orders_raw"})
+
+
+def test_a_query_duckdb_refuses_fails_only_its_asset(shop: Path) -> None:
+    write(shop, "models/broken.sql", "select no_such_column from orders\n")
+    write(shop, "models/fine.sql", "select count(*) as n from orders\n")
+    result = api.materialize(project=shop, executor="inprocess")
+    outcomes = {n: r.outcome for n, r in result.results.items()}
+    assert outcomes["broken"] == "failed" and outcomes["fine"] == "ran" and outcomes["report"] == "ran"
+    error = result.results["broken"].error or ""
+    assert "models/broken.sql" in error and "no_such_column" in error and "Traceback" not in error
+
+
+def backdate(root: Path) -> None:
+    """Age the files past the racy window, as if written a while before the run (see test_fastpath)."""
+    past = time.time_ns() - 60 * 10**9
+    for path in [root, *root.rglob("*")]:
+        os.utime(path, ns=(past, past))
+
+
+def test_editing_or_adding_a_sql_file_is_seen_after_a_noop_snapshot(shop: Path) -> None:
+    write(shop, "pipeline.py", PIPELINE.replace(', io="duckdb"', ""))  # a fresh DuckDB file vouches for nothing
+    backdate(shop)
+    run(shop)
+    rows, fast = api.status_fast_or_full(project_dir=shop)
+    rows, fast = api.status_fast_or_full(project_dir=shop)
+    assert fast and all(r.state in ("fresh", "observed") for r in rows)
+    path = shop / "models/marts/daily_revenue.sql"
+    path.write_text(DAILY.replace("count(*) as n", "count(*) as k"))
+    rows, fast = api.status_fast_or_full(project_dir=shop)
+    assert not fast and {r.name: r.state for r in rows}["daily_revenue"] == "stale"
+    path.write_text(DAILY)
+    backdate(shop)
+    run(shop)
+    api.status_fast_or_full(project_dir=shop)
+    assert api.status_fast_or_full(project_dir=shop)[1]
+    write(shop, "models/marts/deeper/extra.sql", "select 1 as one\n")
+    rows, fast = api.status_fast_or_full(project_dir=shop)
+    assert not fast and {r.name: r.state for r in rows}["extra"] == "missing"
+
+
+# -- bad input ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "error", "words"), [
+    ("select a,\n  from (x\n", SqlDefinitionError, ["models/bad.sql:2:", "not valid SQL"]),
+    ("select 1 as a; select 2 as b", SqlDefinitionError, ["2 statements", "one query"]),
+    ("create table t as select 1 as a", SqlDefinitionError, ["CREATE statement, not a query"]),
+    ("insert into orders select * from orders", SqlDefinitionError, ["INSERT statement"]),
+    ("drop table orders", SqlDefinitionError, ["DROP statement"]),
+    ("attach 'other.db' as other", SqlDefinitionError, ["ATTACH statement"]),
+    ("select * from 'data/orders.csv'", SqlDefinitionError, ["file path 'data/orders.csv'", "source("]),
+    ("select * from read_csv('data/orders.csv')", SqlDefinitionError, ["table function read_csv", "source()"]),
+    ("select * from pg.public.orders", SqlDefinitionError, ["'pg.public.orders'", "did not declare"]),
+    ("select * from other.orders", SqlDefinitionError, ["'other.orders'", "in no group"]),
+    ("select * from ordres", UnknownAssetError, ["models/bad.sql:1:15", "Did you mean 'orders'"]),
+    ("select * from orders where amount > $min_amont", SqlDefinitionError, ["$min_amont", "Did you mean $min_amount"]),
+    ("-- assetflow: colour=blue\nselect 1 as a", SqlDefinitionError, ["models/bad.sql:1", "unknown assetflow option 'colour'"]),
+    ("-- assetflow: retries=many\nselect 1 as a", SqlDefinitionError, ["header option retries", "whole number"]),
+    ("-- assetflow: io=Not-A-Name\nselect 1 as a", DefinitionError, ["models/bad.sql:1", "Storage (io)"]),
+])
+def test_bad_sql_is_a_clear_error_naming_the_file(shop: Path, text: str, error: type, words: list[str]) -> None:
+    write(shop, "models/bad.sql", text)
+    with pytest.raises(error) as caught:
+        api.status(project=shop)
+    for word in words:
+        assert word in str(caught.value), str(caught.value)
+
+
+def test_a_cycle_through_sql_and_python_names_the_sql_file(shop: Path) -> None:
+    write(shop, "pipeline.py", PIPELINE.replace("return orders_raw.filter", "return big_days.join(orders_raw, on='day').filter")
+          .replace("def orders(orders_raw: pl.DataFrame)", "def orders(orders_raw: pl.DataFrame, big_days: pl.DataFrame)"))
+    with pytest.raises(CycleError) as caught:
+        api.status(project=shop)
+    assert "models/marts/daily_revenue.sql" in str(caught.value) and "daily_revenue" in caught.value.cycle
+
+
+def test_sql_asset_in_python_reports_errors_at_its_line(tmp_path: Path) -> None:
+    write(tmp_path, "pyproject.toml", '[tool.assetflow]\nmodules = ["pipeline"]\n')
+    write(tmp_path, "pipeline.py", 'from assetflow import sql_asset\n\n\nbad = sql_asset("bad", "select (1")\n')
+    with pytest.raises(Exception) as caught:
+        api.status(project=tmp_path)
+    assert "pipeline.py:4:" in str(caught.value) and "not valid SQL" in str(caught.value)
+
+
+def test_a_sql_file_and_a_python_asset_of_one_name_are_a_duplicate(shop: Path) -> None:
+    write(shop, "models/orders.sql", "select 1 as a")
+    with pytest.raises(DuplicateAssetError) as caught:
+        api.status(project=shop)
+    assert "'orders' is defined twice" in str(caught.value) and "models/orders.sql" in str(caught.value)
+
+
+# -- canonical form ------------------------------------------------------------------------------------
+
+
+def canonical(text: str) -> str:
+    return canonical_sql(parse_query(text, file="x.sql", asset="x").tree)
+
+
+@pytest.mark.parametrize(("left", "right", "same"), [
+    ("select a from t where x = 1 and y = 2", "SELECT a FROM t WHERE y = 2 AND x = 1", True),
+    ("select a from t where x = 1 or (y = 2 and z)", "select a from t where (z and 2 = y) or 1 = x", True),
+    ("select a from t where k in (3, 1, 2)", "select a from t where k in (1, 2, 3)", True),
+    ("select a, b, count(*) as n from t group by a, b", "select a, b, count(*) as n from t group by b, a", True),
+    ("select a /* c */ from t -- d", "select\n  a\nfrom\n  t", True),
+    ("select a, b from t", "select b, a from t", False),
+    ("select a as x from t", "select a as y from t", False),
+    ("select a from t order by a, b", "select a from t order by b, a", False),
+    ("select a from t where x = 1 and (y or z)", "select a from t where (x = 1 and y) or z", False),
+    ("select a from t where x < 1", "select a from t where x > 1", False),
+])
+def test_canonical_form(left: str, right: str, same: bool) -> None:
+    assert (canonical(left) == canonical(right)) is same
+
+
+def test_sql_asset_value_is_usable_with_polars(shop: Path) -> None:
+    run(shop)
+    assert isinstance(api.load("daily_revenue", project=shop), pl.DataFrame)
