@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from assetflow.workspace import Workspace
 
 _VERB = {"ran": "ran", "restored": "restored", "fresh": "fresh", "cutoff": "cut off",
-         "failed": "FAILED", "skipped": "skipped"}
+         "failed": "FAILED", "skipped": "skipped", "may_restore": "may restore"}
 _STYLE = {"fresh": "green", "stale": "yellow", "missing": "magenta", "failed": "red", "observed": "cyan",
           "overdue": "bright_red", "ran": "blue", "restored": "cyan", "cutoff": "green", "skipped": "yellow"}
 
@@ -51,6 +51,9 @@ class Progress:
 
 
 
+_PLAN_VERB = {"ran": "run", "restored": "restore", "cutoff": "cut off", "may_restore": "may restore"}
+
+
 def render_plan(result: RunResult) -> None:
     todo = [r for r in result.results.values() if r.outcome != "fresh"]
     if not todo:
@@ -58,8 +61,8 @@ def render_plan(result: RunResult) -> None:
         return
     click.echo(f"Plan ({len(todo)} of {len(result.results)} assets; nothing was run):")
     for r in todo:
-        action = "run" if r.outcome == "ran" else "restore"
-        click.echo(f"  {action:8} {r.name}: {'; '.join(r.reasons)}")
+        action = _PLAN_VERB.get(r.outcome, r.outcome)
+        click.echo(f"  {action:11} {r.name}: {'; '.join(r.reasons)}")
 
 
 def render_run(result: RunResult) -> None:

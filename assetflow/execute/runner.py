@@ -34,6 +34,7 @@ from concurrent.futures import CancelledError, Future
 from typing import Literal
 
 from assetflow.declare import AssetSpec, SourceSpec
+from assetflow.execute.dry_run import MAY_RESTORE, predict, restorable
 from assetflow.execute.executors import Executor, TaskTimeout, WorkerLost, make_executor
 from assetflow.execute.policy import PoolLimits, format_duration, retry_delay
 from assetflow.execute.lock import ProjectLock
@@ -45,8 +46,8 @@ from assetflow.state.store import Materialization
 from assetflow.storage.files import remove_temp_files
 from assetflow.workspace import DATA_FOLDER, Workspace
 
-Outcome = Literal["ran", "restored", "fresh", "cutoff", "failed", "skipped"]
-OUTCOMES: tuple[Outcome, ...] = ("ran", "restored", "fresh", "cutoff", "failed", "skipped")
+Outcome = Literal["ran", "restored", "fresh", "cutoff", "failed", "skipped", "may_restore"]
+OUTCOMES: tuple[Outcome, ...] = ("ran", "restored", "fresh", "cutoff", "failed", "skipped")  # and a plan's may_restore
 
 
 @dataclasses.dataclass
@@ -97,7 +98,7 @@ class RunResult:
         return all(r.outcome not in ("failed", "skipped") for r in self.results.values())
 
     def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(OUTCOMES, 0)
+        counts = dict.fromkeys(OUTCOMES + ((MAY_RESTORE,) if self.dry_run else ()), 0)
         for result in self.results.values():
             counts[result.outcome] += 1
         return counts
@@ -139,31 +140,14 @@ class Run:
     # -- planning ---------------------------------------------------------------------------
 
     def plan(self) -> RunResult:
-        """What would happen, with each asset's reasons; nothing runs, nothing is written."""
-        verdicts = self.ws.assess_all(self.order)
-        results = {}
-        for name in self.order:
-            verdict = verdicts[name]
-            if self.force:
-                results[name] = AssetResult(name, "ran", ["--force"] + verdict.reasons)
-            elif verdict.fresh:
-                results[name] = AssetResult(name, "fresh", [])
-            elif self._restorable(verdict):
-                results[name] = AssetResult(name, "restored", verdict.reasons)
-            else:
-                results[name] = AssetResult(name, "ran", verdict.reasons)
-        return RunResult(self.run_id, results, dry_run=True)
+        """What would happen, with each asset's reasons; nothing runs, nothing is written.
 
-    def _restorable(self, verdict: Assessment) -> Materialization | None:
-        """An earlier, intact materialization made from exactly the recipe this asset has now."""
-        if verdict.recipe is None:
-            return None
-        for candidate in self.ws.store.by_recipe(verdict.name, verdict.recipe.key):
-            if verdict.current is not None and candidate.id == verdict.current.id:
-                continue
-            if self.ws.check(candidate).status == "ok":
-                return candidate
-        return None
+        A restore is predicted wherever the version store makes it predictable, and
+        ``may_restore`` said where it depends on data not made yet (see ``dry_run``).
+        """
+        results = {p.name: AssetResult(p.name, p.outcome, p.reasons, data_hash=p.data_hash)  # type: ignore[arg-type]
+                   for p in predict(self.ws, self.order, self.force)}
+        return RunResult(self.run_id, results, dry_run=True)
 
     # -- running ----------------------------------------------------------------------------
 
@@ -415,7 +399,7 @@ class Run:
             reasons = [] if predicted.fresh else [r for r in predicted.reasons if r.startswith("upstream")]
             self._record_event(AssetResult(name, outcome, reasons, data_hash=verdict.current.data_hash if verdict.current else None))
             return None
-        earlier = None if self.force else self._restorable(verdict)
+        earlier = None if self.force else restorable(self.ws, verdict)
         if earlier is not None and earlier.id is not None:
             if not self._activated(name, earlier, verdict.reasons):
                 return None

@@ -1,0 +1,129 @@
+"""``materialize --dry-run``: what a run would do, predicted from the state and the version store.
+
+The run is simulated in dependency order. An upstream that stays fresh or will be restored
+has a data hash known now, so what it feeds is assessed exactly as the run will assess it
+at its turn: fresh, cut off (the upstream returns to the data it was made from), restored
+(the version store holds a version with exactly this recipe), or run. An upstream that must
+run has no data hash until it has run, so what it feeds "may restore" when the store holds an
+intact version made with its code, configuration and storage and the upstream data known so
+far (it is restored if the new upstream data equals what that version was made from), and
+otherwise runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from assetflow.declare import AssetSpec, SourceSpec
+from assetflow.plan import Assessment
+from assetflow.state.store import Materialization
+
+if TYPE_CHECKING:
+    from assetflow.workspace import Workspace
+
+MAY_RESTORE = "may_restore"  # the plan's outcome when it cannot know before running
+
+
+@dataclasses.dataclass(frozen=True)
+class Predicted:
+    """One asset's predicted outcome (a run outcome, or ``may_restore``) and why."""
+
+    name: str
+    outcome: str
+    reasons: list[str]
+    data_hash: str | None = None  # known when it stays fresh or is restored
+
+
+def restorable(ws: Workspace, verdict: Assessment) -> Materialization | None:
+    """An earlier, intact materialization made from exactly the recipe this asset has now."""
+    if verdict.recipe is None:
+        return None
+    for candidate in ws.store.by_recipe(verdict.name, verdict.recipe.key):
+        if verdict.current is not None and candidate.id == verdict.current.id:
+            continue
+        if ws.check(candidate).status == "ok":
+            return candidate
+    return None
+
+
+def predict(ws: Workspace, order: Sequence[str], force: bool = False) -> list[Predicted]:
+    """Each asset of ``order`` (a topological order of assets) with what a run would do to it."""
+    predicted = ws.assess_all(order)
+    current = ws.store.current()
+    after: dict[str, str | None] = {}  # asset -> its data hash after the run (None: known only once it ran)
+    plan = []
+    for name in order:
+        verdict = predicted[name]
+        spec = ws.graph.specs[name]
+        assert isinstance(spec, AssetSpec)
+        if force:
+            plan.append(Predicted(name, "ran", ["--force", *verdict.reasons]))
+            after[name] = None
+            continue
+        hashes, unknown = _upstream_after(ws, spec, after, current)
+        if hashes is None:  # an upstream outside the selection was never built: the run will say so
+            item = Predicted(name, "ran", verdict.reasons)
+        elif unknown:
+            item = _with_unknown_upstream(ws, spec, verdict, hashes, unknown)
+        else:
+            item = _with_known_upstream(ws, spec, verdict, hashes, current.get(name))
+        plan.append(item)
+        after[name] = item.data_hash
+    return plan
+
+
+def _upstream_after(ws: Workspace, spec: AssetSpec, after: Mapping[str, str | None],
+                    current: Mapping[str, Materialization]) -> tuple[dict[str, str] | None, list[str]]:
+    """The upstream data hashes the asset will see at its turn, and the upstreams not known before they run."""
+    hashes: dict[str, str] = {}
+    unknown = []
+    for up in spec.upstreams:
+        if isinstance(ws.graph.specs[up], SourceSpec):
+            hashes[up] = ws.observe_sources([up])[up].data_hash
+        elif up in after:
+            known = after[up]
+            if known is None:
+                unknown.append(up)
+            else:
+                hashes[up] = known
+        elif up in current:
+            hashes[up] = current[up].data_hash
+        else:
+            return None, []
+    return hashes, unknown
+
+
+def _with_known_upstream(ws: Workspace, spec: AssetSpec, predicted: Assessment, hashes: dict[str, str],
+                         current: Materialization | None) -> Predicted:
+    """Every upstream's data is known: the same decision the run takes at the asset's turn."""
+    verdict = ws.assess_one(spec, hashes, current)
+    if verdict.fresh and verdict.current is not None:
+        if predicted.fresh:
+            return Predicted(spec.name, "fresh", [], verdict.current.data_hash)
+        reasons = [r for r in predicted.reasons if r.startswith("upstream")]
+        return Predicted(spec.name, "cutoff", reasons, verdict.current.data_hash)
+    earlier = restorable(ws, verdict)
+    if earlier is not None:
+        return Predicted(spec.name, "restored", verdict.reasons, earlier.data_hash)
+    return Predicted(spec.name, "ran", predicted.reasons)
+
+
+def _with_unknown_upstream(ws: Workspace, spec: AssetSpec, predicted: Assessment, hashes: dict[str, str],
+                           unknown: list[str]) -> Predicted:
+    """An upstream runs first: a restore is possible if a stored version agrees on all that is known."""
+    probe = ws.recipe(spec, {**hashes, **dict.fromkeys(unknown, "")})  # the recipe but for the unknown hashes
+    for candidate in ws.store.history(spec.name, limit=1_000):
+        if candidate.partition or (probe.code, probe.config, probe.io) != (
+                candidate.code_fingerprint, candidate.config, candidate.io):
+            continue
+        if set(candidate.upstream) != set(spec.upstreams) or set(candidate.deps) != set(probe.deps):
+            continue
+        if any(candidate.upstream[u] != h for u, h in hashes.items()):
+            continue
+        if ws.check(candidate).status == "ok":
+            waits = ", ".join(f"`{u}`" for u in unknown)
+            return Predicted(spec.name, MAY_RESTORE, [*predicted.reasons,
+                             f"restored if {waits} produce{'s' if len(unknown) == 1 else ''} data seen before"])
+    return Predicted(spec.name, "ran", predicted.reasons)
