@@ -6,15 +6,17 @@ Library errors become exit codes here and nowhere else (see ``ExitCode``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from assetflow.cli_stdout import emit, emit_error, json_only_stdout, wants_json
 from assetflow.errors import AssetflowError, ExitCode
 from assetflow.secrets import redact
 
@@ -38,20 +40,27 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except AssetflowError as exc:
-            exc = _first_error(exc)
-            click.echo(f"Error: {redact(str(exc))}", err=True)
-            sys.exit(int(exc.exit_code))
+            _fail(_first_error(exc))
         except Exception as exc:
             sqlite3 = sys.modules.get("sqlite3")
             if sqlite3 is None or not isinstance(exc, sqlite3.Error):
+                context = click.get_current_context(silent=True)
+                emit_error(context.info_name if context else None, exc, redact(str(exc)), 1, with_traceback=True)
                 raise
             from assetflow.state.store import state_error  # the state store failed mid-command
 
-            error = state_error(None, exc)
-            click.echo(f"Error: {redact(str(error))}", err=True)
-            sys.exit(int(error.exit_code))
+            _fail(state_error(None, exc))
 
     return wrapper  # type: ignore[return-value]
+
+
+def _fail(exc: AssetflowError) -> None:
+    """Say what went wrong on stderr (and, with --json, as the error document on stdout); exit with its code."""
+    message = redact(str(exc))
+    click.echo(f"Error: {message}", err=True)
+    context = click.get_current_context(silent=True)
+    emit_error(context.info_name if context else None, exc, message, int(exc.exit_code))
+    sys.exit(int(exc.exit_code))
 
 
 def _first_error(exc: AssetflowError) -> AssetflowError:
@@ -79,10 +88,42 @@ def _emit_json(payload: dict[str, Any]) -> None:
     from assetflow.documents import document
 
     context = click.get_current_context(silent=True)
-    click.echo(json.dumps(document(context.info_name if context else None, payload), indent=2, default=str))
+    emit(json.dumps(document(context.info_name if context else None, payload), indent=2, default=str))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The command group; with ``--json`` stdout carries one document only (``assetflow.cli_stdout``).
+
+    Usage errors found by click (a bad option value, an unknown command) become the
+    ``error`` document too.
+    """
+
+    def main(self, args: Any = None, *rest: Any, **options: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if not wants_json(argv):
+            return super().main(argv, *rest, **options)
+        with json_only_stdout():
+            return super().main(argv, *rest, **options)
+
+    def make_context(self, *args: Any, **options: Any) -> click.Context:
+        with _click_errors_as_json(None):
+            return super().make_context(*args, **options)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _click_errors_as_json(ctx):
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _click_errors_as_json(ctx: click.Context | None) -> Iterator[None]:
+    try:
+        yield
+    except click.ClickException as exc:
+        emit_error(ctx.invoked_subcommand if ctx else None, exc, exc.format_message(), exc.exit_code)
+        raise
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="assetflow")
 def main() -> None:
     """assetflow: declare data assets in Python; materialize only what changed."""
@@ -138,9 +179,11 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
             progress.close()
             progress = None
         running = f"; cancelled while running: {', '.join(exc.cancelled)}" if exc.cancelled else ""
-        click.echo(f"Interrupted: run {exc.run_id} stopped and is marked interrupted{running}. "
+        message = (f"Interrupted: run {exc.run_id} stopped and is marked interrupted{running}. "
                    f"Nothing partial was recorded; {len(exc.results)} assets settled before the interrupt "
-                   f"stay recorded. Run `assetflow materialize` again to finish.", err=True)
+                   f"stay recorded. Run `assetflow materialize` again to finish.")
+        click.echo(message, err=True)
+        emit_error("materialize", exc, message, int(ExitCode.INTERRUPTED))
         sys.exit(int(ExitCode.INTERRUPTED))
     finally:
         if progress:
@@ -310,12 +353,13 @@ def show(select: tuple[str, ...], limit: int, as_json: bool, project_dir: Path |
 @main.command()
 @_selection_options
 @click.option("--limit", default=20, show_default=True, help="How many runs to list.")
+@click.option("--logs", "with_logs", is_flag=True, help="Show what each asset printed and logged in each run.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable history on stdout.")
 @project_options
 @handle_errors
-def history(select: tuple[str, ...], exclude: tuple[str, ...], limit: int, as_json: bool, project_dir: Path | None,
-            modules: tuple[str, ...], files: tuple[str, ...]) -> None:
-    """Runs, newest first, and what each did to each asset: outcome, duration, error."""
+def history(select: tuple[str, ...], exclude: tuple[str, ...], limit: int, with_logs: bool, as_json: bool,
+            project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> None:
+    """Runs, newest first, and what each did to each asset: outcome, duration, error (--logs: its output)."""
     from assetflow.cli_render import render_history
     from assetflow.inspect.history import history as run_history
 
@@ -323,20 +367,51 @@ def history(select: tuple[str, ...], exclude: tuple[str, ...], limit: int, as_js
         from assetflow.api import selected
 
         ws = _loaded_workspace(project_dir, modules, files)
-        payload = run_history(ws.store, selected(ws, select, exclude), limit)
+        payload = run_history(ws.store, selected(ws, select, exclude), limit,
+                              logs_from=ws.config.state_path if with_logs else None)
     else:
         from assetflow.project import load_config
         from assetflow.state.store import StateStore
 
-        store = StateStore(load_config(project_dir, modules, files).state_path)
+        state_path = load_config(project_dir, modules, files).state_path
+        store = StateStore(state_path)
         try:
-            payload = run_history(store, None, limit)
+            payload = run_history(store, None, limit, logs_from=state_path if with_logs else None)
         finally:
             store.close()
     if as_json:
         _emit_json(payload)
     else:
         render_history(payload)
+
+
+@main.command()
+@click.argument("asset")
+@click.option("--run", "run_id", metavar="RUN_ID",
+              help="The run to show (see `assetflow history ASSET`); default: the last that captured output of ASSET.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable log on stdout.")
+@project_options
+@handle_errors
+def logs(asset: str, run_id: str | None, as_json: bool, project_dir: Path | None, modules: tuple[str, ...],
+         files: tuple[str, ...]) -> None:
+    """What ASSET printed (stdout, stderr) and logged while it ran, kept per run in the state folder."""
+    from assetflow.documents import logs_payload
+    from assetflow.errors import ParameterError
+    from assetflow.project import load_config
+    from assetflow.state.logs import NAME_PATTERN
+
+    if not NAME_PATTERN.fullmatch(asset):
+        raise ParameterError(f"{asset!r} is not an asset name; run `assetflow list` to see the assets.", "asset")
+    payload = logs_payload(load_config(project_dir, modules, files).state_path, asset, run_id)
+    if as_json:
+        _emit_json(payload)
+    elif payload["log"] is None:
+        where = f"run {run_id}" if run_id else "any run kept"
+        click.echo(f"No output of `{asset}` in {where}: it printed and logged nothing, or `assetflow gc` "
+                   f"collected the log. `assetflow history {asset}` lists its runs.", err=True)
+    else:
+        click.echo(f"run {payload['run_id']}, {payload['path']}:", err=True)
+        click.echo(payload["log"], nl=not payload["log"].endswith("\n"))
 
 
 @main.command()
@@ -353,7 +428,7 @@ def gc(keep: int, dry_run: bool, project_dir: Path | None, modules: tuple[str, .
     report = collect_garbage(ws, keep=keep, dry_run=dry_run)
     verb = "Would delete" if dry_run else "Deleted"
     click.echo(f"{verb} {report.versions} versions ({report.files} stored objects, {report.bytes} bytes); "
-               f"kept {report.kept}.")
+               f"kept {report.kept}; {report.logs} asset logs of older runs.")
 
 
 @main.command()

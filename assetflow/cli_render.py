@@ -288,4 +288,7 @@ def render_history(payload: dict[str, Any]) -> None:
             out.append(f"  {event['outcome']:>8} {event['asset']}{took}{data}")
             if event["error"]:
                 out += [f"           {line}" for line in event["error"].strip().splitlines()[-3:]]
+            if event.get("log"):
+                out.append("           output:")
+                out += [f"             {line}" for line in event["log"].rstrip("\n").splitlines()]
     click.echo("\n".join(out) if out else "No runs yet.")

@@ -69,3 +69,16 @@ def fresh_run_payload(hashes: Mapping[str, str | None]) -> dict[str, Any]:
             "counts": {**dict.fromkeys(OUTCOMES, 0), "fresh": len(hashes)},
             "assets": [_outcome_row(name, "fresh", [], data_hash=digest) for name, digest in hashes.items()]}
 
+
+
+def logs_payload(state_path: Any, asset: str, run_id: str | None = None) -> dict[str, Any]:
+    """``assetflow logs ASSET [--run ID] --json``: what the asset printed and logged in one run.
+
+    Without ``run_id``, the latest run that kept a log of it. ``log`` is null when that run
+    captured nothing (the asset printed nothing, or ``gc`` collected the log).
+    """
+    from assetflow.state.logs import latest_log, read_log, runs_with_logs
+
+    found = read_log(state_path, run_id, asset) if run_id else latest_log(state_path, asset)
+    return {"asset": asset, "run_id": found.run_id if found else run_id, "log": found.text if found else None,
+            "path": str(found.path) if found else None, "runs": runs_with_logs(state_path, asset)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 
+from assetflow.state.logs import collect_logs
 from assetflow.state.store import Materialization
 from assetflow.workspace import Workspace
 
@@ -15,12 +16,14 @@ class GcReport:
     files: int  # stored objects deleted (content-addressed: several records may share one)
     bytes: int
     kept: int
+    logs: int = 0  # captured asset logs deleted (assetflow.state.logs)
 
 
 def collect_garbage(ws: Workspace, keep: int, dry_run: bool = False) -> GcReport:
     """Delete materializations beyond the current one and the ``keep`` newest per asset.
 
-    Stored data is deleted only when no kept record still points at the same location.
+    Stored data is deleted only when no kept record still points at the same location. Captured
+    logs are collected with their runs: per asset, those of its ``keep + 1`` newest runs stay.
     """
     current_ids = {m.id for m in ws.store.current().values()}
     by_asset: dict[str, list[Materialization]] = defaultdict(list)
@@ -40,4 +43,7 @@ def collect_garbage(ws: Workspace, keep: int, dry_run: bool = False) -> GcReport
             ws.store.delete_materializations(db, [m.id for m in doomed if m.id is not None])
         for asset, io, location in unused:
             ws.backends.get(io).delete(asset, location)
-    return GcReport(len(doomed), len(unused), sum(unused.values()), len(kept))
+    # Logs go with their runs: each asset keeps the logs of its newest ``keep + 1`` runs that printed anything.
+    known_runs = [str(r["run_id"]) for r in ws.store.runs(limit=1_000_000)]
+    logs = collect_logs(ws.config.state_path, keep + 1, known_runs, dry_run=dry_run)
+    return GcReport(len(doomed), len(unused), sum(unused.values()), len(kept), logs)

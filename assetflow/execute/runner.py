@@ -42,6 +42,7 @@ from assetflow.execute.task import ComputeResult, ComputeTask, InputRef, compute
 from assetflow.failpoints import failpoint
 from assetflow.fastpath import SNAPSHOT_KEY, build_snapshot
 from assetflow.plan import Assessment
+from assetflow.state.logs import write_log
 from assetflow.state.store import Materialization
 from assetflow.storage.files import remove_temp_files
 from assetflow.workspace import DATA_FOLDER, Workspace
@@ -85,6 +86,7 @@ class _Launch:
     pools: frozenset[str]
     attempts: int = 0
     errors: list[str] = dataclasses.field(default_factory=list)
+    logs: list[str] = dataclasses.field(default_factory=list)  # what each attempt printed and logged
 
 
 @dataclasses.dataclass
@@ -268,6 +270,7 @@ class Run:
                     launch = launches[name]
                     limits.release(launch.pools)
                     error = self._attempt_error(name, future)
+                    launch.logs.append(getattr(future.result(), "log", "") if _has_result(future) else "")
                     spec = self.graph.specs[name]
                     assert isinstance(spec, AssetSpec)
                     if error is not None and launch.attempts <= spec.retries:
@@ -277,6 +280,7 @@ class Run:
                         heapq.heappush(backoff, (time.monotonic() + delay, launch.attempts, name))
                         continue
                     del launches[name]
+                    self._keep_log(name, launch)
                     self._finish(name, launch, future, error)
                     settle(name)
         except KeyboardInterrupt as exc:
@@ -344,6 +348,14 @@ class Run:
         if result.error is not None or result.stored is None:
             return result.error or f"Asset `{name}` stored nothing."
         return None
+
+    def _keep_log(self, name: str, launch: _Launch) -> None:
+        """Keep what the asset printed and logged, every attempt under its own header if it was retried."""
+        if not any(launch.logs):
+            return
+        text = launch.logs[0] if len(launch.logs) == 1 else "".join(
+            f"--- attempt {i} of {len(launch.logs)} ---\n{log}" for i, log in enumerate(launch.logs, 1))
+        write_log(self.ws.config.state_path, self.run_id, name, text)
 
     def _record_retry(self, name: str, launch: _Launch, error: str, delay: float) -> None:
         spec = self.graph.specs[name]

@@ -19,6 +19,7 @@ from typing import Any
 
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.errors import AssetflowError, ProjectLoadError, SqlExecutionError
+from assetflow.execute.capture import captured
 from assetflow.hashing import hash_fields
 from assetflow.project import ProjectConfig
 from assetflow.secrets import redact
@@ -60,6 +61,7 @@ class ComputeResult:
     started_at: float
     finished_at: float
     error: str | None = None  # formatted traceback when the asset failed
+    log: str = ""  # what the asset printed and logged while it ran (``assetflow.execute.capture``)
 
 
 def _project_key(config: ProjectConfig) -> tuple[object, ...]:
@@ -171,14 +173,17 @@ def _load_input(workspace: Any, spec: AssetSpec, ref: InputRef) -> object:
 def compute(task: ComputeTask) -> ComputeResult:
     """Run one asset; never raises for the asset's own errors, returns them formatted.
 
-    ``SystemExit`` from the asset (``sys.exit(0)`` included) is such an error: the asset
+    What the asset prints or logs comes back in ``ComputeResult.log``, never on this
+    process's stdout. ``SystemExit`` from the asset (``sys.exit(0)`` included) is such an error: the asset
     built nothing, so it fails, whatever executor runs it. A process the asset forked that
     returns here instead of exiting is ended at once (see ``_end_forked_child``).
     """
     started = time.time()
     pid = os.getpid()
     try:
-        return _compute(task, started)
+        with captured() as log:
+            result = _compute(task, started)
+        return dataclasses.replace(result, log=redact(log.text()))
     finally:
         if os.getpid() != pid:
             _end_forked_child(task.asset, pid)

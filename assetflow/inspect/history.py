@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
+from assetflow.state.logs import read_log
 from assetflow.state.store import StateStore
 
 
-def history(store: StateStore, assets: Iterable[str] | None = None, limit: int = 20) -> dict[str, Any]:
-    """The last ``limit`` runs (only those touching ``assets`` when given), each with its events."""
+def history(store: StateStore, assets: Iterable[str] | None = None, limit: int = 20,
+            logs_from: Path | None = None) -> dict[str, Any]:
+    """The last ``limit`` runs (only those touching ``assets`` when given), each with its events.
+
+    With ``logs_from`` (the state folder), each event carries ``log``: what the asset printed
+    and logged in that run (null if nothing was captured).
+    """
     names = None if assets is None else list(assets)
     runs = store.runs(limit=limit if names is None else 100_000)
     if names is not None:
@@ -30,6 +37,9 @@ def history(store: StateStore, assets: Iterable[str] | None = None, limit: int =
             "data_hash": mat.data_hash if mat else None, "materialization_id": mat.id if mat else None,
             "rows": mat.rows if mat else None,
         })
+        if logs_from is not None:
+            found = read_log(logs_from, str(event["run_id"]), str(event["asset"]))
+            by_run[str(event["run_id"])][-1]["log"] = found.text if found else None
     return {"runs": [
         {"run_id": r["run_id"], "status": r["status"], "command": r["command"], "started_at": r["started_at"],
          "finished_at": r["finished_at"],

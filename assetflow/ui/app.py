@@ -156,6 +156,7 @@ def create_app(view: ProjectView, *, bind_host: str = "127.0.0.1", token: str | 
         Route("/api/why/{name}", command("why")),
         Route("/api/lineage/{name}", command("lineage", "version")),
         Route("/api/history", command("history", "limit")),
+        Route("/api/logs/{name}", command("logs", "run")),
         Route("/api/changes", changes),
         Route("/api/materialize", materialize, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

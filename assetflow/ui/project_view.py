@@ -135,7 +135,7 @@ class ProjectView:
     def _build(self, command: str, *args: str) -> dict[str, Any]:
         builders: dict[str, Callable[..., dict[str, Any]]] = {
             "status": self._status, "list": self._list, "show": self._show, "why": self._why,
-            "lineage": self._lineage, "history": self._history,
+            "lineage": self._lineage, "history": self._history, "logs": self._logs,
         }
         return builders[command](*args)
 
@@ -185,6 +185,20 @@ class ProjectView:
         from assetflow.inspect.history import history
 
         return history(self.workspace().store, None, positive_int("limit", limit))
+
+    def _logs(self, name: str, run: str = "") -> dict[str, Any]:
+        from assetflow.documents import logs_payload
+        from assetflow.state.logs import NAME_PATTERN, log_path
+
+        if not NAME_PATTERN.fullmatch(name):
+            raise UnknownAssetError(f"No asset named {name!r}; run `assetflow list` to see the assets.")
+        if run:
+            try:
+                log_path(self.config.state_path, run, name)
+            except ValueError:
+                raise ParameterError(f"The parameter run={run!r} is not a run id; `assetflow history {name}` "
+                                     f"lists them.", "run") from None
+        return logs_payload(self.config.state_path, name, run or None)
 
     def close(self) -> None:
         if self._workspace is not None:

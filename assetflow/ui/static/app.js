@@ -260,16 +260,17 @@
     if ($("panel").hidden) { $("panel").hidden = false; refit(); }
     const body = $("panel-body");
     body.replaceChildren(el("h2", {}, name), el("p", {}, "loading…"));
-    let show, why, lineage;
+    let show, why, lineage, logs;
     try {
-      [show, why, lineage] = await Promise.all([getDoc("show", name), getDoc("why", name).catch(() => null),
-        getDoc("lineage", name, { version: "current" }).catch(() => null)]);
+      [show, why, lineage, logs] = await Promise.all([getDoc("show", name), getDoc("why", name).catch(() => null),
+        getDoc("lineage", name, { version: "current" }).catch(() => null),
+        MODE === "export" ? null : getDoc("logs", name).catch(() => null)]);
     } catch (error) {
       body.replaceChildren(el("h2", {}, name), el("pre", {}, error.message));
       return;
     }
     if (model.panelFor !== name) return;
-    body.replaceChildren(...panelContent(show.assets[0], why, lineage));
+    body.replaceChildren(...panelContent(show.assets[0], why, lineage), ...logSection(logs));
     body.dataset.asset = name;
   }
 
@@ -303,6 +304,11 @@
     if (a.upstream.length) out.push(el("h3", {}, "Upstream"), linkList(a.upstream));
     if (a.downstream.length) out.push(el("h3", {}, "Downstream"), linkList(a.downstream));
     return out;
+  }
+
+  function logSection(logs) {
+    if (!logs || logs.log === null) return [];
+    return [el("h3", {}, `Output (run ${logs.run_id})`), el("pre", { class: "log" }, logs.log)];
   }
 
   function whySection(why) {
