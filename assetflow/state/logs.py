@@ -13,7 +13,7 @@ import dataclasses
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 
 LOGS_FOLDER = "logs"
@@ -86,17 +86,18 @@ def latest_log(state_path: Path, asset: str) -> AssetLog | None:
     return None
 
 
-def collect_logs(state_path: Path, keep_runs: int, known_runs: Iterable[str] | None = None,
-                 dry_run: bool = False) -> int:
+def collect_logs(state_path: Path, keep_runs: int, known_runs: Sequence[str], dry_run: bool = False) -> int:
     """Delete the logs of all but the ``keep_runs`` newest runs of each asset; returns files deleted.
 
-    With ``known_runs``, the logs of runs the state no longer knows are deleted too.
+    ``known_runs`` are the state's runs, newest first; logs of runs it no longer knows go too.
     """
     folder = state_path / LOGS_FOLDER
-    known = None if known_runs is None else set(known_runs)
+    rank = {run_id: index for index, run_id in enumerate(known_runs)}
+    known = set(rank)
     by_asset: dict[str, list[tuple[str, Path]]] = {}
     try:
-        run_folders = sorted((e for e in os.scandir(folder) if e.is_dir()), key=lambda e: e.name, reverse=True)
+        run_folders = sorted((e for e in os.scandir(folder) if e.is_dir()),
+                             key=lambda e: (rank.get(e.name, len(rank)), e.name))
     except OSError:
         return 0
     doomed: list[Path] = []
@@ -105,7 +106,7 @@ def collect_logs(state_path: Path, keep_runs: int, known_runs: Iterable[str] | N
             for log in os.scandir(entry.path):
                 if not log.name.endswith(".log"):
                     continue
-                if known is not None and entry.name not in known:
+                if entry.name not in known:
                     doomed.append(Path(log.path))
                 else:
                     by_asset.setdefault(log.name, []).append((entry.name, Path(log.path)))
