@@ -162,7 +162,7 @@ def version_tree(name: str, version: str | int | None = None, *, depth: int | No
                  project: ProjectArg = None, modules: Iterable[str] = (), files: Iterable[str] = ()) -> VersionNode:
     """The exact upstream versions (data hashes, materializations) a version of ``name`` was made from."""
     ws = _workspace(project, modules, files)
-    _asset(ws, name)
+    _asset(ws, name, removed_ok=True)
     mat = resolve_version(ws.store, name, version)
     kinds = {n: s.kind for n, s in ws.graph.specs.items()}
     return version_lineage(ws.store, mat, kinds, ws.store.source_versions(), depth)
@@ -176,13 +176,19 @@ def load(name: str, version: str | int | None = None, *, kind: str = "polars", p
     ``kind`` is "polars" or "arrow" for tables.
     """
     ws = _workspace(project, modules, files)
-    _asset(ws, name)
+    _asset(ws, name, removed_ok=True)
     mat = resolve_version(ws.store, name, version)
     return ws.backends.get(mat.io).load(name, mat.location, "arrow" if kind == "arrow" else "polars")
 
 
-def _asset(ws: Workspace, name: str) -> AssetSpec:
+def _asset(ws: Workspace, name: str, removed_ok: bool = False) -> AssetSpec | None:
+    """The declared asset ``name``; with ``removed_ok``, None for one removed from the code whose versions are kept."""
     spec = ws.graph.specs.get(name)
+    if spec is None and removed_ok:
+        from assetflow.inspect.show import is_removed
+
+        if is_removed(ws, name):
+            return None
     if not isinstance(spec, AssetSpec):
         what = "a source (it is read, not stored)" if spec is not None else "not an asset"
         raise UnknownAssetError(f"{name!r} is {what}; run `assetflow list` to see the assets.")

@@ -332,18 +332,30 @@ def lineage(select: tuple[str, ...], direction: str | None, depth: int | None, f
 @main.command()
 @click.argument("select", nargs=-1, required=True)
 @click.option("--limit", default=5, show_default=True, help="How many of the last materializations to list.")
+@click.option("--version", "version", metavar="VERSION",
+              help="For one asset: also this version (materialization id or data-hash prefix), e.g. of an asset "
+                   "no longer declared.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable details on stdout.")
 @project_options
 @handle_errors
-def show(select: tuple[str, ...], limit: int, as_json: bool, project_dir: Path | None, modules: tuple[str, ...],
-         files: tuple[str, ...]) -> None:
-    """Everything about the selected assets: version, hashes, schema, rows, storage, code, metadata."""
+def show(select: tuple[str, ...], limit: int, version: str | None, as_json: bool, project_dir: Path | None,
+         modules: tuple[str, ...], files: tuple[str, ...]) -> None:
+    """Everything about the selected assets: version, hashes, schema, rows, storage, code, metadata.
+
+    An asset removed from the code is still shown by its name while its versions are kept.
+    """
     from assetflow.api import selected
     from assetflow.cli_render import render_show
+    from assetflow.inspect.show import is_removed
     from assetflow.inspect.show import show as show_asset
 
     ws = _loaded_workspace(project_dir, modules, files)
-    details = [show_asset(ws, name, limit) for name in selected(ws, select)]
+    removed = [s for s in select if is_removed(ws, s)]
+    rest = tuple(s for s in select if s not in removed)
+    names = removed + (selected(ws, rest) if rest else [])
+    if version is not None and len(names) != 1:
+        raise click.UsageError(f"--version needs exactly one asset; the selection means {len(names)}.")
+    details = [show_asset(ws, name, limit, version) for name in names]
     if as_json:
         _emit_json({"assets": details})
     else:
@@ -427,8 +439,9 @@ def gc(keep: int, dry_run: bool, project_dir: Path | None, modules: tuple[str, .
     ws = Workspace.load(project_dir, modules, files)
     report = collect_garbage(ws, keep=keep, dry_run=dry_run)
     verb = "Would delete" if dry_run else "Deleted"
-    click.echo(f"{verb} {report.versions} versions ({report.files} stored objects, {report.bytes} bytes); "
-               f"kept {report.kept}; {report.logs} asset logs of older runs.")
+    undeclared = f", {report.undeclared} of them of assets no longer declared" if report.undeclared else ""
+    click.echo(f"{verb} {report.versions} versions ({report.files} stored objects, {report.bytes} bytes"
+               f"{undeclared}); kept {report.kept}; {report.logs} asset logs of older runs.")
 
 
 @main.command()

@@ -267,7 +267,14 @@ def render_show(details: list[dict[str, Any]]) -> None:
         elif d["current"] and d["current"]["schema"]:
             out.append("  schema:")
             out += [f"    {c['name']}: {c['type']}" for c in d["current"]["schema"]]
-        if d["kind"] == "asset" and d["materializations"]:
+        chosen = d.get("version")
+        if chosen:
+            out.append(f"  version {chosen['id']} (run {chosen['run_id']}{', current' if chosen['current'] else ''}):")
+            out += [f"    {k + ':':20} {v}" for k, v in (
+                ("data hash", chosen["data_hash"]), ("recipe key", chosen["recipe_key"]),
+                ("code fingerprint", chosen["code_fingerprint"]), ("made", _time_and_age(chosen["finished_at"])),
+                ("rows", chosen["rows"]), ("stored at", f"{chosen['io']}: {chosen['location']}")) if v not in (None, "")]
+        if d["kind"] in ("asset", "removed") and d["materializations"]:
             out.append("  last materializations:")
             rows = [[str(m["id"]), _when(m["finished_at"]), _short(m["data_hash"]), str(m["rows"]),
                      f"{m['duration_s']:.2f}s", "current" if m["current"] else ""] for m in d["materializations"]]

@@ -1,4 +1,9 @@
-"""Garbage collection of stored versions: keep what pointers reach plus recent history."""
+"""Garbage collection of stored versions: keep what pointers reach plus recent history.
+
+An asset no longer declared in the code has no pointer that counts: all its versions are
+history, of which the newest ``keep`` stay (reachable with ``show``/``load --version``,
+and restored if the asset comes back) and the rest go, with any pointer at them.
+"""
 
 from __future__ import annotations
 
@@ -17,33 +22,41 @@ class GcReport:
     bytes: int
     kept: int
     logs: int = 0  # captured asset logs deleted (assetflow.state.logs)
+    undeclared: int = 0  # of ``versions``: versions of assets no longer declared
 
 
 def collect_garbage(ws: Workspace, keep: int, dry_run: bool = False) -> GcReport:
-    """Delete materializations beyond the current one and the ``keep`` newest per asset.
+    """Delete materializations beyond the pointed ones and the ``keep`` newest others per asset.
 
-    Stored data is deleted only when no kept record still points at the same location. Captured
-    logs are collected with their runs: per asset, those of its ``keep + 1`` newest runs stay.
+    Every pointer (any environment, any partition) of a declared asset keeps its version;
+    an undeclared asset keeps only its ``keep`` newest. Stored data is deleted only when no
+    kept record still points at the same location. Captured logs are collected with their runs:
+    per asset, those of its ``keep + 1`` newest runs stay.
     """
-    current_ids = {m.id for m in ws.store.current().values()}
+    pointed = ws.store.pointed_ids()
+    declared = set(ws.graph.specs)
     by_asset: dict[str, list[Materialization]] = defaultdict(list)
     for mat in ws.store.all_materializations():
         by_asset[mat.asset].append(mat)
     doomed: list[Materialization] = []
     kept: list[Materialization] = []
-    for mats in by_asset.values():
+    for asset, mats in by_asset.items():
         mats.sort(key=lambda m: m.id or 0, reverse=True)
-        history = [m for m in mats if m.id not in current_ids]
-        kept += [m for m in mats if m.id in current_ids] + history[:keep]
+        reached = pointed if asset in declared else set()
+        history = [m for m in mats if m.id not in reached]
+        kept += [m for m in mats if m.id in reached] + history[:keep]
         doomed += history[keep:]
     still_used = {(m.io, m.location) for m in kept}
     unused = {(m.asset, m.io, m.location): m.bytes or 0 for m in doomed if (m.io, m.location) not in still_used}
     if not dry_run and doomed:
-        with ws.store.transaction() as db:
-            ws.store.delete_materializations(db, [m.id for m in doomed if m.id is not None])
+        ids = [m.id for m in doomed if m.id is not None]
+        with ws.store.transaction("collecting garbage") as db:
+            ws.store.drop_pointers_to(db, ids)  # only undeclared assets' pointers can reach a doomed version
+            ws.store.delete_materializations(db, ids)
         for asset, io, location in unused:
             ws.backends.get(io).delete(asset, location)
     # Logs go with their runs: each asset keeps the logs of its newest ``keep + 1`` runs that printed anything.
     known_runs = [str(r["run_id"]) for r in ws.store.runs(limit=1_000_000)]
     logs = collect_logs(ws.config.state_path, keep + 1, known_runs, dry_run=dry_run)
-    return GcReport(len(doomed), len(unused), sum(unused.values()), len(kept), logs)
+    undeclared = sum(1 for m in doomed if m.asset not in declared)
+    return GcReport(len(doomed), len(unused), sum(unused.values()), len(kept), logs, undeclared)

@@ -72,3 +72,58 @@ def test_gc_keeps_current_and_recent_versions(project: ProjectDir) -> None:
     # ...while a collected one (N=1) must be recomputed.
     project.write("knobs.py", "N = 1\n")
     assert project.materialize()["numbers"] == "ran"
+
+
+REMOVABLE = '''
+    import polars as pl
+    from assetflow import asset
+    import knobs
+
+    @asset
+    def kept() -> pl.DataFrame:
+        return pl.DataFrame({"k": [1]})
+
+    @asset
+    def numbers() -> pl.DataFrame:
+        return pl.DataFrame({"n": list(range(knobs.N))})
+'''
+
+
+def test_gc_collects_removed_assets_and_their_kept_versions_stay_reachable(project: ProjectDir) -> None:
+    """Removing an asset from the code used to leave its versions pointed at, and unreachable, for ever."""
+    import json
+
+    from click.testing import CliRunner
+
+    from assetflow import api
+    from assetflow.cli import main
+    from assetflow.errors import UnknownAssetError
+
+    project.write("pipeline.py", REMOVABLE)
+    hashes = []
+    for n in (1, 2, 3):
+        project.write("knobs.py", f"N = {n}\n")
+        hashes.append(api.materialize(project=project.root, executor="inprocess").results["numbers"].data_hash)
+    project.write("pipeline.py", REMOVABLE.split("@asset\n    def numbers")[0])  # numbers is removed
+    folder = project.root / ".assetflow" / "data" / "parquet" / "numbers"
+    args = ["--project", str(project.root)]
+    shown = CliRunner().invoke(main, ["show", "numbers", "--version", hashes[0].split(":")[1][:10], "--json", *args])
+    assert shown.exit_code == 0, shown.output
+    details = json.loads(shown.output)["assets"][0]
+    assert details["kind"] == "removed" and details["version"]["data_hash"] == hashes[0]
+    assert len(details["materializations"]) == 3
+    assert api.load("numbers", version=hashes[0][:14], project=project.root)["n"].to_list() == [0]
+
+    gc = CliRunner().invoke(main, ["gc", "--keep", "1", *args])
+    assert gc.exit_code == 0, gc.output
+    assert "Deleted 2 versions (2 stored objects" in gc.output and "2 of them of assets no longer declared" in gc.output
+    assert len(list(folder.glob("*.parquet"))) == 1
+    assert api.load("numbers", version=hashes[2][:14], project=project.root)["n"].to_list() == [0, 1, 2]
+    with pytest.raises(UnknownAssetError, match="has no version"):
+        api.load("numbers", version=hashes[0][:14], project=project.root)
+    assert api.load("kept", project=project.root)["k"].to_list() == [1]  # a declared asset keeps its current
+
+    assert "Deleted 1 versions" in CliRunner().invoke(main, ["gc", "--keep", "0", *args]).output
+    assert not list(folder.glob("*.parquet"))
+    assert api.load("kept", project=project.root)["k"].to_list() == [1]
+    assert CliRunner().invoke(main, ["show", "numbers", *args]).exit_code == 2  # nothing left of it

@@ -1,4 +1,8 @@
-"""``show``: everything known about one asset or source, as a JSON-ready dict."""
+"""``show``: everything known about one asset or source, as a JSON-ready dict.
+
+An asset no longer declared in the code keeps its stored versions until ``gc`` collects
+them; ``show`` (and ``load``) still reach them by name, as kind ``removed``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.errors import UnknownAssetError
 from assetflow.inspect.status import compute_status
+from assetflow.inspect.versions import resolve_version
 from assetflow.state.store import Materialization
 from assetflow.workspace import Workspace
 
@@ -22,10 +27,20 @@ def materialization_json(mat: Materialization, current_id: int | None = None) ->
     }
 
 
-def show(ws: Workspace, name: str, limit: int = 5) -> dict[str, Any]:
+def is_removed(ws: Workspace, name: str) -> bool:
+    """Whether ``name`` is no longer declared but the state store still has versions of it."""
+    return name not in ws.graph.specs and bool(ws.store.history(name, limit=1))
+
+
+def show(ws: Workspace, name: str, limit: int = 5, version: str | None = None) -> dict[str, Any]:
+    """Everything about ``name``; with ``version`` (an id or data-hash prefix) also that version, as ``version``."""
     spec = ws.graph.specs.get(name)
     if spec is None:
+        if is_removed(ws, name):
+            return _show_removed(ws, name, limit, version)
         raise UnknownAssetError(f"No asset named {name!r}; run `assetflow list` to see the assets.")
+    if version is not None and isinstance(spec, SourceSpec):
+        raise UnknownAssetError(f"{name!r} is a source: it has no stored versions (its files are read where they are).")
     [status] = compute_status(ws, [name])
     common = {
         "name": name, "kind": spec.kind, "state": status.state, "states": list(status.states),
@@ -34,14 +49,36 @@ def show(ws: Workspace, name: str, limit: int = 5) -> dict[str, Any]:
         "upstream": list(ws.graph.upstream[name]), "downstream": list(ws.graph.downstream[name]),
     }
     if isinstance(spec, SourceSpec):
-        version = ws.observe_sources([name])[name]
-        return {**common, "path": spec.path, "format": spec.format, "data_hash": version.data_hash,
+        version_now = ws.observe_sources([name])[name]
+        return {**common, "path": spec.path, "format": spec.format, "data_hash": version_now.data_hash,
                 "updated_at": status.updated_at,
                 "files": [{"path": rel, "hash": digest, "modified_at": int(token.rsplit(":", 1)[1]) / 1e9}
-                          for rel, token, digest in version.files]}
+                          for rel, token, digest in version_now.files]}
     assert isinstance(spec, AssetSpec)
     current = ws.store.current().get(name)
     history = ws.store.history(name, limit=limit)
-    return {**common, "owners": list(spec.owners), "io": ws.io_of(spec), "code_fingerprint": ws.code(spec).digest,
-            "current": materialization_json(current, current.id) if current else None,
-            "materializations": [materialization_json(m, current.id if current else None) for m in history]}
+    details = {**common, "owners": list(spec.owners), "io": ws.io_of(spec), "code_fingerprint": ws.code(spec).digest,
+               "current": materialization_json(current, current.id) if current else None,
+               "materializations": [materialization_json(m, current.id if current else None) for m in history]}
+    if version is not None:
+        details["version"] = materialization_json(resolve_version(ws.store, name, version), current.id if current else None)
+    return details
+
+
+def _show_removed(ws: Workspace, name: str, limit: int, version: str | None) -> dict[str, Any]:
+    current = ws.store.current().get(name)
+    current_id = current.id if current else None
+    history = ws.store.history(name, limit=limit)
+    newest = history[0]
+    details: dict[str, Any] = {
+        "name": name, "kind": "removed", "state": "removed", "states": ["removed"],
+        "reasons": ["no longer declared in the project's code; its stored versions stay reachable "
+                    "(show/load --version) until `assetflow gc` collects them"],
+        "description": None, "group": None, "tags": {}, "defined_at": None, "freshness": None, "overdue_by_s": None,
+        "upstream": sorted(newest.upstream), "downstream": [], "owners": [], "io": newest.io, "code_fingerprint": None,
+        "current": materialization_json(current, current_id) if current else None,
+        "materializations": [materialization_json(m, current_id) for m in history],
+    }
+    if version is not None:
+        details["version"] = materialization_json(resolve_version(ws.store, name, version), current_id)
+    return details

@@ -289,6 +289,11 @@ class StateStore:
         where, args = ("WHERE asset = ?", (asset,)) if asset else ("", ())
         return {r[0] for r in self._db.execute(f"SELECT materialization FROM pointers {where}", args)}
 
+    @staticmethod
+    def drop_pointers_to(db: sqlite3.Connection, ids: Iterable[int]) -> None:
+        """Forget every pointer (any environment) at these versions, e.g. before gc deletes them."""
+        db.executemany("DELETE FROM pointers WHERE materialization = ?", [(i,) for i in ids])
+
     def update_token(self, materialization_id: int, token: str) -> None:
         self._db.execute("UPDATE materializations SET token = ? WHERE id = ?", (token, materialization_id))
 
