@@ -5,6 +5,8 @@ Examining never changes anything and imports no user code. It checks:
 * the state store: SQLite's ``PRAGMA integrity_check`` and every record's fields;
 * runs left "running" by a process that died;
 * temporary files an interrupted write left in the data folder;
+* symbolic links in the data folder (a deduplication tool makes them): a stored version must
+  be a file of its own, or writing one asset could overwrite or delete another's data;
 * the fast path's snapshot (sealed with a hash: a corrupted one is never trusted);
 * the stored data of every current version, rehashed in full (``--no-verify-data`` skips
   this), which also finds a change that kept a file's size and modification time.
@@ -17,7 +19,9 @@ Repairing takes the project lock (so no run is in flight) and then:
   versions are never salvaged (they are recomputed);
 * records whose data is missing or modified are deleted, so the next run recomputes them
   and no restore can pick them up;
-* dead runs are marked failed, temporary files deleted, a bad snapshot dropped.
+* dead runs are marked failed, temporary files deleted, a bad snapshot dropped;
+* a symbolic link in the data folder is replaced by a copy of what it points at (a link to
+  nothing, or out of the store, is removed: its version then reads missing and is rebuilt).
 
 Nothing is ever treated as fresh on the word of an unverifiable record.
 """
@@ -40,7 +44,7 @@ from assetflow.project import ProjectConfig
 from assetflow.state.schema import LATEST_VERSION
 from assetflow.state.store import STATE_FILE, Connection, Materialization, StateStore, _row_to_materialization
 from assetflow.storage.base import Backends
-from assetflow.storage.files import TEMP_PREFIX, fsync_dir
+from assetflow.storage.files import TEMP_PREFIX, fsync_dir, links_under, replace_link_with_copy
 
 DATA_FOLDER = "data"  # as assetflow.workspace.DATA_FOLDER, without importing the workspace
 SNAPSHOT_KEY = "noop_snapshot"
@@ -60,10 +64,11 @@ class Finding:
     """One problem found, and whether ``--repair`` fixed it."""
 
     kind: str  # state_corrupt | state_newer | record_corrupt | data_missing | data_modified | abandoned_run
-    #            | temp_files | bad_snapshot | locked
+    #            | temp_files | bad_snapshot | locked | symlink
     detail: str
     asset: str | None = None
     repaired: bool = False
+    path: str | None = None  # the file or folder concerned, where there is one (symlink)
 
 
 @dataclasses.dataclass
@@ -119,6 +124,7 @@ def examine(config: ProjectConfig, verify_data: bool = True, holding_lock: bool 
     if temps:
         report.findings.append(Finding("temp_files", f"{len(temps)} temporary files left by interrupted writes "
                                        f"under {config.state_path / DATA_FOLDER}"))
+    _examine_links(config, report)
     if report.integrity != "ok":
         return report
     try:
@@ -133,6 +139,26 @@ def examine(config: ProjectConfig, verify_data: bool = True, holding_lock: bool 
     finally:
         store.close()
     return report
+
+
+def _examine_links(config: ProjectConfig, report: DoctorReport) -> None:
+    data = config.state_path / DATA_FOLDER
+    for link, target in links_under(data):
+        parts = link.relative_to(data).parts
+        report.findings.append(Finding(
+            "symlink", f"{link} is a symbolic link (to {target}): a stored version must be a file of its own. "
+            f"assetflow reads through it, replaces a linked file on its next write and refuses to write through "
+            f"a linked folder; `assetflow doctor --repair` replaces it with a copy.",
+            asset=parts[1] if len(parts) > 1 else None, path=str(link)))
+
+
+def _repair_links(config: ProjectConfig, report: DoctorReport) -> None:
+    data = config.state_path / DATA_FOLDER
+    links = {str(link) for link, _ in links_under(data)}
+    for finding in report.findings:
+        if finding.kind == "symlink" and finding.path is not None:
+            # A link inside a linked folder went with its folder's copy: nothing left to do for it.
+            finding.repaired = finding.path not in links or replace_link_with_copy(Path(finding.path), data)
 
 
 def _examine_store(config: ProjectConfig, store: StateStore, report: DoctorReport, verify_data: bool,
@@ -230,6 +256,7 @@ def repair(config: ProjectConfig, wait: bool = False, verify_data: bool = True) 
             _repair_records(config, report)
         for temp in _temp_files(config):
             temp.unlink(missing_ok=True)
+        _repair_links(config, report)
         for finding in report.findings:
             if finding.kind in ("temp_files", "abandoned_run", "bad_snapshot", "state_corrupt", "record_corrupt",
                                 "data_missing", "data_modified"):

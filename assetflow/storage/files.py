@@ -12,7 +12,8 @@ from assetflow.errors import StorageError
 from assetflow.failpoints import failpoint
 from assetflow.hashing import stat_token
 
-__all__ = ["TEMP_PREFIX", "atomic_target", "confined", "fsync_dir", "remove_temp_files", "stat_token"]
+__all__ = ["TEMP_PREFIX", "atomic_target", "confined", "confined_for_write", "fsync_dir", "links_under",
+           "remove_temp_files", "replace_link_with_copy", "stat_token"]
 
 TEMP_PREFIX = ".tmp-"
 
@@ -21,15 +22,78 @@ def confined(root: Path, relative: str) -> Path:
     """``root / relative``, refusing any path that would resolve outside ``root``.
 
     Resolution follows symlinks, so a link pointing out of the storage root is refused too.
+    The path returned keeps its last component unresolved: a stored file that is a link
+    inside the root (a deduplication tool makes these) is read through, but a write replaces
+    the link (``atomic_target`` renames over it) and a delete removes the link, never the
+    file it points at, which may be another asset's version.
     """
     base = root.resolve()
-    target = (base / relative).resolve()
+    lexical = base / relative
+    target = lexical.resolve()
     if target != base and base not in target.parents:
         raise StorageError(
             f"Storage path {relative!r} resolves to {target}, outside the storage root {base}. "
             f"Remove the symlink or fix the location; assetflow never writes outside its root."
         )
-    return target
+    return lexical.parent.resolve() / lexical.name
+
+
+def confined_for_write(root: Path, relative: str) -> Path:
+    """``confined``, and refused if a folder on the way (below ``root``) is a symbolic link.
+
+    Writing or deleting through a linked folder would reach files of other assets (two
+    assets' folders linked together share every version file name), so it is refused and
+    said, rather than done.
+    """
+    path = confined(root, relative)
+    lexical = Path(os.path.normpath(root.resolve() / relative)).parent
+    if path.parent != lexical:
+        raise StorageError(
+            f"Storage folder {lexical} is a symbolic link (to {path.parent}); assetflow never writes or deletes "
+            f"through a link, which could overwrite or delete another asset's data. Replace the link with a real "
+            f"folder (`assetflow doctor --repair` does), then run again."
+        )
+    return path
+
+
+def links_under(root: Path) -> list[tuple[Path, str]]:
+    """Every symbolic link below ``root`` (files and folders, not followed), with what it points at."""
+    found = []
+    if root.is_dir():
+        for folder, dirs, files in os.walk(root):
+            for name in (*dirs, *files):
+                path = Path(folder) / name
+                if path.is_symlink():
+                    found.append((path, os.readlink(path)))
+    return sorted(found)
+
+
+def replace_link_with_copy(link: Path, root: Path) -> bool:
+    """Replace a symbolic link below ``root`` by a copy of what it points at (inside ``root``).
+
+    A file link whose target is missing or outside ``root`` is removed (its version then reads
+    missing, and is recomputed). Returns False, changing nothing, for such a folder link.
+    """
+    import shutil
+
+    base = root.resolve()
+    target = link.resolve()
+    inside = target != base and base in target.parents
+    if not inside or not target.exists():
+        if target.is_dir():
+            return False
+        link.unlink()
+        return True
+    temp = link.with_name(f"{TEMP_PREFIX}{link.name}")
+    if target.is_dir():
+        shutil.copytree(target, temp, symlinks=True)
+        link.unlink()
+        os.replace(temp, link)
+    else:
+        shutil.copy2(target, temp)
+        os.replace(temp, link)
+    fsync_dir(link.parent)
+    return True
 
 
 def fsync_dir(folder: Path) -> None:

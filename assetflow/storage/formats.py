@@ -33,7 +33,7 @@ from assetflow.errors import StorageError
 from assetflow.hashing import hash_fields
 from assetflow.hookspecs import hookimpl
 from assetflow.storage.base import CheckResult, StoredData, ValueKind
-from assetflow.storage.files import atomic_target, confined, stat_token
+from assetflow.storage.files import atomic_target, confined, confined_for_write, stat_token
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -106,7 +106,7 @@ class _FileFormat:
     def store(self, asset: str, value: object) -> StoredData:
         data, data_hash = self._encode(asset, value)
         location = f"{asset}/{data_hash.split(':', 1)[1]}.{self.extension}"
-        final = self._path(location)
+        final = confined_for_write(self.root, location)  # a linked file is replaced, a linked folder refused
         with atomic_target(final) as temp:
             temp.write_bytes(data)
         return StoredData(data_hash, location, rows=None, schema=[], bytes=len(data), token=stat_token(final))
@@ -137,7 +137,7 @@ class _FileFormat:
         return CheckResult("ok" if actual == data_hash else "modified", current)
 
     def delete(self, asset: str, location: str) -> None:
-        self._path(location).unlink(missing_ok=True)
+        confined_for_write(self.root, location).unlink(missing_ok=True)  # a link: only the link goes
 
 
 class JsonBackend(_FileFormat):

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from assetflow.errors import StorageError
 from assetflow.hookspecs import hookimpl
 from assetflow.storage.base import CheckResult, StoredData, ValueKind
-from assetflow.storage.files import atomic_target, confined, stat_token
+from assetflow.storage.files import atomic_target, confined, confined_for_write, stat_token
 
 
 class ParquetBackend:
@@ -43,7 +43,7 @@ class ParquetBackend:
         table = require_table(asset, value, self.name)  # a clear error for a non-table value
         data_hash = table_hash(table)
         location = f"{asset}/{data_hash.split(':', 1)[1]}.parquet"
-        final = self._path(location)
+        final = confined_for_write(self.root, location)  # a linked file is replaced, a linked folder refused
         with atomic_target(final) as temp:
             pq.write_table(table, temp, compression=self.compression)
         return StoredData(
@@ -90,7 +90,7 @@ class ParquetBackend:
         return CheckResult("ok" if actual == data_hash else "modified", current)
 
     def delete(self, asset: str, location: str) -> None:
-        self._path(location).unlink(missing_ok=True)
+        confined_for_write(self.root, location).unlink(missing_ok=True)  # a link: only the link goes
 
 
 @hookimpl

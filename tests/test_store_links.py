@@ -1,0 +1,96 @@
+"""A stored file or folder that is a symbolic link (a deduplication tool makes them) is never written through."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from assetflow import api
+from assetflow.cli import main
+from assetflow.errors import StorageError
+from assetflow.storage.parquet import ParquetBackend
+from conftest import ProjectDir
+
+A = pl.DataFrame({"a": [1, 2]})
+B = pl.DataFrame({"b": [3]})
+
+
+def test_a_stored_file_linked_to_another_assets_version_is_replaced_not_written_through(tmp_path: Path) -> None:
+    backend = ParquetBackend(tmp_path, {})
+    a, b = backend.store("a", A), backend.store("b", B)
+    a_file, b_file = backend.root / a.location, backend.root / b.location
+    before = b_file.read_bytes()
+    a_file.unlink()
+    a_file.symlink_to(b_file)  # a dedup tool, or a hand, linked a's version to b's file
+    assert backend.check("a", a.location, a.data_hash, a.token).status == "modified"
+    assert backend.store("a", A).location == a.location  # a is rebuilt...
+    assert b_file.read_bytes() == before  # ...without overwriting b's intact version
+    assert not a_file.is_symlink() and backend.load("a", a.location, "polars").equals(A)
+    assert backend.check("b", b.location, b.data_hash, b.token).status == "ok"
+    a_file.unlink()
+    a_file.symlink_to(b_file)
+    backend.delete("a", a.location)  # gc: only the link goes
+    assert not a_file.exists() and b_file.read_bytes() == before
+
+
+def test_a_linked_asset_folder_is_refused_for_writes_and_deletes(tmp_path: Path) -> None:
+    backend = ParquetBackend(tmp_path, {})
+    b = backend.store("b", B)
+    (backend.root / "a").symlink_to(backend.root / "b", target_is_directory=True)
+    with pytest.raises(StorageError, match=r"is a symbolic link .*never writes or deletes through a link"):
+        backend.store("a", B)  # same content, same file name: it would be b's very file
+    with pytest.raises(StorageError, match="symbolic link"):
+        backend.delete("a", b.location.replace("b/", "a/"))
+    assert backend.load("b", b.location, "polars").equals(B)
+
+
+PIPELINE = '''
+    import polars as pl
+    from assetflow import asset
+
+    @asset
+    def a() -> pl.DataFrame:
+        return pl.DataFrame({"a": [1, 2]})
+
+    @asset
+    def b() -> pl.DataFrame:
+        return pl.DataFrame({"b": [3]})
+'''
+
+
+def test_materialize_and_doctor_with_a_link_in_the_store(project: ProjectDir) -> None:
+    """materialize used to overwrite b through a's link, exit 0, and leave the two stale by turns."""
+    project.write("pipeline.py", PIPELINE)
+    assert api.materialize(project=project.root, executor="inprocess").ok
+    store = project.root / ".assetflow" / "data" / "parquet"
+    (a_file,), (b_file,) = (store / "a").glob("*.parquet"), (store / "b").glob("*.parquet")
+    before = b_file.read_bytes()
+    a_file.unlink()
+    a_file.symlink_to(os.path.relpath(b_file, a_file.parent))
+    args = ["--project", str(project.root), "--json"]
+    found = CliRunner().invoke(main, ["doctor", "--no-verify-data", *args])
+    assert found.exit_code == 1
+    links = [f for f in json.loads(found.output)["findings"] if f["kind"] == "symlink"]
+    assert [(f["asset"], f["path"], f["repaired"]) for f in links] == [("a", str(a_file), False)]
+    result = api.materialize(project=project.root, executor="inprocess")
+    assert {n: r.outcome for n, r in result.results.items()} == {"a": "ran", "b": "fresh"}
+    assert b_file.read_bytes() == before and not a_file.is_symlink()
+    outcomes = api.materialize(project=project.root, executor="inprocess").results
+    assert {r.outcome for r in outcomes.values()} == {"fresh"}  # no turns of staleness
+
+    (b_copy := store / "b" / "copy.parquet").write_bytes(before)
+    a_file.unlink()
+    a_file.symlink_to(b_copy)
+    (store / "c").symlink_to(store / "b", target_is_directory=True)
+    repaired = CliRunner().invoke(main, ["doctor", "--repair", "--no-verify-data", *args])
+    assert repaired.exit_code == 0, repaired.output
+    assert {f["path"] for f in json.loads(repaired.output)["findings"] if f["repaired"]} == {
+        str(a_file), str(store / "c")}
+    assert not a_file.is_symlink() and a_file.read_bytes() == before
+    assert (store / "c").is_dir() and not (store / "c").is_symlink()
+    assert CliRunner().invoke(main, ["doctor", "--no-verify-data", *args]).exit_code == 0
