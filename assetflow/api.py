@@ -59,8 +59,12 @@ def materialize(
     executor: Executor | str | None = None,
     jobs: int | None = None,
     address: str | None = None,
+    partition: str | None = None,
 ) -> RunResult:
     """Bring the selected assets up to date, running only what is stale.
+
+    ``partition`` (``"2024-01-01..2024-03-31"``, ``"latest"``, ``"a,b"``, ``"all"``) limits
+    partitioned assets to those keys: a backfill (docs/partitions.md).
 
     ``dry_run`` returns the plan (each asset's outcome and reasons) without running.
     ``executor`` is an executor name (default ``processes``, or ``$ASSETFLOW_EXECUTOR``) or
@@ -69,7 +73,8 @@ def materialize(
     """
     ws = _workspace(project, modules, files)
     names = selected(ws, select, exclude)
-    run = Run(ws, names, force=force, listener=listener, executor=executor, jobs=jobs, address=address)
+    run = Run(ws, names, force=force, listener=listener, executor=executor, jobs=jobs, address=address,
+              partition=partition)
     if dry_run:
         return run.plan()
     result = run.execute(wait_for_lock=wait)
@@ -169,16 +174,35 @@ def version_tree(name: str, version: str | int | None = None, *, depth: int | No
 
 
 def load(name: str, version: str | int | None = None, *, kind: str = "polars", project: ProjectArg = None,
-         modules: Iterable[str] = (), files: Iterable[str] = ()) -> Any:
+         modules: Iterable[str] = (), files: Iterable[str] = (), partition: str | None = None) -> Any:
     """An asset's stored value (e.g. in a notebook): the current version, or an earlier one.
 
     ``version`` is a materialization id or a data-hash prefix (see ``assetflow history``);
-    ``kind`` is "polars" or "arrow" for tables.
+    ``kind`` is "polars" or "arrow" for tables. A partitioned asset gives one partition
+    (``partition="2024-01-05"``) or, without it, every current partition concatenated in key order.
     """
     ws = _workspace(project, modules, files)
-    _asset(ws, name, removed_ok=True)
+    spec = _asset(ws, name, removed_ok=True)
+    if spec is not None and (spec.partitions is not None or partition is not None):
+        from assetflow.partitions.inspect import load_partitions
+
+        return load_partitions(ws, spec, partition, version, kind)
     mat = resolve_version(ws.store, name, version)
     return ws.backends.get(mat.io).load(name, mat.location, "arrow" if kind == "arrow" else "polars")
+
+
+def add_partitions(definition: str, keys: Iterable[str], *, project: ProjectArg = None) -> list[str]:
+    """Add keys to dynamic partitions ``definition``; returns the new ones (``assetflow partitions add``)."""
+    from assetflow.partitions.keys import add_partitions as add
+
+    return add(_workspace(project, (), ()), definition, keys)
+
+
+def remove_partitions(definition: str, keys: Iterable[str], *, project: ProjectArg = None) -> list[str]:
+    """Remove keys from dynamic partitions ``definition``; returns those that were there."""
+    from assetflow.partitions.keys import remove_partitions as remove
+
+    return remove(_workspace(project, (), ()), definition, keys)
 
 
 def _asset(ws: Workspace, name: str, removed_ok: bool = False) -> AssetSpec | None:

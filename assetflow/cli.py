@@ -142,17 +142,19 @@ def main() -> None:
               help="Where assets run: processes (default), inprocess, or a plugin's (e.g. dask).")
 @click.option("--address", default=None, help="The cluster to run on, for executors that connect to one "
               "(e.g. --executor dask --address tcp://scheduler:8786).")
+@click.option("--partition", metavar="KEYS", default=None, help="Partitions of partitioned assets to bring up to "
+              "date: a key, a range 2024-01-01..2024-03-31, a list a,b, latest or all (a backfill).")
 @project_options
 @handle_errors
 def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, dry_run: bool, as_json: bool,
-                wait: bool, jobs: int | None, executor: str | None, address: str | None,
+                wait: bool, jobs: int | None, executor: str | None, address: str | None, partition: str | None,
                 project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> None:
     """Bring the selected assets (default: all) up to date, running only what is stale.
 
     Independent assets run in parallel; Ctrl-C cancels running assets and marks the run
     interrupted (exit 130); a second Ctrl-C exits at once.
     """
-    if not (select or exclude or force or dry_run):
+    if not (select or exclude or force or dry_run or partition):
         fresh = _noop_fast_path(project_dir, modules, files, with_hashes=as_json)
         if fresh is not None:
             if as_json:
@@ -173,7 +175,7 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
         result = api.materialize(select, exclude=exclude, force=force, dry_run=dry_run, wait=wait,
                                  project=project_dir, modules=modules, files=files,
                                  listener=progress.update if progress else None,
-                                 executor=executor, jobs=jobs, address=address)
+                                 executor=executor, jobs=jobs, address=address, partition=partition)
     except RunInterrupted as exc:
         if progress:
             progress.close()
@@ -539,3 +541,43 @@ def ui(host: str, port: int, token: str | None, allowed_hosts: tuple[str, ...], 
                                f"see the project. Pass --token (or set ASSETFLOW_UI_TOKEN), or keep 127.0.0.1.")
     serve(ProjectView(project_dir, modules, files), host=host, port=port, token=token, allow_run=allow_run,
           extra_hosts=allowed_hosts)
+
+
+@main.group()
+def partitions() -> None:
+    """Keys of dynamic partitions: add, remove, list (docs/partitions.md)."""
+
+
+def _dynamic_command(action: str) -> Callable[..., None]:
+    @click.argument("definition")
+    @click.argument("keys", nargs=-1, required=action != "list")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable result on stdout.")
+    @project_options
+    @handle_errors
+    def command(definition: str, keys: tuple[str, ...], as_json: bool, project_dir: Path | None,
+                modules: tuple[str, ...], files: tuple[str, ...]) -> None:
+        from assetflow.partitions import keys as dynamic
+        from assetflow.workspace import Workspace
+
+        ws = Workspace.load(project_dir, modules, files)
+        if action == "list":
+            found = dynamic.list_partitions(ws, definition)
+        else:
+            found = (dynamic.add_partitions if action == "add" else dynamic.remove_partitions)(ws, definition, keys)
+        if as_json:
+            _emit_json({"definition": definition, "action": action, "keys": found})
+        elif action == "list":
+            click.echo("\n".join(found) if found else f"dynamic partitions {definition!r} has no keys yet")
+        else:
+            verb = "added" if action == "add" else "removed"
+            click.echo(f"{verb} {len(found)} key(s) of {definition!r}" + (f": {', '.join(found)}" if found else ""),
+                       err=True)
+
+    command.__doc__ = {"add": "Add KEYS to dynamic partitions DEFINITION.",
+                       "remove": "Remove KEYS from dynamic partitions DEFINITION (stored versions stay until gc).",
+                       "list": "List the keys of dynamic partitions DEFINITION, in the order added."}[action]
+    return command
+
+
+for _action in ("add", "remove", "list"):
+    partitions.command(_action)(_dynamic_command(_action))

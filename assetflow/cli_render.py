@@ -60,9 +60,19 @@ def render_plan(result: RunResult) -> None:
         click.echo(f"Nothing to do: all {len(result.results)} selected assets are fresh.")
         return
     click.echo(f"Plan ({len(todo)} of {len(result.results)} assets; nothing was run):")
+    from assetflow.partitions.summary import ranges
+
+    grouped: dict[tuple[str, str], list[tuple[str, str, str]]] = {}  # partitions as ranges, per asset and action
     for r in todo:
         action = _PLAN_VERB.get(r.outcome, r.outcome)
-        click.echo(f"  {action:11} {r.name}: {'; '.join(r.reasons)}")
+        grouped.setdefault((r.asset, action), []).append((r.partition, action, "; ".join(r.reasons)))
+    for (asset, action), items in grouped.items():
+        if items[0][0] == "":
+            click.echo(f"  {action:11} {asset}: {items[0][2]}")
+            continue
+        for found in ranges(items):
+            click.echo(f"  {action:11} {asset}[{found.span}] ({found.count} partitions): {found.reason}"
+                       if found.count > 1 else f"  {action:11} {asset}[{found.span}]: {found.reason}")
 
 
 def render_run(result: RunResult) -> None:
@@ -292,7 +302,8 @@ def render_history(payload: dict[str, Any]) -> None:
         for event in run["assets"]:
             took = f" {event['duration_s']:.2f}s" if event["duration_s"] is not None else ""
             data = f" -> {_short(event['data_hash'])}" if event["data_hash"] else ""
-            out.append(f"  {event['outcome']:>8} {event['asset']}{took}{data}")
+            shown = f"{event['asset']}[{event['partition']}]" if event.get("partition") else event["asset"]
+            out.append(f"  {event['outcome']:>8} {shown}{took}{data}")
             if event["error"]:
                 out += [f"           {line}" for line in event["error"].strip().splitlines()[-3:]]
             if event.get("log"):

@@ -19,10 +19,12 @@ from typing import Any, overload
 
 from assetflow.errors import DefinitionError
 from assetflow.freshness import validate_policy
+from assetflow.partitions.definitions import PartitionsDefinition
 
 NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_]*\Z")
 MAX_NAME_LENGTH = 63  # PostgreSQL's identifier limit: the strictest backend we target.
 CONFIG_PARAMETER = "config"
+PARTITION_PARAMETER = "partition"  # receives the partition being computed (assetflow.partitions.Partition)
 _WINDOWS_DEVICE_NAMES = frozenset(
     {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 )
@@ -106,6 +108,9 @@ class AssetSpec:
     timeout: float | None = None  # seconds one attempt may run; None: no limit
     pools: tuple[str, ...] = ()  # concurrency pools it holds a slot of while running
     retry_delay: float = 1.0  # seconds before the first retry; doubles after each further failure
+    partitions: PartitionsDefinition | None = None  # see docs/partitions.md
+    mappings: dict[str, object] = dataclasses.field(default_factory=dict)  # upstream -> partition mapping
+    wants_partition: bool = False  # the function takes a ``partition`` parameter
     file: str = "<unknown>"
     line: int = 0
 
@@ -138,6 +143,7 @@ class SourceSpec:
     group: str | None = None
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
     freshness: str | None = None
+    partitions: PartitionsDefinition | None = None  # one file per key: the path holds a {placeholder}
     file: str = "<unknown>"
     line: int = 0
 
@@ -233,6 +239,8 @@ def _build_asset(
     timeout: str | float | datetime.timedelta | None = None,
     pool: str | Sequence[str] | None = None,
     retry_delay: str | float | datetime.timedelta = 1.0,
+    partitions: PartitionsDefinition | None = None,
+    mappings: Mapping[str, object] | None = None,
 ) -> AssetSpec:
     if not callable(fn) or not hasattr(fn, "__code__"):
         raise DefinitionError(f"@asset decorates plain functions; got {fn!r}.")
@@ -240,7 +248,7 @@ def _build_asset(
     where = f"{file}:{line}"
     asset_name = validate_name(name or fn.__name__, what="Asset", where=where)
     upstreams: list[str] = []
-    wants_config = False
+    wants_config = wants_partition = False
     for parameter in inspect.signature(fn).parameters.values():
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             raise DefinitionError(
@@ -249,6 +257,9 @@ def _build_asset(
             )
         if parameter.name == CONFIG_PARAMETER:
             wants_config = True
+            continue
+        if parameter.name == PARTITION_PARAMETER:
+            wants_partition = True
             continue
         upstreams.append(validate_name(parameter.name, what=f"Upstream of {asset_name!r}", where=where))
     if wants_config and config is None:
@@ -269,6 +280,7 @@ def _build_asset(
         raise DefinitionError(f"Asset {asset_name!r} at {where}: retries must be a non-negative integer.")
     timeout_s = None if timeout is None else _duration(timeout, f"timeout of asset {asset_name!r} at {where}")
     delay_s = _duration(retry_delay, f"retry_delay of asset {asset_name!r} at {where}")
+    _check_partitioning(asset_name, where, partitions, mappings, wants_partition, upstreams)
     dep_names = tuple(_resolve_dep(d, where) for d in deps)
     for dep in dep_names:
         validate_name(dep, what=f"Dependency of {asset_name!r}", where=where)
@@ -291,6 +303,9 @@ def _build_asset(
         timeout=timeout_s,
         pools=_validate_pools(pool, asset_name, where),
         retry_delay=delay_s,
+        partitions=partitions,
+        mappings=dict(mappings or {}),
+        wants_partition=wants_partition,
         file=file,
         line=line,
     )
@@ -320,6 +335,8 @@ def asset(
     timeout: str | float | datetime.timedelta | None = None,
     pool: str | Sequence[str] | None = None,
     retry_delay: str | float | datetime.timedelta = 1.0,
+    partitions: PartitionsDefinition | None = None,
+    mappings: Mapping[str, object] | None = None,
 ) -> Callable[[Callable[..., object]], AssetSpec]: ...
 
 
@@ -342,6 +359,8 @@ def asset(
     timeout: str | float | datetime.timedelta | None = None,
     pool: str | Sequence[str] | None = None,
     retry_delay: str | float | datetime.timedelta = 1.0,
+    partitions: PartitionsDefinition | None = None,
+    mappings: Mapping[str, object] | None = None,
 ) -> AssetSpec | Callable[[Callable[..., object]], AssetSpec]:
     """Declare a function as an asset; its parameters name the assets it reads.
 
@@ -353,11 +372,15 @@ def asset(
     twice as long after each further failure; ``timeout`` (``"10m"``) stops an attempt that
     runs longer. ``pool`` names concurrency pools (``[tool.assetflow.pools]`` sets their
     limits) the asset holds a slot of while it runs. See docs/execution.md.
+    ``partitions`` (``daily("2024-01-01")``, ``static([...])``, ...) splits it into partitions, each
+    computed, stored and kept fresh on its own; ``mappings`` says which upstream partitions each
+    one reads, by upstream name. A ``partition`` parameter receives the key. See docs/partitions.md.
     """
     options = dict(
         name=name, deps=deps, io=io, group=group, tags=tags, version=version,
         description=description, owners=owners, metadata=metadata, config=config, retries=retries,
         freshness=freshness, timeout=timeout, pool=pool, retry_delay=retry_delay,
+        partitions=partitions, mappings=mappings,
     )
     if fn is not None:
         return _build_asset(fn, **options)  # type: ignore[arg-type]
@@ -366,6 +389,23 @@ def asset(
         return _build_asset(func, **options)  # type: ignore[arg-type]
 
     return decorate
+
+
+def _check_partitioning(name: str, where: str, partitions: object, mappings: Mapping[str, object] | None,
+                        wants_partition: bool, upstreams: Sequence[str]) -> None:
+    if partitions is not None and not isinstance(partitions, PartitionsDefinition):
+        raise DefinitionError(f"Asset {name!r} at {where}: partitions must be a definition such as daily('2024-01-01'), "
+                              f"static(['eu', 'us']) or dynamic('customers'); got {partitions!r}.")
+    if wants_partition and partitions is None:
+        raise DefinitionError(f"Asset {name!r} at {where} takes a 'partition' parameter but is not partitioned; pass "
+                              f"partitions=... (e.g. daily('2024-01-01')), or rename the parameter.")
+    if mappings is not None and not isinstance(mappings, Mapping):
+        raise DefinitionError(f"Asset {name!r} at {where}: mappings must be a dict from upstream name to mapping, e.g. "
+                              f"mappings={{'events': window(-6, 0)}}.")
+    for up in mappings or {}:
+        if up not in upstreams:
+            raise DefinitionError(f"Asset {name!r} at {where} declares a partition mapping for {up!r}, which is not one "
+                                  f"of its parameters ({', '.join(upstreams) or 'none'}). Fix the name.")
 
 
 def _infer_format(path: str) -> str:
@@ -383,6 +423,7 @@ def source(
     group: str | None = None,
     tags: Mapping[str, str] | None = None,
     freshness: str | None = None,
+    partitions: PartitionsDefinition | None = None,
     **read_options: Any,
 ) -> SourceSpec:
     """Declare external data: a file, a folder or a glob, relative to the project root.
@@ -392,6 +433,8 @@ def source(
     of the files' bytes. Downstream assets receive a polars DataFrame for csv,
     parquet, json and ndjson (several files are concatenated), or the ``Path`` list
     for ``format="path"``. Extra keyword arguments go to the polars reader.
+    With ``partitions=daily(...)`` the path holds one ``{placeholder}`` (``"data/events/{date}.csv"``):
+    one file per key, each hashed on its own; a key whose file is absent has no data yet.
     """
     file, line = _caller_location()
     where = f"{file}:{line}"
@@ -407,6 +450,8 @@ def source(
         raise DefinitionError(
             f"source({path!r}) at {where}: unknown format {fmt!r}; use one of {', '.join(SOURCE_FORMATS)}."
         )
+    if partitions is not None:
+        _check_source_partitions(path, where, partitions)
     spec = SourceSpec(
         path=path,
         name=name,
@@ -416,11 +461,26 @@ def source(
         group=validate_name(group, what="Group", where=where) if group else None,
         tags=_validate_tags(tags, where),
         freshness=validate_policy(freshness, what=f"source({path!r})", where=where),
+        partitions=partitions,
         file=file,
         line=line,
     )
     _noted(spec)
     return spec
+
+
+def _check_source_partitions(path: str, where: str, partitions: object) -> None:
+    if not isinstance(partitions, PartitionsDefinition):
+        raise DefinitionError(f"source({path!r}) at {where}: partitions must be a definition such as "
+                              f"daily('2024-01-01'); got {partitions!r}.")
+    if len(re.findall(r"\{[a-z_]*\}", path)) != 1 or any(ch in path for ch in "*?["):
+        raise DefinitionError(f"source({path!r}) at {where} is partitioned, so its path must hold exactly one "
+                              f"{{placeholder}} for the key and no glob, e.g. 'data/events/{{date}}.csv'.")
+
+
+def partition_path(spec: SourceSpec, key: str) -> str:
+    """The file of one partition of a partitioned source (the key in place of its placeholder)."""
+    return re.sub(r"\{[a-z_]*\}", lambda _: key, spec.path, count=1)
 
 
 Spec = AssetSpec | SourceSpec

@@ -33,7 +33,8 @@ def status_payload(rows: Iterable[AssetStatus], fast_path: bool) -> dict[str, An
         {"name": r.name, "kind": r.kind, "state": r.state, "states": list(r.states), "reasons": r.reasons,
          "data_hash": r.data_hash, "rows": r.rows, "materialized_at": r.materialized_at, "updated_at": r.updated_at,
          "age_s": None if r.updated_at is None else now - r.updated_at, "group": r.group, "io": r.io,
-         "tags": r.tags, "freshness": r.freshness, "overdue_by_s": r.overdue_by}
+         "tags": r.tags, "freshness": r.freshness, "overdue_by_s": r.overdue_by,
+         **({"partitions": r.partitions["partitions"], "ranges": r.partitions["ranges"]} if r.partitions else {})}
         for r in rows
     ], "fast_path": fast_path}
 

@@ -8,6 +8,8 @@ Hierarchy::
     │   └── SqlDefinitionError      a SQL asset that is not one valid query of project tables
     │                               (``exc.file``, ``exc.line``, ``exc.column``)
     ├── ParameterError              a command option or a web API parameter has a bad value
+    │   └── PartitionKeyError       a partition key or range is malformed, unknown or outside the
+    │                               definition (``exc.asset``, ``exc.key``; a caret under a bad range)
     ├── GraphError                  the declared assets do not form a valid graph
     │   ├── CycleError              a dependency cycle (``exc.cycle`` lists it)
     │   ├── UnknownAssetError       an upstream or a selected name does not exist
@@ -70,6 +72,25 @@ class SqlDefinitionError(DefinitionError):
         self.file = file
         self.line = line
         self.column = column
+
+
+class PartitionKeyError(ParameterError):
+    """A partition key or range names no partition of the asset, or cannot be parsed.
+
+    ``asset`` and ``key`` say which; for a malformed range ``expression`` and ``position``
+    point at the offending character, shown with a caret line as for selections.
+    """
+
+    def __init__(self, message: str, asset: str = "", key: str = "", expression: str = "",
+                 position: int = 0, length: int = 1) -> None:
+        self.reason = message
+        self.asset = asset
+        self.key = key
+        self.expression = expression
+        self.position = position
+        if expression:
+            message = f"{message}\n  {expression}\n  {' ' * position}{'^' * max(1, length)}"
+        super().__init__(message, "partition")
 
 
 class GraphError(AssetflowError):

@@ -27,6 +27,10 @@ class AssetGraph:
                 downstream[up].append(name)
         self.downstream: dict[str, tuple[str, ...]] = {n: tuple(sorted(d)) for n, d in downstream.items()}
         self.order: tuple[str, ...] = self._topological_order()
+        if any(getattr(s, "partitions", None) is not None for s in self.specs.values()):
+            from assetflow.partitions.units import validate
+
+            validate(self)  # a mapping that cannot work is a definition error at load, naming both assets
 
     def __contains__(self, name: object) -> bool:
         return name in self.specs

@@ -67,6 +67,7 @@ class Assessment:
     reasons: list[str]
     recipe: Recipe | None = None
     current: Materialization | None = None
+    partitions: dict[str, Assessment] | None = None  # a partitioned asset's verdict per key (docs/partitions.md)
 
     @property
     def fresh(self) -> bool:

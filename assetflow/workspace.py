@@ -24,6 +24,7 @@ from assetflow.storage.base import Backends, CheckResult
 if TYPE_CHECKING:
     from assetflow.fingerprint.code import CodeFingerprint
     from assetflow.fingerprint.source import SourceVersion
+    from assetflow.partitions.units import PartitionPlan
 
 DATA_FOLDER = "data"
 
@@ -39,6 +40,8 @@ class Workspace:
         self.backends = Backends(config.state_path / DATA_FOLDER, config.io_options)
         self._code: dict[str, CodeFingerprint] = {}
         self._sources: dict[str, SourceVersion] = {}
+        self._source_partitions: dict[str, dict[str, SourceVersion]] = {}
+        self.now: float | None = None  # the instant partition keys are listed at (None: the clock); tests set it
 
     @classmethod
     def load(
@@ -118,14 +121,33 @@ class Workspace:
 
     def forget_source(self, name: str) -> None:
         self._sources.pop(name, None)
+        self._source_partitions.pop(name, None)
+        self.__dict__.pop("partition_plan", None)
 
-    def recipe(self, spec: AssetSpec, upstream_hashes: Mapping[str, str]) -> Recipe:
+    @cached_property
+    def partition_plan(self) -> PartitionPlan:
+        """Every partitioned asset's keys, mapped inputs and available partitions (docs/partitions.md)."""
+        from assetflow.partitions.keys import build_plan
+
+        return build_plan(self)
+
+    def source_partitions(self, name: str) -> dict[str, SourceVersion]:
+        """A partitioned source's version per key whose file exists (hashed behind the stat cache)."""
+        found = self._source_partitions.get(name)
+        if found is None:
+            from assetflow.partitions.keys import observe_source_partitions
+
+            found = self._source_partitions[name] = observe_source_partitions(self, name)
+        return found
+
+    def recipe(self, spec: AssetSpec, upstream_hashes: Mapping[str, str], partition: str = "") -> Recipe:
         return Recipe(
             code=self.code(spec).digest,
             config=canonical_config(spec.config),
             io=self.io_of(spec),
             upstream={u: upstream_hashes[u] for u in spec.upstreams},
             deps=tuple(d for d in spec.deps if d not in spec.upstreams),
+            partition=partition,
         )
 
     def check(self, mat: Materialization) -> CheckResult:
@@ -136,9 +158,10 @@ class Workspace:
         return result
 
     def assess_one(
-        self, spec: AssetSpec, upstream_hashes: Mapping[str, str], current: Materialization | None
+        self, spec: AssetSpec, upstream_hashes: Mapping[str, str], current: Materialization | None,
+        partition: str = "",
     ) -> Assessment:
-        recipe = self.recipe(spec, upstream_hashes)
+        recipe = self.recipe(spec, upstream_hashes, partition)
         check = self.check(current) if current is not None else None
         old_code = new_code = None
         if current is not None and current.code_fingerprint != recipe.code:
@@ -153,6 +176,12 @@ class Workspace:
         An asset whose upstream is stale or missing is stale too, with that reason,
         since the upstream will be recomputed before it.
         """
+        from assetflow.partitions.units import is_partitioned
+
+        if is_partitioned(self.graph):
+            from assetflow.partitions.assess import assess_units
+
+            return assess_units(self, names)
         wanted = set(self.graph.order if names is None else names)
         needed = wanted | self.graph.ancestors(wanted)
         order = [n for n in self.graph.order if n in needed]

@@ -40,7 +40,7 @@ def restorable(ws: Workspace, verdict: Assessment) -> Materialization | None:
     """An earlier, intact materialization made from exactly the recipe this asset has now."""
     if verdict.recipe is None:
         return None
-    for candidate in ws.store.by_recipe(verdict.name, verdict.recipe.key):
+    for candidate in ws.store.by_recipe(verdict.name, verdict.recipe.key, verdict.recipe.partition):
         if verdict.current is not None and candidate.id == verdict.current.id:
             continue
         if ws.check(candidate).status == "ok":

@@ -40,6 +40,7 @@ from assetflow.execute.policy import PoolLimits, format_duration, retry_delay
 from assetflow.execute.lock import ProjectLock
 from assetflow.execute.task import ComputeResult, ComputeTask, InputRef, compute, register_workspace
 from assetflow.failpoints import failpoint
+from assetflow.partitions.units import is_partitioned, split_unit
 from assetflow.fastpath import SNAPSHOT_KEY, build_snapshot
 from assetflow.plan import Assessment
 from assetflow.state.logs import write_log
@@ -60,6 +61,15 @@ class AssetResult:
     data_hash: str | None = None
     error: str | None = None
     attempts: int = 0  # how many times it was computed in this run (0: not computed)
+
+    @property
+    def asset(self) -> str:
+        """The asset's name (``name`` is ``asset[key]`` for one partition of a partitioned asset)."""
+        return split_unit(self.name)[0]
+
+    @property
+    def partition(self) -> str:
+        return split_unit(self.name)[1]
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -125,8 +135,10 @@ class Run:
         jobs: int | None = None,
         address: str | None = None,
         listener: Listener | None = None,
+        partition: str | None = None,
     ) -> None:
         self.ws = workspace
+        self.partition = partition  # which partitions of partitioned assets (docs/partitions.md); None: all
         self.graph = workspace.graph
         selected = set(selection)
         self.order = [n for n in self.graph.order if n in selected and isinstance(self.graph.specs[n], AssetSpec)]
@@ -147,13 +159,33 @@ class Run:
         A restore is predicted wherever the version store makes it predictable, and
         ``may_restore`` said where it depends on data not made yet (see ``dry_run``).
         """
+        if is_partitioned(self.graph):
+            return self._plan_units()
         results = {p.name: AssetResult(p.name, p.outcome, p.reasons, data_hash=p.data_hash)  # type: ignore[arg-type]
                    for p in predict(self.ws, self.order, self.force)}
+        return RunResult(self.run_id, results, dry_run=True)
+
+    def _plan_units(self) -> RunResult:
+        """The plan of a graph with partitions: each unit's outcome and reasons."""
+        self._check_partition()
+        units, _, verdicts = self._units(self.ws.assess_all(self.order))
+        results = {}
+        for name in units:
+            verdict = verdicts[name]
+            if self.force:
+                results[name] = AssetResult(name, "ran", ["--force"] + verdict.reasons)
+            elif verdict.fresh:
+                results[name] = AssetResult(name, "fresh", [])
+            elif restorable(self.ws, verdict):
+                results[name] = AssetResult(name, "restored", verdict.reasons)
+            else:
+                results[name] = AssetResult(name, "ran", verdict.reasons)
         return RunResult(self.run_id, results, dry_run=True)
 
     # -- running ----------------------------------------------------------------------------
 
     def execute(self, wait_for_lock: bool = False) -> RunResult:
+        self._check_partition()  # a bad key or range fails before anything is written
         self.executor  # noqa: B018 - built first, so a bad --executor or --jobs fails before anything is written
         lock = ProjectLock(self.ws.config.state_path)
         lock.acquire(self.run_id, wait=wait_for_lock)
@@ -170,7 +202,8 @@ class Run:
                 with self._ctrl_c():
                     self._run_all()
                 status = "succeeded" if all(r.outcome not in ("failed", "skipped") for r in self.results.values()) else "failed"
-                if status == "succeeded" and len(self.order) == len(self.graph.assets()):
+                if (status == "succeeded" and len(self.order) == len(self.graph.assets())
+                        and not is_partitioned(self.graph)):  # the fast path knows no partitions
                     snapshot = self._snapshot()
                     if snapshot is not None:
                         failpoint("before_snapshot_write")
@@ -211,24 +244,27 @@ class Run:
     def _run_all(self) -> None:
         """Decide each asset once its upstreams settle; keep the executor full; settle results as they come."""
         self.code_token = register_workspace(self.ws)
-        predicted = self.ws.assess_all(self.order)
-        self.current = self.ws.store.current()
-        selected = set(self.order)
-        remaining = {n: sum(1 for u in self.graph.upstream[n] if u in selected) for n in self.order}
-        ready = deque(n for n in self.order if remaining[n] == 0)
+        units, unit_upstream, predicted = self._units(self.ws.assess_all(self.order))
+        self.current = self._current()
+        remaining = {n: len(unit_upstream[n]) for n in units}
+        unit_downstream: dict[str, list[str]] = {n: [] for n in units}
+        for unit, ups in unit_upstream.items():
+            for up in ups:
+                unit_downstream[up].append(unit)
+        ready = deque(n for n in units if remaining[n] == 0)
         limits = PoolLimits(self.ws.config.pools)
         launches: dict[str, _Launch] = {}
         running: dict[Future[object], str] = {}
         backoff: list[tuple[float, int, str]] = []  # (due, sequence, name): failed attempts waiting to retry
         jitter = random.Random()
-        stale = len(self.order) if self.force else sum(1 for v in predicted.values() if not v.fresh)
+        stale = len(units) if self.force else sum(1 for v in predicted.values() if not v.fresh)
         warm_up = getattr(self.executor, "warm_up", None) if stale else None
         if warm_up is not None:
             warm_up(self.ws.config, stale)
         capacity = max(1, int(self.executor.capacity))
 
         def settle(name: str) -> None:
-            for down in self.graph.downstream[name]:
+            for down in unit_downstream[name]:
                 if down in remaining:
                     remaining[down] -= 1
                     if remaining[down] == 0:
@@ -255,7 +291,7 @@ class Run:
                     name = startable[0]
                     launch = launches[name]
                     launch.attempts += 1
-                    spec = self.graph.specs[name]
+                    spec = self.graph.specs[split_unit(name)[0]]
                     assert isinstance(spec, AssetSpec)
                     self._submitting = name  # an in-process executor computes it inside submit
                     running[self.executor.submit(compute, launch.task, timeout=spec.timeout)] = name
@@ -271,7 +307,7 @@ class Run:
                     limits.release(launch.pools)
                     error = self._attempt_error(name, future)
                     launch.logs.append(getattr(future.result(), "log", "") if _has_result(future) else "")
-                    spec = self.graph.specs[name]
+                    spec = self.graph.specs[split_unit(name)[0]]
                     assert isinstance(spec, AssetSpec)
                     if error is not None and launch.attempts <= spec.retries:
                         launch.errors.append(error)
@@ -283,6 +319,7 @@ class Run:
                     self._keep_log(name, launch)
                     self._finish(name, launch, future, error)
                     settle(name)
+            self._activate_views()
         except KeyboardInterrupt as exc:
             cancelled = sorted({*running.values(), *([self._submitting] if self._submitting else [])})
             self.executor.shutdown(cancel=True)  # running assets stop; their results are never recorded
@@ -332,7 +369,7 @@ class Run:
 
     def _attempt_error(self, name: str, future: Future[object]) -> str | None:
         """Why an attempt failed (the asset's traceback, a timeout, a lost worker), or None."""
-        spec = self.graph.specs[name]
+        spec = self.graph.specs[split_unit(name)[0]]
         assert isinstance(spec, AssetSpec)
         try:
             result = future.result()
@@ -358,14 +395,54 @@ class Run:
         write_log(self.ws.config.state_path, self.run_id, name, text)
 
     def _record_retry(self, name: str, launch: _Launch, error: str, delay: float) -> None:
-        spec = self.graph.specs[name]
+        spec = self.graph.specs[split_unit(name)[0]]
         assert isinstance(spec, AssetSpec)
         detail = (f"attempt {launch.attempts} of {spec.retries + 1} failed; retrying in "
                   f"{format_duration(delay)}\n{error}")
         with self.ws.store.transaction() as db:
-            self.ws.store.add_events(db, [(self.run_id, name, "retried", None, detail)])
+            self.ws.store.add_events(db, [(self.run_id, spec.name, "retried", None, detail, split_unit(name)[1])])
 
-    def _upstream_hashes(self, spec: AssetSpec) -> tuple[dict[str, str], list[str]]:
+    def _units(self, verdicts: dict[str, Assessment]) -> tuple[list[str], dict[str, tuple[str, ...]], dict[str, Assessment]]:
+        """The units to settle (assets, or one per selected partition), their upstream units, their verdicts."""
+        if not is_partitioned(self.graph):
+            selected = set(self.order)
+            return (list(self.order), {n: tuple(u for u in self.graph.upstream[n] if u in selected) for n in self.order},
+                    verdicts)
+        from assetflow.partitions.run import expand
+
+        return expand(self.ws, self.order, self.partition, verdicts)
+
+    def _check_partition(self) -> None:
+        if self.partition is None:
+            return
+        from assetflow.partitions.run import check_partition
+
+        check_partition(self.ws, self.order, self.partition)
+
+    def _current(self) -> dict[str, Materialization]:
+        if not is_partitioned(self.graph):
+            return self.ws.store.current()
+        from assetflow.partitions.run import current_units
+
+        return current_units(self.ws)
+
+    def _activate_views(self) -> None:
+        """Switch partitioned assets' views (e.g. DuckDB) over their current partitions, once they settled."""
+        if not is_partitioned(self.graph):
+            return
+        from assetflow.partitions.run import activate_views
+
+        touched = sorted({r.asset for r in self.results.values() if r.partition and r.outcome in ("ran", "restored")})
+        for name, error in activate_views(self.ws, touched).items():
+            self._record_event(AssetResult(name, "failed", [], error=(
+                f"The storage backend could not switch the view of `{name}` over its current partitions ({error}); "
+                f"every partition stays recorded. Fix the storage problem, then run `assetflow materialize {name}`.")))
+
+    def _upstream_hashes(self, spec: AssetSpec, key: str = "") -> tuple[dict[str, str], list[str]]:
+        if is_partitioned(self.graph):
+            from assetflow.partitions.run import unit_upstream
+
+            return unit_upstream(self.ws, spec, key, self.results, self.current)
         hashes: dict[str, str] = {}
         problems: list[str] = []
         for up in spec.upstreams:
@@ -387,16 +464,18 @@ class Run:
         self.results[result.name] = result
         with self.ws.store.transaction(f"recording the outcome of asset {result.name!r}") as db:
             detail = result.error or ("; ".join(result.reasons) if result.reasons else None)
-            self.ws.store.add_events(db, [(self.run_id, result.name, result.outcome, result.duration, detail)])
+            self.ws.store.add_events(db, [(self.run_id, result.asset, result.outcome, result.duration, detail,
+                                           result.partition)])
         failpoint("after_event")
         if self.listener is not None:
             self.listener(result)
 
     def _decide(self, name: str, predicted: Assessment) -> _Launch | None:
-        """Settle an asset now (skipped, fresh, cutoff, restored) or return what to compute."""
-        spec = self.graph.specs[name]
+        """Settle an asset (or one partition) now (skipped, fresh, cutoff, restored) or return what to compute."""
+        asset, key = split_unit(name)
+        spec = self.graph.specs[asset]
         assert isinstance(spec, AssetSpec)
-        upstream, problems = self._upstream_hashes(spec)
+        upstream, problems = self._upstream_hashes(spec, key)
         if problems:
             self._record_event(AssetResult(name, "skipped", problems))
             return None
@@ -405,7 +484,7 @@ class Run:
                 and predicted.current.id == current.id and predicted.recipe.upstream == upstream):
             verdict = predicted  # predicted fresh, and its upstreams settled on the hashes predicted: still fresh
         else:
-            verdict = self.ws.assess_one(spec, upstream, current)
+            verdict = self.ws.assess_one(spec, upstream, current, partition=key)
         if verdict.fresh and not self.force:
             outcome: Outcome = "fresh" if predicted.fresh else "cutoff"
             reasons = [] if predicted.fresh else [r for r in predicted.reasons if r.startswith("upstream")]
@@ -416,11 +495,11 @@ class Run:
             if not self._activated(name, earlier, verdict.reasons):
                 return None
             with self.ws.store.transaction(f"restoring asset {name!r}") as db:
-                self.ws.store.point(db, name, earlier.id)
+                self.ws.store.point(db, asset, earlier.id, key)
             self.current[name] = earlier
             self._record_event(AssetResult(name, "restored", verdict.reasons, data_hash=earlier.data_hash))
             return None
-        task = ComputeTask(self.ws.config, name, self._inputs(spec), self.ws.io_of(spec), self.code_token)
+        task = ComputeTask(self.ws.config, asset, self._inputs(spec, key), self.ws.io_of(spec), self.code_token, key)
         return _Launch(task, verdict, upstream, self._pools(spec))
 
     def _pools(self, spec: AssetSpec) -> frozenset[str]:
@@ -432,7 +511,11 @@ class Run:
             names.append(f"group:{spec.group}")
         return frozenset(n for n in names if n in self.ws.config.pools)
 
-    def _inputs(self, spec: AssetSpec) -> tuple[InputRef, ...]:
+    def _inputs(self, spec: AssetSpec, key: str = "") -> tuple[InputRef, ...]:
+        if is_partitioned(self.graph):
+            from assetflow.partitions.run import input_refs
+
+            return input_refs(self.ws, spec, key, self.current)
         refs = []
         for up in spec.upstreams:
             if isinstance(self.graph.specs[up], SourceSpec):
@@ -443,12 +526,18 @@ class Run:
                 refs.append(InputRef(up, mat.io, mat.location))
         return tuple(refs)
 
-    def _inputs_changed(self, spec: AssetSpec, upstream: dict[str, str]) -> list[str]:
+    def _inputs_changed(self, spec: AssetSpec, upstream: dict[str, str], key: str = "") -> list[str]:
         """Rule 9: inputs re-checked after the run; a changed one voids the result."""
         from assetflow.fingerprint.source import unchanged_since
 
         changed = []
         for up in spec.upstreams:
+            if isinstance(self.graph.specs[up], SourceSpec) and getattr(self.graph.specs[up], "partitions", None):
+                from assetflow.partitions.run import source_inputs_changed
+
+                if source_inputs_changed(self.ws, spec, up, upstream.get(up), key):
+                    changed.append(up)
+                continue
             if isinstance(self.graph.specs[up], SourceSpec):
                 version = self.ws.observe_sources([up])[up]
                 if not unchanged_since(version, self.ws.root):
@@ -459,7 +548,8 @@ class Run:
 
     def _finish(self, name: str, launch: _Launch, future: Future[object], error: str | None) -> None:
         """Record an asset's last attempt: failed, or its new materialization (the only state write)."""
-        spec = self.graph.specs[name]
+        asset, key = split_unit(name)
+        spec = self.graph.specs[asset]
         assert isinstance(spec, AssetSpec)
         verdict, upstream = launch.verdict, launch.upstream
         result = None if error is not None and not _has_result(future) else future.result()
@@ -472,7 +562,7 @@ class Run:
             return
         assert isinstance(result, ComputeResult)
         duration = result.finished_at - result.started_at
-        changed = self._inputs_changed(spec, upstream)
+        changed = self._inputs_changed(spec, upstream, key)
         if changed:
             message = (f"input {', '.join(f'`{c}`' for c in changed)} changed while `{name}` ran; its result "
                        f"was not recorded. Run `assetflow materialize` again.")
@@ -482,7 +572,7 @@ class Run:
         assert verdict.recipe is not None
         code = self.ws.code(spec)
         mat = Materialization(
-            asset=name, run_id=self.run_id, recipe_key=verdict.recipe.key, data_hash=stored.data_hash,
+            asset=asset, partition=key, run_id=self.run_id, recipe_key=verdict.recipe.key, data_hash=stored.data_hash,
             code_fingerprint=code.digest, config=verdict.recipe.config, upstream=dict(verdict.recipe.upstream),
             deps=verdict.recipe.deps, io=verdict.recipe.io, location=stored.location, token=stored.token,
             rows=stored.rows, schema=stored.schema, bytes=stored.bytes, libraries=dict(code.libraries),
@@ -494,7 +584,7 @@ class Run:
         with self.ws.store.transaction(f"recording asset {name!r}") as db:
             mat_id = self.ws.store.record(db, mat)
             self.ws.store.save_code_sources(db, code.digest, code.sources)
-            self.ws.store.add_events(db, [(self.run_id, name, "ran", duration, "; ".join(reasons) or None)])
+            self.ws.store.add_events(db, [(self.run_id, asset, "ran", duration, "; ".join(reasons) or None, key)])
             failpoint("before_state_commit")
         failpoint("after_state_commit")
         self.current[name] = dataclasses.replace(mat, id=mat_id)
@@ -507,8 +597,10 @@ class Run:
         """Let the backend make this version current (e.g. switch a SQL view) before the state says so.
 
         Done first so that a failure fails this asset alone and records nothing; the next run
-        tries again.
+        tries again. A partition's version is made current with its asset's view, after the run settles.
         """
+        if mat.partition:
+            return True
         try:
             self.ws.backends.activate(mat.io, name, mat.location)
         except Exception as exc:  # noqa: BLE001 - any backend failure fails this asset, not the run

@@ -36,6 +36,7 @@ class InputRef:
     io: str | None  # None for a source
     location: str | None
     source_files: tuple[tuple[str, str, str], ...] = ()
+    parts: tuple[tuple[str, InputRef], ...] = ()  # several upstream partitions: (key, where), in key order
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,7 @@ class ComputeTask:
     inputs: tuple[InputRef, ...]
     io: str
     code_token: str = ""
+    partition: str = ""  # the partition key computed ("" for an unpartitioned asset)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,6 +159,11 @@ def _lazy(value: object) -> object:
 
 
 def _load_input(workspace: Any, spec: AssetSpec, ref: InputRef) -> object:
+    if ref.parts:
+        from assetflow.partitions.values import combine
+
+        values = {key: _load_input(workspace, spec, part) for key, part in ref.parts}
+        return combine(spec, ref.name, values)
     kind = value_kind(spec, ref.name)
     if ref.io is None:
         from assetflow.fingerprint.source import SourceVersion, read_source
@@ -205,6 +212,10 @@ def _compute(task: ComputeTask, started: float) -> ComputeResult:
             kwargs: dict[str, object] = {ref.name: _load_input(workspace, spec, ref) for ref in task.inputs}
             if spec.config is not None:
                 kwargs["config"] = spec.config
+            if spec.wants_partition:
+                from assetflow.partitions.run import partition_of
+
+                kwargs["partition"] = partition_of(spec, task.partition)
             value = spec.fn(**kwargs)
         stored = workspace.backends.get(task.io).store(task.asset, value)
     except SystemExit as exc:

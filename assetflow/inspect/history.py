@@ -24,14 +24,15 @@ def history(store: StateStore, assets: Iterable[str] | None = None, limit: int =
         runs = [r for r in runs if r["run_id"] in wanted][:limit]
     run_ids = [str(r["run_id"]) for r in runs]
     events = store.events(names, run_ids)
-    made = {(m.run_id, m.asset): m for m in store.history(None, limit=len(events) + 1000) if m.run_id in set(run_ids)}
+    made = {(m.run_id, m.asset, m.partition): m for m in store.history(None, limit=len(events) + 1000) if m.run_id in set(run_ids)}
     by_run: dict[str, list[dict[str, Any]]] = {}
     for event in reversed(events):
-        mat = made.get((str(event["run_id"]), str(event["asset"])))
+        mat = made.get((str(event["run_id"]), str(event["asset"]), str(event.get("partition") or "")))
         failed = event["outcome"] == "failed"
         detail = event["detail"]
         by_run.setdefault(str(event["run_id"]), []).append({
-            "asset": event["asset"], "outcome": event["outcome"], "at": event["at"],
+            "asset": event["asset"], "partition": event.get("partition") or None, "outcome": event["outcome"],
+            "at": event["at"],
             "duration_s": event["duration"], "error": detail if failed else None,
             "reasons": [] if failed or not detail else str(detail).split("; "),
             "data_hash": mat.data_hash if mat else None, "materialization_id": mat.id if mat else None,

@@ -39,6 +39,7 @@ class AssetStatus:
     updated_at: float | None = None  # assets: materialized_at; sources: newest file modification
     freshness: str | None = None  # the declared policy
     overdue_by: float | None = None  # seconds past the policy
+    partitions: dict[str, object] | None = None  # a partitioned asset or source: per-key states and ranges
 
     @property
     def ok(self) -> bool:
@@ -72,13 +73,24 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
     blocked = ws.graph.descendants(gone) if gone else set()
     asset_names = [n for n in names if isinstance(specs[n], AssetSpec) and n not in blocked]
     verdicts = ws.assess_all(asset_names) if asset_names else {}
-    sources = ws.observe_sources([n for n in names if isinstance(specs[n], SourceSpec) and n not in gone])
+    sources = ws.observe_sources([n for n in names if isinstance(specs[n], SourceSpec) and n not in gone
+                                  and specs[n].partitions is None])
     last_events = ws.store.last_events() if asset_names else {}
     rows = []
     for name in names:
         spec = specs[name]
         if name in gone or name in blocked:
             rows.append(_unreadable(ws, name, gone, now))
+            continue
+        if isinstance(spec, SourceSpec) and spec.partitions is not None:
+            from assetflow.partitions.inspect import source_report
+
+            why_list, report, updated = source_report(ws, spec)
+            by, why = overdue(spec.freshness, updated, now)
+            rows.append(_row(name, "source", ["observed"] + (["overdue"] if by is not None else []),
+                             why_list + ([why] if why else []), data_hash=None, rows=None, materialized_at=None,
+                             group=spec.group, io=None, tags=dict(spec.tags), updated_at=updated,
+                             freshness=spec.freshness, overdue_by=by, partitions=report))
             continue
         if isinstance(spec, SourceSpec):
             version = sources[name]
@@ -99,6 +111,13 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
         if verdict.state != "fresh" and last is not None and last[0] == "failed":
             states.append("failed")
             reasons.insert(0, "the last run failed" + (f": {_summary(last[1])}" if last[1] else ""))
+        report = None
+        if verdict.partitions is not None:
+            from assetflow.partitions.inspect import partition_report
+
+            report = partition_report(ws, name, verdict)
+            current = max((v.current for v in verdict.partitions.values() if v.current is not None),
+                          key=lambda m: m.finished_at, default=None)
         finished = current.finished_at if current is not None and verdict.state != "missing" else None
         by, why = overdue(spec.freshness, finished, now)
         if why:
@@ -107,7 +126,7 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
         rows.append(_row(name, "asset", states, reasons, data_hash=current.data_hash if current else None,
                          rows=current.rows if current else None, materialized_at=finished, group=spec.group,
                          io=ws.io_of(spec), tags=dict(spec.tags), updated_at=finished, freshness=spec.freshness,
-                         overdue_by=by))
+                         overdue_by=by, partitions=report))
     return rows
 
 
@@ -118,7 +137,7 @@ def _sources_without_files(ws: Workspace, names: list[str]) -> dict[str, str]:
     gone = {}
     for name in set(names) | ws.graph.ancestors(names):
         spec = ws.graph.specs[name]
-        if isinstance(spec, SourceSpec) and not source_files(spec, ws.root):
+        if isinstance(spec, SourceSpec) and spec.partitions is None and not source_files(spec, ws.root):
             gone[name] = spec.path
     return gone
 

@@ -1,0 +1,193 @@
+"""What ``materialize`` needs to run units instead of whole assets (used by execute/runner.py).
+
+The runner schedules unit ids (``name`` or ``name[key]``); this module expands a
+selection (and its ``--partition`` text) into units and their edges, works out a
+unit's upstream hashes and inputs at its turn, and switches a partitioned asset's
+view over its current partitions once they settled (backends with
+``activate_partitions``, e.g. DuckDB).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from assetflow.declare import AssetSpec, SourceSpec
+from assetflow.partitions.assess import upstream_hashes
+from assetflow.partitions.ranges import select_keys
+from assetflow.partitions.units import definition_of, split_unit, unit_id
+from assetflow.plan import Assessment
+
+if TYPE_CHECKING:
+    from assetflow.execute.task import InputRef
+    from assetflow.state.store import Materialization
+    from assetflow.workspace import Workspace
+
+
+def expand(ws: Workspace, order: Sequence[str], partition: str | None,
+           predicted: Mapping[str, Assessment]) -> tuple[list[str], dict[str, tuple[str, ...]], dict[str, Assessment]]:
+    """The selected units in order, each one's selected upstream units, and each one's predicted verdict.
+
+    ``partition`` (a range, a list, ``latest`` or ``all``; None: every partition with data)
+    picks the keys of each selected partitioned asset.
+    """
+    plan = ws.partition_plan
+    units: list[str] = []
+    verdicts: dict[str, Assessment] = {}
+    for name in order:
+        if not plan.partitioned(name):
+            units.append(name)
+            verdicts[name] = predicted[name]
+            continue
+        keys = None
+        if partition is not None:
+            spec = ws.graph.specs[name]
+            assert spec.partitions is not None
+            keys = select_keys(partition, spec.partitions, plan.keys[name], name, plan.latest(name))
+        by_key = predicted[name].partitions or {}
+        for unit in plan.units_of(name, keys):
+            units.append(unit)
+            verdicts[unit] = by_key[split_unit(unit)[1]]
+    chosen = set(units)
+    ups = {u: tuple(dict.fromkeys(i for i in plan.unit_inputs(u) if i in chosen)) for u in units}
+    return units, ups, verdicts
+
+
+def current_units(ws: Workspace) -> dict[str, Materialization]:
+    """unit id -> current materialization, partitions included."""
+    current: dict[str, Materialization] = dict(ws.store.current())
+    current.update({unit_id(a, k): m for (a, k), m in ws.store.current_partitions().items()})
+    return current
+
+
+def unit_upstream(ws: Workspace, spec: AssetSpec, key: str, results: Mapping[str, object],
+                  current: Mapping[str, Materialization]) -> tuple[dict[str, str], list[str]]:
+    """A unit's upstream hashes at its turn, and why it cannot run (failed, skipped or missing upstream units)."""
+    problems: list[str] = []
+    plan = ws.partition_plan
+
+    def hash_of(unit: str) -> str | None:
+        asset, part = split_unit(unit)
+        outcome = getattr(results.get(unit), "outcome", None)
+        if outcome in ("failed", "skipped"):
+            problems.append(f"upstream `{unit}` {outcome}")
+            return None
+        if isinstance(ws.graph.specs[asset], SourceSpec):
+            if part:
+                version = ws.source_partitions(asset).get(part)
+                return None if version is None else version.data_hash
+            return ws.observe_sources([asset])[asset].data_hash
+        mat = current.get(unit)
+        if mat is None:
+            problems.append(f"upstream `{unit}` has never been materialized (select it too, e.g. +{spec.name})")
+        return None if mat is None else mat.data_hash
+
+    hashes, missing = upstream_hashes(plan, spec, key, hash_of)
+    for unit in missing:
+        if not any(f"`{unit}`" in p for p in problems):
+            problems.append(f"upstream `{unit}` has no data")
+    for dep in spec.deps:
+        for unit in [unit_id(dep, key) if key and plan.partitioned(dep) else dep]:
+            outcome = getattr(results.get(unit), "outcome", None)
+            if outcome in ("failed", "skipped"):
+                problems.append(f"upstream `{unit}` {outcome}")
+    return hashes, problems
+
+
+def input_refs(ws: Workspace, spec: AssetSpec, key: str, current: Mapping[str, Materialization]) -> tuple[InputRef, ...]:
+    """Where each input of unit (spec, key) is: one ref, or one per upstream partition it reads."""
+    from assetflow.execute.task import InputRef
+
+    plan = ws.partition_plan
+
+    def ref(up: str, part: str) -> InputRef:
+        if isinstance(ws.graph.specs[up], SourceSpec):
+            version = ws.source_partitions(up)[part] if part else ws.observe_sources([up])[up]
+            return InputRef(up, None, None, version.files)
+        mat = current[unit_id(up, part)]
+        return InputRef(up, mat.io, mat.location)
+
+    refs = []
+    for up in spec.upstreams:
+        if not plan.partitioned(up):
+            refs.append(ref(up, ""))
+            continue
+        keys = plan.upstream_keys(spec.name, up, key)
+        single = len(keys) == 1 and plan.mappings[(spec.name, up)].__class__.__name__ in ("Identity", "Latest")
+        refs.append(ref(up, keys[0]) if single else
+                    InputRef(up, None, None, parts=tuple((k, ref(up, k)) for k in keys)))
+    return tuple(refs)
+
+
+def activate_views(ws: Workspace, assets: Sequence[str]) -> dict[str, str]:
+    """Switch each partitioned asset's view (where its backend keeps one) to its current partitions.
+
+    Returns asset -> error for the ones whose backend failed; their partitions stay recorded.
+    """
+    errors = {}
+    for name in assets:
+        spec = ws.graph.specs[name]
+        if not isinstance(spec, AssetSpec) or spec.partitions is None:
+            continue
+        backend = ws.backends.get(ws.io_of(spec))
+        hook = getattr(backend, "activate_partitions", None)
+        if hook is None:
+            continue
+        plan = ws.partition_plan
+        current = ws.store.current_partitions(asset=name)
+        order = plan.index.get(name, {})
+        locations = [m.location for (_, k), m in sorted(current.items(), key=lambda i: (order.get(i[0][1], 1 << 60), i[0][1]))]
+        try:
+            hook(name, locations)
+        except Exception as exc:  # noqa: BLE001 - reported as this asset's failure
+            errors[name] = f"{type(exc).__name__}: {exc}"
+    return errors
+
+
+def partition_of(spec: AssetSpec, key: str) -> object:
+    """The ``partition`` argument of unit (spec, key)."""
+    assert spec.partitions is not None
+    with contextlib.suppress(ValueError):
+        return spec.partitions.partition(key)
+    from assetflow.partitions.definitions import Partition
+
+    return Partition(key, parts=(key,))
+
+
+def source_inputs_changed(ws: Workspace, spec: AssetSpec, up: str, expected: str | None, key: str) -> bool:
+    """Rule 9 for a partitioned source: did a file the unit read change while it ran?"""
+    from assetflow.fingerprint.source import unchanged_since
+
+    plan = ws.partition_plan
+    versions = ws.source_partitions(up)
+    keys = plan.upstream_keys(spec.name, up, key)
+    if all(k in versions and unchanged_since(versions[k], ws.root) for k in keys):
+        return False
+    ws.forget_source(up)
+    hashes, missing = upstream_hashes(ws.partition_plan, spec, key, lambda u: _source_hash(ws, u))
+    return bool(missing) or hashes.get(up) != expected
+
+
+def _source_hash(ws: Workspace, unit: str) -> str | None:
+    asset, part = split_unit(unit)
+    if not isinstance(ws.graph.specs[asset], SourceSpec):
+        return "-"  # only the source's hash is compared
+    if part:
+        version = ws.source_partitions(asset).get(part)
+        return None if version is None else version.data_hash
+    return ws.observe_sources([asset])[asset].data_hash
+
+
+def check_partition(ws: Workspace, order: Sequence[str], partition: str) -> None:
+    """Parse ``--partition`` against every selected partitioned asset (errors name the asset and the key)."""
+    from assetflow.errors import PartitionKeyError
+
+    plan = ws.partition_plan if any(definition_of(ws.graph.specs[n]) is not None for n in order) else None
+    if plan is None:
+        raise PartitionKeyError(f"--partition {partition!r} was given, but no selected asset is partitioned. Select a "
+                                f"partitioned asset, or leave out --partition.", key=partition)
+    for name in order:
+        spec = ws.graph.specs[name]
+        if isinstance(spec, AssetSpec) and spec.partitions is not None:
+            select_keys(partition, spec.partitions, plan.keys[name], name, plan.latest(name))

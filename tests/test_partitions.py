@@ -1,0 +1,288 @@
+"""Partitions: definitions, the range grammar, mappings, and the engine per partition (in process)."""
+
+from __future__ import annotations
+
+import datetime
+import textwrap
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from assetflow import api
+from assetflow.errors import DefinitionError, PartitionKeyError
+from assetflow.partitions import all_partitions, daily, dynamic, hourly, latest, monthly, static, weekly, window
+from assetflow.partitions.mappings import resolve
+from assetflow.partitions.ranges import select_keys
+from assetflow.workspace import Workspace
+
+
+class Clock:
+    def __init__(self, now: datetime.datetime, dynamic_keys: dict[str, list[str]] | None = None) -> None:
+        self.now = now
+        self._dynamic = dynamic_keys or {}
+
+    def dynamic_keys(self, name: str) -> list[str]:
+        return self._dynamic.get(name, [])
+
+
+JAN_10 = Clock(datetime.datetime(2024, 1, 10, tzinfo=datetime.UTC))
+
+
+# -- definitions -----------------------------------------------------------------------------
+
+def test_time_definitions_list_the_windows_that_have_ended() -> None:
+    assert daily("2024-01-01").keys(JAN_10)[-1] == "2024-01-09"  # the 10th is not over yet
+    assert daily("2024-01-01", end="2024-01-03").keys(JAN_10) == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    assert monthly("2023-11-01").keys(JAN_10) == ["2023-11", "2023-12"]
+    assert weekly("2023-12-18").keys(JAN_10) == ["2023-12-18", "2023-12-25", "2024-01-01"]
+    assert hourly("2024-01-09-22:00").keys(JAN_10) == ["2024-01-09-22:00", "2024-01-09-23:00"]
+
+
+def test_a_timezone_moves_the_end_of_the_day() -> None:
+    # 23:30 UTC on the 9th is already the 10th in Paris: the 9th is over there, not in UTC.
+    late = Clock(datetime.datetime(2024, 1, 9, 23, 30, tzinfo=datetime.UTC))
+    assert daily("2024-01-01").keys(late)[-1] == "2024-01-08"
+    assert daily("2024-01-01", timezone="Europe/Paris").keys(late)[-1] == "2024-01-09"
+    window_of = daily("2024-01-01", timezone="Europe/Paris").partition("2024-01-05")
+    assert window_of.start.isoformat() == "2024-01-05T00:00:00+01:00" and window_of.end.day == 6
+
+
+def test_static_dynamic_and_product() -> None:
+    assert static(["eu", "us"]).keys(JAN_10) == ["eu", "us"]
+    assert dynamic("customers").keys(Clock(JAN_10.now, {"customers": ["acme", "beta"]})) == ["acme", "beta"]
+    both = daily("2024-01-01", end="2024-01-02") * static(["eu", "us"])
+    assert both.keys(JAN_10) == ["2024-01-01|eu", "2024-01-01|us", "2024-01-02|eu", "2024-01-02|us"]
+    part = both.partition("2024-01-02|us")
+    assert part.parts == ("2024-01-02", "us") and part.start is not None and part.start.day == 2
+
+
+@pytest.mark.parametrize(("make", "words"), [
+    (lambda: daily("01/01/2024"), "not a daily key"),
+    (lambda: daily("2024-01-01", timezone="Mars/Olympus"), "unknown time zone"),
+    (lambda: weekly("2024-01-03"), "starts on a Monday"),
+    (lambda: static([]), "non-empty list"),
+    (lambda: static(["eu", "eu"]), "appear twice"),
+    (lambda: static(["a,b"]), "not allowed"),
+    (lambda: dynamic("Bad Name"), "not allowed"),
+    (lambda: daily("2024-01-05", end="2024-01-01"), "end is before start"),
+])
+def test_bad_definitions_say_what_to_do(make: object, words: str) -> None:
+    with pytest.raises(DefinitionError, match=words):
+        make()  # type: ignore[operator]
+
+
+# -- the range grammar -----------------------------------------------------------------------
+
+DAYS = daily("2024-01-01")
+KEYS = DAYS.keys(JAN_10)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2024-01-02..2024-01-04", ["2024-01-02", "2024-01-03", "2024-01-04"]),
+    ("2024-01-08..", ["2024-01-08", "2024-01-09"]),
+    ("..2024-01-01", ["2024-01-01"]),
+    ("latest", ["2024-01-09"]),
+    ("2024-01-05, 2024-01-01,latest", ["2024-01-01", "2024-01-05", "2024-01-09"]),
+    ("all", KEYS),
+])
+def test_ranges_select_keys_in_definition_order(text: str, expected: list[str]) -> None:
+    assert select_keys(text, DAYS, KEYS, "daily_events") == expected
+
+
+@pytest.mark.parametrize(("text", "words", "caret"), [
+    ("2023-12-31..2024-01-03", "outside daily", 0),
+    ("2024-01-01..2024-13-01", "not a key of that form", 12),
+    ("2024-01-05..2024-01-02", "runs backwards", 0),
+    ("2024-01-01,,2024-01-02", "empty item", 11),
+    ("2024-01-01..2024-01-02..2024-01-03", "one '..'", 22),
+])
+def test_bad_ranges_name_the_asset_and_point_at_the_key(text: str, words: str, caret: int) -> None:
+    with pytest.raises(PartitionKeyError, match=words) as info:
+        select_keys(text, DAYS, KEYS, "daily_events")
+    assert info.value.asset == "daily_events" and "'daily_events'" in str(info.value)
+    assert info.value.position == caret and "^" in str(info.value)
+
+
+def test_an_unknown_dynamic_key_says_how_to_add_it() -> None:
+    with pytest.raises(PartitionKeyError, match="assetflow partitions add customers zeta"):
+        select_keys("zeta", dynamic("customers"), ["acme"], "orders")
+
+
+# -- mappings --------------------------------------------------------------------------------
+
+def test_mappings_resolve_and_map_keys() -> None:
+    days = daily("2024-01-01", end="2024-01-09")
+    keys = days.keys(JAN_10)
+    index = {k: i for i, k in enumerate(keys)}
+    assert resolve("d", days, "u", days, None).upstream_keys("2024-01-05", keys, index) == ["2024-01-05"]
+    last3 = resolve("d", days, "u", days, window(-2, 0))
+    assert last3.upstream_keys("2024-01-05", keys, index) == ["2024-01-03", "2024-01-04", "2024-01-05"]
+    assert last3.upstream_keys("2024-01-01", keys, index) == ["2024-01-01"]  # clipped at the first key
+    assert resolve("d", None, "u", days, None).upstream_keys("", keys, index) == keys  # all, for an unpartitioned reader
+    assert resolve("d", None, "u", days, latest()).upstream_keys("", keys, index) == ["2024-01-09"]
+    regions = resolve("d", static(["europe"]), "u", static(["fr", "de", "us"]), {"fr": "europe", "de": "europe"})
+    assert regions.upstream_keys("europe", ["fr", "de", "us"], {"fr": 0, "de": 1, "us": 2}) == ["fr", "de"]
+
+
+@pytest.mark.parametrize(("down", "up", "mapping", "words"), [
+    (daily("2024-01-01"), monthly("2024-01-01"), None, "differ, so no key maps by default"),
+    (daily("2024-01-01"), static(["eu"]), window(-1, 0), "needs the same keys on both sides"),
+    (static(["eu"]), static(["fr"]), {"de": "eu"}, "does not have"),
+    (None, daily("2024-01-01"), window(-1, 0), "not partitioned but maps"),
+    (daily("2024-01-01"), None, all_partitions(), "is not partitioned"),
+])
+def test_wrong_mappings_name_both_assets(down: object, up: object, mapping: object, words: str) -> None:
+    with pytest.raises(DefinitionError, match=words) as info:
+        resolve("report", down, "events", up, mapping)  # type: ignore[arg-type]
+    assert "'report'" in str(info.value) and "'events'" in str(info.value)
+
+
+# -- the engine, per partition ---------------------------------------------------------------
+
+PIPELINE = '''
+    import polars as pl
+    from assetflow import asset, source
+    from assetflow.partitions import daily, window
+
+    DAYS = daily("2024-01-01", end="2024-01-05")
+    events = source("data/events/{date}.csv", partitions=DAYS)
+
+    @asset(partitions=DAYS)
+    def daily_events(events: pl.DataFrame, partition) -> pl.DataFrame:
+        return events.with_columns(pl.lit(partition.key).alias("day"))
+
+    @asset(partitions=DAYS, mappings={"daily_events": window(-1, 0)})
+    def rolling(daily_events: pl.DataFrame) -> pl.DataFrame:
+        return daily_events.group_by("user").agg(pl.col("amount").sum()).sort("user")
+
+    @asset
+    def total(daily_events: pl.DataFrame) -> pl.DataFrame:
+        return daily_events.select(pl.col("amount").sum())
+
+    @asset
+    def by_day(daily_events: dict) -> pl.DataFrame:
+        return pl.DataFrame({"day": list(daily_events), "rows": [len(v) for v in daily_events.values()]})
+'''
+
+
+def _day(root: Path, day: int, amount: int) -> None:
+    path = root / "data" / "events" / f"2024-01-{day:02d}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"user,amount\na,{amount}\nb,1\n")
+
+
+@pytest.fixture
+def partitioned(tmp_path: Path) -> Path:
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipe"]\n')
+    (tmp_path / "pipe.py").write_text(textwrap.dedent(PIPELINE))
+    for day in (1, 2, 3):
+        _day(tmp_path, day, day)
+    return tmp_path
+
+
+def _run(root: Path, **options: object) -> dict[str, str]:
+    ws = Workspace.load(root)
+    try:
+        result = api.materialize(project=ws, executor="inprocess", **options)  # type: ignore[arg-type]
+    finally:
+        ws.close()
+    return {name: r.outcome for name, r in result.results.items()}
+
+
+def _ran(outcomes: dict[str, str]) -> set[str]:
+    return {n for n, o in outcomes.items() if o == "ran"}
+
+
+def test_each_partition_runs_once_and_only_what_changed_reruns(partitioned: Path) -> None:
+    first = _run(partitioned)
+    assert _ran(first) == {"daily_events[2024-01-01]", "daily_events[2024-01-02]", "daily_events[2024-01-03]",
+                           "rolling[2024-01-01]", "rolling[2024-01-02]", "rolling[2024-01-03]", "total", "by_day"}
+    assert _ran(_run(partitioned)) == set()
+    (partitioned / "data/events/2024-01-02.csv").write_text("user,amount\na,2\nb,1\n")  # identical bytes
+    assert _ran(_run(partitioned)) == set()
+    _day(partitioned, 2, 20)  # one file changed: its partition, its window and the readers of all
+    assert _ran(_run(partitioned)) == {"daily_events[2024-01-02]", "rolling[2024-01-02]", "rolling[2024-01-03]",
+                                       "total", "by_day"}
+    _day(partitioned, 4, 4)  # a new day arrives: only it (and what reads all days) runs
+    assert _ran(_run(partitioned)) == {"daily_events[2024-01-04]", "rolling[2024-01-04]", "total", "by_day"}
+    _day(partitioned, 2, 2)  # reverted: restored per partition, nothing recomputed but the readers of all
+    outcomes = _run(partitioned)
+    assert outcomes["daily_events[2024-01-02]"] == "restored" and outcomes["rolling[2024-01-03]"] == "restored"
+    assert api.load("total", project=partitioned)["amount"][0] == 1 + 2 + 3 + 4 + 4
+    days = api.load("daily_events", project=partitioned)
+    assert days["day"].to_list() == ["2024-01-01"] * 2 + ["2024-01-02"] * 2 + ["2024-01-03"] * 2 + ["2024-01-04"] * 2
+    rolling = api.load("rolling", project=partitioned, partition="2024-01-03")
+    assert rolling.filter(pl.col("user") == "a")["amount"][0] == 2 + 3
+    assert api.load("by_day", project=partitioned)["rows"].to_list() == [2, 2, 2, 2]
+
+
+def test_a_backfill_runs_only_the_stale_partitions_of_its_range(partitioned: Path) -> None:
+    outcomes = _run(partitioned, select="daily_events", partition="2024-01-02..2024-01-03")
+    assert set(outcomes) == {"daily_events[2024-01-02]", "daily_events[2024-01-03]"}
+    outcomes = _run(partitioned, select="daily_events", partition="2024-01-01..2024-01-03")
+    assert _ran(outcomes) == {"daily_events[2024-01-01]"} and outcomes["daily_events[2024-01-02]"] == "fresh"
+    assert _ran(_run(partitioned, select="daily_events", partition="latest", force=True)) == {"daily_events[2024-01-03]"}
+
+
+def test_a_bad_partition_fails_before_anything_is_recorded(partitioned: Path) -> None:
+    with pytest.raises(PartitionKeyError, match="'2023-12-31' is outside"):
+        _run(partitioned, partition="2023-12-31")
+    ws = Workspace.load(partitioned)
+    assert ws.store.runs() == []
+    ws.close()
+
+
+def test_status_summarises_partitions_as_ranges(partitioned: Path) -> None:
+    _run(partitioned)
+    _day(partitioned, 3, 30)
+    rows = {r.name: r for r in api.status(project=partitioned)}
+    daily_row = rows["daily_events"]
+    assert daily_row.state == "stale"
+    assert daily_row.reasons == ["2024-01-03 stale (source `events` changed), 2024-01-04..2024-01-05 missing "
+                                 "(no source data yet)"]
+    assert daily_row.partitions is not None
+    assert daily_row.partitions["partitions"] == {"2024-01-01": "fresh", "2024-01-02": "fresh",
+                                                  "2024-01-03": "stale", "2024-01-04": "missing",
+                                                  "2024-01-05": "missing"}
+    assert rows["events"].reasons == ["2024-01-01..2024-01-03 observed, 2024-01-04..2024-01-05 missing (no file yet)"]
+    assert set(api.selected(Workspace.load(partitioned), "status:stale")) == {"daily_events", "rolling", "total", "by_day"}
+
+
+def test_a_deleted_partition_file_makes_only_that_partition_missing(partitioned: Path) -> None:
+    _run(partitioned)
+    ws = Workspace.load(partitioned)
+    mat = ws.store.current_partitions(asset="daily_events")[("daily_events", "2024-01-02")]
+    ws.close()
+    (partitioned / ".assetflow" / "data" / "parquet" / mat.location).unlink()
+    daily_row = next(r for r in api.status(project=partitioned) if r.name == "daily_events")
+    assert daily_row.partitions["partitions"]["2024-01-02"] == "missing"  # type: ignore[index]
+    assert daily_row.partitions["partitions"]["2024-01-01"] == "fresh"  # type: ignore[index]
+    assert "daily_events[2024-01-02]" in _ran(_run(partitioned, select="daily_events"))
+
+
+def test_a_partition_parameter_needs_partitions(tmp_path: Path) -> None:
+    from assetflow import asset
+
+    with pytest.raises(DefinitionError, match="takes a 'partition' parameter but is not partitioned"):
+        @asset
+        def lonely(partition: object) -> None: ...
+
+
+def test_a_mapping_that_cannot_work_fails_at_load_naming_both_assets(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["bad"]\n')
+    (tmp_path / "bad.py").write_text(textwrap.dedent('''
+        from assetflow import asset
+        from assetflow.partitions import daily, monthly
+
+        @asset(partitions=daily("2024-01-01"))
+        def days():
+            return None
+
+        @asset(partitions=monthly("2024-01-01"))
+        def months(days):
+            return None
+    '''))
+    with pytest.raises(DefinitionError, match="'months'.*'days'.*differ") as info:
+        Workspace.load(tmp_path)
+    assert "bad.py" in str(info.value)
