@@ -41,6 +41,7 @@ class Workspace:
         self._code: dict[str, CodeFingerprint] = {}
         self._sources: dict[str, SourceVersion] = {}
         self._source_partitions: dict[str, dict[str, SourceVersion]] = {}
+        self._verified: dict[tuple[str, str, str], str] = {}  # (io, location, data hash) -> token checked ok
         self.now: float | None = None  # the instant partition keys are listed at (None: the clock); tests set it
 
     @classmethod
@@ -152,7 +153,12 @@ class Workspace:
 
     def check(self, mat: Materialization) -> CheckResult:
         """Is the stored data of a materialization still there and intact? Refreshes its token."""
-        result = self.backends.get(mat.io).check(mat.asset, mat.location, mat.data_hash, mat.token)
+        # Partitions with equal data share one content-addressed location: once one of them is verified
+        # under the location's current token, the others are checked against that token, not rehashed.
+        verified = self._verified.get((mat.io, mat.location, mat.data_hash), mat.token)
+        result = self.backends.get(mat.io).check(mat.asset, mat.location, mat.data_hash, verified)
+        if result.status == "ok" and result.token:
+            self._verified[(mat.io, mat.location, mat.data_hash)] = result.token
         if result.status == "ok" and result.token and result.token != mat.token and mat.id is not None:
             self.store.update_token(mat.id, result.token)
         return result

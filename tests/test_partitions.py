@@ -239,8 +239,9 @@ def test_status_summarises_partitions_as_ranges(partitioned: Path) -> None:
     rows = {r.name: r for r in api.status(project=partitioned)}
     daily_row = rows["daily_events"]
     assert daily_row.state == "stale"
-    assert daily_row.reasons == ["2024-01-03 stale (source `events` changed), 2024-01-04..2024-01-05 missing "
-                                 "(no source data yet)"]
+    assert daily_row.reasons == ["2024-01-01..2024-01-02 fresh, 2024-01-03 stale (source `events` changed), "
+                                 "2024-01-04..2024-01-05 missing (no source data yet)"]
+    assert daily_row.rows == 6  # over every current partition
     assert daily_row.partitions is not None
     assert daily_row.partitions["partitions"] == {"2024-01-01": "fresh", "2024-01-02": "fresh",
                                                   "2024-01-03": "stale", "2024-01-04": "missing",
@@ -286,3 +287,25 @@ def test_a_mapping_that_cannot_work_fails_at_load_naming_both_assets(tmp_path: P
     with pytest.raises(DefinitionError, match="'months'.*'days'.*differ") as info:
         Workspace.load(tmp_path)
     assert "bad.py" in str(info.value)
+
+
+def test_duckdb_keeps_one_view_over_the_current_partitions(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["wh"]\n')
+    (tmp_path / "wh.py").write_text(textwrap.dedent('''
+        import polars as pl
+        from assetflow import asset
+        from assetflow.partitions import static
+
+        @asset(io="duckdb", partitions=static(["eu", "us", "apac"]))
+        def sales(partition) -> pl.DataFrame:
+            return pl.DataFrame({"region": [partition.key], "amount": [len(partition.key)]})
+    '''))
+    assert len(_ran(_run(tmp_path))) == 3
+    ws = Workspace.load(tmp_path)
+    backend = ws.backends.get("duckdb")
+    with backend.reading() as con:  # type: ignore[attr-defined]
+        assert con.execute("SELECT region FROM sales").fetchall() == [("eu",), ("us",), ("apac",)]  # key order
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert len(tables) == 3  # a table per partition version: writing one never rewrites the others
+    assert api.load("sales", project=ws, partition="us")["amount"].to_list() == [2]
+    ws.close()

@@ -432,8 +432,8 @@ class Run:
             return
         from assetflow.partitions.run import activate_views
 
-        touched = sorted({r.asset for r in self.results.values() if r.partition and r.outcome in ("ran", "restored")})
-        for name, error in activate_views(self.ws, touched).items():
+        # Every selected partitioned asset: a run killed before this point left its view behind.
+        for name, error in activate_views(self.ws, self.order).items():
             self._record_event(AssetResult(name, "failed", [], error=(
                 f"The storage backend could not switch the view of `{name}` over its current partitions ({error}); "
                 f"every partition stays recorded. Fix the storage problem, then run `assetflow materialize {name}`.")))

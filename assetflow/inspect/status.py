@@ -16,6 +16,7 @@ from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.freshness import format_duration, parse_policy
 
 if TYPE_CHECKING:
+    from assetflow.plan import Assessment
     from assetflow.workspace import Workspace
 
 PRECEDENCE = ("failed", "missing", "stale", "overdue", "fresh", "observed")
@@ -116,6 +117,8 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
             from assetflow.partitions.inspect import partition_report
 
             report = partition_report(ws, name, verdict)
+            failed = [r for r in reasons if r.startswith("the last run failed")]
+            reasons = failed + [str(report.pop("summary"))]  # every key as ranges: fresh, stale (why), missing
             current = max((v.current for v in verdict.partitions.values() if v.current is not None),
                           key=lambda m: m.finished_at, default=None)
         finished = current.finished_at if current is not None and verdict.state != "missing" else None
@@ -123,11 +126,18 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
         if why:
             states.append("overdue")
             reasons.append(why)
-        rows.append(_row(name, "asset", states, reasons, data_hash=current.data_hash if current else None,
-                         rows=current.rows if current else None, materialized_at=finished, group=spec.group,
+        rows.append(_row(name, "asset", states, reasons,
+                         data_hash=current.data_hash if current and report is None else None,
+                         rows=_rows(verdict) if report is not None else current.rows if current else None, materialized_at=finished, group=spec.group,
                          io=ws.io_of(spec), tags=dict(spec.tags), updated_at=finished, freshness=spec.freshness,
                          overdue_by=by, partitions=report))
     return rows
+
+
+def _rows(verdict: Assessment) -> int | None:
+    """A partitioned asset's rows: the sum over its current partitions."""
+    counts = [v.current.rows for v in (verdict.partitions or {}).values() if v.current is not None]
+    return sum(c for c in counts if c is not None) if counts else None
 
 
 def _sources_without_files(ws: Workspace, names: list[str]) -> dict[str, str]:

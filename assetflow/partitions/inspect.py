@@ -60,9 +60,12 @@ def _concat(values: list[Any]) -> Any:
 def partition_report(ws: Workspace, name: str, verdict: Assessment) -> dict[str, Any]:
     """For status --json and the page: each key's state, and the ranges."""
     plan = ws.partition_plan
+    from assetflow.partitions.summary import describe
+
     items = key_states(name, plan, verdict.partitions or {})
-    return {"partitions": {k: s for k, s, _ in items},
-            "ranges": [r.as_json() for r in ranges(items)]}
+    found = ranges(items)
+    return {"partitions": {k: s for k, s, _ in items}, "ranges": [r.as_json() for r in found],
+            "summary": describe(found) if found else "no partitions yet"}
 
 
 def source_report(ws: Workspace, spec: SourceSpec) -> tuple[list[str], dict[str, Any], float | None]:

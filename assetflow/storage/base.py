@@ -68,6 +68,9 @@ class IOBackend(Protocol):
     # Optional: ``activate(asset, location) -> None`` is called whenever a version becomes
     # the asset's current one (after a run or a restore), before the state records it, e.g.
     # to point a SQL view at it; an exception fails that asset and records nothing.
+    # Optional: ``activate_partitions(asset, locations) -> None`` is called after a run with the
+    # current versions of a partitioned asset's partitions, in key order, e.g. to switch a SQL
+    # view over their union in one statement (docs/partitions.md); a failure fails the asset.
     # Optional: ``local_file(location) -> str`` for backends whose token is exactly the
     # stat token of one local file (see files.stat_token), so the no-op fast path can
     # check it with a stat and no backend import.

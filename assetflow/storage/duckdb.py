@@ -226,6 +226,37 @@ class DuckDBBackend:
                     f"If a table of that name was created by hand, rename or drop it."
                 ) from None
 
+    def activate_partitions(self, asset: str, locations: list[str]) -> None:
+        """Point the view ``"<asset>"`` at the union of its current partitions' tables, in key order.
+
+        One statement switches it, so a reader sees the old union or the new one, never a mix.
+        """
+        from assetflow.hashing import hash_fields
+
+        view = self._view(asset)
+        tables = [self._table(asset, location) for location in locations]
+        comment = f"partitions:{len(tables)}:{hash_fields('partition-view', *locations).split(':', 1)[1][:16]}"
+        with self._connect(write=True) as con:
+            try:
+                now = con.execute(
+                    "SELECT comment FROM duckdb_views() WHERE database_name = current_database() "
+                    "AND schema_name = ? AND view_name = ?", [self.schema, asset]).fetchall()
+                if now and now[0][0] == comment:
+                    return  # already the union of exactly these versions
+                con.execute("BEGIN TRANSACTION")
+                if tables:
+                    union = " UNION ALL BY NAME ".join(f"SELECT * FROM {t}" for t in tables)
+                    con.execute(f"CREATE OR REPLACE VIEW {view} AS {union}")
+                    con.execute(f"COMMENT ON VIEW {view} IS '{comment}'")
+                else:
+                    con.execute(f"DROP VIEW IF EXISTS {view}")
+                con.execute("COMMIT")
+            except _duckdb().Error as exc:
+                raise StorageError(
+                    f"DuckDB could not point the view {self.schema}.{asset} at its {len(tables)} current partitions "
+                    f"in {self.path}: {exc}. If a table of that name was created by hand, rename or drop it."
+                ) from None
+
     def delete(self, asset: str, location: str) -> None:
         """Drop the version table, and the view too if it pointed at that version."""
         target = self._table(asset, location)

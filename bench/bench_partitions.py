@@ -1,0 +1,138 @@
+"""Partitions at scale: one asset with N daily partitions over a source of N files.
+
+    .venv/bin/python bench/bench_partitions.py --n 10000          # results in bench/results/partitions.json
+    .venv/bin/python bench/bench_partitions.py --n 1000 --jobs 2  # also the backfill speed-up
+
+Scenarios, each a separate ``assetflow`` process timed from outside: cold (every partition
+runs), no-op ``materialize`` (median of 3), ``status`` (median of 3), one source file changed
+(exactly one partition and its downstream run), and the per-partition engine overhead (cold
+time minus the no-op, divided by N). With ``--jobs 2`` a backfill of N partitions with 1 and 2
+jobs, next to the machine's own parallel ceiling (two CPU-bound processes against one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import multiprocessing
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETFLOW = [sys.executable, "-m", "assetflow"]
+
+PROJECT = '''
+import polars as pl
+from assetflow import asset, source
+from assetflow.partitions import daily
+
+DAYS = daily("{start}", end="{end}")
+events = source("data/events/{{date}}.csv", partitions=DAYS)
+
+
+@asset(partitions=DAYS)
+def daily_events(events: pl.DataFrame) -> pl.DataFrame:
+    return events.with_columns((pl.col("amount") * 2).alias("doubled"))
+
+
+@asset(partitions=DAYS)
+def daily_total(daily_events: pl.DataFrame) -> pl.DataFrame:
+    return daily_events.select(pl.col("doubled").sum())
+'''
+
+
+def generate(root: Path, n: int) -> list[str]:
+    start = datetime.date(2000, 1, 1)
+    days = [(start + datetime.timedelta(days=i)).isoformat() for i in range(n)]
+    (root / "data" / "events").mkdir(parents=True)
+    for i, day in enumerate(days):
+        (root / "data" / "events" / f"{day}.csv").write_text(f"user,amount\na,{i}\nb,{i % 7}\n")
+    (root / "pipe.py").write_text(PROJECT.format(start=days[0], end=days[-1]))
+    (root / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipe"]\n')
+    return days
+
+
+def timed(root: Path, *args: str) -> tuple[float, dict]:
+    started = time.perf_counter()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as users run it: .pyc cached
+    proc = subprocess.run([*ASSETFLOW, *args, "--project", str(root)], capture_output=True, text=True, cwd=root,
+                          env=env)
+    took = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"assetflow {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return took, json.loads(proc.stdout) if "--json" in args else {}
+
+
+def ran(payload: dict) -> list[str]:
+    return [a["name"] for a in payload["assets"] if a["outcome"] == "ran"]
+
+
+def burn(_: int) -> int:
+    total = 0
+    for i in range(3_000_000):
+        total += i * i % 7
+    return total
+
+
+def parallel_ceiling() -> float:
+    started = time.perf_counter()
+    burn(0)
+    burn(0)
+    one = time.perf_counter() - started
+    with multiprocessing.Pool(2) as pool:
+        started = time.perf_counter()
+        pool.map(burn, [0, 0])
+        two = time.perf_counter() - started
+    return one / two
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--jobs", type=int, default=1, help="also time a backfill with this many jobs")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "partitions.json")
+    options = parser.parse_args()
+    results: dict[str, object] = {"n": options.n, "machine_cores": multiprocessing.cpu_count()}
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        days = generate(root, options.n)
+        cold, payload = timed(root, "materialize", "--json", "--jobs", "1")
+        assert len(ran(payload)) == 2 * options.n, "every partition of both assets runs cold"
+        results["cold_s"] = round(cold, 2)
+        noops = []
+        for _ in range(3):
+            took, payload = timed(root, "materialize", "--json")
+            assert not ran(payload), "a no-op runs nothing"
+            noops.append(took)
+        results["noop_materialize_s"] = round(statistics.median(noops), 3)
+        statuses = [timed(root, "status", "--json")[0] for _ in range(3)]
+        results["status_s"] = round(statistics.median(statuses), 3)
+        changed = root / "data" / "events" / f"{days[len(days) // 2]}.csv"
+        changed.write_text("user,amount\na,5\nb,7\n")
+        took, payload = timed(root, "materialize", "--json")
+        assert sorted(ran(payload)) == sorted(f"{a}[{days[len(days) // 2]}]" for a in ("daily_events", "daily_total"))
+        results["one_file_changed_s"] = round(took, 3)
+        results["engine_overhead_per_partition_ms"] = round((cold - results["noop_materialize_s"]) / (2 * options.n)
+                                                            * 1000, 2)  # type: ignore[operator]
+        if options.jobs > 1:
+            times = {}
+            for jobs in (1, options.jobs):
+                shutil.rmtree(root / ".assetflow")
+                times[jobs], _ = timed(root, "materialize", "--json", "--jobs", str(jobs))
+            results["backfill_s"] = {str(j): round(t, 2) for j, t in times.items()}
+            results["backfill_speedup"] = round(times[1] / times[options.jobs], 2)
+            results["parallel_ceiling"] = round(parallel_ceiling(), 2)
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    options.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
