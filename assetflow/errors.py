@@ -18,7 +18,10 @@ Hierarchy::
     │   └── DuplicateAssetError     two definitions share a name
     ├── MaterializationError        an asset failed while running (``exc.asset``)
     │   └── SqlExecutionError       DuckDB refused or failed a SQL asset's query (``exc.file``)
+    ├── SourceReadError             a source's file cannot be read as its format
+    │                               (``exc.source``, ``exc.file``, ``exc.line`` where the reader says it)
     ├── StorageError                a storage backend could not store, load or find data
+    │   └── DamagedStorageError     a backend's file is damaged (truncated, garbled): ``exc.path``
     ├── StateError                  the state store is unreadable, corrupt or from the future
     └── PluginError                 a plugin is missing or broken
 
@@ -153,6 +156,40 @@ class StorageError(AssetflowError):
     """A storage backend failed to store, load or find an asset's data."""
 
     exit_code = ExitCode.ASSET_FAILED
+
+
+class DamagedStorageError(StorageError):
+    """A storage backend's file is damaged, so nothing stored in it can be read or written.
+
+    ``path`` is the file; ``assetflow doctor --repair`` moves it aside and forgets the
+    versions it held, so the next run rebuilds them.
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, ...]:  # keep ``path`` across processes
+        return (type(self), (str(self), self.path))
+
+
+class SourceReadError(AssetflowError):
+    """A source's file cannot be read as its format (a malformed CSV, a truncated Parquet file).
+
+    It names the source, the file and, where the reader says it, the line; the assets it
+    feeds fail with this message, not with the reader's traceback.
+    """
+
+    exit_code = ExitCode.ASSET_FAILED
+
+    def __init__(self, message: str, source: str = "", file: str = "", line: int | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+        self.file = file
+        self.line = line
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.source, self.file, self.line))
 
 
 class StateError(AssetflowError):

@@ -119,7 +119,12 @@ def check_snapshot(config: ProjectConfig, text: str | None) -> list[str] | None:
             from assetflow.workspace import DATA_FOLDER
 
             backends = Backends(config.state_path / DATA_FOLDER, config.io_options)
-        result = backends.get(io).check(name, location, data_hash, token)
+        from assetflow.errors import PluginError, StorageError
+
+        try:
+            result = backends.get(io).check(name, location, data_hash, token)
+        except (StorageError, PluginError):  # e.g. a damaged DuckDB file: the full path says which assets
+            return None
         if result.status != "ok" or result.token != token:
             return None
     return [a[0] for a in snapshot["assets"]]

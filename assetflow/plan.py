@@ -100,7 +100,9 @@ def assess(
     if current is None:
         return Assessment(name, "missing", ["never materialized"], recipe, None)
     if check is not None and check.status == "missing":
-        return Assessment(name, "missing", [f"stored data is missing ({current.io}: {current.location})"], recipe, current)
+        where = f"{current.io}: {current.location}"
+        why = f"stored data cannot be read ({where}): {check.detail}" if check.detail else f"stored data is missing ({where})"
+        return Assessment(name, "missing", [why], recipe, current)
     reasons: list[str] = []
     if current.code_fingerprint != recipe.code:
         changed = changed_code_names(old_code, new_code or {})

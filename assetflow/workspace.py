@@ -152,11 +152,22 @@ class Workspace:
         )
 
     def check(self, mat: Materialization) -> CheckResult:
-        """Is the stored data of a materialization still there and intact? Refreshes its token."""
+        """Is the stored data of a materialization still there and intact? Refreshes its token.
+
+        Data a backend cannot even look at (a damaged DuckDB file) reads as missing, with the
+        backend's words: that fails only the assets stored there, not the whole command.
+        """
+        from assetflow.errors import PluginError, StorageError
+
         # Partitions with equal data share one content-addressed location: once one of them is verified
         # under the location's current token, the others are checked against that token, not rehashed.
         verified = self._verified.get((mat.io, mat.location, mat.data_hash), mat.token)
-        result = self.backends.get(mat.io).check(mat.asset, mat.location, mat.data_hash, verified)
+        try:
+            result = self.backends.get(mat.io).check(mat.asset, mat.location, mat.data_hash, verified)
+        except PluginError:
+            raise  # no backend of that name: the whole project is misconfigured, say so
+        except StorageError as exc:
+            return CheckResult("missing", detail=str(exc))
         if result.status == "ok" and result.token:
             self._verified[(mat.io, mat.location, mat.data_hash)] = result.token
         if result.status == "ok" and result.token and result.token != mat.token and mat.id is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from assetflow.declare import AssetSpec, SourceSpec
-from assetflow.errors import AssetflowError, ProjectLoadError, SqlExecutionError
+from assetflow.errors import AssetflowError, DamagedStorageError, ProjectLoadError, SqlExecutionError
 from assetflow.execute.capture import captured
 from assetflow.hashing import hash_fields
 from assetflow.project import ProjectConfig
@@ -222,7 +222,7 @@ def _compute(task: ComputeTask, started: float) -> ComputeResult:
         return ComputeResult(task.asset, None, started, time.time(), _asset_traceback(exc) + (
             f"Asset `{task.asset}` called sys.exit({exc.code!r}) (SystemExit): an asset cannot end the run, "
             f"so it failed and built nothing. Return the asset's value, or raise an exception to fail it.\n"))
-    except SqlExecutionError as exc:  # DuckDB's message and the file say it all; no engine traceback
+    except (SqlExecutionError, DamagedStorageError) as exc:  # the message says it all; no engine traceback
         return ComputeResult(task.asset, None, started, time.time(), redact(f"{type(exc).__name__}: {exc}"))
     except Exception as exc:  # noqa: BLE001 - the asset's failure is data for the coordinator
         return ComputeResult(task.asset, None, started, time.time(), _asset_traceback(exc))

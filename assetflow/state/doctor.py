@@ -19,6 +19,8 @@ Repairing takes the project lock (so no run is in flight) and then:
   versions are never salvaged (they are recomputed);
 * records whose data is missing or modified are deleted, so the next run recomputes them
   and no restore can pick them up;
+* a damaged backend file (a truncated DuckDB file) is moved aside (``<file>.damaged-<time>``,
+  with its WAL) and every version it held is forgotten, so the next run rebuilds them;
 * dead runs are marked failed, temporary files deleted, a bad snapshot dropped;
 * a symbolic link in the data folder is replaced by a copy of what it points at (a link to
   nothing, or out of the store, is removed: its version then reads missing and is rebuilt).
@@ -39,7 +41,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from assetflow.errors import StateError
+from assetflow.errors import DamagedStorageError, StateError
 from assetflow.project import ProjectConfig
 from assetflow.state.schema import LATEST_VERSION
 from assetflow.state.store import STATE_FILE, Connection, Materialization, StateStore, _row_to_materialization
@@ -64,11 +66,11 @@ class Finding:
     """One problem found, and whether ``--repair`` fixed it."""
 
     kind: str  # state_corrupt | state_newer | record_corrupt | data_missing | data_modified | abandoned_run
-    #            | temp_files | bad_snapshot | locked | symlink
+    #            | temp_files | bad_snapshot | locked | symlink | data_damaged
     detail: str
     asset: str | None = None
     repaired: bool = False
-    path: str | None = None  # the file or folder concerned, where there is one (symlink)
+    path: str | None = None  # the file or folder concerned, where there is one (symlink, data_damaged)
 
 
 @dataclasses.dataclass
@@ -79,6 +81,7 @@ class DoctorReport:
     verified: int = 0  # stored versions rehashed and found intact
     salvaged: dict[str, int] | None = None  # table -> rows kept, when the store was rebuilt
     moved_to: str | None = None
+    damaged: dict[str, str] = dataclasses.field(default_factory=dict)  # damaged backend file -> its io
 
     @property
     def healthy(self) -> bool:
@@ -181,21 +184,30 @@ def _examine_store(config: ProjectConfig, store: StateStore, report: DoctorRepor
             problem = _verify(config, mat)
             if problem is None:
                 report.verified += 1
+            elif problem[0] == "data_damaged":
+                first = problem[2] not in report.damaged
+                report.damaged[problem[2]] = mat.io
+                if first:  # one finding per damaged file, however many assets it holds
+                    report.findings.append(Finding(problem[0], problem[1], asset=mat.asset, path=problem[2]))
             else:
                 report.findings.append(Finding(problem[0], problem[1], asset=mat.asset))
 
 
-def _verify(config: ProjectConfig, mat: Materialization, backends: Backends | None = None) -> tuple[str, str] | None:
-    """None if the stored data rehashes to the recorded hash, else (kind, detail)."""
+def _verify(config: ProjectConfig, mat: Materialization, backends: Backends | None = None) -> tuple[str, ...] | None:
+    """None if the stored data rehashes to the recorded hash, else (kind, detail[, damaged file])."""
     return _check(config, mat, backends)[0]
 
 
 def _check(config: ProjectConfig, mat: Materialization,
-           backends: Backends | None = None) -> tuple[tuple[str, str] | None, str]:
+           backends: Backends | None = None) -> tuple[tuple[str, ...] | None, str]:
     """(None or the problem, the fresh token) after rehashing the stored data in full."""
     backends = backends or Backends(config.state_path / DATA_FOLDER, config.io_options)
     try:
         result = backends.get(mat.io).check(mat.asset, mat.location, mat.data_hash, "")  # "" forces a rehash
+    except DamagedStorageError as exc:
+        if exc.path is not None:
+            return ("data_damaged", f"{mat.asset}: {exc}", exc.path), ""
+        return ("data_missing", f"{mat.asset}: cannot check {mat.io}:{mat.location}: {exc}"), ""
     except Exception as exc:  # noqa: BLE001 - a backend that cannot even look is a failed verification
         return ("data_missing", f"{mat.asset}: cannot check {mat.io}:{mat.location}: {exc}"), ""
     if result.status == "missing":
@@ -253,17 +265,57 @@ def repair(config: ProjectConfig, wait: bool = False, verify_data: bool = True) 
         if "state_corrupt" in kinds:
             _rebuild(config, report)
         elif report.integrity == "ok":
+            _repair_damaged(config, report)
             _repair_records(config, report)
         for temp in _temp_files(config):
             temp.unlink(missing_ok=True)
         _repair_links(config, report)
         for finding in report.findings:
             if finding.kind in ("temp_files", "abandoned_run", "bad_snapshot", "state_corrupt", "record_corrupt",
-                                "data_missing", "data_modified"):
+                                "data_missing", "data_modified") or (
+                    finding.kind == "data_damaged" and finding.path is not None and not Path(finding.path).exists()):
                 finding.repaired = True
         return report
     finally:
         lock.release()
+
+
+def _repair_damaged(config: ProjectConfig, report: DoctorReport) -> None:
+    """Move each damaged backend file aside and forget every version that is then missing.
+
+    The versions it held (current or not) are deleted with their pointers, so the next run
+    rebuilds what is current and no restore reaches for data that is gone. The file is kept
+    beside, for inspection or a manual rescue.
+    """
+    if not report.damaged:
+        return
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for name in report.damaged:
+        path = Path(name)
+        for suffix in ("", ".wal"):
+            damaged = Path(str(path) + suffix)
+            if damaged.exists():
+                os.replace(damaged, path.with_name(f"{path.name}.damaged-{stamp}{suffix}"))
+        fsync_dir(path.parent)
+    backends = Backends(config.state_path / DATA_FOLDER, config.io_options)
+    ios = set(report.damaged.values())
+    store = StateStore(config.state_path)
+    try:
+        gone = []
+        for mat in store.all_materializations():
+            if mat.io in ios and mat.id is not None:
+                try:
+                    missing = backends.get(mat.io).check(mat.asset, mat.location, mat.data_hash, "").status != "ok"
+                except Exception:  # noqa: BLE001 - still unreadable: forget it all the same
+                    missing = True
+                if missing:
+                    gone.append(mat.id)
+        with store.transaction("forgetting the versions of a damaged file") as db:
+            store.drop_pointers_to(db, gone)
+            store.delete_materializations(db, gone)
+            db.execute("DELETE FROM meta WHERE key = ?", (SNAPSHOT_KEY,))
+    finally:
+        store.close()
 
 
 def _repair_records(config: ProjectConfig, report: DoctorReport) -> None:

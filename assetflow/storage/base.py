@@ -30,6 +30,7 @@ class CheckResult:
 
     status: CheckStatus
     token: str = ""
+    detail: str = ""  # why, when the data cannot be read at all (e.g. a damaged backend file)
 
 
 class IOBackend(Protocol):

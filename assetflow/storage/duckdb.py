@@ -53,7 +53,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from assetflow.errors import StorageError
+from assetflow.errors import DamagedStorageError, StorageError
 from assetflow.hashing import hash_fields, is_racy
 from assetflow.hookspecs import hookimpl
 from assetflow.storage.base import CheckResult, StoredData, ValueKind
@@ -361,6 +361,23 @@ def _empty(field: pa.Field) -> pa.Table:
     return pa.schema([field]).empty_table()
 
 
+_DAMAGE = ("Could not read enough bytes", "not a valid DuckDB database file", "Corrupt database file",
+           "does not match stored checksum")
+
+
+def _is_damage(exc: BaseException) -> bool:
+    """Whether DuckDB's error says the file itself is damaged (truncated, garbled), not busy or misused."""
+    return type(exc).__module__.split(".")[0] in ("duckdb", "_duckdb") and any(s in str(exc) for s in _DAMAGE)
+
+
+def _damaged(path: Path, exc: BaseException) -> DamagedStorageError:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return DamagedStorageError(
+        f"The DuckDB file {path} is damaged ({reason}): the versions stored in it can be neither read nor "
+        f"written. Run `assetflow doctor --repair`: it moves the file aside (kept as {path.name}.damaged-<time>) "
+        f"and forgets the versions it held, so the next `assetflow materialize` rebuilds them.", str(path))
+
+
 def _duckdb() -> Any:
     import duckdb
 
@@ -396,8 +413,10 @@ class _Connection:
                 self._con, self._writable = self._open(write, lock_timeout)
             try:
                 yield self._con
-            except BaseException:
+            except BaseException as exc:
                 self.close()  # also rolls back a transaction the failure left open
+                if _is_damage(exc):
+                    raise _damaged(self.path, exc) from None
                 raise
             if self._timer is not None:
                 self._timer.cancel()
@@ -422,6 +441,8 @@ class _Connection:
                     raise StorageError(f"Cannot open the DuckDB file {self.path}: {exc}") from None
                 write = True  # this process has it open read-write already (e.g. the asset's own code)
             except duckdb.IOException as exc:
+                if _is_damage(exc):
+                    raise _damaged(self.path, exc) from None
                 if "lock" not in str(exc).lower():
                     raise StorageError(f"Cannot open the DuckDB file {self.path}: {exc}") from None
                 if time.monotonic() >= deadline:
