@@ -21,7 +21,8 @@ from assetflow.inspect.why import WhyReport, explain
 from assetflow.select import select as select_names
 from assetflow.workspace import Workspace
 
-__all__ = ["AssetStatus", "Lineage", "VersionNode", "WhyReport", "lineage", "load", "materialize", "status", "why"]
+__all__ = ["AssetStatus", "Lineage", "VersionNode", "WhyReport", "column_lineage", "columns", "lineage", "load",
+           "materialize", "status", "why"]
 
 ProjectArg = Workspace | Path | str | None
 Selection = Iterable[str] | str | None
@@ -161,6 +162,24 @@ def lineage(
         return graph
     states = {r.name: r.state for r in compute_status(ws, list(graph.nodes))}
     return build_lineage(ws.graph, roots, upstream=upstream, downstream=downstream, depth=depth, states=states)
+
+
+def column_lineage(asset: str, column: str, *, upstream: bool = True, downstream: bool = False,
+                   depth: int | None = None, project: ProjectArg = None, modules: Iterable[str] = (),
+                   files: Iterable[str] = ()) -> Any:
+    """Where ``asset.column`` comes from (exact through SQL assets, by name through Python ones), as a
+    ``ColumnLineage`` whose ``render("text" | "mermaid" | "dot" | "json")`` is what the CLI prints."""
+    from assetflow.sql.lineage import column_lineage as trace
+
+    return trace(_workspace(project, modules, files), asset, column, upstream=upstream, downstream=downstream,
+                 depth=depth)
+
+
+def columns(name: str, *, project: ProjectArg = None, modules: Iterable[str] = (), files: Iterable[str] = ()) -> Any:
+    """An asset's columns with their origins (``AssetColumns``); see docs/sql.md."""
+    from assetflow.sql.lineage import ColumnIndex
+
+    return ColumnIndex(_workspace(project, modules, files)).of(name)
 
 
 def version_tree(name: str, version: str | int | None = None, *, depth: int | None = None,

@@ -307,12 +307,25 @@ def why(asset: str, as_json: bool, project_dir: Path | None, modules: tuple[str,
 @handle_errors
 def lineage(select: tuple[str, ...], direction: str | None, depth: int | None, fmt: str, as_json: bool,
             version: str | None, project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> None:
-    """The graph around the selected assets, marked with each asset's state."""
+    """The graph around the selected assets, marked with each asset's state.
+
+    ASSET.COLUMN (e.g. daily_revenue.revenue) shows the columns that column is computed from
+    instead (exact for SQL assets, by name through Python ones; --downstream: where it goes).
+    """
     from assetflow import api
     from assetflow.cli_render import render_version_tree
 
     ws = _loaded_workspace(project_dir, modules, files)
     fmt = "json" if as_json else fmt
+    if len(select) == 1 and "." in select[0] and select[0].partition(".")[0] in ws.graph.specs:
+        asset, _, column = select[0].partition(".")
+        trail = api.column_lineage(asset, column, upstream=direction != "downstream",
+                                   downstream=direction == "downstream", depth=depth, project=ws)
+        if fmt == "json":
+            _emit_json(trail.to_json())
+        else:
+            click.echo(trail.render(fmt), nl=False)
+        return
     if version is not None:
         names = api.selected(ws, select)
         if len(names) != 1:

@@ -77,6 +77,7 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str
     project.write("data/raw.csv", "id,value\n1,3\n2,-1\n")
     runs = [("materialize",), ("materialize", "--dry-run"), ("status",), ("status", "--check"), ("list",),
             ("why", "clean"), ("lineage", "clean"), ("lineage", "report", "--version", "current"),
+            ("lineage", "clean.value"),
             ("show", "clean", "raw"), ("history",), ("history", "clean"), ("plugins",)]
     result: dict[str, list[dict[str, Any]]] = {}
     for args in runs:
@@ -100,8 +101,10 @@ def test_output_matches_the_documented_schema(outputs: dict[str, list[dict[str, 
         top = {k for k in keys if "." not in k and "[]" not in k and k != "fast_path"}
         if command == "lineage" and "version" in body:
             top = {"version"}
+        elif command == "lineage" and "column" in body:  # ASSET.COLUMN: column lineage
+            top = {"column", "nodes", "edges", "notes"}
         elif command == "lineage":
-            top -= {"version"}
+            top -= {"version", "column", "notes"}
         assert top <= set(body), f"`{command} --json` lacks documented keys {sorted(top - set(body))}"
     assert keys, f"docs/json-schema.md has no section for `{command}`"
 

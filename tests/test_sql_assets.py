@@ -279,3 +279,80 @@ def test_canonical_form(left: str, right: str, same: bool) -> None:
 def test_sql_asset_value_is_usable_with_polars(shop: Path) -> None:
     run(shop)
     assert isinstance(api.load("daily_revenue", project=shop), pl.DataFrame)
+
+
+# -- column lineage -------------------------------------------------------------------------------------
+
+TOP = """\
+with d as (select * from daily_revenue)
+select d.day, d.revenue + 1 as revenue_plus, n * 2 as twice, 'x' as constant from d
+"""
+
+
+def test_column_lineage_goes_through_several_sql_assets_and_python_ones(shop: Path) -> None:
+    write(shop, "models/top_days.sql", TOP)
+    run(shop)
+    trail = api.column_lineage("top_days", "revenue_plus", project=shop)
+    edges = {(f"{e.upstream[0]}.{e.upstream[1]}", f"{e.downstream[0]}.{e.downstream[1]}", e.how) for e in trail.edges}
+    assert edges == {("daily_revenue.revenue", "top_days.revenue_plus", "sql"),
+                     ("orders.amount", "daily_revenue.revenue", "sql"),
+                     ("orders_raw.amount", "orders.amount", "name")}
+    assert trail.nodes[("daily_revenue", "revenue")] == "CAST(SUM(orders.amount) AS BIGINT)"
+    assert trail.kinds == {"top_days": "sql", "daily_revenue": "sql", "orders": "python", "orders_raw": "source"}
+    constant = api.column_lineage("top_days", "constant", project=shop)
+    assert constant.edges == () and constant.nodes[("top_days", "constant")] == "'x'"
+    down = api.column_lineage("orders", "amount", upstream=False, downstream=True, project=shop)
+    assert {f"{a}.{c}" for a, c in down.nodes} == {"orders.amount", "daily_revenue.revenue", "big_days.revenue",
+                                                   "report.revenue", "top_days.revenue_plus"}
+
+
+def test_column_lineage_of_a_sql_asset_never_materialized_comes_from_its_query(shop: Path) -> None:
+    run(shop)
+    write(shop, "models/top_days.sql", TOP)
+    trail = api.column_lineage("top_days", "twice", project=shop)
+    assert [(e.upstream, e.downstream) for e in trail.edges] == [(("daily_revenue", "n"), ("top_days", "twice"))]
+
+
+def test_lineage_cli_renders_a_column_trail_in_every_format(shop: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from assetflow.cli import main
+
+    run(shop)
+    runner = CliRunner()
+    args = ["lineage", "big_days.revenue", "--project", str(shop)]
+    text = runner.invoke(main, args)
+    assert text.exit_code == 0, text.output
+    assert "big_days.revenue (sql)" in text.output and "orders_raw.amount (source)" in text.output
+    payload = json.loads(runner.invoke(main, [*args, "--format", "json"]).output)
+    assert payload["column"] == "big_days.revenue"
+    assert {"upstream": "orders.amount", "downstream": "daily_revenue.revenue", "how": "sql"} in payload["edges"]
+    assert "orders.amount" in runner.invoke(main, [*args, "--format", "mermaid"]).output
+    assert '"orders.amount" -> "daily_revenue.revenue";' in runner.invoke(main, [*args, "--format", "dot"]).output
+    wrong = runner.invoke(main, ["lineage", "big_days.revenu", "--project", str(shop)])
+    assert wrong.exit_code == 2 and "Did you mean 'revenue'" in wrong.output
+
+
+def test_show_lists_columns_with_origins_and_what_python_added_and_dropped(shop: Path) -> None:
+    from assetflow.inspect.show import show
+
+    run(shop)
+    ws = api._workspace(shop)
+    daily = show(ws, "daily_revenue")["columns"]
+    assert daily["known"] and [c["name"] for c in daily["list"]] == ["day", "revenue", "n"]
+    assert daily["list"][1]["origins"] == [{"asset": "orders", "column": "amount"}]
+    report = show(ws, "report")["columns"]
+    assert {c["name"]: c["status"] for c in report["list"]} == {"day": "kept", "revenue": "kept", "double": "added"}
+    orders = show(ws, "orders")["columns"]
+    assert orders["dropped"] == [] and {c["status"] for c in orders["list"]} == {"kept"}
+    write(shop, "pipeline.py", PIPELINE + """
+
+@asset
+def slim(orders: pl.DataFrame) -> pl.DataFrame:
+    return orders.drop("day")
+""")
+    run(shop)
+    slim = show(api._workspace(shop), "slim")["columns"]
+    assert slim["dropped"] == [{"asset": "orders", "column": "day"}] and [c["name"] for c in slim["list"]] == ["amount"]

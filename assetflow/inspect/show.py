@@ -27,6 +27,15 @@ def materialization_json(mat: Materialization, current_id: int | None = None) ->
     }
 
 
+def _columns(ws: Workspace, name: str) -> dict[str, Any]:
+    """The asset's columns with their origins (see assetflow.sql.lineage), or why they are unknown."""
+    from assetflow.sql.lineage import ColumnIndex
+
+    found = ColumnIndex(ws).of(name).to_json()
+    return {"known": found["columns"] is not None, "note": found["note"], "list": found["columns"] or [],
+            "dropped": found["dropped"]}
+
+
 def is_removed(ws: Workspace, name: str) -> bool:
     """Whether ``name`` is no longer declared but the state store still has versions of it."""
     return name not in ws.graph.specs and bool(ws.store.history(name, limit=1))
@@ -58,6 +67,7 @@ def show(ws: Workspace, name: str, limit: int = 5, version: str | None = None) -
     current = ws.store.current().get(name)
     history = ws.store.history(name, limit=limit)
     details = {**common, "owners": list(spec.owners), "io": ws.io_of(spec), "code_fingerprint": ws.code(spec).digest,
+               "language": getattr(spec, "language", "python"), "columns": _columns(ws, name),
                "current": materialization_json(current, current.id) if current else None,
                "materializations": [materialization_json(m, current.id if current else None) for m in history]}
     if version is not None:

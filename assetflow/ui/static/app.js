@@ -274,6 +274,13 @@
     body.dataset.asset = name;
   }
 
+  function columnOrigin(c) {  // where a column comes from: upstream columns (SQL: exact; Python: kept by name)
+    const from = c.origins.map((o) => `${o.asset}.${o.column}`).join(", ");
+    if (c.status === "added") return "added";
+    if (c.status === "kept") return from + " (kept)";
+    return c.expression ? `${c.expression}${from ? " ← " + from : ""}` : from;
+  }
+
   function panelContent(a, why, lineage) {
     const out = [el("h2", {}, a.name), el("div", {}, badge(a.state), ...a.states.filter((s) => s !== a.state).map(badge),
       el("span", { class: "mono" }, ` ${a.kind}${a.io ? " · " + a.io : ""}${a.group ? " · group " + a.group : ""}`))];
@@ -287,8 +294,11 @@
         row("rows", current.rows), row("bytes", current.bytes), row("data hash", current.data_hash),
         row("storage", `${current.io}: ${current.location}`), row("made", when(current.finished_at)),
         row("took", seconds(current.duration_s)), row("run", current.run_id))));
-      out.push(el("h3", {}, "Schema"), el("table", { class: "schema" }, el("thead", {}, el("tr", {}, el("th", {}, "column"), el("th", {}, "type"))),
-        el("tbody", {}, current.schema.map((c) => el("tr", {}, el("td", { class: "mono" }, c.name), el("td", { class: "mono" }, c.type))))));
+      const origin = Object.fromEntries(((a.columns && a.columns.list) || []).map((c) => [c.name, columnOrigin(c)]));
+      out.push(el("h3", {}, "Schema"), el("table", { class: "schema" }, el("thead", {}, el("tr", {}, el("th", {}, "column"), el("th", {}, "type"), el("th", {}, "from"))),
+        el("tbody", {}, current.schema.map((c) => el("tr", {}, el("td", { class: "mono" }, c.name), el("td", { class: "mono" }, c.type),
+          el("td", { class: "mono origin" }, origin[c.name] || ""))))));
+      if (a.columns && a.columns.dropped.length) out.push(el("div", { class: "mono" }, "dropped: " + a.columns.dropped.map((d) => `${d.asset}.${d.column}`).join(", ")));
     }
     if (a.kind === "source" && a.files) {
       out.push(el("h3", {}, `Files (${a.path})`), el("ul", {}, a.files.map((f) => el("li", { class: "mono" }, `${f.path} ${short(f.hash)}`))));
