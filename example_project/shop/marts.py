@@ -9,7 +9,7 @@ import dataclasses
 import polars as pl
 import pyarrow as pa
 
-from assetflow import asset
+from assetflow import asset, sql_asset
 from shop.cleaning import with_vat
 
 
@@ -73,3 +73,23 @@ def revenue_summary(daily_revenue: pa.Table, customer_revenue: pl.DataFrame) -> 
 def city_revenue(customer_revenue: pl.DataFrame) -> pl.DataFrame:
     """Revenue per city. Pinned with version="1", and ordered after revenue_summary (deps)."""
     return customer_revenue.group_by("city").agg(pl.col("revenue").sum().round(2)).sort("city")
+
+
+@asset(group="marts")
+def leading_category(category_share: pl.DataFrame) -> pl.DataFrame:
+    """The category with the largest share: a Python asset reading a SQL one (models/marts/category_share.sql)."""
+    return category_share.sort(["share_pct", "category"], descending=[True, False]).head(1)
+
+
+loyal_customers = sql_asset(
+    "loyal_customers",
+    """
+    select customer_id, count(*) as big_orders, sum(amount) as amount
+    from big_orders
+    group by customer_id
+    having count(*) >= 1
+    order by amount desc, customer_id
+    """,
+    group="marts",
+    description="Customers with big orders, most spent first: SQL declared in Python with sql_asset().",
+)
