@@ -14,6 +14,10 @@ in this process, and decides from DESIGN §3 alone what a materialize run must d
 The only facts about assetflow it borrows are the documented ones: a source's version
 is its bytes, an asset's code version is what its function and the constants it uses
 say (not their formatting), and the parquet layout ``<asset>/<hash>.parquet``.
+
+Some assets are SQL files (``models/<asset>.sql``, docs/sql.md) computing exactly what
+``combine`` computes, with ``k`` read from ``[tool.assetflow.vars]`` as ``$k_<asset>``:
+their code version is what the query says (not its layout, comments or keyword case).
 """
 
 from __future__ import annotations
@@ -106,6 +110,10 @@ combine = _evaluate_helper()
 class AssetDecl:
     name: str
     upstreams: tuple[str, ...]  # parameter order
+    sql: bool = False  # a models/<name>.sql file instead of a Python function
+
+    def __repr__(self) -> str:
+        return f"{'SQL' if self.sql else ''}AssetDecl({self.name!r}, {self.upstreams!r})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +166,8 @@ class ProjectState:
 def _constants(graph: Graph, state: ProjectState) -> list[str]:
     lines = []
     for a in graph.assets:
+        if a.sql:
+            continue  # its constants are in the query and in [tool.assetflow.vars]
         c = state.consts[a.name]
         if state.style == 1:
             lines += [f"# constants of {a.name}", f"K_{a.name} = {c.k}  # scale",
@@ -192,12 +202,45 @@ def render_module(graph: Graph, state: ProjectState) -> str:
     if state.style == 2:
         header = ["from assetflow import source, asset", "import polars as pl", "", "# sources"]
     header += [f'{s} = source("data/{s}.csv")' for s in graph.sources] + [""]
-    assets = "\n\n".join(_asset_code(a, state.style) for a in graph.assets)
+    assets = "\n\n".join(_asset_code(a, state.style) for a in graph.assets if not a.sql)
     helper = HELPERS[state.style]
     constants = "\n".join(_constants(graph, state))
     if state.style in (2, 3):  # definitions after their users: still the same program
         return "\n".join(header) + "\n\n" + assets + "\n" + helper + "\n\n" + constants + "\n"
     return "\n".join(header) + "\n" + constants + "\n\n" + helper + "\n\n" + assets
+
+
+def render_pyproject(graph: Graph, state: ProjectState) -> str:
+    """``pyproject.toml``: the module, the SQL folder, and each SQL asset's ``k`` as a var."""
+    lines = ["[tool.assetflow]", 'modules = ["pipeline"]', 'sql = ["models"]', "", "[tool.assetflow.vars]"]
+    lines += [f"k_{a.name} = {state.consts[a.name].k}" for a in graph.assets if a.sql]
+    return "\n".join(lines) + "\n"
+
+
+def render_sql(a: AssetDecl, state: ProjectState) -> str:
+    """``models/<name>.sql``: ``combine`` in SQL, in ``STYLES`` renderings of one canonical query."""
+    c = state.consts[a.name]
+    scaled = f"$k_{a.name} * s" if c.mode == "mul" else f"s * $k_{a.name}"
+    if state.style == 1:
+        inputs = "\n    UNION ALL\n    ".join(f"SELECT id, v FROM {u}" for u in a.upstreams)
+        return (f"-- {a.name}: its inputs summed per id, scaled and capped.\n"
+                f"SELECT id, v\nFROM (\n  SELECT id,\n    CASE WHEN ({scaled}) % 50 >= {c.cap} THEN {c.cap}\n"
+                f"         ELSE ({scaled}) % 50 END AS v  -- capped\n"
+                f"  FROM (SELECT id, SUM(v)::BIGINT AS s FROM (\n    {inputs}\n  ) GROUP BY id)\n)\n"
+                f"WHERE v <> 0\nORDER BY id\n")
+    inputs = " union all ".join(f"select id, v from {u}" for u in a.upstreams)
+    if state.style == 2:
+        return (f"/* {a.name} */ select id, v from (select id, case when ({scaled}) % 50 >= {c.cap} then {c.cap} "
+                f"else ({scaled}) % 50 end as v from (select id, sum(v)::bigint as s from ({inputs}) "
+                f"group by id)) where 0 <> v order by id")
+    if state.style == 3:
+        return (f"select id, v\n  from (select id, case when ({scaled}) % 50 >= {c.cap}\n"
+                f"                         then {c.cap} else ({scaled}) % 50 end as v\n"
+                f"        from (select id, sum(v)::bigint as s\n                from ({inputs})\n"
+                f"               group by id))\n where v <> 0\n order by id;\n")
+    return (f"select id, v from (\n    select id, case when ({scaled}) % 50 >= {c.cap} then {c.cap} "
+            f"else ({scaled}) % 50 end as v\n    from (select id, sum(v)::bigint as s from ({inputs}) group by id)\n"
+            f")\nwhere v <> 0\norder by id\n")
 
 
 # -- data -----------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@ independent oracle says must run, and ends with the data a clean run from scratc
 
 DESIGN §3 rules 1-6 and 8, checked together: each example builds a project of 2-8 assets
 over 1-2 CSV sources (each asset reads 1-3 earlier nodes through a polars helper driven by
-per-asset module constants), materializes it, then applies 2-5 steps of 1-2 edits each
+per-asset module constants, or, for about half of them, is a SQL file computing the same
+with ``k`` from ``[tool.assetflow.vars]``: SQL and Python assets feed each other), materializes it, then applies 2-5 steps of 1-2 edits each
 and materializes after every step; one pinned example (``KNOWN``) always runs too.
 Edits: change a constant that changes the output (``k``), change one that keeps it
 (``mode``: two spellings of one computation; ``cap``: sometimes), reformat/comment/reorder
@@ -62,6 +63,8 @@ from oracle import (
     data_key_from_json,
     describe,
     render_module,
+    render_pyproject,
+    render_sql,
 )
 
 EXAMPLES = int(os.environ.get("ASSETFLOW_PROPERTY_EXAMPLES", "15"))
@@ -121,7 +124,7 @@ def scenarios(draw: st.DrawFn) -> tuple[Graph, ProjectState, list[list[Edit]]]:
     for i in range(draw(st.integers(2, 8))):
         earlier = [*sources, *(a.name for a in assets)]
         ups = draw(st.lists(st.sampled_from(earlier), min_size=1, max_size=min(3, len(earlier)), unique=True))
-        assets.append(AssetDecl(f"a{i}", tuple(ups)))
+        assets.append(AssetDecl(f"a{i}", tuple(ups), sql=draw(st.booleans())))
     graph = Graph(sources, tuple(assets))
     state = ProjectState(
         consts={a.name: draw(consts) for a in assets},
@@ -144,6 +147,12 @@ def write_project(project: ProjectDir, graph: Graph, state: ProjectState, old: P
     """
     if old is None or render_module(graph, old) != render_module(graph, state):
         (project.root / "pipeline.py").write_text(render_module(graph, state))
+    if old is None or render_pyproject(graph, old) != render_pyproject(graph, state):
+        (project.root / "pyproject.toml").write_text(render_pyproject(graph, state))
+    (project.root / "models").mkdir(exist_ok=True)
+    for decl in graph.assets:
+        if decl.sql and (old is None or render_sql(decl, old) != render_sql(decl, state)):
+            (project.root / "models" / f"{decl.name}.sql").write_text(render_sql(decl, state))
     for name, text in state.sources.items():
         if old is None or old.sources[name].render() != text.render():
             path = project.root / "data" / f"{name}.csv"
@@ -254,18 +263,26 @@ def test_every_style_is_the_same_program() -> None:
                 node.body = node.body[1:]  # the docstring
         return sorted(ast.dump(n) for n in tree.body if isinstance(n, ast.FunctionDef | ast.Assign))
 
-    graph = Graph(("src0",), (AssetDecl("a0", ("src0",)), AssetDecl("a1", ("a0", "src0"))))
-    state = ProjectState({"a0": Consts(2, "mul", 7), "a1": Consts(3, "rmul", 99)}, {"src0": SourceText(((1, 2),))})
+    graph = Graph(("src0",), (AssetDecl("a0", ("src0",)), AssetDecl("a1", ("a0", "src0")),
+                              AssetDecl("a2", ("a1", "src0"), sql=True)))
+    state = ProjectState({"a0": Consts(2, "mul", 7), "a1": Consts(3, "rmul", 99), "a2": Consts(4, "rmul", 20)},
+                         {"src0": SourceText(((1, 2),))})
     programs = {tuple(definitions(render_module(graph, state.replace(style=style)))) for style in range(STYLES)}
     assert len(programs) == 1
     assert len({tuple(definitions(helper)) for helper in HELPERS}) == 1
+    from assetflow.sql.parse import canonical_sql, parse_query
+
+    queries = {canonical_sql(parse_query(render_sql(graph.assets[2], state.replace(style=style)), file="a2.sql",
+                                         asset="a2").tree) for style in range(STYLES)}
+    assert len(queries) == 1, queries
 
 
 # -- the property ---------------------------------------------------------------------------------
 
 # Always run, whatever the generator draws: every outcome (ran, restored, cutoff, fresh) and every edit.
 KNOWN = (
-    Graph(("src0", "src1"), (AssetDecl("a0", ("src0",)), AssetDecl("a1", ("a0",)), AssetDecl("a2", ("a0", "src1")))),
+    Graph(("src0", "src1"), (AssetDecl("a0", ("src0",)), AssetDecl("a1", ("a0",)),
+                             AssetDecl("a2", ("a0", "src1"), sql=True))),
     ProjectState({"a0": Consts(2, "mul", 99), "a1": Consts(3, "mul", 20), "a2": Consts(1, "rmul", 50)},
                  {"src0": SourceText(((1, 4), (2, 9), (1, 3))), "src1": SourceText(((2, 5),))}),
     [
@@ -341,7 +358,9 @@ def test_runs_exactly_what_the_oracle_says_and_ends_like_a_clean_run(
 
         clean = ProjectDir(Path(tmp) / "clean", ["pipeline"])
         shutil.copy(project.root / "pipeline.py", clean.root / "pipeline.py")
+        shutil.copy(project.root / "pyproject.toml", clean.root / "pyproject.toml")
         shutil.copytree(project.root / "data", clean.root / "data")
+        shutil.copytree(project.root / "models", clean.root / "models")
         result = materialize(clean)
         assert {n: o for n, o in result.items() if n != "_"} == dict.fromkeys(graph.asset_names, "ran"), result
         clean_hashes = {a["name"]: a["data_hash"] for a in result["_"]["assets"]}

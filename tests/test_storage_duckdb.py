@@ -475,3 +475,92 @@ def test_dropped_table_is_missing_and_code_revert_restores_the_view(project: Pro
     sql(warehouse, f'DROP TABLE "{current}"')
     assert project.status()["clean"]["state"] == "missing"
     assert project.ran() == {"clean"}
+
+
+# -- SQL assets (docs/sql.md): read upstreams where they are stored, store like any table ----------------
+
+SQL_PIPELINE = '''
+    import polars as pl
+    from assetflow import asset, source, sql_asset
+
+    raw = source("data/raw.csv")
+
+
+    @asset(io="duckdb")
+    def in_duckdb(raw: pl.DataFrame) -> pl.DataFrame:
+        return raw.filter(pl.col("value") > 0)
+
+
+    @asset
+    def in_parquet(raw: pl.DataFrame) -> pl.DataFrame:
+        return raw.with_columns(tenfold=pl.col("value") * 10)
+
+
+    @asset(io="csv")
+    def in_csv(raw: pl.DataFrame) -> pl.DataFrame:
+        return raw.select("id", label=pl.format("#{}", pl.col("id")))
+
+
+    joined = sql_asset("joined", """
+        select d.id, d.value, p.tenfold, c.label
+        from in_duckdb d join in_parquet p using (id) join in_csv c using (id)
+        order by d.id
+    """, io="{io}")
+'''
+
+
+def sql_project(project: ProjectDir, io: str) -> None:
+    project.write("pipeline.py", SQL_PIPELINE.replace("{io}", io))
+    project.write("data/raw.csv", RAW)
+
+
+def test_a_sql_asset_scans_parquet_in_place_reads_duckdb_tables_directly_and_other_backends_as_arrow(
+        project: ProjectDir) -> None:
+    from assetflow import api
+    from assetflow.execute.task import InputRef
+    from assetflow.sql.run import _Plan
+
+    sql_project(project, "duckdb")
+    result = api.materialize(project=project.root, executor="inprocess")
+    assert result.ok, {n: r.error for n, r in result.results.items()}
+    expected = [{"id": 1, "value": 10, "tenfold": 100, "label": "#1"}, {"id": 3, "value": 7, "tenfold": 70, "label": "#3"}]
+    assert api.load("joined", project=project.root).to_dicts() == expected
+    warehouse = project.root / ".assetflow" / "data" / "warehouse.duckdb"
+    duckdb_module._close_all()  # this process's shared connection, so another "program" may open the file
+    assert sql(warehouse, "SELECT id, label FROM joined ORDER BY id") == [(1, "#1"), (3, "#3")]  # the view
+
+    ws = api._workspace(project.root)
+    current = ws.store.current()
+    inputs = [InputRef(up, current[up].io, current[up].location) for up in ws.graph.specs["joined"].upstreams]
+    plan = _Plan(ws, ws.graph.specs["joined"], inputs)
+    stored_parquet = current["in_parquet"].location
+    assert f"READ_PARQUET(['{ws.backends.get('parquet').local_file(stored_parquet)}'])" in plan.query  # in place
+    assert f'"main"."{current["in_duckdb"].location}"' in plan.query  # the version table itself
+    assert set(plan.arrow) == {"in_csv"} and plan.duckdb_backend is not None  # only the CSV plugin's is loaded
+
+
+def test_a_sql_result_has_the_same_hash_in_every_backend_and_moving_it_cuts_off(project: ProjectDir) -> None:
+    from assetflow import api
+
+    sql_project(project, "duckdb")
+    api.materialize(project=project.root, executor="inprocess")
+    in_duckdb = {r.name: r.data_hash for r in api.status(project=project.root)}["joined"]
+    sql_project(project, "parquet")
+    rows = {r.name: r for r in api.status(project=project.root)}
+    assert rows["joined"].reasons == ["storage changed: duckdb -> parquet"]
+    assert api.materialize(project=project.root, executor="inprocess").results["joined"].outcome == "ran"
+    assert {r.name: r.data_hash for r in api.status(project=project.root)}["joined"] == in_duckdb
+
+
+def test_a_tampered_duckdb_upstream_makes_the_sql_asset_rerun_on_the_repaired_data(project: ProjectDir) -> None:
+    from assetflow import api
+
+    sql_project(project, "parquet")
+    api.materialize(project=project.root, executor="inprocess")
+    warehouse = project.root / ".assetflow" / "data" / "warehouse.duckdb"
+    duckdb_module._close_all()
+    (version,) = (r[0] for r in sql(warehouse, "SELECT table_name FROM duckdb_tables()"))
+    sql(warehouse, f'UPDATE "{version}" SET value = 99 WHERE id = 3')
+    outcomes = {n: r.outcome for n, r in api.materialize(project=project.root, executor="inprocess").results.items()}
+    assert outcomes["in_duckdb"] == "ran" and outcomes["joined"] == "cutoff"
+    assert api.load("joined", project=project.root)["value"].to_list() == [10, 7]
