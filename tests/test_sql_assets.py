@@ -356,3 +356,32 @@ def slim(orders: pl.DataFrame) -> pl.DataFrame:
     run(shop)
     slim = show(api._workspace(shop), "slim")["columns"]
     assert slim["dropped"] == [{"asset": "orders", "column": "day"}] and [c["name"] for c in slim["list"]] == ["amount"]
+
+
+def test_a_sql_asset_reads_every_partition_of_a_partitioned_upstream(tmp_path: Path) -> None:
+    write(tmp_path, "pyproject.toml", '[tool.assetflow]\nmodules = ["pipeline"]\nsql = ["models"]\n')
+    write(tmp_path, "pipeline.py", """
+        import polars as pl
+        from assetflow import asset, source
+        from assetflow.partitions import static
+
+        KEYS = static(["a", "b"])
+        events = source("data/{key}.csv", partitions=KEYS)
+
+
+        @asset(partitions=KEYS)
+        def cleaned(events: pl.DataFrame) -> pl.DataFrame:
+            return events.filter(pl.col("n") > 0)
+    """)
+    write(tmp_path, "data/a.csv", "user,n\nx,1\ny,0\n")
+    write(tmp_path, "data/b.csv", "user,n\nx,2\nz,5\n")
+    write(tmp_path, "models/per_user.sql", "select user, sum(n)::bigint as n from cleaned group by user\n")
+    write(tmp_path, "models/raw_count.sql", "select count(*) as rows from events\n")
+    assert run(tmp_path)["per_user"] == "ran"
+    assert api.load("per_user", project=tmp_path).to_dicts() == [{"user": "x", "n": 3}, {"user": "z", "n": 5}]
+    assert api.load("raw_count", project=tmp_path)["rows"].to_list() == [4]
+    with pytest.raises(DefinitionError, match="partitions are not supported on SQL assets"):
+        from assetflow.partitions import static
+        from assetflow.sql.spec import sql_asset
+
+        sql_asset("bad", "select 1 as a", partitions=static(["a"]))

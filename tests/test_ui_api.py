@@ -84,6 +84,7 @@ def test_every_document_equals_the_clis_json(example: Path, client_for: Callable
         "/api/list": ["list", "--json"],
         "/api/list?select=%2Bdaily_revenue": ["list", "+daily_revenue", "--json"],
         "/api/show/order_lines": ["show", "order_lines", "--limit", "10", "--json"],
+        "/api/show/category_share": ["show", "category_share", "--limit", "10", "--json"],
         "/api/why/order_lines": ["why", "order_lines", "--json"],
         "/api/lineage/revenue_summary?version=current": ["lineage", "revenue_summary", "--version", "current",
                                                          "--json"],
@@ -94,6 +95,10 @@ def test_every_document_equals_the_clis_json(example: Path, client_for: Callable
         assert response.status_code == 200, (url, response.text)
         expected = json.loads(cli(example, *args).stdout)
         assert without(response.json(), VOLATILE) == without(expected, VOLATILE), url
+    share = client.get("/api/show/category_share").json()["assets"][0]  # a SQL mart: columns and their origins
+    assert share["language"] == "sql" and share["columns"]["known"]
+    revenue = next(c for c in share["columns"]["list"] if c["name"] == "revenue")
+    assert revenue["origins"] == [{"asset": "category_revenue", "column": "revenue"}]
     status = client.get("/api/status").json()
     assert status["schema_version"] == 1 and status["command"] == "status"
     assert {a["state"] for a in status["assets"]} == {"fresh", "observed"}

@@ -100,6 +100,8 @@ class _Plan:
     def _scan(self, workspace: Any, ref: InputRef) -> exp.Expression:
         from sqlglot import exp
 
+        if ref.parts:
+            return self._parts_scan(workspace, ref)
         if ref.io is None:
             return self._source_scan(workspace, ref)
         assert ref.location is not None
@@ -112,6 +114,29 @@ class _Plan:
                 return exp.Table(this=exp.to_identifier(ref.location, quoted=True),
                                  db=exp.to_identifier(backend.schema, quoted=True))
         self.arrow[ref.name] = backend.load(ref.name, ref.location, "arrow")
+        return exp.Table(this=exp.to_identifier(_REGISTERED + ref.name, quoted=True))
+
+    def _parts_scan(self, workspace: Any, ref: InputRef) -> exp.Expression:
+        """Several partitions of a partitioned upstream, concatenated in key order (as a Python asset gets them)."""
+        import pyarrow as pa
+        from sqlglot import exp
+
+        parts = [part for _, part in ref.parts]
+        backends = [workspace.backends.get(p.io) if p.io is not None else None for p in parts]
+        if parts and all(b is not None and getattr(b, "format", None) == "parquet" and hasattr(b, "local_file")
+                         for b in backends):
+            return _read_parquet([str(b.local_file(p.location)) for b, p in zip(backends, parts, strict=True)])
+        tables = []
+        for part in parts:
+            if part.io is None:
+                from assetflow.fingerprint.source import SourceVersion, read_source
+
+                value = read_source(workspace.graph.specs[ref.name], SourceVersion(ref.name, "", part.source_files),
+                                    workspace.root)
+                tables.append(value.to_arrow() if hasattr(value, "to_arrow") else value)
+            else:
+                tables.append(workspace.backends.get(part.io).load(ref.name, part.location, "arrow"))
+        self.arrow[ref.name] = pa.concat_tables(tables, promote_options="default")
         return exp.Table(this=exp.to_identifier(_REGISTERED + ref.name, quoted=True))
 
     def _source_scan(self, workspace: Any, ref: InputRef) -> exp.Expression:

@@ -69,6 +69,12 @@ def _options_for_build(options: dict[str, Any], where: str, name: str) -> dict[s
             f"SQL asset {name!r} at {where}: config= is for Python assets. A query reads project values as "
             f"$name from [tool.assetflow.vars] in pyproject.toml."
         )
+    if options.get("partitions") is not None or options.get("mappings"):
+        raise DefinitionError(
+            f"SQL asset {name!r} at {where}: partitions are not supported on SQL assets yet (the query would run "
+            f"unchanged for every key). Make it a Python @asset(partitions=...), or leave it unpartitioned: it "
+            f"then reads every partition of a partitioned upstream, concatenated in key order."
+        )
     known = set(inspect.signature(_build_asset).parameters) - {"fn", "name", "config"}
     unknown = sorted(set(options) - known)
     if unknown:
