@@ -94,7 +94,7 @@ class Workspace:
                 spec = self.graph.specs[name]
                 assert isinstance(spec, SourceSpec)
                 self._sources[name] = observe_source(spec, self.root, cache, updates)
-            with self.store.transaction() as db:
+            with self.store.cache_write(), self.store.transaction() as db:
                 if updates:
                     self.store.save_stat_cache(db, updates)
                 self.store.save_source_versions(db, {n: self._sources[n].data_hash for n in wanted})

@@ -97,8 +97,8 @@ def named_failures(proc) -> set[str]:  # noqa: ANN001
         payload = json.loads(proc.stdout)
     except ValueError:
         payload = None
-    if payload:
-        names |= {a["name"] for a in payload["assets"]
+    if payload:  # the run's document, or (exit 2) the error document, whose message is also on stderr
+        names |= {a["name"] for a in payload.get("assets", [])
                   if a["outcome"] == "failed" and any(e in (a["error"] or "") for e in ERRORS)}
     names |= {name for name in ASSETS if f"asset {name!r}" in proc.stderr or f"`{name}`" in proc.stderr}
     return names

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from assetflow.errors import AssetflowError, ExitCode
+from assetflow.state.folder import ensure_state_folder, os_error
 
 LOCK_FILE = "lock"
 
@@ -28,12 +29,15 @@ class ProjectLock:
     """An exclusive lock on a project's state folder."""
 
     def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+        ensure_state_folder(folder)
         self.path = folder / LOCK_FILE
         self._fd: int | None = None
 
     def acquire(self, run_id: str, wait: bool = False, timeout: float | None = None) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise os_error(self.path, exc, "open the project lock") from exc
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
@@ -48,9 +52,14 @@ class ProjectLock:
                         f"Wait for it to finish, or pass --wait to queue behind it."
                     ) from None
                 time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id,
-                                  "since": time.time()}).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id,
+                                      "since": time.time()}).encode(), 0)
+        except OSError as exc:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise os_error(self.path, exc, "write the project lock") from exc
         self._fd = fd
 
     def holder(self) -> str:

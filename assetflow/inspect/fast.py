@@ -82,7 +82,8 @@ def save_graph_cache(ws: Any) -> None:
                       extra or None, spec.freshness, getattr(spec, "path", None) if spec.kind == "source" else None])
     text = json.dumps({"identity": _identity(config), "stats": stats, "specs": specs})
     if ws.store.get_meta(GRAPH_KEY) != text:
-        ws.store.set_meta(GRAPH_KEY, text)
+        with ws.store.cache_write():  # a full disk: the next status imports the project again, that is all
+            ws.store.set_meta(GRAPH_KEY, text)
 
 
 def load_graph_cache(config: ProjectConfig, text: str | None) -> AssetGraph | None:

@@ -43,6 +43,7 @@ from typing import Any
 
 from assetflow.errors import DamagedStorageError, StateError
 from assetflow.project import ProjectConfig
+from assetflow.state.folder import ensure_state_folder
 from assetflow.state.schema import LATEST_VERSION
 from assetflow.state.store import STATE_FILE, Connection, Materialization, StateStore, _row_to_materialization
 from assetflow.storage.base import Backends
@@ -116,6 +117,8 @@ def examine(config: ProjectConfig, verify_data: bool = True, holding_lock: bool 
     ``holding_lock``: the caller holds the project lock, so no run can be in flight.
     """
     path = config.state_path / STATE_FILE
+    if config.state_path.exists() and not config.state_path.is_dir():
+        ensure_state_folder(config.state_path)  # raises: the state folder is a file (say so, not "missing")
     report = DoctorReport(str(path), _integrity(path))
     if report.integrity.startswith("newer"):
         report.findings.append(Finding("state_newer", f"{path} was written by a newer assetflow "

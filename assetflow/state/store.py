@@ -8,6 +8,7 @@ partial data.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sqlite3
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from assetflow.errors import StateError
+from assetflow.state.folder import ensure_state_folder
 from assetflow.secrets import redact
 from assetflow.state.schema import LATEST_VERSION, MIGRATIONS
 
@@ -42,6 +44,16 @@ def state_error(path: Path | None, exc: BaseException, what: str | None = None) 
         f"data; `assetflow materialize` then recomputes the rest. (By hand: mv {by_hand} {by_hand}.bad, and "
         f"`assetflow materialize` recomputes everything.)"
     )
+
+
+def _is_disk_trouble(exc: BaseException) -> bool:
+    """A full disk, an I/O or permission failure: the file system's fault, not a corrupt store."""
+    if isinstance(exc, StateError):
+        return exc.__cause__ is not None and _is_disk_trouble(exc.__cause__)
+    if isinstance(exc, OSError):
+        return True
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    return name.startswith(("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,15 +147,49 @@ class StateStore:
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / STATE_FILE
-        folder.mkdir(parents=True, exist_ok=True)
+        self.read_only_because: StateError | None = None  # why writes are refused (a full disk), if they are
         try:
+            ensure_state_folder(folder)
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=60.0, factory=Connection)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
-        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-            raise state_error(self.path, exc) from exc
+        except (sqlite3.DatabaseError, UnicodeDecodeError, StateError) as exc:
+            error = exc if isinstance(exc, StateError) else state_error(self.path, exc)
+            if not _is_disk_trouble(exc) or not self._open_read_only(error):
+                raise error from exc
+
+    def _open_read_only(self, why: StateError) -> bool:
+        """Read the state without writing anything (a full disk): reads answer, writes raise ``why``.
+
+        Exact only if the write-ahead log is empty (a clean close checkpoints it), so only then;
+        a project with no state yet reads as empty.
+        """
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        wal = self.path.with_name(STATE_FILE + "-wal")
+        try:
+            empty = not self.path.exists() or self.path.stat().st_size == 0  # no state yet (or not even a page)
+            if not empty and self.path.is_file() and (not wal.exists() or wal.stat().st_size == 0):
+                db = sqlite3.connect(f"{self.path.resolve().as_uri()}?immutable=1", uri=True, isolation_level=None,
+                                     factory=Connection)
+                if db.execute("PRAGMA user_version").fetchone()[0] != LATEST_VERSION:
+                    db.close()
+                    return False
+            elif empty:
+                db = sqlite3.connect(":memory:", isolation_level=None, factory=Connection)
+                for migration in MIGRATIONS:
+                    db.executescript(migration)
+                db.execute(f"PRAGMA user_version = {LATEST_VERSION}")
+            else:
+                return False
+            db.execute("PRAGMA query_only=ON")
+        except (OSError, sqlite3.Error):
+            return False
+        self._db = db
+        self.read_only_because = why
+        return True
 
     def close(self) -> None:
         self._db.close()
@@ -154,6 +200,8 @@ class StateStore:
 
         ``what`` (e.g. "recording asset 'x'") names the write in the error should it fail.
         """
+        if self.read_only_because is not None:
+            raise self.read_only_because
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -295,7 +343,24 @@ class StateStore:
         db.executemany("DELETE FROM pointers WHERE materialization = ?", [(i,) for i in ids])
 
     def update_token(self, materialization_id: int, token: str) -> None:
-        self._db.execute("UPDATE materializations SET token = ? WHERE id = ?", (token, materialization_id))
+        """Refresh a cached stat token; skipped when the state cannot be written (it is only a cache)."""
+        if self.read_only_because is not None:
+            return
+        try:
+            self._db.execute("UPDATE materializations SET token = ? WHERE id = ?", (token, materialization_id))
+        except sqlite3.Error as exc:
+            if not _is_disk_trouble(exc):
+                raise
+
+    @contextmanager
+    def cache_write(self) -> Iterator[None]:
+        """A write of cached facts (stat cache, graph cache): dropped when the disk is full, since
+        reading answers the same without it; so read-only commands (``status``) work on a full disk."""
+        try:
+            yield
+        except StateError as exc:
+            if not _is_disk_trouble(exc.__cause__ or exc) and exc is not self.read_only_because:
+                raise
 
     def delete_materializations(self, db: sqlite3.Connection, ids: Iterable[int]) -> None:
         db.executemany("DELETE FROM materializations WHERE id = ?", [(i,) for i in ids])
