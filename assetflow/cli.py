@@ -174,7 +174,7 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
     try:
         result = api.materialize(select, exclude=exclude, force=force, dry_run=dry_run, wait=wait,
                                  project=project_dir, modules=modules, files=files,
-                                 listener=progress.update if progress else None,
+                                 listener=progress,
                                  executor=executor, jobs=jobs, address=address, partition=partition)
     except RunInterrupted as exc:
         if progress:
@@ -195,7 +195,7 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
     elif dry_run:
         render_plan(result)
     else:
-        render_run(result)
+        render_run(result, progress_printed=bool(progress and progress.printed_lines))
     sys.exit(int(ExitCode.OK if result.ok else ExitCode.ASSET_FAILED))
 
 

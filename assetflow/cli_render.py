@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -25,33 +25,97 @@ _STYLE = {"fresh": "green", "stale": "yellow", "missing": "magenta", "failed": "
 
 
 class Progress:
-    """A live line on stderr while assets run, only when stderr is a terminal."""
+    """How far a run is, on stderr: a live line on a terminal, else one plain line per settled asset.
 
-    def __init__(self) -> None:
-        from rich.console import Console
+    On a terminal (rich): ``12/40 settled · running: orders, customers · 0:14 elapsed · ~0:31 left``,
+    redrawn as time passes. Elsewhere (CI logs, ``docker logs``): ``[12/40]      ran orders in
+    0.52s: code changed``, one line as each asset settles. The estimate is the mean time of the
+    assets computed so far, times those still predicted to compute, divided by the assets that run
+    at once. Never used with ``--json`` (stdout is the document's alone; see ``assetflow.cli_stdout``).
+    """
 
-        self.console = Console(stderr=True)
-        self.count = 0
-        self.status = self.console.status("materializing...")
-        self.status.start()
+    def __init__(self, live: bool, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.started_at = clock()
+        self.total: int | None = None
+        self.to_run = 0
+        self.capacity = 1
+        self.settled = 0
+        self.computed: list[float] = []  # durations of the assets computed so far
+        self.running: dict[str, float] = {}  # name -> when it started
+        self.printed_lines = not live
+        self._live = None
+        if live:
+            from rich.console import Console
+            from rich.live import Live
+
+            self._live = Live(self, console=Console(stderr=True), refresh_per_second=4, transient=True)
+            self._live.start()
 
     @classmethod
-    def for_stderr(cls) -> Progress | None:
-        return cls() if sys.stderr.isatty() else None
+    def for_stderr(cls) -> Progress:
+        return cls(live=sys.stderr.isatty())
+
+    # -- the runner's listener --------------------------------------------------------------
+
+    def begin(self, total: int, to_run: int, capacity: int) -> None:
+        self.total, self.to_run, self.capacity = total, to_run, max(1, capacity)
+
+    def started(self, name: str) -> None:
+        self.running[name] = self.clock()
+
+    def __call__(self, result: AssetResult) -> None:
+        self.update(result)
 
     def update(self, result: AssetResult) -> None:
-        self.count += 1
-        self.status.update(f"{self.count} settled, last: {result.name} ({_VERB[result.outcome]})")
+        self.settled += 1
+        self.running.pop(result.name, None)
+        if result.outcome in ("ran", "failed") and result.duration is not None:
+            self.computed.append(result.duration)
+        if self.printed_lines:
+            click.echo(f"[{self.settled}/{self.total or '?'}] {self.describe(result)}", err=True)
+
+    # -- what is shown ----------------------------------------------------------------------
+
+    @staticmethod
+    def describe(result: AssetResult) -> str:
+        took = f" in {result.duration:.2f}s" if result.duration is not None else ""
+        why = f": {'; '.join(result.reasons)}" if result.reasons and result.outcome != "fresh" else ""
+        if result.outcome == "failed":
+            why = " (its error follows when the run ends)"
+        return f"{_VERB[result.outcome]:>9} {result.name}{took}{why}"
+
+    def estimate(self) -> float | None:
+        """Seconds left, or None before the first computed asset gives a pace."""
+        if not self.computed:
+            return None
+        left = max(0, self.to_run - len(self.computed))
+        pace = sum(self.computed) / len(self.computed)
+        running_for = sum(self.clock() - since for since in self.running.values())
+        return max(0.0, (pace * left - running_for) / self.capacity)
+
+    def line(self) -> str:
+        elapsed = format_duration(self.clock() - self.started_at)
+        parts = [f"{self.settled}/{self.total if self.total is not None else '?'} settled"]
+        if self.running:
+            names = list(self.running)
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            parts.append(f"running: {', '.join(names[:3])}{more}")
+        parts.append(f"{elapsed} elapsed")
+        left = self.estimate()
+        if left is not None:
+            parts.append(f"~{format_duration(left)} left")
+        return " · ".join(parts)
+
+    def __rich__(self) -> str:
+        from rich.markup import escape
+
+        return "[bold]materializing[/] " + escape(self.line())
 
     def close(self) -> None:
-        self.status.stop()
-
-
-
-
-
-
-_PLAN_VERB = {"ran": "run", "restored": "restore", "cutoff": "cut off", "may_restore": "may restore"}
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
 
 
 def render_plan(result: RunResult) -> None:
@@ -75,9 +139,10 @@ def render_plan(result: RunResult) -> None:
                        if found.count > 1 else f"  {action:11} {asset}[{found.span}]: {found.reason}")
 
 
-def render_run(result: RunResult) -> None:
+def render_run(result: RunResult, progress_printed: bool = False) -> None:
+    """The run's outcome: each asset that did something (unless progress lines said so already), errors, totals."""
     counts = result.counts()
-    for r in result.results.values():
+    for r in [] if progress_printed else result.results.values():
         if r.outcome in ("ran", "restored"):
             took = f" in {r.duration:.2f}s" if r.duration is not None else ""
             click.echo(f"{_VERB[r.outcome]:>9} {r.name}{took}: {'; '.join(r.reasons)}", err=True)

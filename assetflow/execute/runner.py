@@ -120,6 +120,9 @@ class RunResult:
 
 
 Listener = Callable[[AssetResult], None]
+"""Called with each asset's result as it settles. A listener may also have ``begin(total, to_run,
+capacity)`` (called once, before the first asset: how many are selected, how many are predicted to
+compute, how many run at once) and ``started(name)`` (an asset was handed to the executor)."""
 
 
 class Run:
@@ -262,6 +265,7 @@ class Run:
         if warm_up is not None:
             warm_up(self.ws.config, stale)
         capacity = max(1, int(self.executor.capacity))
+        self._notify("begin", len(self.order), stale, capacity)
 
         def settle(name: str) -> None:
             for down in unit_downstream[name]:
@@ -293,6 +297,7 @@ class Run:
                     launch.attempts += 1
                     spec = self.graph.specs[split_unit(name)[0]]
                     assert isinstance(spec, AssetSpec)
+                    self._notify("started", name)
                     self._submitting = name  # an in-process executor computes it inside submit
                     running[self.executor.submit(compute, launch.task, timeout=spec.timeout)] = name
                     self._submitting = None
@@ -385,6 +390,12 @@ class Run:
         if result.error is not None or result.stored is None:
             return result.error or f"Asset `{name}` stored nothing."
         return None
+
+    def _notify(self, event: str, *args: object) -> None:
+        """Tell the listener about the run's progress beyond settled assets, if it listens for ``event``."""
+        method = getattr(self.listener, event, None)
+        if method is not None:
+            method(*args)
 
     def _keep_log(self, name: str, launch: _Launch) -> None:
         """Keep what the asset printed and logged, every attempt under its own header if it was retried."""
