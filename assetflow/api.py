@@ -196,7 +196,8 @@ def load(name: str, version: str | int | None = None, *, kind: str = "polars", p
          modules: Iterable[str] = (), files: Iterable[str] = (), partition: str | None = None) -> Any:
     """An asset's stored value (e.g. in a notebook): the current version, or an earlier one.
 
-    ``version`` is a materialization id or a data-hash prefix (see ``assetflow history``);
+    ``version`` is a materialization id, a data-hash prefix (see ``assetflow history``), or
+    ``"~N"``, the Nth newest earlier version (``"~1"``: the one before the current);
     ``kind`` is "polars" or "arrow" for tables. A partitioned asset gives one partition
     (``partition="2024-01-05"``) or, without it, every current partition concatenated in key order.
     """

@@ -162,7 +162,9 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
 
                 _emit_json(fresh_run_payload(fresh))
             else:
-                click.echo(f"Everything is fresh: {len(fresh)} assets, nothing to do.")
+                from assetflow.cli_render import plural
+
+                click.echo(f"Everything is fresh: {plural(len(fresh), 'asset')}, nothing to do.")
             return
     from assetflow import api
     from assetflow.cli_render import Progress, render_plan, render_run
@@ -301,8 +303,8 @@ def why(asset: str, as_json: bool, project_dir: Path | None, modules: tuple[str,
               show_default=True, help="Output format.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--version", "version", metavar="VERSION",
-              help="For one asset: the exact upstream versions a version (materialization id, data-hash prefix "
-                   "or 'current') was made from.")
+              help="For one asset: the exact upstream versions a version (materialization id, data-hash prefix, "
+                   "'current' or '~N', the Nth earlier) was made from.")
 @project_options
 @handle_errors
 def lineage(select: tuple[str, ...], direction: str | None, depth: int | None, fmt: str, as_json: bool,
@@ -442,12 +444,13 @@ def logs(asset: str, run_id: str | None, as_json: bool, project_dir: Path | None
 
 
 @main.command()
-@click.option("--keep", default=5, show_default=True, help="Earlier versions to keep per asset besides the current.")
+@click.option("--keep", default=5, show_default=True,
+              help="Earlier versions to keep per asset besides the current one (and the logs of N+1 runs).")
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
 @project_options
 @handle_errors
 def gc(keep: int, dry_run: bool, project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> None:
-    """Delete stored versions no pointer reaches, keeping the newest KEEP per asset."""
+    """Keep each asset's current version and its KEEP newest earlier ones; delete the other versions."""
     from assetflow.gc import collect_garbage
     from assetflow.workspace import Workspace
 
@@ -484,8 +487,15 @@ def doctor(repair: bool, verify_data: bool, wait: bool, as_json: bool, project_d
     if as_json:
         _emit_json(report.to_json())
     else:
-        click.echo(f"State store {report.state_file}: integrity {report.integrity}; "
-                   f"{report.verified} current versions verified against their stored data.")
+        from assetflow.cli_render import plural
+
+        problems = [f for f in report.findings if not f.repaired]
+        if problems:  # not "verified" above a list of problems
+            click.echo(f"State store {report.state_file}: integrity {report.integrity}; "
+                       f"{plural(len(problems), 'problem')} found ({report.verified} current versions intact):")
+        else:
+            click.echo(f"State store {report.state_file}: integrity {report.integrity}; "
+                       f"{plural(report.verified, 'current version')} verified against their stored data.")
         for finding in report.findings:
             where = f" ({finding.asset})" if finding.asset else ""
             click.echo(f"  {'repaired' if finding.repaired else 'PROBLEM'}: {finding.kind}{where}: {finding.detail}")

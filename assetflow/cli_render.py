@@ -24,6 +24,11 @@ _STYLE = {"fresh": "green", "stale": "yellow", "missing": "magenta", "failed": "
           "overdue": "bright_red", "ran": "blue", "restored": "cyan", "cutoff": "green", "skipped": "yellow"}
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 asset``, ``2 assets``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 class Progress:
     """How far a run is, on stderr: a live line on a terminal, else one plain line per settled asset.
 
@@ -118,12 +123,17 @@ class Progress:
             self._live = None
 
 
+_PLAN_VERB = {"ran": "run", "restored": "restore", "cutoff": "cut off", "may_restore": "may restore"}
+
+
 def render_plan(result: RunResult) -> None:
     todo = [r for r in result.results.values() if r.outcome != "fresh"]
     if not todo:
-        click.echo(f"Nothing to do: all {len(result.results)} selected assets are fresh.")
+        total = len(result.results)
+        click.echo(f"Nothing to do: {'the' if total == 1 else 'all'} {plural(total, 'selected asset')} "
+                   f"{'is' if total == 1 else 'are'} fresh.")
         return
-    click.echo(f"Plan ({len(todo)} of {len(result.results)} assets; nothing was run):")
+    click.echo(f"Plan ({len(todo)} of {plural(len(result.results), 'asset')}; nothing was run):")
     from assetflow.partitions.summary import ranges
 
     grouped: dict[tuple[str, str], list[tuple[str, str, str]]] = {}  # partitions as ranges, per asset and action
@@ -153,7 +163,7 @@ def render_run(result: RunResult, progress_printed: bool = False) -> None:
     for r in result.by_outcome("skipped"):
         click.echo(f"  skipped {r.name}: {'; '.join(r.reasons)}", err=True)
     if counts["ran"] == counts["restored"] == counts["failed"] == counts["skipped"] == 0:
-        click.echo(f"Everything is fresh: {len(result.results)} assets, nothing to do.")
+        click.echo(f"Everything is fresh: {plural(len(result.results), 'asset')}, nothing to do.")
         return
     parts = [f"{counts[k]} {_VERB[k] if k != 'failed' else 'failed'}" for k in
              ("ran", "restored", "cutoff", "fresh", "failed", "skipped") if counts[k]]
@@ -361,14 +371,14 @@ def render_history(payload: dict[str, Any]) -> None:
     out: list[str] = []
     for run in payload["runs"]:
         took = f", {run['duration_s']:.2f}s" if run["duration_s"] is not None else ""
-        counts = ", ".join(f"{n} {k}" for k, n in (run["counts"] or {}).items() if n)
+        counts = ", ".join(f"{n} {'cut off' if k == 'cutoff' else k}" for k, n in (run["counts"] or {}).items() if n)
         out.append(f"run {run['run_id']}  {_when(run['started_at'])}  {_paint(run['status'], 'failed' if run['status'] != 'succeeded' else 'fresh')}{took}"
                    + (f"  ({counts})" if counts else ""))
         for event in run["assets"]:
             took = f" {event['duration_s']:.2f}s" if event["duration_s"] is not None else ""
             data = f" -> {_short(event['data_hash'])}" if event["data_hash"] else ""
             shown = f"{event['asset']}[{event['partition']}]" if event.get("partition") else event["asset"]
-            out.append(f"  {event['outcome']:>8} {shown}{took}{data}")
+            out.append(f"  {_VERB.get(event['outcome'], event['outcome']):>8} {shown}{took}{data}")
             if event["error"]:
                 out += [f"           {line}" for line in event["error"].strip().splitlines()[-3:]]
             if event.get("log"):

@@ -54,7 +54,9 @@ def validate_name(name: object, *, what: str, where: str) -> str:
 
 
 def _suggest_name(name: object) -> str:
-    text = re.sub(r"[^a-z0-9_]+", "_", str(name).lower()).strip("_") or "asset"
+    """A valid name close to ``name``: ``DailyTrips`` -> ``daily_trips``, ``HTTPLogs`` -> ``http_logs``."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", str(name))
+    text = re.sub(r"[^a-z0-9_]+", "_", words.lower()).strip("_") or "asset"
     return ("_" + text if text[0].isdigit() else text)[:MAX_NAME_LENGTH]
 
 

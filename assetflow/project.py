@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import os
 import sys
 import tomllib
 import traceback
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from assetflow.declare import AssetSpec, SourceSpec, Spec, recording_declarations, validate_name
-from assetflow.errors import DuplicateAssetError, ProjectLoadError
+from assetflow.errors import AssetflowError, DuplicateAssetError, ProjectLoadError
 
 DEFAULT_STATE_DIR = ".assetflow"
 DEFAULT_IO = "parquet"
@@ -129,11 +130,17 @@ def load_config(
     )
 
 
+_PACKAGE_DIR = str(Path(__file__).resolve().parent) + os.sep
+
+
 def _user_traceback(exc: BaseException) -> str:
-    """The traceback without assetflow's own import machinery frames."""
+    """The traceback of the user's code only: no import machinery, none of assetflow's own frames
+    (a bad ``@asset`` option shows the user's decorator line, then assetflow's message)."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if "importlib" not in f.filename and f.filename != __file__]
+              if "importlib" not in f.filename and not os.path.abspath(f.filename).startswith(_PACKAGE_DIR)]
     text = "".join(traceback.format_list(frames))
+    if isinstance(exc, AssetflowError):  # its message says what to do; the class path adds nothing
+        return text + f"{type(exc).__name__}: {exc}\n"
     return text + "".join(traceback.format_exception_only(type(exc), exc))
 
 

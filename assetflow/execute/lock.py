@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from assetflow.errors import AssetflowError, ExitCode
@@ -32,6 +33,7 @@ class ProjectLock:
         ensure_state_folder(folder)
         self.path = folder / LOCK_FILE
         self._fd: int | None = None
+        self._info: dict[str, object] = {}
 
     def acquire(self, run_id: str, wait: bool = False, timeout: float | None = None) -> None:
         try:
@@ -52,10 +54,10 @@ class ProjectLock:
                         f"Wait for it to finish, or pass --wait to queue behind it."
                     ) from None
                 time.sleep(0.05)
+        self._info = {"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id, "since": time.time()}
         try:
             os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id,
-                                      "since": time.time()}).encode(), 0)
+            os.pwrite(fd, json.dumps(self._info).encode(), 0)
         except OSError as exc:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
@@ -76,8 +78,43 @@ class ProjectLock:
             return "unknown holder"
         return f"run {info.get('run_id', '?')} (pid {info.get('pid', '?')} on {info.get('host', '?')})"
 
+    def note_running(self, names: Iterable[str]) -> None:
+        """Say in the lock file which assets are computing now, for ``status`` (best effort, no fsync)."""
+        if self._fd is None:
+            return
+        text = json.dumps({**self._info, "running": sorted(names)}).encode()
+        try:
+            os.pwrite(self._fd, text, 0)
+            os.ftruncate(self._fd, len(text))
+        except OSError:
+            pass  # a full disk: status then does not know what runs; the run itself is unaffected
+
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def running_now(folder: Path, running_runs: Iterable[str]) -> tuple[str, list[str]] | None:
+    """(run id, assets computing now) if the run named in the lock file is alive; else None.
+
+    Alive: the state says the run is running (``running_runs``), and its process exists on
+    this machine. A run killed mid-asset leaves the lock file behind, but not a live process.
+    """
+    try:
+        info = json.loads((folder / LOCK_FILE).read_text() or "{}")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or info.get("run_id") not in set(running_runs):
+        return None
+    if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
+        return None
+    try:
+        os.kill(info["pid"], 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    running = info.get("running", [])
+    return str(info["run_id"]), [str(n) for n in running] if isinstance(running, list) else []

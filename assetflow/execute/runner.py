@@ -190,7 +190,7 @@ class Run:
     def execute(self, wait_for_lock: bool = False) -> RunResult:
         self._check_partition()  # a bad key or range fails before anything is written
         self.executor  # noqa: B018 - built first, so a bad --executor or --jobs fails before anything is written
-        lock = ProjectLock(self.ws.config.state_path)
+        lock = self._lock = ProjectLock(self.ws.config.state_path)
         lock.acquire(self.run_id, wait=wait_for_lock)
         try:
             store = self.ws.store
@@ -298,6 +298,7 @@ class Run:
                     spec = self.graph.specs[split_unit(name)[0]]
                     assert isinstance(spec, AssetSpec)
                     self._notify("started", name)
+                    self._lock.note_running([*running.values(), name])
                     self._submitting = name  # an in-process executor computes it inside submit
                     running[self.executor.submit(compute, launch.task, timeout=spec.timeout)] = name
                     self._submitting = None
@@ -308,6 +309,7 @@ class Run:
                     continue
                 for future in self.executor.wait_any(list(running), timeout=wait):
                     name = running.pop(future)
+                    self._lock.note_running(running.values())
                     launch = launches[name]
                     limits.release(launch.pools)
                     error = self._attempt_error(name, future)

@@ -25,6 +25,7 @@ from assetflow.project import ProjectConfig
 from assetflow.secrets import redact
 from assetflow.storage.base import StoredData, ValueKind
 
+VALUE_FORMATS = ("json", "pickle")  # backends for which None is a value to store, not a forgotten `return`
 _WORKSPACES: dict[tuple[object, ...], tuple[Any, str]] = {}  # project key -> (workspace, code token)
 
 
@@ -217,7 +218,14 @@ def _compute(task: ComputeTask, started: float) -> ComputeResult:
 
                 kwargs["partition"] = partition_of(spec, task.partition)
             value = spec.fn(**kwargs)
-        stored = workspace.backends.get(task.io).store(task.asset, value)
+        if value is None and task.io not in VALUE_FORMATS:
+            return ComputeResult(task.asset, None, started, time.time(), (
+                f"Asset `{task.asset}` ({spec.where}) returned None: did you forget `return`? Return the "
+                f"table it makes (e.g. `return df`); it was not stored."))
+        try:
+            stored = workspace.backends.get(task.io).store(task.asset, value)
+        except AssetflowError as exc:  # the backend's own refusal says what to do; its frames are noise
+            return ComputeResult(task.asset, None, started, time.time(), f"{type(exc).__name__}: {redact(str(exc))}")
     except SystemExit as exc:
         return ComputeResult(task.asset, None, started, time.time(), _asset_traceback(exc) + (
             f"Asset `{task.asset}` called sys.exit({exc.code!r}) (SystemExit): an asset cannot end the run, "

@@ -1,6 +1,6 @@
-"""``status``: every selected asset's state (fresh, stale, missing, failed, overdue) and why.
+"""``status``: every selected asset's state (running, fresh, stale, missing, failed, overdue) and why.
 
-The state is one word, the most urgent that applies (failed > missing > stale >
+The state is one word, the most urgent that applies (running > failed > missing > stale >
 overdue > fresh; sources are observed or overdue); ``states`` lists every one that
 applies, so a stale asset that is also past its freshness policy is both.
 """
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from assetflow.plan import Assessment
     from assetflow.workspace import Workspace
 
-PRECEDENCE = ("failed", "missing", "stale", "overdue", "fresh", "observed")
+PRECEDENCE = ("running", "failed", "missing", "stale", "overdue", "fresh", "observed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +77,7 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
     sources = ws.observe_sources([n for n in names if isinstance(specs[n], SourceSpec) and n not in gone
                                   and specs[n].partitions is None])
     last_events = ws.store.last_events() if asset_names else {}
+    in_progress = _in_progress(ws) if asset_names else None
     rows = []
     for name in names:
         spec = specs[name]
@@ -121,6 +122,9 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
             reasons = failed + [str(report.pop("summary"))]  # every key as ranges: fresh, stale (why), missing
             current = max((v.current for v in verdict.partitions.values() if v.current is not None),
                           key=lambda m: m.finished_at, default=None)
+        if in_progress is not None and name in in_progress[1]:
+            states.append("running")
+            reasons.insert(0, f"being computed now by run {in_progress[0]}")
         finished = current.finished_at if current is not None and verdict.state != "missing" else None
         by, why = overdue(spec.freshness, finished, now)
         if why:
@@ -138,6 +142,14 @@ def _rows(verdict: Assessment) -> int | None:
     """A partitioned asset's rows: the sum over its current partitions."""
     counts = [v.current.rows for v in (verdict.partitions or {}).values() if v.current is not None]
     return sum(c for c in counts if c is not None) if counts else None
+
+
+def _in_progress(ws: Workspace) -> tuple[str, list[str]] | None:
+    """The live run and the assets it computes right now, from the project lock (see ``ProjectLock``)."""
+    from assetflow.execute.lock import running_now
+
+    runs = [str(r["run_id"]) for r in ws.store.runs(limit=5) if r["status"] == "running"]
+    return running_now(ws.config.state_path, runs) if runs else None
 
 
 def _sources_without_files(ws: Workspace, names: list[str]) -> dict[str, str]:

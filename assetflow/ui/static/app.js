@@ -17,8 +17,8 @@
   const FULL_LAYOUT_LIMIT = 400;
   const POLL_MS = 1000;
   const MIN_READABLE_ZOOM = 0.6;
-  const STATES = ["failed", "missing", "stale", "overdue", "fresh", "observed"];
-  const COLORS = { fresh: "#2f9e44", stale: "#e8a200", missing: "#9c36b5", failed: "#e03131",
+  const STATES = ["running", "failed", "missing", "stale", "overdue", "fresh", "observed"];
+  const COLORS = { running: "#0ca678", fresh: "#2f9e44", stale: "#e8a200", missing: "#9c36b5", failed: "#e03131",
                    overdue: "#f76707", observed: "#1c7ed6", unknown: "#adb5bd" };
 
   window.assetflowColors = COLORS;  // read by the end-to-end tests, like window.assetflowGraph
