@@ -173,8 +173,11 @@ def test_a_huge_output_keeps_its_beginning_and_end() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("executor", ["processes", "inprocess"])
+@pytest.mark.parametrize("executor", ["processes", "inprocess", "dask"])
 def test_prints_in_worker_processes_and_child_processes_stay_off_stdout(project: ProjectDir, executor: str) -> None:
+    if executor == "dask":
+        pytest.importorskip("distributed")
+        pytest.importorskip("assetflow_dask")
     project.write("pipeline.py", CHATTY.replace(
         'print("hello from chatty")',
         'print("hello from chatty"); import subprocess; subprocess.run(["echo", "from a child process"])'))
