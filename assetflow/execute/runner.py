@@ -265,7 +265,7 @@ class Run:
         if warm_up is not None:
             warm_up(self.ws.config, stale)
         capacity = max(1, int(self.executor.capacity))
-        self._notify("begin", len(self.order), stale, capacity)
+        self._notify("begin", len(units), stale, capacity)
 
         def settle(name: str) -> None:
             for down in unit_downstream[name]:
@@ -405,7 +405,11 @@ class Run:
             return
         text = launch.logs[0] if len(launch.logs) == 1 else "".join(
             f"--- attempt {i} of {len(launch.logs)} ---\n{log}" for i, log in enumerate(launch.logs, 1))
-        write_log(self.ws.config.state_path, self.run_id, name, text)
+        asset, key = split_unit(name)
+        if key:  # the partitions of an asset share its log, each under its own header
+            write_log(self.ws.config.state_path, self.run_id, asset, f"--- partition {key} ---\n{text}", append=True)
+        else:
+            write_log(self.ws.config.state_path, self.run_id, asset, text)
 
     def _record_retry(self, name: str, launch: _Launch, error: str, delay: float) -> None:
         spec = self.graph.specs[split_unit(name)[0]]

@@ -148,8 +148,11 @@ def _in_progress(ws: Workspace) -> tuple[str, list[str]] | None:
     """The live run and the assets it computes right now, from the project lock (see ``ProjectLock``)."""
     from assetflow.execute.lock import running_now
 
+    from assetflow.partitions.units import split_unit
+
     runs = [str(r["run_id"]) for r in ws.store.runs(limit=5) if r["status"] == "running"]
-    return running_now(ws.config.state_path, runs) if runs else None
+    found = running_now(ws.config.state_path, runs) if runs else None
+    return None if found is None else (found[0], sorted({split_unit(unit)[0] for unit in found[1]}))
 
 
 def _sources_without_files(ws: Workspace, names: list[str]) -> dict[str, str]:

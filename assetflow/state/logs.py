@@ -38,14 +38,19 @@ def log_path(state_path: Path, run_id: str, asset: str) -> Path:
     return state_path / LOGS_FOLDER / run_id / f"{asset}.log"
 
 
-def write_log(state_path: Path, run_id: str, asset: str, text: str) -> Path | None:
-    """Keep ``text`` as the asset's log of this run (atomically); None if there is nothing or no room."""
+def write_log(state_path: Path, run_id: str, asset: str, text: str, append: bool = False) -> Path | None:
+    """Keep ``text`` as the asset's log of this run (atomically, unless appended to what the run
+    kept already, e.g. another partition's); None if there is nothing to keep or no room."""
     if not text:
         return None
     path = log_path(state_path, run_id, asset)
     temporary = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if append:
+            with path.open("a", encoding="utf-8", errors="replace") as handle:
+                handle.write(text)
+            return path
         temporary.write_text(text, encoding="utf-8", errors="replace")
         os.replace(temporary, path)
     except OSError:
