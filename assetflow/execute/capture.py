@@ -113,6 +113,16 @@ class _Handler(logging.Handler):
                 self.handleError(record)
 
 
+_HANDLERS: list[_Handler] = []
+
+
+def _handler() -> _Handler:
+    """One handler per process, made once (a run captures once per asset)."""
+    if not _HANDLERS:
+        _HANDLERS.append(_Handler())
+    return _HANDLERS[0]
+
+
 def _install() -> None:
     global _active
     with _install_lock:
@@ -120,7 +130,7 @@ def _install() -> None:
         if _active > 1:
             return
         root = logging.getLogger()
-        handler = _Handler()
+        handler = _handler()
         _saved.update(stdout=sys.stdout, stderr=sys.stderr, level=root.level, handler=handler)
         sys.stdout = _Router(sys.stdout)  # type: ignore[assignment]
         sys.stderr = _Router(sys.stderr)  # type: ignore[assignment]
