@@ -135,9 +135,10 @@ def status_fast_or_full(
     return rows, False
 
 
-def why(name: str, *, project: ProjectArg = None, modules: Iterable[str] = (), files: Iterable[str] = ()) -> WhyReport:
-    """What exactly makes ``name`` stale: changed inputs, a diff of the code, configuration, library drift."""
-    return explain(_workspace(project, modules, files), name)
+def why(name: str, *, project: ProjectArg = None, modules: Iterable[str] = (), files: Iterable[str] = (),
+        partition: str | None = None) -> WhyReport:
+    """What exactly makes ``name`` (or its ``partition``) stale: changed inputs, a code diff, configuration, libraries."""
+    return explain(_workspace(project, modules, files), name, partition)
 
 
 def lineage(

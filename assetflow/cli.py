@@ -280,14 +280,16 @@ def list_assets(select: tuple[str, ...], exclude: tuple[str, ...], as_json: bool
 @main.command()
 @click.argument("asset")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report on stdout.")
+@click.option("--partition", metavar="KEY", default=None, help="One partition of a partitioned asset.")
 @project_options
 @handle_errors
-def why(asset: str, as_json: bool, project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> None:
+def why(asset: str, as_json: bool, partition: str | None, project_dir: Path | None, modules: tuple[str, ...],
+        files: tuple[str, ...]) -> None:
     """What exactly makes ASSET stale: inputs, a diff of the code, configuration, library drift."""
     from assetflow import api
     from assetflow.cli_render import render_why
 
-    report = api.why(asset, project=_loaded_workspace(project_dir, modules, files))
+    report = api.why(asset, project=_loaded_workspace(project_dir, modules, files), partition=partition)
     if as_json:
         _emit_json(report.to_json())
     else:

@@ -361,9 +361,12 @@ def render_show(details: list[dict[str, Any]]) -> None:
                 ("rows", chosen["rows"]), ("stored at", f"{chosen['io']}: {chosen['location']}")) if v not in (None, "")]
         if d["kind"] in ("asset", "removed") and d["materializations"]:
             out.append("  last materializations:")
-            rows = [[str(m["id"]), _when(m["finished_at"]), _short(m["data_hash"]), str(m["rows"]),
-                     f"{m['duration_s']:.2f}s", "current" if m["current"] else ""] for m in d["materializations"]]
-            out += ["    " + line for line in table(("id", "made", "data hash", "rows", "took", ""), rows)]
+            keyed = any(m.get("partition") for m in d["materializations"])
+            rows = [[str(m["id"]), *([m.get("partition") or ""] if keyed else []), _when(m["finished_at"]),
+                     _short(m["data_hash"]), str(m["rows"]), f"{m['duration_s']:.2f}s", "current" if m["current"] else ""]
+                    for m in d["materializations"]]
+            heads = ("id", *(("partition",) if keyed else ()), "made", "data hash", "rows", "took", "")
+            out += ["    " + line for line in table(heads, rows)]
     click.echo("\n".join(out))
 
 

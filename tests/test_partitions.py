@@ -309,3 +309,68 @@ def test_duckdb_keeps_one_view_over_the_current_partitions(tmp_path: Path) -> No
     assert len(tables) == 3  # a table per partition version: writing one never rewrites the others
     assert api.load("sales", project=ws, partition="us")["amount"].to_list() == [2]
     ws.close()
+
+
+def test_why_explains_one_partition(partitioned: Path) -> None:
+    _run(partitioned)
+    _day(partitioned, 2, 22)
+    report = api.why("rolling", project=partitioned, partition="2024-01-03")
+    assert report.name == "rolling[2024-01-03]" and report.status.state == "stale"
+    assert report.status.reasons == ["upstream `daily_events[2024-01-02]` is stale"]
+    direct = api.why("daily_events", project=partitioned, partition="2024-01-02")
+    assert [(i.name, i.kind, i.change) for i in direct.inputs] == [("events", "source", "new data")]
+    assert api.why("daily_events", project=partitioned, partition="2024-01-01").status.state == "fresh"
+    with pytest.raises(PartitionKeyError, match="outside"):
+        api.why("daily_events", project=partitioned, partition="2024-02-01")
+
+
+def test_dynamic_partitions_from_the_cli(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from assetflow.cli import main
+
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["crm"]\n')
+    (tmp_path / "crm.py").write_text(textwrap.dedent('''
+        import polars as pl
+        from assetflow import asset
+        from assetflow.partitions import dynamic
+
+        @asset(partitions=dynamic("customers"))
+        def invoices(partition) -> pl.DataFrame:
+            return pl.DataFrame({"customer": [partition.key]})
+    '''))
+    cli = CliRunner()
+    project = ["--project", str(tmp_path)]
+    assert cli.invoke(main, ["partitions", "add", "customers", "acme", "beta", *project]).exit_code == 0
+    listed = cli.invoke(main, ["partitions", "list", "customers", "--json", *project])
+    assert '"keys": [\n    "acme",\n    "beta"\n  ]' in listed.stdout
+    assert _ran(_run(tmp_path)) == {"invoices[acme]", "invoices[beta]"}
+    bad = cli.invoke(main, ["materialize", "--partition", "zeta", *project])
+    assert bad.exit_code == 2 and "assetflow partitions add customers zeta" in bad.output
+    assert cli.invoke(main, ["partitions", "remove", "customers", "beta", *project]).exit_code == 0
+    assert set(_run(tmp_path)) == {"invoices[acme]"}
+    unknown = cli.invoke(main, ["partitions", "add", "clients", "x", *project])
+    assert unknown.exit_code == 2 and "No asset of this project uses dynamic partitions 'clients'" in unknown.output
+
+
+def test_a_product_of_definitions(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["grid"]\n')
+    (tmp_path / "grid.py").write_text(textwrap.dedent('''
+        import polars as pl
+        from assetflow import asset
+        from assetflow.partitions import daily, static
+
+        GRID = daily("2024-01-01", end="2024-01-02") * static(["eu", "us"])
+
+        @asset(partitions=GRID)
+        def sales(partition) -> pl.DataFrame:
+            day, region = partition.parts
+            return pl.DataFrame({"day": [day], "region": [region]})
+
+        @asset
+        def everything(sales: pl.DataFrame) -> pl.DataFrame:
+            return sales
+    '''))
+    assert len(_ran(_run(tmp_path))) == 5
+    assert api.load("everything", project=tmp_path)["region"].to_list() == ["eu", "us", "eu", "us"]
+    assert set(_run(tmp_path, select="sales", partition="2024-01-02|us", force=True)) == {"sales[2024-01-02|us]"}

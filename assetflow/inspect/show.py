@@ -23,7 +23,7 @@ def materialization_json(mat: Materialization, current_id: int | None = None) ->
         "upstream": dict(mat.upstream), "deps": list(mat.deps), "io": mat.io, "location": mat.location,
         "rows": mat.rows, "bytes": mat.bytes, "schema": [{"name": n, "type": t} for n, t in mat.schema],
         "libraries": dict(mat.libraries), "started_at": mat.started_at, "finished_at": mat.finished_at,
-        "duration_s": mat.finished_at - mat.started_at,
+        "duration_s": mat.finished_at - mat.started_at, "partition": mat.partition or None,
     }
 
 
@@ -57,6 +57,11 @@ def show(ws: Workspace, name: str, limit: int = 5, version: str | None = None) -
         "defined_at": spec.where, "freshness": spec.freshness, "overdue_by_s": status.overdue_by,
         "upstream": list(ws.graph.upstream[name]), "downstream": list(ws.graph.downstream[name]),
     }
+    if isinstance(spec, SourceSpec) and spec.partitions is not None:  # one file per key
+        files = [f for v in ws.source_partitions(name).values() for f in v.files]
+        return {**common, "path": spec.path, "format": spec.format, "data_hash": None, "updated_at": status.updated_at,
+                "files": [{"path": rel, "hash": digest, "modified_at": int(token.rsplit(":", 1)[1]) / 1e9}
+                          for rel, token, digest in files]}
     if isinstance(spec, SourceSpec):
         version_now = ws.observe_sources([name])[name]
         return {**common, "path": spec.path, "format": spec.format, "data_hash": version_now.data_hash,
@@ -66,10 +71,12 @@ def show(ws: Workspace, name: str, limit: int = 5, version: str | None = None) -
     assert isinstance(spec, AssetSpec)
     current = ws.store.current().get(name)
     history = ws.store.history(name, limit=limit)
+    pointed = {m.id for m in ws.store.current_partitions(asset=name).values()} if spec.partitions else set()
     details = {**common, "owners": list(spec.owners), "io": ws.io_of(spec), "code_fingerprint": ws.code(spec).digest,
                "language": getattr(spec, "language", "python"), "columns": _columns(ws, name),
                "current": materialization_json(current, current.id) if current else None,
-               "materializations": [materialization_json(m, current.id if current else None) for m in history]}
+               "materializations": [{**materialization_json(m, current.id if current else None),
+                                     **({"current": m.id in pointed} if spec.partitions else {})} for m in history]}
     if version is not None:
         details["version"] = materialization_json(resolve_version(ws.store, name, version), current.id if current else None)
     return details

@@ -73,10 +73,15 @@ class WhyReport:
                 "reasons": status["reasons"], **{k: v for k, v in payload.items() if k != "name"}}
 
 
-def explain(ws: Workspace, name: str) -> WhyReport:
+def explain(ws: Workspace, name: str, partition: str | None = None) -> WhyReport:
+    """The report on an asset, or on one partition of a partitioned asset (``partition``)."""
     spec = ws.graph.specs.get(name)
     if spec is None:
         raise UnknownAssetError(f"No asset named {name!r}; run `assetflow list` to see the assets.")
+    if partition is not None:
+        from assetflow.partitions.inspect import explain_partition
+
+        return explain_partition(ws, spec, partition)
     [status] = compute_status(ws, [name])
     if isinstance(spec, SourceSpec):
         return WhyReport(name, status, None, status.updated_at, [], [], True, [], [], {})
@@ -88,6 +93,13 @@ def explain(ws: Workspace, name: str) -> WhyReport:
     if mat is None:
         return WhyReport(name, status, None, None, [], [], True, [], [], not_fresh)
     inputs = _inputs(ws, spec, mat, current)
+    return _report(ws, spec, status, mat, inputs, not_fresh)
+
+
+def _report(ws: Workspace, spec: AssetSpec, status: AssetStatus, mat: Any, inputs: list[InputChange],
+            not_fresh: dict[str, str]) -> WhyReport:
+    """The code, configuration and library evidence against the current version ``mat``."""
+    name = spec.name
     code = ws.code(spec)
     changes: list[CodeChange] = []
     known = True

@@ -23,7 +23,7 @@
 
   window.assetflowColors = COLORS;  // read by the end-to-end tests, like window.assetflowGraph
   const $ = (id) => document.getElementById(id);
-  const model = { list: null, commonPrefix: "", status: null, states: new Map(), selection: "", selected: null,
+  const model = { list: null, commonPrefix: "", status: null, states: new Map(), ranges: new Map(), selection: "", selected: null,
                   cluster: null, token: null, shapeKey: null, panelFor: null, view: "graph" };
   let cy = null;
 
@@ -104,6 +104,29 @@
     return { width: 16 + 7 * Math.max(...lines.map((l) => l.length)), height: 8 + 15 * lines.length };
   }
 
+  // A partitioned asset's node carries a strip of its partitions' states along its bottom edge
+  // (docs/partitions.md): one segment per range, as wide as its share of the keys.
+  function partitionStrip(ranges) {
+    if (!ranges || !ranges.length) return null;
+    const total = ranges.reduce((n, r) => n + r.count, 0);
+    let x = 0;
+    const rects = ranges.map((r) => {
+      const w = (100 * r.count) / total;
+      const rect = `<rect x="${x}" y="0" width="${w}" height="6" fill="${COLORS[r.state] || COLORS.unknown}"/>`;
+      x += w;
+      return rect;
+    }).join("");
+    return "data:image/svg+xml;utf8," + encodeURIComponent(
+      `<svg xmlns="http://www.w3.org/2000/svg" width="100" height="6" preserveAspectRatio="none" viewBox="0 0 100 6">${rects}</svg>`);
+  }
+
+  function stripElement(ranges) {
+    const total = ranges.reduce((n, r) => n + r.count, 0);
+    return el("div", { class: "strip" }, ranges.map((r) => el("span", {
+      style: `flex-grow: ${r.count / total}; background: ${COLORS[r.state] || COLORS.unknown}`,
+      title: `${r.first === r.last ? r.first : r.first + ".." + r.last} ${r.state}${r.reason ? " (" + r.reason + ")" : ""}` })));
+  }
+
   function worst(states) {
     for (const s of STATES) if (states.has(s)) return s;
     return "unknown";
@@ -126,8 +149,10 @@
     for (const row of rows) {
       if (row.group) groups.add(row.group);
       const state = model.states.get(row.name) || "unknown";
+      const strip = partitionStrip(model.ranges.get(row.name));
       elements.push({ group: "nodes", data: { id: row.name, label: row.name, state, kind: row.kind, ...boxFor(row.name),
-        color: COLORS[state] || COLORS.unknown, parent: row.group ? `group:${row.group}` : undefined } });
+        color: COLORS[state] || COLORS.unknown, parent: row.group ? `group:${row.group}` : undefined,
+        ...(strip ? { strip } : {}) } });
     }
     for (const group of groups) elements.push({ group: "nodes", classes: "group", data: { id: `group:${group}`, label: group } });
     for (const row of rows) {
@@ -179,6 +204,9 @@
       "text-outline-width": 2, shape: "round-rectangle", width: "data(width)", height: "data(height)",
       "min-zoomed-font-size": 6 } },
     { selector: "node[kind = 'source']", style: { shape: "barrel" } },
+    { selector: "node[strip]", style: { "background-image": "data(strip)", "background-fit": "none",
+      "background-width": "100%", "background-height": "6px", "background-position-y": "100%",
+      "background-clip": "node", "background-image-containment": "inside" } },
     { selector: "node.group", style: { "background-color": "#f1f3f5", "background-opacity": 0.6, "border-color": "#ced4da",
       "border-width": 1, label: "data(label)", "text-valign": "top", "text-halign": "center", color: "#495057",
       "text-outline-width": 0, "font-size": 12, "font-weight": "bold", padding: "12px", shape: "round-rectangle" } },
@@ -287,6 +315,11 @@
     if (a.description) out.push(el("p", { class: "description" }, a.description));
     out.push(el("div", { class: "mono" }, `defined at ${a.defined_at}`));
     if (a.reasons && a.reasons.length) out.push(el("h3", {}, "Why it is " + a.state), el("ul", { class: "reasons" }, a.reasons.map((r) => el("li", {}, r))));
+    const ranges = model.ranges.get(a.name);
+    if (ranges && ranges.length) {
+      out.push(el("h3", {}, "Partitions"), stripElement(ranges), el("ul", { class: "reasons" }, ranges.map((r) =>
+        el("li", {}, `${r.first === r.last ? r.first : r.first + ".." + r.last} ${r.state}${r.reason ? " (" + r.reason + ")" : ""}`))));
+    }
     if (why) out.push(...whySection(why));
     const current = a.current;
     if (current) {
@@ -391,6 +424,7 @@
     model.commonPrefix = commonFolder(list.assets);
     model.status = status;
     model.states = new Map(status.assets.map((a) => [a.name, a.state]));
+    model.ranges = new Map(status.assets.filter((a) => a.ranges).map((a) => [a.name, a.ranges]));
     drawCounts(status);
     const shape = shapeOf(list);
     if (shape !== model.shapeKey || !cy) { model.shapeKey = shape; await applySelection(model.selection, false); drawGraph(); }
