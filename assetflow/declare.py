@@ -113,6 +113,7 @@ class AssetSpec:
     partitions: PartitionsDefinition | None = None  # see docs/partitions.md
     mappings: dict[str, object] = dataclasses.field(default_factory=dict)  # upstream -> partition mapping
     wants_partition: bool = False  # the function takes a ``partition`` parameter
+    partition_column: str | None = None  # a column whose values must match the partition computed
     file: str = "<unknown>"
     line: int = 0
 
@@ -243,6 +244,7 @@ def _build_asset(
     retry_delay: str | float | datetime.timedelta = 1.0,
     partitions: PartitionsDefinition | None = None,
     mappings: Mapping[str, object] | None = None,
+    partition_column: str | None = None,
 ) -> AssetSpec:
     if not callable(fn) or not hasattr(fn, "__code__"):
         raise DefinitionError(f"@asset decorates plain functions; got {fn!r}.")
@@ -283,6 +285,10 @@ def _build_asset(
     timeout_s = None if timeout is None else _duration(timeout, f"timeout of asset {asset_name!r} at {where}")
     delay_s = _duration(retry_delay, f"retry_delay of asset {asset_name!r} at {where}")
     _check_partitioning(asset_name, where, partitions, mappings, wants_partition, upstreams)
+    if partition_column is not None and (partitions is None or not isinstance(partition_column, str)):
+        raise DefinitionError(f"Asset {asset_name!r} at {where}: partition_column names a column of a partitioned "
+                              f"asset (e.g. partition_column=\"day\" with partitions=daily(...)); got "
+                              f"{partition_column!r}{'' if partitions is not None else ' without partitions'}.")
     dep_names = tuple(_resolve_dep(d, where) for d in deps)
     for dep in dep_names:
         validate_name(dep, what=f"Dependency of {asset_name!r}", where=where)
@@ -308,6 +314,7 @@ def _build_asset(
         partitions=partitions,
         mappings=dict(mappings or {}),
         wants_partition=wants_partition,
+        partition_column=partition_column,
         file=file,
         line=line,
     )
@@ -339,6 +346,7 @@ def asset(
     retry_delay: str | float | datetime.timedelta = 1.0,
     partitions: PartitionsDefinition | None = None,
     mappings: Mapping[str, object] | None = None,
+    partition_column: str | None = None,
 ) -> Callable[[Callable[..., object]], AssetSpec]: ...
 
 
@@ -363,6 +371,7 @@ def asset(
     retry_delay: str | float | datetime.timedelta = 1.0,
     partitions: PartitionsDefinition | None = None,
     mappings: Mapping[str, object] | None = None,
+    partition_column: str | None = None,
 ) -> AssetSpec | Callable[[Callable[..., object]], AssetSpec]:
     """Declare a function as an asset; its parameters name the assets it reads.
 
@@ -376,13 +385,14 @@ def asset(
     limits) the asset holds a slot of while it runs. See docs/execution.md.
     ``partitions`` (``daily("2024-01-01")``, ``static([...])``, ...) splits it into partitions, each
     computed, stored and kept fresh on its own; ``mappings`` says which upstream partitions each
-    one reads, by upstream name. A ``partition`` parameter receives the key. See docs/partitions.md.
+    one reads, by upstream name. A ``partition`` parameter receives the key; ``partition_column``
+    names a column whose every value must belong to that partition. See docs/partitions.md.
     """
     options = dict(
         name=name, deps=deps, io=io, group=group, tags=tags, version=version,
         description=description, owners=owners, metadata=metadata, config=config, retries=retries,
         freshness=freshness, timeout=timeout, pool=pool, retry_delay=retry_delay,
-        partitions=partitions, mappings=mappings,
+        partitions=partitions, mappings=mappings, partition_column=partition_column,
     )
     if fn is not None:
         return _build_asset(fn, **options)  # type: ignore[arg-type]

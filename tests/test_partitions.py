@@ -374,3 +374,25 @@ def test_a_product_of_definitions(tmp_path: Path) -> None:
     assert len(_ran(_run(tmp_path))) == 5
     assert api.load("everything", project=tmp_path)["region"].to_list() == ["eu", "us", "eu", "us"]
     assert set(_run(tmp_path, select="sales", partition="2024-01-02|us", force=True)) == {"sales[2024-01-02|us]"}
+
+
+def test_rows_that_contradict_the_partition_column_fail_that_partition(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["leaky"]\n')
+    (tmp_path / "leaky.py").write_text(textwrap.dedent('''
+        import datetime
+        import polars as pl
+        from assetflow import asset
+        from assetflow.partitions import daily
+
+        @asset(partitions=daily("2024-01-01", end="2024-01-02"), partition_column="day")
+        def orders(partition) -> pl.DataFrame:
+            day = datetime.date(2024, 1, 1)  # always the first day: wrong for the second
+            return pl.DataFrame({"day": [day], "amount": [1]})
+    '''))
+    ws = Workspace.load(tmp_path)
+    result = api.materialize(project=ws, executor="inprocess")
+    ws.close()
+    assert result.results["orders[2024-01-01]"].outcome == "ran"
+    failed = result.results["orders[2024-01-02]"]
+    assert failed.outcome == "failed"
+    assert "Asset 'orders', partition '2024-01-02': 1 row(s) have day=datetime.date(2024, 1, 1)" in (failed.error or "")

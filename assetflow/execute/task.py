@@ -218,6 +218,10 @@ def _compute(task: ComputeTask, started: float) -> ComputeResult:
 
                 kwargs["partition"] = partition_of(spec, task.partition)
             value = spec.fn(**kwargs)
+            if spec.partition_column is not None:
+                from assetflow.partitions.values import check_partition_column
+
+                check_partition_column(spec, task.partition, value)
         if value is None and task.io not in VALUE_FORMATS:
             return ComputeResult(task.asset, None, started, time.time(), (
                 f"Asset `{task.asset}` ({spec.where}) returned None: did you forget `return`? Return the "

@@ -45,3 +45,44 @@ def combine(spec: AssetSpec, parameter: str, values: dict[str, object]) -> objec
             f"Asset {spec.name!r} reads {len(items)} partitions of {parameter!r}, whose schemas cannot be concatenated "
             f"({exc}). Annotate the parameter as a dict ({parameter}: dict) to receive them by key.", spec.name) from exc
     return items
+
+
+def check_partition_column(spec: AssetSpec, key: str, value: object) -> None:
+    """Refuse rows whose declared partition column contradicts the partition computed.
+
+    A time partition accepts dates and datetimes inside its window (and its key as text);
+    any other accepts exactly its key.
+    """
+    import polars as pl
+
+    from assetflow.partitions.run import partition_of
+
+    column = spec.partition_column
+    assert column is not None
+    frame = value if isinstance(value, pl.DataFrame) else None
+    if frame is None:
+        try:
+            frame = pl.from_arrow(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return  # not a table: the backend says what it cannot store
+    assert isinstance(frame, pl.DataFrame)
+    if column not in frame.columns:
+        raise MaterializationError(
+            f"Asset {spec.name!r} declares partition_column={column!r}, but partition {key!r} returned no such "
+            f"column (columns: {', '.join(frame.columns) or 'none'}). Return it, or fix partition_column.", spec.name)
+    part = partition_of(spec, key)
+    series = frame.get_column(column)
+    if series.dtype in (pl.Date, pl.Datetime) and getattr(part, "start", None) is not None:
+        start, end = part.start, part.end  # type: ignore[attr-defined]
+        if series.dtype == pl.Date:
+            bad = series.filter((series < start.date()) | (series >= end.date()))
+        else:
+            naive = series.dt.replace_time_zone(None) if series.dtype.time_zone else series  # type: ignore[attr-defined]
+            bad = naive.filter((naive < start.replace(tzinfo=None)) | (naive >= end.replace(tzinfo=None)))
+    else:
+        bad = series.cast(pl.String).filter(series.cast(pl.String) != key)
+    if len(bad):
+        raise MaterializationError(
+            f"Asset {spec.name!r}, partition {key!r}: {len(bad)} row(s) have {column}={bad[0]!r}, outside this "
+            f"partition. Filter the rows to the partition's key (the `partition` parameter gives its key and window), "
+            f"or fix partition_column.", spec.name)
