@@ -299,6 +299,8 @@ def test_column_lineage_goes_through_several_sql_assets_and_python_ones(shop: Pa
                      ("orders_raw.amount", "orders.amount", "name")}
     assert trail.nodes[("daily_revenue", "revenue")] == "CAST(SUM(orders.amount) AS BIGINT)"
     assert trail.kinds == {"top_days": "sql", "daily_revenue": "sql", "orders": "python", "orders_raw": "source"}
+    assert "report.double (python): made by the Python code" in api.column_lineage("report", "double", project=shop).render("text")
+    assert "made by" not in trail.render("text")
     constant = api.column_lineage("top_days", "constant", project=shop)
     assert constant.edges == () and constant.nodes[("top_days", "constant")] == "'x'"
     down = api.column_lineage("orders", "amount", upstream=False, downstream=True, project=shop)

@@ -223,6 +223,7 @@ class ColumnLineage:
     kinds: dict[str, str]  # asset -> "sql" | "python" | "source"
     edges: tuple[ColumnEdge, ...]
     notes: dict[str, str]  # asset -> why its columns are unknown
+    added: frozenset[tuple[str, str]] = frozenset()  # Python assets' columns no upstream has (made by the code)
 
     def render(self, fmt: str) -> str:
         return {"text": self.to_text, "mermaid": self.to_mermaid, "dot": self.to_dot,
@@ -240,6 +241,8 @@ class ColumnLineage:
         kind = self.kinds.get(node[0], "")
         expression = self.nodes.get(node)
         text = f"{_label(node)} ({kind})"
+        if node in self.added:
+            text += ": made by the Python code (no column of that name upstream)"
         return f"{text} = {expression}" if expression else text
 
     def to_text(self) -> str:
@@ -327,7 +330,12 @@ def column_lineage(ws: Workspace, asset: str, column: str, *, upstream: bool = T
     if downstream:
         _walk_down(index, ws, [root], nodes, edges, notes, depth)
     kinds = {a: index.of(a).kind for a, _ in nodes}
-    return ColumnLineage(root, nodes, kinds, tuple(edges), notes)
+    added = frozenset(n for n in nodes if _status(index, n) == "added")
+    return ColumnLineage(root, nodes, kinds, tuple(edges), notes, added)
+
+
+def _status(index: ColumnIndex, node: tuple[str, str]) -> str | None:
+    return next((c.status for c in index.of(node[0]).columns or () if c.name == node[1]), None)
 
 
 def _expression(index: ColumnIndex, node: tuple[str, str]) -> str | None:
