@@ -153,6 +153,7 @@ class Run:
         self.listener = listener
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
         self.results: dict[str, AssetResult] = {}
+        self._unreadable: set[str] = set()  # sources whose files could not be read in this run
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -316,7 +317,7 @@ class Run:
                     launch.logs.append(getattr(future.result(), "log", "") if _has_result(future) else "")
                     spec = self.graph.specs[split_unit(name)[0]]
                     assert isinstance(spec, AssetSpec)
-                    if error is not None and launch.attempts <= spec.retries:
+                    if error is not None and launch.attempts <= spec.retries and not _unreadable_source(future):
                         launch.errors.append(error)
                         delay = retry_delay(spec.retry_delay, launch.attempts, jitter=jitter)
                         self._record_retry(name, launch, error, delay)
@@ -573,6 +574,8 @@ class Run:
         duration = None if result is None else result.finished_at - result.started_at
         reasons = ["--force"] if self.force and verdict.fresh else verdict.reasons
         if error is not None:
+            if isinstance(result, ComputeResult) and result.unreadable_source:
+                self._record_unreadable_source(result.unreadable_source, upstream, error)
             if launch.attempts > 1:
                 error = f"Failed after {launch.attempts} attempts; the last error:\n{error}"
             self._record_event(AssetResult(name, "failed", reasons, duration, error=error, attempts=launch.attempts))
@@ -609,6 +612,19 @@ class Run:
         if self.listener is not None:
             self.listener(asset_result)
 
+    def _record_unreadable_source(self, source: str, upstream: dict[str, str], error: str) -> None:
+        """A source's file could not be read: say so under the source's name, once per run, and keep it for status."""
+        from assetflow.fingerprint.read_errors import remembered_failure
+
+        spec = self.graph.specs.get(source)
+        if not isinstance(spec, SourceSpec) or source in self._unreadable or source not in upstream:
+            return
+        self._unreadable.add(source)
+        message = error.split(": ", 1)[1] if error.startswith("SourceReadError: ") else error
+        self.ws.store.set_meta(*remembered_failure(spec, upstream[source], message))
+        with self.ws.store.transaction(f"recording that source {source!r} cannot be read") as db:
+            self.ws.store.add_events(db, [(self.run_id, source, "failed", None, message)])
+
     def _activated(self, name: str, mat: Materialization, reasons: list[str], duration: float | None = None,
                    attempts: int = 1) -> bool:
         """Let the backend make this version current (e.g. switch a SQL view) before the state says so.
@@ -627,6 +643,14 @@ class Run:
             self._record_event(AssetResult(name, "failed", reasons, duration, error=error, attempts=attempts))
             return False
         return True
+
+
+def _unreadable_source(future: Future[object]) -> str | None:
+    """The source an attempt could not read (retrying would read the same bytes), if that is why it failed."""
+    if not _has_result(future):
+        return None
+    result = future.result()
+    return result.unreadable_source if isinstance(result, ComputeResult) else None
 
 
 def _has_result(future: Future[object]) -> bool:

@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from assetflow.declare import AssetSpec, SourceSpec
-from assetflow.errors import AssetflowError, DamagedStorageError, ProjectLoadError, SqlExecutionError
+from assetflow.errors import (
+    AssetflowError,
+    DamagedStorageError,
+    ProjectLoadError,
+    SourceReadError,
+    SqlExecutionError,
+)
 from assetflow.execute.capture import captured
 from assetflow.hashing import hash_fields
 from assetflow.project import ProjectConfig
@@ -64,6 +70,7 @@ class ComputeResult:
     started_at: float
     finished_at: float
     error: str | None = None  # formatted traceback when the asset failed
+    unreadable_source: str | None = None  # the source whose file could not be read, when that was the failure
     log: str = ""  # what the asset printed and logged while it ran (``assetflow.execute.capture``)
 
 
@@ -234,6 +241,9 @@ def _compute(task: ComputeTask, started: float) -> ComputeResult:
         return ComputeResult(task.asset, None, started, time.time(), _asset_traceback(exc) + (
             f"Asset `{task.asset}` called sys.exit({exc.code!r}) (SystemExit): an asset cannot end the run, "
             f"so it failed and built nothing. Return the asset's value, or raise an exception to fail it.\n"))
+    except SourceReadError as exc:  # the source's file is at fault, not this asset's code: no traceback
+        return ComputeResult(task.asset, None, started, time.time(), redact(f"{type(exc).__name__}: {exc}"),
+                             unreadable_source=exc.source)
     except (SqlExecutionError, DamagedStorageError) as exc:  # the message says it all; no engine traceback
         return ComputeResult(task.asset, None, started, time.time(), redact(f"{type(exc).__name__}: {exc}"))
     except Exception as exc:  # noqa: BLE001 - the asset's failure is data for the coordinator

@@ -15,7 +15,7 @@ from pathlib import Path
 import blake3
 
 from assetflow.declare import SourceSpec
-from assetflow.errors import ProjectLoadError
+from assetflow.errors import ProjectLoadError, SourceReadError
 from assetflow.hashing import ALGORITHM, Digest, is_racy, stat_token
 
 StatCache = dict[str, tuple[str, str]]  # absolute path -> (stat token, content hash)
@@ -108,5 +108,20 @@ def read_source(spec: SourceSpec, version: SourceVersion, root: Path) -> object:
     import polars as pl
 
     readers = {"csv": pl.read_csv, "parquet": pl.read_parquet, "json": pl.read_json, "ndjson": pl.read_ndjson}
-    frames = [readers[spec.format](p, **spec.read_options) for p in paths]
-    return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical_relaxed")
+    frames = []
+    for path in paths:
+        try:
+            frames.append(readers[spec.format](path, **spec.read_options))
+        except TypeError:
+            raise  # a bad reader option: the traceback shows the call
+        except Exception as exc:  # noqa: BLE001 - any reader failure is the file's: say which source, file and line
+            from assetflow.fingerprint.read_errors import source_read_error
+
+            raise source_read_error(spec, path, root, exc) from None
+    try:
+        return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical_relaxed")
+    except pl.exceptions.PolarsError as exc:
+        raise SourceReadError(
+            f"Source `{spec.name}` ({spec.where}) reads {len(frames)} files that do not fit together: {exc}. "
+            f"Give them the same columns and types, or point source(...) at fewer files.", source=spec.name or "",
+            file=spec.path) from None

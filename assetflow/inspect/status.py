@@ -1,7 +1,8 @@
 """``status``: every selected asset's state (running, fresh, stale, missing, failed, overdue) and why.
 
 The state is one word, the most urgent that applies (running > failed > missing > stale >
-overdue > fresh; sources are observed or overdue); ``states`` lists every one that
+overdue > fresh; sources are observed or overdue, or failed while the last run could not
+read their files as they still are); ``states`` lists every one that
 applies, so a stale asset that is also past its freshness policy is both.
 """
 
@@ -99,10 +100,13 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
             mtimes = [int(token.rsplit(":", 1)[1]) / 1e9 for _, token, _ in version.files]
             updated = max(mtimes) if mtimes else None
             by, why = overdue(spec.freshness, updated, now)
-            rows.append(_row(name, "source", ["observed"] + (["overdue"] if by is not None else []),
-                             [why] if why else [], data_hash=version.data_hash, rows=None, materialized_at=None,
-                             group=spec.group, io=None, tags=dict(spec.tags), updated_at=updated,
-                             freshness=spec.freshness, overdue_by=by))
+            unreadable = _unreadable_source(ws, spec, version.data_hash)
+            rows.append(_row(name, "source", ["observed"] + (["overdue"] if by is not None else [])
+                             + (["failed"] if unreadable else []),
+                             ([unreadable] if unreadable else []) + ([why] if why else []),
+                             data_hash=version.data_hash, rows=None, materialized_at=None, group=spec.group,
+                             io=None, tags=dict(spec.tags), updated_at=updated, freshness=spec.freshness,
+                             overdue_by=by))
             continue
         assert isinstance(spec, AssetSpec)
         verdict = verdicts[name]
@@ -153,6 +157,13 @@ def _in_progress(ws: Workspace) -> tuple[str, list[str]] | None:
     runs = [str(r["run_id"]) for r in ws.store.runs(limit=5) if r["status"] == "running"]
     found = running_now(ws.config.state_path, runs) if runs else None
     return None if found is None else (found[0], sorted({split_unit(unit)[0] for unit in found[1]}))
+
+
+def _unreadable_source(ws: Workspace, spec: SourceSpec, data_hash: str) -> str | None:
+    """Why the last run could not read this source, if its content and reader options are still the same."""
+    from assetflow.fingerprint.read_errors import failure_key, recalled_failure
+
+    return recalled_failure(spec, data_hash, ws.store.get_meta(failure_key(spec)))
 
 
 def _sources_without_files(ws: Workspace, names: list[str]) -> dict[str, str]:
