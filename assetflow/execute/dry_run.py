@@ -7,7 +7,7 @@ at its turn: fresh, cut off (the upstream returns to the data it was made from),
 run has no data hash until it has run, so what it feeds "may restore" when the store holds an
 intact version made with its code, configuration and storage and the upstream data known so
 far (it is restored if the new upstream data equals what that version was made from), and
-otherwise runs.
+otherwise runs (or is cut off, should the upstream make the data it had: that is not predicted).
 """
 
 from __future__ import annotations
@@ -114,7 +114,10 @@ def _with_unknown_upstream(ws: Workspace, spec: AssetSpec, predicted: Assessment
                            unknown: list[str]) -> Predicted:
     """An upstream runs first: a restore is possible if a stored version agrees on all that is known."""
     probe = ws.recipe(spec, {**hashes, **dict.fromkeys(unknown, "")})  # the recipe but for the unknown hashes
+    current = predicted.current.id if predicted.current is not None else None
     for candidate in ws.store.history(spec.name, limit=1_000):
+        if candidate.id == current:
+            continue  # the version it has: equal upstream data would be a cutoff, not a restore
         if candidate.partition or (probe.code, probe.config, probe.io) != (
                 candidate.code_fingerprint, candidate.config, candidate.io):
             continue
