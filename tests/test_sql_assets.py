@@ -207,7 +207,7 @@ def test_editing_or_adding_a_sql_file_is_seen_after_a_noop_snapshot(shop: Path) 
 
 @pytest.mark.parametrize(("text", "error", "words"), [
     ("select a,\n  from (x\n", SqlDefinitionError, ["models/bad.sql:2:", "not valid SQL"]),
-    ("select 1 as a; select 2 as b", SqlDefinitionError, ["2 statements", "one query"]),
+    ("select 1 as a;\n  select 2 as b", SqlDefinitionError, ["models/bad.sql:2:3:", "2 statements", "one query"]),
     ("create table t as select 1 as a", SqlDefinitionError, ["CREATE statement, not a query"]),
     ("insert into orders select * from orders", SqlDefinitionError, ["INSERT statement"]),
     ("drop table orders", SqlDefinitionError, ["DROP statement"]),

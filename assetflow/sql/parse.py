@@ -72,21 +72,21 @@ def parse_query(text: str, *, file: str, asset: str, line_offset: int = 0) -> Pa
         statements = [s for s in sqlglot.parse(text, read=DIALECT) if s is not None]
     except sqlglot.errors.ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
+        line, column = int(first.get("line") or 0), int(first.get("col") or 0)
         raise _error(
             f"SQL asset {asset!r} is not valid SQL: {first.get('description') or exc}. "
-            f"Fix the query near this position.", file, int(first.get("line") or 0), int(first.get("col") or 0),
-            line_offset) from None
+            f"Fix the query near this position.{_caret(text, line, column)}", file, line, column, line_offset) from None
     except sqlglot.errors.TokenError as exc:
         raise _error(f"SQL asset {asset!r} is not valid SQL: {exc} (an unclosed quote or comment?). Fix the query.",
                      file) from None
     if not statements:
         raise _error(f"SQL asset {asset!r} holds no query. Write one SELECT, e.g. `select * from orders`.", file)
     if len(statements) > 1:
-        line = _first_line(statements[1])
+        line, column = _second_statement(text)
         raise _error(
             f"SQL asset {asset!r} holds {len(statements)} statements; a SQL asset is exactly one query. "
             f"Move each further query into its own .sql file (one asset each), and drop the extra ';'.",
-            file, line, 0, line_offset)
+            file, line, column, line_offset)
     tree = statements[0]
     if not isinstance(tree, exp.Query | exp.Pivot):
         kind = type(tree).__name__.upper()
@@ -98,6 +98,28 @@ def parse_query(text: str, *, file: str, asset: str, line_offset: int = 0) -> Pa
     refs = _table_refs(tree, file, asset, line_offset)
     params = sorted({p.name for p in tree.find_all(exp.Placeholder, exp.Parameter) if p.name})
     return ParsedQuery(tree, tuple(refs), tuple(params))
+
+
+def _caret(text: str, line: int, column: int) -> str:
+    """The offending line with a caret under ``column`` (sqlglot's column is where the bad token ends)."""
+    lines = text.splitlines()
+    if not 0 < line <= len(lines):
+        return ""
+    shown = lines[line - 1].replace("\t", " ")
+    return f"\n  {shown}\n  {' ' * max(0, min(column, len(shown)) - 1)}^"
+
+
+def _second_statement(text: str) -> tuple[int, int]:
+    """(line, column) where the second statement starts: the first token after a ``;``."""
+    from sqlglot.dialects.dialect import Dialect
+
+    after_semicolon = False
+    for token in Dialect.get_or_raise(DIALECT).tokenize(text):
+        if token.token_type.name == "SEMICOLON":
+            after_semicolon = True
+        elif after_semicolon:
+            return token.line, max(1, token.col - len(token.text) + 1)
+    return 0, 0
 
 
 def _first_line(node: exp.Expression) -> int:
