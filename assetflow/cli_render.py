@@ -319,6 +319,18 @@ def _size(n: int | None) -> str:
     return str(n)
 
 
+def _column_origin(column: dict[str, Any]) -> str:
+    """Where a column comes from, for ``show`` (see docs/sql.md): upstream columns, or "added"."""
+    if column["status"] == "added":
+        return "added"
+    origins = ", ".join(f"{o['asset']}.{o['column']}" for o in column["origins"])
+    if column["status"] == "kept":
+        return f"{origins} (kept)"
+    if column.get("expression"):
+        return column["expression"] + (f" from {origins}" if origins else "")
+    return origins
+
+
 def render_show(details: list[dict[str, Any]]) -> None:
     out: list[str] = []
     for d in details:
@@ -351,7 +363,12 @@ def render_show(details: list[dict[str, Any]]) -> None:
             out += [f"    {f['path']}  {_short(f['hash'])}  {_when(f['modified_at'])}" for f in d["files"]]
         elif d["current"] and d["current"]["schema"]:
             out.append("  schema:")
-            out += [f"    {c['name']}: {c['type']}" for c in d["current"]["schema"]]
+            origins = {c["name"]: _column_origin(c) for c in (d.get("columns") or {}).get("list", [])}
+            out += [f"    {c['name']}: {c['type']}" + (f"  <- {origins[c['name']]}" if origins.get(c["name"]) else "")
+                    for c in d["current"]["schema"]]
+            dropped = (d.get("columns") or {}).get("dropped") or []
+            if dropped:
+                out.append("  dropped: " + ", ".join(f"{x['asset']}.{x['column']}" for x in dropped))
         chosen = d.get("version")
         if chosen:
             out.append(f"  version {chosen['id']} (run {chosen['run_id']}{', current' if chosen['current'] else ''}):")

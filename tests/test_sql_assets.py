@@ -387,3 +387,15 @@ def test_a_sql_asset_reads_every_partition_of_a_partitioned_upstream(tmp_path: P
         from assetflow.sql.spec import sql_asset
 
         sql_asset("bad", "select 1 as a", partitions=static(["a"]))
+
+
+def test_show_prints_where_each_column_comes_from(shop: Path) -> None:
+    from click.testing import CliRunner
+
+    from assetflow.cli import main
+
+    run(shop)
+    shown = CliRunner().invoke(main, ["show", "daily_revenue", "report", "--project", str(shop)])
+    assert shown.exit_code == 0, shown.output
+    assert "revenue: int64  <- CAST(SUM(orders.amount) AS BIGINT) from orders.amount" in shown.output
+    assert "double: int64  <- added" in shown.output and "day: int64  <- big_days.day (kept)" in shown.output
