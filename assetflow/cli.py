@@ -6,17 +6,16 @@ Library errors become exit codes here and nowhere else (see ``ExitCode``).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from assetflow.cli_stdout import emit, emit_error, json_only_stdout, wants_json
+from assetflow.cli_stdout import JsonAwareGroup, emit, emit_error
 from assetflow.errors import AssetflowError, ExitCode
 from assetflow.secrets import redact
 
@@ -91,39 +90,7 @@ def _emit_json(payload: dict[str, Any]) -> None:
     emit(json.dumps(document(context.info_name if context else None, payload), indent=2, default=str))
 
 
-class _Main(click.Group):
-    """The command group; with ``--json`` stdout carries one document only (``assetflow.cli_stdout``).
-
-    Usage errors found by click (a bad option value, an unknown command) become the
-    ``error`` document too.
-    """
-
-    def main(self, args: Any = None, *rest: Any, **options: Any) -> Any:
-        argv = list(sys.argv[1:] if args is None else args)
-        if not wants_json(argv):
-            return super().main(argv, *rest, **options)
-        with json_only_stdout():
-            return super().main(argv, *rest, **options)
-
-    def make_context(self, *args: Any, **options: Any) -> click.Context:
-        with _click_errors_as_json(None):
-            return super().make_context(*args, **options)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        with _click_errors_as_json(ctx):
-            return super().invoke(ctx)
-
-
-@contextlib.contextmanager
-def _click_errors_as_json(ctx: click.Context | None) -> Iterator[None]:
-    try:
-        yield
-    except click.ClickException as exc:
-        emit_error(ctx.invoked_subcommand if ctx else None, exc, exc.format_message(), exc.exit_code)
-        raise
-
-
-@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=JsonAwareGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="assetflow")
 def main() -> None:
     """assetflow: declare data assets in Python; materialize only what changed."""

@@ -18,6 +18,8 @@ import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import click
+
 _documents: list[str] | None = None  # held back while guarded; None when not guarded
 
 
@@ -92,3 +94,35 @@ def emit_error(command: str | None, exc: BaseException, message: str, exit_code:
 
 def guarded() -> bool:
     return _documents is not None
+
+
+class JsonAwareGroup(click.Group):
+    """A click group whose commands, with ``--json``, print one document only on stdout.
+
+    Usage errors found by click (a bad option value, an unknown command) become the
+    ``error`` document too.
+    """
+
+    def main(self, args: Any = None, *rest: Any, **options: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if not wants_json(argv):
+            return super().main(argv, *rest, **options)
+        with json_only_stdout():
+            return super().main(argv, *rest, **options)
+
+    def make_context(self, *args: Any, **options: Any) -> click.Context:
+        with _click_errors_as_json(None):
+            return super().make_context(*args, **options)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _click_errors_as_json(ctx):
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _click_errors_as_json(ctx: click.Context | None) -> Iterator[None]:
+    try:
+        yield
+    except click.ClickException as exc:
+        emit_error(ctx.invoked_subcommand if ctx else None, exc, exc.format_message(), exc.exit_code)
+        raise
