@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from assetflow import api
@@ -29,13 +32,25 @@ PIPELINE = '''
 '''
 
 
-def test_a_truncated_duckdb_file_fails_only_its_assets_and_doctor_repairs_it(project: ProjectDir) -> None:
+def _truncate(path: Path) -> None:
+    os.truncate(path, path.stat().st_size // 2)
+
+
+def _garble_a_block(path: Path) -> None:
+    """Bytes overwritten inside the file: DuckDB opens it and then finds a block whose checksum fails."""
+    with open(path, "r+b") as handle:
+        handle.seek(max(4096 * 3, path.stat().st_size - 300_000))
+        handle.write(random.Random(0).randbytes(100_000))
+
+
+@pytest.mark.parametrize("damage", [_truncate, _garble_a_block], ids=["truncated", "garbled"])
+def test_a_damaged_duckdb_file_fails_only_its_assets_and_doctor_repairs_it(project: ProjectDir, damage) -> None:
     project.write("pyproject.toml", '[tool.assetflow]\nmodules = ["pipeline"]\n\n'
                   '[tool.assetflow.io.duckdb]\nkeep_open = 0\n')  # no connection of this process outlives a call
     project.write("pipeline.py", PIPELINE)
     assert api.materialize(project=project.root, executor="inprocess").ok
     warehouse = project.root / ".assetflow" / "data" / "warehouse.duckdb"
-    os.truncate(warehouse, warehouse.stat().st_size // 2)
+    damage(warehouse)
     args = ["--project", str(project.root), "--json"]
 
     status = CliRunner().invoke(main, ["status", *args])  # used to fail for the whole project

@@ -158,6 +158,8 @@ class DuckDBBackend:
                 con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {_INCOMING}")
                 con.execute("COMMIT")
             except _duckdb().Error as exc:
+                if _is_damage(exc):
+                    raise _damaged(self.path, exc) from None
                 raise StorageError(f"DuckDB could not store asset {asset!r} in {self.path}: {exc}") from None
             con.unregister(_INCOMING)
             con.execute("CHECKPOINT")  # settle the blocks now, so the token below stays valid
@@ -207,7 +209,9 @@ class DuckDBBackend:
 
             try:
                 actual = table_hash(con.sql(f"SELECT * FROM {target}").to_arrow_table())
-            except (_duckdb().Error, TypeError):  # e.g. a column altered to a type the hash refuses
+            except (_duckdb().Error, TypeError) as exc:  # e.g. a column altered to a type the hash refuses
+                if _is_damage(exc):
+                    raise _damaged(self.path, exc) from None
                 return CheckResult("modified", current)
         return CheckResult("ok" if actual == data_hash else "modified", current)
 
@@ -453,6 +457,10 @@ class _Connection:
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
+            except duckdb.Error as exc:  # e.g. a block whose checksum fails, found while opening
+                if _is_damage(exc):
+                    raise _damaged(self.path, exc) from None
+                raise StorageError(f"Cannot open the DuckDB file {self.path}: {exc}") from None
         try:
             con.execute("SET TimeZone = 'UTC'")  # time-zone-aware columns come back in UTC everywhere
         except BaseException:

@@ -35,6 +35,8 @@ def confined(root: Path, relative: str) -> Path:
             f"Storage path {relative!r} resolves to {target}, outside the storage root {base}. "
             f"Remove the symlink or fix the location; assetflow never writes outside its root."
         )
+    if target.name == lexical.name and not os.path.islink(lexical):
+        return target  # the usual case: one lstat more than resolving, not a second resolve
     return lexical.parent.resolve() / lexical.name
 
 
