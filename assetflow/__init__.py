@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from assetflow.declare import AssetSpec, SourceSpec, asset, source
 from assetflow.secrets import Secret, secret
+from assetflow.version import __version__
 from assetflow.errors import (
     AssetflowError,
     CycleError,
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from assetflow.hookspecs import hookimpl
     from assetflow.sql.spec import sql_asset
 
-__version__ = "0.1.0"
 
 __all__ = [
     "AssetSpec",

@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from assetflow.contracts import Executor
 from assetflow.declare import AssetSpec
 from assetflow.errors import UnknownAssetError
-from assetflow.execute.executors import Executor
 from assetflow.execute.runner import Listener, Run, RunResult
 from assetflow.inspect.lineage import Lineage, build_lineage
 from assetflow.inspect.status import AssetStatus, compute_status, state_map
@@ -85,8 +85,7 @@ def materialize(
 
 def _cache_graph_after_complete_run(ws: Workspace) -> None:
     """After a run that left a no-op snapshot, cache the graph so the next ``status`` need not import the project."""
-    from assetflow.fastpath import SNAPSHOT_KEY
-    from assetflow.inspect.fast import save_graph_cache
+    from assetflow.fastpath import SNAPSHOT_KEY, save_graph_cache
 
     if ws.store.get_meta(SNAPSHOT_KEY) is not None:
         save_graph_cache(ws)
@@ -123,7 +122,7 @@ def status_fast_or_full(
     ``workspace`` reused) and fully assessed, and its graph cached so that the next call can
     skip the import while nothing changes.
     """
-    from assetflow.inspect.fast import fast_status, save_graph_cache
+    from assetflow.fastpath import fast_status, save_graph_cache
 
     rows = fast_status(Path(project_dir) if project_dir else None, modules, files,
                        _expressions(select), _expressions(exclude))

@@ -137,7 +137,7 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
     from assetflow.cli_render import Progress, render_plan, render_run
     from assetflow.documents import run_payload
 
-    from assetflow.execute.runner import RunInterrupted
+    from assetflow.errors import RunInterrupted
 
     progress = None if as_json or dry_run else Progress.for_stderr()
     try:

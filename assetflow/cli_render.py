@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from assetflow.freshness import format_duration
+from assetflow.durations import format_duration
 
 if TYPE_CHECKING:
     from assetflow.execute.runner import AssetResult, RunResult
@@ -195,7 +195,7 @@ def _when(timestamp: float | None) -> str:
 
 
 def _age(timestamp: float | None, now: float | None = None) -> str:
-    return "-" if timestamp is None else format_duration((now or time.time()) - timestamp)
+    return "-" if timestamp is None else format_duration(int((now or time.time()) - timestamp))  # ages in whole seconds
 
 
 def _short(digest: str | None, width: int = 12) -> str:

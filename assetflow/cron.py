@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 
+from assetflow.errors import CronError
+
 _MACROS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
            "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -19,10 +21,6 @@ _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _FIELDS = (("minute", 0, 59, ()), ("hour", 0, 23, ()), ("day of month", 1, 31, ()),
            ("month", 1, 12, _MONTHS), ("day of week", 0, 7, _DAYS))
 _SEARCH_DAYS = 366 * 8  # long enough for "29 feb" schedules to recur
-
-
-class CronError(ValueError):
-    """A cron expression that cannot be read; the message says which field and why."""
 
 
 @dataclasses.dataclass(frozen=True)

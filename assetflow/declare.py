@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, overload
 
+from assetflow.durations import parse_duration
 from assetflow.errors import DefinitionError
 from assetflow.freshness import validate_policy
 from assetflow.partitions.definitions import PartitionsDefinition
@@ -191,8 +192,6 @@ def _noted(spec: AssetSpec | SourceSpec) -> AssetSpec | SourceSpec:
 
 
 def _duration(value: object, what: str) -> float:
-    from assetflow.execute.policy import parse_duration
-
     try:
         return parse_duration(value, what=what)
     except ValueError as exc:

@@ -4,9 +4,11 @@ Hierarchy::
 
     AssetflowError                  base: catch this to catch everything assetflow raises
     ├── ProjectLoadError            no project found, bad config, user module failed to import
+    │   └── ProjectBroken           the page's project does not load right now (``exc.payload``)
     ├── DefinitionError             a bad @asset / source() declaration (unsafe name, bad option)
-    │   └── SqlDefinitionError      a SQL asset that is not one valid query of project tables
-    │                               (``exc.file``, ``exc.line``, ``exc.column``)
+    │   ├── SqlDefinitionError      a SQL asset that is not one valid query of project tables
+    │   │                           (``exc.file``, ``exc.line``, ``exc.column``)
+    │   └── CronError               a cron expression (of a freshness policy) cannot be read
     ├── ParameterError              a command option or a web API parameter has a bad value
     │   └── PartitionKeyError       a partition key or range is malformed, unknown or outside the
     │                               definition (``exc.asset``, ``exc.key``; a caret under a bad range)
@@ -16,14 +18,26 @@ Hierarchy::
     │   │   └── SelectionError      a selection expression is malformed or names nothing known
     │   │                           (``exc.expression``, ``exc.position`` of the offending character)
     │   └── DuplicateAssetError     two definitions share a name
-    ├── MaterializationError        an asset failed while running (``exc.asset``)
-    │   └── SqlExecutionError       DuckDB refused or failed a SQL asset's query (``exc.file``)
+    ├── MaterializationError        an asset failed while running (``exc.asset``, "" where the raiser
+    │   │                           does not know it: an executor sees tasks, not assets)
+    │   ├── SqlExecutionError       DuckDB refused or failed a SQL asset's query (``exc.file``)
+    │   ├── TaskTimeout             a task ran longer than its timeout and was stopped (also a TimeoutError)
+    │   ├── WorkerLost              the worker running a task died before answering
+    │   └── RemoteError             a task raised in a worker; the message is its formatted traceback
     ├── SourceReadError             a source's file cannot be read as its format
     │                               (``exc.source``, ``exc.file``, ``exc.line`` where the reader says it)
     ├── StorageError                a storage backend could not store, load or find data
     │   └── DamagedStorageError     a backend's file is damaged (truncated, garbled): ``exc.path``
     ├── StateError                  the state store is unreadable, corrupt or from the future
+    ├── ProjectLockedError          another run holds the project lock (exit code 3)
     └── PluginError                 a plugin is missing or broken
+
+    RunInterrupted                  Ctrl-C stopped a run (a KeyboardInterrupt, not an AssetflowError,
+                                    so code that stops on Ctrl-C still does; exit code 130)
+
+The execution errors (``TaskTimeout``, ``WorkerLost``, ``RemoteError``) are what an executor
+sets on a task's future; the runner records them as the asset's failure. The Python API
+returns failures in its ``RunResult`` rather than raising them, like the CLI's exit code 1.
 
 Every message names the asset, the file and what to do next.
 """
@@ -31,6 +45,7 @@ Every message names the asset, the file and what to do next.
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 
 class ExitCode(enum.IntEnum):
@@ -53,8 +68,20 @@ class ProjectLoadError(AssetflowError):
     """The project could not be found, configured or imported."""
 
 
+class ProjectBroken(ProjectLoadError):
+    """The project does not load right now (the page keeps serving); ``payload`` is the error to show."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        super().__init__(payload.get("message", "the project does not load"))
+        self.payload = payload
+
+
 class DefinitionError(AssetflowError):
     """An asset or source declaration is invalid."""
+
+
+class CronError(DefinitionError, ValueError):
+    """A cron expression that cannot be read; the message says which field and why."""
 
 
 class ParameterError(AssetflowError):
@@ -63,6 +90,8 @@ class ParameterError(AssetflowError):
     def __init__(self, message: str, parameter: str = "") -> None:
         super().__init__(message)
         self.parameter = parameter
+
+
 class SqlDefinitionError(DefinitionError):
     """A SQL asset's text is not one valid query reading only the project's assets and sources.
 
@@ -139,7 +168,7 @@ class MaterializationError(AssetflowError):
 
     exit_code = ExitCode.ASSET_FAILED
 
-    def __init__(self, message: str, asset: str) -> None:
+    def __init__(self, message: str, asset: str = "") -> None:
         super().__init__(message)
         self.asset = asset
 
@@ -150,6 +179,18 @@ class SqlExecutionError(MaterializationError):
     def __init__(self, message: str, asset: str, file: str = "") -> None:
         super().__init__(message, asset)
         self.file = file
+
+
+class TaskTimeout(MaterializationError, TimeoutError):
+    """A task ran longer than its timeout and was stopped (its future's exception)."""
+
+
+class WorkerLost(MaterializationError, RuntimeError):
+    """The worker running a task died (killed, out of memory, crashed) before answering."""
+
+
+class RemoteError(MaterializationError):
+    """A task raised in a worker; the message is its formatted traceback."""
 
 
 class StorageError(AssetflowError):
@@ -196,5 +237,27 @@ class StateError(AssetflowError):
     """The state store cannot be read or written safely."""
 
 
+class ProjectLockedError(AssetflowError):
+    """Another run holds the project lock (exit code 3)."""
+
+    exit_code = ExitCode.LOCKED
+
+
 class PluginError(AssetflowError):
     """A plugin is unknown, fails to load, or breaks its contract."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run: running assets were cancelled and nothing partial was recorded.
+
+    A ``KeyboardInterrupt``, so code that stops on Ctrl-C still does; ``run_id``,
+    ``results`` (what settled before, by asset name) and ``cancelled`` (what was running) say more.
+    """
+
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, run_id: str, results: dict[str, Any], cancelled: list[str]) -> None:
+        super().__init__(f"run {run_id} interrupted")
+        self.run_id = run_id
+        self.results = results
+        self.cancelled = cancelled

@@ -1,13 +1,20 @@
 """The no-op fast path: prove nothing changed without importing the user's code.
 
-Importing a project (and polars with it) costs far more than checking it. After a
-complete, successful run, the runner saves a *snapshot*: the stat of every project
-Python file and of the folders holding them, of pyproject.toml, of every source
-file (and the list a glob or folder matched), and each asset's stored-data token.
-If every one of those is unchanged, every asset is still fresh: code fingerprints,
-the graph and source hashes are functions of exactly those files. Any difference,
-however harmless (a touched file), falls back to the full check, which then writes a
-fresh snapshot.
+Importing a project (and polars with it) costs far more than checking it. Two records in
+the state store let ``materialize`` and ``status`` skip the import while nothing changed:
+
+- the *snapshot*, saved by the runner after a complete, successful run: the stat of every
+  project Python file and of the folders holding them, of pyproject.toml, of every source
+  file (and the list a glob or folder matched), and each asset's stored-data token. If
+  every one of those is unchanged, every asset is still fresh: code fingerprints, the
+  graph and source hashes are functions of exactly those files (``check_snapshot``).
+- the *graph cache*, written by a full ``status``: the graph's shape (names, kinds, edges,
+  groups, tags, io, freshness policies) with the stat of every project file it was read
+  from; while those are unchanged the graph is the same (``load_graph_cache``).
+
+With the snapshot alone, ``materialize`` knows there is nothing to do; with both,
+``status`` is read from the state store (``fast_status``). Any difference, however
+harmless (a touched file), falls back to the full check, which writes them afresh.
 
 Not covered, by design: module-level code whose result depends on something other
 than the files (environment variables, the clock, the network). Set
@@ -16,20 +23,32 @@ than the files (environment variables, the clock, the network). Set
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
-from assetflow.hashing import hash_fields, is_racy, stat_token
+from assetflow.errors import PluginError, StorageError
+from assetflow.graph import AssetGraph
+from assetflow.hashing import is_racy, stat_token
+from assetflow.inspect.status import AssetStatus, overdue, state_map
 from assetflow.project import ProjectConfig
+from assetflow.state.snapshot import GRAPH_KEY, SNAPSHOT_KEY, seal, unseal
+from assetflow.version import __version__
 
-SNAPSHOT_KEY = "noop_snapshot"
+__all__ = ["DISABLE_ENV", "GRAPH_KEY", "SNAPSHOT_KEY", "build_snapshot", "check_snapshot", "fast_status",
+           "load_graph_cache", "save_graph_cache"]
+
 SNAPSHOT_VERSION = 1
+GRAPH_CACHE_VERSION = 2
 DISABLE_ENV = "ASSETFLOW_NO_FAST_PATH"
 
 
+# -- the snapshot: every asset fresh ---------------------------------------------------------------
 def _token(path: str) -> str | None:
     try:
         return stat_token(path)
@@ -39,8 +58,6 @@ def _token(path: str) -> str | None:
 
 def _identity(config: ProjectConfig) -> dict[str, object]:
     """What the snapshot is only valid for: this project, loaded this way, by this assetflow."""
-    from assetflow import __version__
-
     return {
         "snapshot": SNAPSHOT_VERSION,
         "assetflow": __version__,
@@ -81,20 +98,14 @@ def build_snapshot(
         "sources": {name: {"pattern": pattern, "files": dict(matched)} for name, (pattern, matched) in sources.items()},
         "assets": [list(a) for a in assets],
     })
-    return f"{hash_fields(SNAPSHOT_KEY, body)}\n{body}"  # sealed: a corrupted snapshot never vouches
-
-
-def _unseal(text: str) -> dict | None:
-    """The snapshot if its seal matches its body; None if it was corrupted (or is of another format)."""
-    seal, _, body = text.partition("\n")
-    return json.loads(body) if seal == hash_fields(SNAPSHOT_KEY, body) else None
+    return seal(body)  # sealed: a corrupted snapshot never vouches
 
 
 def check_snapshot(config: ProjectConfig, text: str | None) -> list[str] | None:
     """The asset names if the snapshot proves everything is fresh, else None."""
     if text is None or os.environ.get(DISABLE_ENV):
         return None
-    snapshot = _unseal(text)
+    snapshot = unseal(text)
     if snapshot is None or any(snapshot.get(k) != v for k, v in _identity(config).items()):
         return None
     if any(_token(path) != token for path, token in snapshot["stats"].items()):
@@ -116,11 +127,8 @@ def check_snapshot(config: ProjectConfig, text: str | None) -> list[str] | None:
             continue
         if backends is None:
             from assetflow.storage.base import Backends
-            from assetflow.workspace import DATA_FOLDER
 
-            backends = Backends(config.state_path / DATA_FOLDER, config.io_options)
-        from assetflow.errors import PluginError, StorageError
-
+            backends = Backends(config.data_path, config.io_options)
         try:
             result = backends.get(io).check(name, location, data_hash, token)
         except (StorageError, PluginError):  # e.g. a damaged DuckDB file: the full path says which assets
@@ -128,3 +136,157 @@ def check_snapshot(config: ProjectConfig, text: str | None) -> list[str] | None:
         if result.status != "ok" or result.token != token:
             return None
     return [a[0] for a in snapshot["assets"]]
+
+
+# -- the graph cache, and status from the state alone ----------------------------------------------
+
+
+@dataclasses.dataclass(eq=False)
+class CachedSpec:
+    """The part of a declaration that status and selection need, as the graph cache keeps it."""
+
+    name: str
+    kind: str
+    group: str | None
+    tags: dict[str, str]
+    io: str | None
+    upstreams: tuple[str, ...]
+    inputs: tuple[str, ...]
+    freshness: str | None
+    path: str | None  # sources: the pattern they read
+    where: str = "(cached)"
+
+
+def _cache_identity(config: ProjectConfig) -> dict[str, Any]:
+    return {"cache": GRAPH_CACHE_VERSION, "assetflow": __version__, "python": sys.version, "root": str(config.root),
+            "modules": list(config.modules), "files": list(config.files), "state": str(config.state_path),
+            "default_io": config.default_io}
+
+
+def _stats(paths: Iterable[str]) -> dict[str, str | None]:
+    return {path: _token(path) for path in paths}
+
+
+def save_graph_cache(ws: Any) -> None:
+    """Record the loaded graph's shape and the stats of the files it came from (skipped if any is too new)."""
+    config = ws.config
+    files = sorted(set(ws.code_files()) | ({str(config.pyproject)} if config.pyproject else set()))
+    stats = _stats([*files, *sorted({str(Path(f).parent) for f in files})])
+    loaded_at = getattr(ws, "loaded_at_ns", None) or time.time_ns()
+    if any(stats[f] is None or is_racy(stats[f], loaded_at) for f in files):  # type: ignore[arg-type]
+        return
+    specs = []
+    for name in ws.graph.order:
+        spec = ws.graph.specs[name]
+        extra = [i for i in spec.inputs if i not in spec.upstreams]
+        specs.append([name, spec.kind, spec.group, dict(spec.tags) or None, spec.io, list(spec.upstreams),
+                      extra or None, spec.freshness, getattr(spec, "path", None) if spec.kind == "source" else None])
+    text = json.dumps({"identity": _cache_identity(config), "stats": stats, "specs": specs})
+    if ws.store.get_meta(GRAPH_KEY) != text:
+        with ws.store.cache_write():  # a full disk: the next status imports the project again, that is all
+            ws.store.set_meta(GRAPH_KEY, text)
+
+
+def load_graph_cache(config: ProjectConfig, text: str | None) -> AssetGraph | None:
+    """The cached graph if every file it was read from is unchanged, else None."""
+    if text is None:
+        return None
+    try:
+        cache = json.loads(text)
+        if cache.get("identity") != _cache_identity(config) or _stats(cache["stats"]) != cache["stats"]:
+            return None
+        specs = {}
+        for name, kind, group, tags, io, upstreams, extra, freshness, path in cache["specs"]:
+            ups = tuple(upstreams)
+            specs[name] = CachedSpec(name, kind, group, tags or {}, io, ups, ups + tuple(extra) if extra else ups,
+                                     freshness, path)
+        return CachedGraph(specs)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None  # a damaged cache (e.g. in a corrupt state store) is never used: the full path rebuilds it
+
+
+class CachedGraph(AssetGraph):
+    """An ``AssetGraph`` rebuilt from the cache: validated when it was saved, so not checked again."""
+
+    def __init__(self, specs: dict[str, CachedSpec]) -> None:  # noqa: D107 - the cache is in topological order
+        self.specs = specs  # type: ignore[assignment]
+        self.upstream = {n: s.inputs for n, s in specs.items()}
+        downstream: dict[str, list[str]] = {n: [] for n in specs}
+        for name, ups in self.upstream.items():
+            for up in ups:
+                downstream[up].append(name)
+        self.downstream = {n: tuple(sorted(d)) for n, d in downstream.items()}
+        self.order = tuple(specs)
+
+
+def fast_status(project_dir: Path | None, modules: Iterable[str], files: Iterable[str], select: Iterable[str],
+                exclude: Iterable[str]) -> list[AssetStatus] | None:
+    """Status rows from the state alone, or None when the full check is needed."""
+    from assetflow.project import load_config
+    from assetflow.state.store import STATE_FILE, StateStore
+
+    if os.environ.get(DISABLE_ENV):
+        return None
+    config = load_config(project_dir, tuple(modules), tuple(files))
+    if not (config.state_path / STATE_FILE).exists():
+        return None
+    store = StateStore(config.state_path)
+    try:
+        graph = load_graph_cache(config, store.get_meta(GRAPH_KEY))
+        if graph is None:
+            return None
+        fresh = check_snapshot(config, store.get_meta(SNAPSHOT_KEY))
+        assets = [n for n in graph.order if graph.specs[n].kind == "asset"]
+        if fresh is None or set(fresh) != set(assets):
+            return None
+        current = store.current_summary()
+        if any(n not in current for n in assets):
+            return None
+        return _rows(config, current, store.source_versions(), graph, select, exclude)
+    finally:
+        store.close()
+
+
+def _rows(config: ProjectConfig, current: dict[str, tuple[str, int | None, float]], source_hashes: dict[str, str], graph: AssetGraph,
+          select: Iterable[str], exclude: Iterable[str]) -> list[AssetStatus]:
+    from assetflow.select import select as select_names
+
+    now = time.time()
+    rows: dict[str, AssetStatus] = {}
+
+    def row(name: str) -> AssetStatus:
+        found = rows.get(name)
+        if found is None:
+            found = rows[name] = _row(config, graph.specs[name], current, source_hashes, now)  # type: ignore[arg-type]
+        return found
+
+    names = select_names(graph, list(select), list(exclude), default_io=config.default_io,
+                         statuses=lambda: state_map(row(n) for n in graph.order))
+    return [row(n) for n in names]
+
+
+def _row(config: ProjectConfig, spec: CachedSpec, current: dict[str, tuple[str, int | None, float]],
+         source_hashes: dict[str, str],
+         now: float) -> AssetStatus:
+    if spec.kind == "source":
+        updated = _newest_mtime(config, spec)
+        by, why = overdue(spec.freshness, updated, now)
+        return AssetStatus(spec.name, "source", "overdue" if why else "observed", [why] if why else [],
+                           source_hashes.get(spec.name), None, None, spec.group, None,
+                           ("observed", "overdue") if why else ("observed",), dict(spec.tags), updated,
+                           spec.freshness, by)
+    data_hash, count, finished_at = current[spec.name]
+    by, why = overdue(spec.freshness, finished_at, now) if spec.freshness else (None, None)
+    return AssetStatus(spec.name, "asset", "overdue" if why else "fresh", [why] if why else [], data_hash,
+                       count, finished_at, spec.group, spec.io or config.default_io,
+                       ("overdue", "fresh") if why else ("fresh",), spec.tags, finished_at, spec.freshness, by)
+
+
+def _newest_mtime(config: ProjectConfig, spec: CachedSpec) -> float | None:
+    if spec.path is None:
+        return None
+    from assetflow.declare import SourceSpec
+    from assetflow.fingerprint.source import source_files
+
+    mtimes = [p.stat().st_mtime_ns / 1e9 for p in source_files(SourceSpec(path=spec.path, name=spec.name), config.root)]
+    return max(mtimes) if mtimes else None

@@ -2,7 +2,7 @@
 
 Two kinds, declared as a string on ``@asset(freshness=...)`` or ``source(..., freshness=...)``:
 
-- a maximum age, ``"1d"``, ``"6h"``, ``"1h30m"`` (units s, m, h, d, w): overdue once the
+- a maximum age, ``"1d"``, ``"6h"``, ``"1h30m"`` (a duration, see ``assetflow.durations``): overdue once the
   current version is older than that;
 - an expected schedule, ``"cron:0 6 * * *"``, optionally with a grace period,
   ``"cron:0 6 * * * +2h"``: overdue once a scheduled time (plus the grace) has passed
@@ -15,35 +15,11 @@ newest modification time of its files. Overdue never makes anything stale: it is
 from __future__ import annotations
 
 import dataclasses
-import re
 
+from assetflow.durations import format_duration, parse_duration
 from assetflow.errors import DefinitionError
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)([smhdw]))+\Z")
-_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 CRON_PREFIX = "cron:"
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``"1d"``, ``"1h30m"``, ``"90s"``; raises ValueError otherwise."""
-    compact = text.replace(" ", "").lower()
-    if not compact or not _DURATION.match(compact):
-        raise ValueError(f"{text!r} is not a duration like 30m, 6h, 1d or 1h30m")
-    return sum(float(number) * _UNITS[unit] for number, unit in _PART.findall(compact))
-
-
-def format_duration(seconds: float) -> str:
-    """A short human form: ``2d 3h``, ``45m``, ``12s``."""
-    seconds = max(0, int(seconds))
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-        if len(parts) == 2:
-            break
-    return " ".join(parts) if parts else f"{seconds}s"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,14 +70,14 @@ def parse_policy(text: str) -> FreshnessPolicy:
         grace = 0.0
         head, plus, tail = body.rpartition("+")
         if plus and tail.strip() and tail.strip()[-1].isalpha():
-            grace = parse_duration(tail)
+            grace = parse_duration(tail, what="grace period")
             body = head.strip()
         try:
             parse_cron(body)
         except CronError as exc:
             raise ValueError(str(exc)) from None
         return FreshnessPolicy(text, cron=body, grace=grace)
-    return FreshnessPolicy(text, max_age=parse_duration(stripped))
+    return FreshnessPolicy(text, max_age=parse_duration(stripped, what="maximum age"))
 
 
 def validate_policy(text: str | None, *, what: str, where: str) -> str | None:

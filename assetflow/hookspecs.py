@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from assetflow.execute.executors import Executor
-    from assetflow.storage.base import IOBackend
+    from assetflow.contracts import Executor, IOBackend
 
 hookspec = pluggy.HookspecMarker("assetflow")
 hookimpl = pluggy.HookimplMarker("assetflow")
@@ -20,7 +19,7 @@ hookimpl = pluggy.HookimplMarker("assetflow")
 
 @hookspec
 def assetflow_io_backends() -> list[type[IOBackend]]:
-    """Return storage backend classes (see ``assetflow.storage.base.IOBackend``).
+    """Return storage backend classes (see ``assetflow.contracts.IOBackend``).
 
     Each class has a unique ``name`` (what ``@asset(io=...)`` names) and is built with
     the project's storage root and its ``[tool.assetflow.io.<name>]`` options. Built in:
@@ -33,7 +32,7 @@ def assetflow_io_backends() -> list[type[IOBackend]]:
 
 @hookspec
 def assetflow_executors() -> list[type[Executor]]:
-    """Return executor classes (see ``assetflow.execute.executors.Executor``).
+    """Return executor classes (see ``assetflow.contracts.Executor``).
 
     Each class has a unique ``name`` (what ``--executor`` names) and is built with
     ``jobs`` (``--jobs``, None for its default) and ``address`` (``--address``, None if

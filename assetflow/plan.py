@@ -15,7 +15,7 @@ from typing import Literal
 from assetflow.hashing import Digest
 from assetflow.secrets import redact_passwords
 from assetflow.state.store import Materialization
-from assetflow.storage.base import CheckResult
+from assetflow.contracts import CheckResult
 
 State = Literal["fresh", "stale", "missing"]
 

@@ -24,6 +24,7 @@ from assetflow.errors import AssetflowError, DuplicateAssetError, ProjectLoadErr
 
 DEFAULT_STATE_DIR = ".assetflow"
 DEFAULT_IO = "parquet"
+DATA_FOLDER = "data"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +45,11 @@ class ProjectConfig:
     @property
     def state_path(self) -> Path:
         return self.state_dir if self.state_dir.is_absolute() else self.root / self.state_dir
+
+    @property
+    def data_path(self) -> Path:
+        """Where the built-in backends keep stored data: ``<state>/data``."""
+        return self.state_path / DATA_FOLDER
 
 
 def find_pyproject(start: Path) -> Path | None:

@@ -14,19 +14,19 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from assetflow.contracts import CheckResult
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.graph import AssetGraph
 from assetflow.plan import Assessment, Recipe, assess, canonical_config
 from assetflow.project import ProjectConfig, load_config, load_specs
 from assetflow.state.store import Materialization, StateStore
-from assetflow.storage.base import Backends, CheckResult
+from assetflow.storage.base import Backends
 
 if TYPE_CHECKING:
     from assetflow.fingerprint.code import CodeFingerprint
     from assetflow.fingerprint.source import SourceVersion
     from assetflow.partitions.units import PartitionPlan
 
-DATA_FOLDER = "data"
 
 
 class Workspace:
@@ -37,7 +37,7 @@ class Workspace:
         self.loaded_at_ns = time.time_ns() if loaded_at_ns is None else loaded_at_ns  # when the code was read
         self.graph = graph
         self.root = config.root
-        self.backends = Backends(config.state_path / DATA_FOLDER, config.io_options)
+        self.backends = Backends(config.data_path, config.io_options)
         self._code: dict[str, CodeFingerprint] = {}
         self._sources: dict[str, SourceVersion] = {}
         self._source_partitions: dict[str, dict[str, SourceVersion]] = {}

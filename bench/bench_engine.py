@@ -305,7 +305,7 @@ PLANNING = '''
     from assetflow.plugins import plugin_manager
     from assetflow.project import ProjectConfig
     from assetflow.state.store import Materialization
-    from assetflow.storage.base import CheckResult
+    from assetflow.contracts import CheckResult
     from assetflow.workspace import Workspace
 
     class InstantBackend:

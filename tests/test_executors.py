@@ -86,7 +86,8 @@ def spanning(project: ProjectDir) -> ProjectDir:
 
 
 def test_builtin_executors_register_through_the_plugin_hook() -> None:
-    from assetflow.execute.executors import InProcessExecutor, executor_classes
+    from assetflow.execute.executors import InProcessExecutor
+    from assetflow.plugins import executor_classes
     from assetflow.execute.pool import ProcessExecutor
     from assetflow.plugins import describe_plugins
 
@@ -575,14 +576,14 @@ def test_a_second_ctrl_c_exits_at_once(project: ProjectDir, spawned: list[subpro
     (30, 30.0), (0.5, 0.5),
 ])
 def test_durations(text: object, seconds: float) -> None:
-    from assetflow.execute.policy import parse_duration
+    from assetflow.durations import parse_duration
 
     assert parse_duration(text, what="timeout") == seconds
 
 
 @pytest.mark.parametrize("text", ["10 minutes", "m10", "", "0s", -1, True, "1h 30"])
 def test_bad_durations_say_how_to_write_one(text: object) -> None:
-    from assetflow.execute.policy import parse_duration
+    from assetflow.durations import parse_duration
 
     with pytest.raises(ValueError, match="timeout"):
         parse_duration(text, what="timeout")

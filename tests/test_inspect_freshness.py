@@ -8,7 +8,8 @@ import pytest
 
 from assetflow import DefinitionError, asset, source
 from assetflow.cron import CronError, parse_cron
-from assetflow.freshness import format_duration, parse_duration, parse_policy
+from assetflow.durations import format_duration, parse_duration
+from assetflow.freshness import parse_policy
 
 
 def ts(*args: int) -> float:

@@ -14,7 +14,8 @@ import pytest
 
 from assetflow import asset, source
 from assetflow.errors import DefinitionError, StorageError
-from assetflow.storage.formats import JsonBackend, PickleBackend, require_table
+from assetflow.storage.formats import JsonBackend, PickleBackend
+from assetflow.storage.table import require_table
 from assetflow.storage.parquet import ParquetBackend
 from conftest import ProjectDir
 

@@ -9,7 +9,7 @@ import pytest
 
 from assetflow import api
 from assetflow.fingerprint.data import value_hash
-from assetflow.storage.formats import require_table
+from assetflow.storage.table import require_table
 from conftest import ProjectDir
 
 pd = pytest.importorskip("pandas")

@@ -1,62 +1,14 @@
-"""Run policies: durations, retry backoff, and concurrency pools.
-
-Kept free of heavy imports: ``@asset(timeout="10m")`` parses its duration here at
-declaration time, while the user's module is being imported.
-"""
+"""Run policies: retry backoff and concurrency pools (durations are ``assetflow.durations``)."""
 
 from __future__ import annotations
 
-import datetime
 import random
-import re
 from collections import deque
 from collections.abc import Iterable, Mapping
 
-__all__ = ["MAX_RETRY_DELAY", "PoolLimits", "format_duration", "parse_duration", "retry_delay"]
+__all__ = ["MAX_RETRY_DELAY", "PoolLimits", "retry_delay"]
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*")
 MAX_RETRY_DELAY = 600.0  # backoff never waits longer than this between two attempts
-
-
-def parse_duration(value: object, *, what: str) -> float:
-    """Seconds from ``"10m"``, ``"1h30m"``, ``"45s"``, ``"250ms"``, a number of seconds or a timedelta.
-
-    ``what`` names the option in the error message (``"timeout of asset 'x' at f.py:3"``).
-    """
-    if isinstance(value, datetime.timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and value.strip():
-        seconds, position = 0.0, 0
-        for match in _DURATION.finditer(value):
-            if match.start() != position:
-                break
-            seconds += float(match.group(1)) * _UNITS[match.group(2)]
-            position = match.end()
-        if position != len(value):
-            raise ValueError(
-                f"{what}: cannot read {value!r} as a duration; write it like \"30s\", \"10m\", "
-                f"\"1h30m\" or \"250ms\" (units ms, s, m, h, d, w), or give a number of seconds."
-            )
-    else:
-        raise ValueError(f"{what}: expected a duration such as \"10m\" or a number of seconds; got {value!r}.")
-    if not seconds > 0:
-        raise ValueError(f"{what}: a duration must be positive; got {value!r}.")
-    return seconds
-
-
-def format_duration(seconds: float) -> str:
-    """A short human form: ``250ms``, ``45s``, ``10m``, ``1h30m``."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:g}s"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
-    return "".join(parts)
 
 
 def retry_delay(first: float, failures: int, *, jitter: random.Random | None = None) -> float:

@@ -32,8 +32,7 @@ from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import Any, ClassVar, TypeVar
 
-from assetflow.errors import PluginError
-from assetflow.execute.executors import TaskTimeout, WorkerLost
+from assetflow.errors import PluginError, RemoteError, TaskTimeout, WorkerLost
 from assetflow.project import ProjectConfig
 
 T = TypeVar("T")
@@ -65,7 +64,7 @@ class _Worker:
         self.conn, child = context.Pipe(duplex=True)
         self.process = context.Process(target=_worker_main, args=(child, project, os.getpid()), daemon=True,
                                        name="assetflow-worker")
-        with _main_module_hidden():
+        with main_module_hidden():
             self.process.start()
         child.close()
         self.job: _Job | None = None
@@ -78,7 +77,7 @@ class _Worker:
 
 
 @contextmanager
-def _main_module_hidden() -> Iterator[None]:
+def main_module_hidden() -> Iterator[None]:
     """Start a worker without re-running the caller's ``__main__`` in it.
 
     ``spawn`` and ``forkserver`` re-import the main script in each child unless it is
@@ -385,10 +384,6 @@ class ProcessExecutor:
             if worker in group:
                 group.remove(worker)
         worker.kill()
-
-
-class RemoteError(Exception):
-    """A task raised in a worker; the message is its formatted traceback."""
 
 
 def _stop_helpers() -> None:

@@ -33,20 +33,23 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future
 from typing import Literal
 
+from assetflow.contracts import Executor, InputRef
 from assetflow.declare import AssetSpec, SourceSpec
+from assetflow.errors import RunInterrupted, TaskTimeout, WorkerLost
 from assetflow.execute.dry_run import MAY_RESTORE, predict, restorable
-from assetflow.execute.executors import Executor, TaskTimeout, WorkerLost, make_executor
-from assetflow.execute.policy import PoolLimits, format_duration, retry_delay
-from assetflow.execute.lock import ProjectLock
-from assetflow.execute.task import ComputeResult, ComputeTask, InputRef, compute, register_workspace
+from assetflow.execute.executors import make_executor
+from assetflow.durations import format_duration
+from assetflow.execute.policy import PoolLimits, retry_delay
+from assetflow.execute.task import ComputeResult, ComputeTask, compute, register_workspace
 from assetflow.failpoints import failpoint
 from assetflow.partitions.units import is_partitioned, split_unit
 from assetflow.fastpath import SNAPSHOT_KEY, build_snapshot
 from assetflow.plan import Assessment
+from assetflow.state.lock import ProjectLock
 from assetflow.state.logs import write_log
 from assetflow.state.store import Materialization
 from assetflow.storage.files import remove_temp_files
-from assetflow.workspace import DATA_FOLDER, Workspace
+from assetflow.workspace import Workspace
 
 Outcome = Literal["ran", "restored", "fresh", "cutoff", "failed", "skipped", "may_restore"]
 OUTCOMES: tuple[Outcome, ...] = ("ran", "restored", "fresh", "cutoff", "failed", "skipped")  # and a plan's may_restore
@@ -70,20 +73,6 @@ class AssetResult:
     @property
     def partition(self) -> str:
         return split_unit(self.name)[1]
-
-
-class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a run: running assets were cancelled and nothing partial was recorded.
-
-    A ``KeyboardInterrupt``, so code that stops on Ctrl-C still does; ``run_id``,
-    ``results`` (what settled before) and ``cancelled`` (what was running) say more.
-    """
-
-    def __init__(self, run_id: str, results: dict[str, AssetResult], cancelled: list[str]) -> None:
-        super().__init__(f"run {run_id} interrupted")
-        self.run_id = run_id
-        self.results = results
-        self.cancelled = cancelled
 
 
 @dataclasses.dataclass
@@ -198,7 +187,7 @@ class Run:
             # We hold the project lock, so no other run is alive: any still 'running' died (SIGKILL, power loss).
             dead = store.mark_abandoned_runs(lambda pid, host: False)
             if dead or any(r["status"] != "succeeded" for r in store.runs(limit=1)):
-                remove_temp_files(self.ws.config.state_path / DATA_FOLDER)  # partial writes of a killed writer
+                remove_temp_files(self.ws.config.data_path)  # partial writes of a killed writer
             store.set_meta(SNAPSHOT_KEY, None)
             store.begin_run(self.run_id, " ".join(sys.argv), os.getpid(), socket.gethostname())
             status = "failed"

@@ -17,6 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from assetflow.contracts import InputRef, StoredData, ValueKind
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.errors import (
     AssetflowError,
@@ -29,21 +30,9 @@ from assetflow.execute.capture import captured
 from assetflow.hashing import hash_fields
 from assetflow.project import ProjectConfig
 from assetflow.secrets import redact
-from assetflow.storage.base import StoredData, ValueKind
 
 VALUE_FORMATS = ("json", "pickle")  # backends for which None is a value to store, not a forgotten `return`
 _WORKSPACES: dict[tuple[object, ...], tuple[Any, str]] = {}  # project key -> (workspace, code token)
-
-
-@dataclasses.dataclass(frozen=True)
-class InputRef:
-    """Where one input of an asset comes from."""
-
-    name: str
-    io: str | None  # None for a source
-    location: str | None
-    source_files: tuple[tuple[str, str, str], ...] = ()
-    parts: tuple[tuple[str, InputRef], ...] = ()  # several upstream partitions: (key, where), in key order
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from assetflow.declare import AssetSpec, SourceSpec
-from assetflow.freshness import format_duration, parse_policy
+from assetflow.durations import format_duration
+from assetflow.freshness import parse_policy
 
 if TYPE_CHECKING:
     from assetflow.plan import Assessment
@@ -57,7 +58,7 @@ def overdue(policy_text: str | None, updated_at: float | None, now: float) -> tu
     by = policy.overdue_by(updated_at, now)
     if by is None:
         return None, None
-    return by, f"overdue by {format_duration(by)} (freshness: {policy.describe()})"
+    return by, f"overdue by {format_duration(int(by))} (freshness: {policy.describe()})"
 
 
 def _row(name: str, kind: str, states: list[str], reasons: list[str], **fields: object) -> AssetStatus:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from sqlglot import exp
 
-    from assetflow.execute.task import InputRef
+    from assetflow.contracts import InputRef
 
 _REGISTERED = "__assetflow_input_"
 

@@ -44,13 +44,13 @@ from typing import Any
 from assetflow.errors import DamagedStorageError, StateError
 from assetflow.project import ProjectConfig
 from assetflow.state.folder import ensure_state_folder
+from assetflow.state.lock import ProjectLock, lock_is_held
 from assetflow.state.schema import LATEST_VERSION
+from assetflow.state.snapshot import SNAPSHOT_KEY, is_sealed
 from assetflow.state.store import STATE_FILE, Connection, Materialization, StateStore, _row_to_materialization
 from assetflow.storage.base import Backends
 from assetflow.storage.files import TEMP_PREFIX, fsync_dir, links_under, replace_link_with_copy
 
-DATA_FOLDER = "data"  # as assetflow.workspace.DATA_FOLDER, without importing the workspace
-SNAPSHOT_KEY = "noop_snapshot"
 # Tables salvaged from a corrupt store, with their columns; the others are recomputed.
 _SALVAGED = {
     "materializations": ("id, asset, run_id, recipe_key, data_hash, code_fingerprint, config, upstream, deps, io, "
@@ -129,7 +129,7 @@ def examine(config: ProjectConfig, verify_data: bool = True, holding_lock: bool 
     temps = _temp_files(config)
     if temps:
         report.findings.append(Finding("temp_files", f"{len(temps)} temporary files left by interrupted writes "
-                                       f"under {config.state_path / DATA_FOLDER}"))
+                                       f"under {config.data_path}"))
     _examine_links(config, report)
     if report.integrity != "ok":
         return report
@@ -148,7 +148,7 @@ def examine(config: ProjectConfig, verify_data: bool = True, holding_lock: bool 
 
 
 def _examine_links(config: ProjectConfig, report: DoctorReport) -> None:
-    data = config.state_path / DATA_FOLDER
+    data = config.data_path
     for link, target in links_under(data):
         parts = link.relative_to(data).parts
         report.findings.append(Finding(
@@ -159,7 +159,7 @@ def _examine_links(config: ProjectConfig, report: DoctorReport) -> None:
 
 
 def _repair_links(config: ProjectConfig, report: DoctorReport) -> None:
-    data = config.state_path / DATA_FOLDER
+    data = config.data_path
     links = {str(link) for link, _ in links_under(data)}
     for finding in report.findings:
         if finding.kind == "symlink" and finding.path is not None:
@@ -170,11 +170,11 @@ def _repair_links(config: ProjectConfig, report: DoctorReport) -> None:
 def _examine_store(config: ProjectConfig, store: StateStore, report: DoctorReport, verify_data: bool,
                    holding_lock: bool) -> None:
     for run_id, pid, host in store._db.execute("SELECT run_id, pid, host FROM runs WHERE status = 'running'"):
-        if holding_lock or not _lock_is_held(config):
+        if holding_lock or not lock_is_held(config.state_path):
             report.findings.append(Finding("abandoned_run", f"run {run_id} (pid {pid} on {host}) is marked running, "
                                            f"but no process holds the project lock: it died"))
     snapshot = store.get_meta(SNAPSHOT_KEY)
-    if snapshot is not None and not _snapshot_sealed(snapshot):
+    if snapshot is not None and not is_sealed(snapshot):
         report.findings.append(Finding("bad_snapshot", "the no-op fast path's snapshot fails its seal (corrupt)"))
     for row in store._db.execute(f"SELECT m.id, {', '.join('m.' + c for c in _SALVAGED['materializations'].split(', ')[1:])} "
                                  "FROM pointers c JOIN materializations m ON m.id = c.materialization"):
@@ -204,7 +204,7 @@ def _verify(config: ProjectConfig, mat: Materialization, backends: Backends | No
 def _check(config: ProjectConfig, mat: Materialization,
            backends: Backends | None = None) -> tuple[tuple[str, ...] | None, str]:
     """(None or the problem, the fresh token) after rehashing the stored data in full."""
-    backends = backends or Backends(config.state_path / DATA_FOLDER, config.io_options)
+    backends = backends or Backends(config.data_path, config.io_options)
     try:
         result = backends.get(mat.io).check(mat.asset, mat.location, mat.data_hash, "")  # "" forces a rehash
     except DamagedStorageError as exc:
@@ -221,34 +221,9 @@ def _check(config: ProjectConfig, mat: Materialization,
     return None, result.token
 
 
-def _snapshot_sealed(text: str) -> bool:
-    from assetflow.fastpath import _unseal
-
-    try:
-        return _unseal(text) is not None
-    except ValueError:
-        return False
-
-
 def _temp_files(config: ProjectConfig) -> list[Path]:
-    root = config.state_path / DATA_FOLDER
+    root = config.data_path
     return sorted(root.rglob(f"{TEMP_PREFIX}*")) if root.is_dir() else []
-
-
-def _lock_is_held(config: ProjectConfig) -> bool:
-    import fcntl
-
-    lock_path = config.state_path / "lock"
-    if not lock_path.exists():
-        return False
-    fd = os.open(lock_path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing drops a lock we may have taken
-    return False
 
 
 # -- repair ------------------------------------------------------------------------------------
@@ -256,8 +231,6 @@ def _lock_is_held(config: ProjectConfig) -> bool:
 
 def repair(config: ProjectConfig, wait: bool = False, verify_data: bool = True) -> DoctorReport:
     """Fix what ``examine`` finds, holding the project lock; returns the findings, marked repaired."""
-    from assetflow.execute.lock import ProjectLock
-
     lock = ProjectLock(config.state_path)
     lock.acquire("doctor", wait=wait)
     try:
@@ -378,7 +351,7 @@ def _salvage_into(config: ProjectConfig, path: Path, fresh: StateStore) -> dict[
     except sqlite3.DatabaseError:
         return kept
     old.text_factory = lambda raw: raw.decode("utf-8", "replace")
-    backends = Backends(config.state_path / DATA_FOLDER, config.io_options)
+    backends = Backends(config.data_path, config.io_options)
     try:
         mats: dict[int, Materialization] = {}
         for row in _rows(old, "materializations"):

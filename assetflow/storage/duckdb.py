@@ -53,11 +53,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from assetflow.contracts import CheckResult, StoredData, ValueKind
 from assetflow.errors import DamagedStorageError, StorageError
 from assetflow.hashing import hash_fields, is_racy
 from assetflow.hookspecs import hookimpl
-from assetflow.storage.base import CheckResult, StoredData, ValueKind
 from assetflow.storage.files import confined, stat_token
+from assetflow.storage.table import TableBackend
 
 if TYPE_CHECKING:
     import duckdb
@@ -94,7 +95,7 @@ def version_table(asset: str, data_hash: str) -> str:
     return f"{asset}__{digest[:HASH_DIGITS]}"
 
 
-class DuckDBBackend:
+class DuckDBBackend(TableBackend):
     """Tables in a DuckDB file: a table per version, a view per asset on its current one."""
 
     name: ClassVar[str] = "duckdb"
@@ -138,12 +139,7 @@ class DuckDBBackend:
 
     # -- the IOBackend contract -------------------------------------------------------------
 
-    def store(self, asset: str, value: object) -> StoredData:
-        from assetflow.fingerprint.data import table_hash
-        from assetflow.storage.formats import require_table
-
-        table = require_table(asset, value, self.name)
-        data_hash = table_hash(table)
+    def store_table(self, asset: str, table: pa.Table, data_hash: str) -> StoredData:
         self._view(asset)
         location = version_table(asset, data_hash)
         target = self._table(asset, location)

@@ -27,41 +27,17 @@ import json
 import math
 import pickle
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
+from assetflow.contracts import CheckResult, StoredData, ValueKind
 from assetflow.errors import StorageError
 from assetflow.hashing import hash_fields
 from assetflow.hookspecs import hookimpl
-from assetflow.storage.base import CheckResult, StoredData, ValueKind
 from assetflow.storage.files import atomic_target, confined, confined_for_write, stat_token
 
-if TYPE_CHECKING:
-    import pyarrow as pa
-
-__all__ = ["JsonBackend", "PickleBackend", "require_table"]
+__all__ = ["JsonBackend", "PickleBackend"]
 
 PICKLE_PROTOCOL = 5  # pinned: a newer default protocol would change every pickle's hash
-_TABLE_TYPES = "a polars DataFrame or LazyFrame, a pyarrow Table, a DuckDB relation or a pandas DataFrame"
-
-
-def require_table(asset: str, value: object, io: str) -> pa.Table:
-    """``value`` as an Arrow table (any kind ``storage.values`` accepts), or a ``StorageError``
-    that names the asset and says what to do instead. For table backends: never falls back to pickle."""
-    from assetflow.storage.values import as_table
-
-    table = as_table(value)
-    if table is not None:
-        return table
-    kind = f"{type(value).__module__}.{type(value).__qualname__}"
-    hint = (
-        'to store another kind of value, choose a format for it explicitly: @asset(io="json") for '
-        'JSON-serialisable data (dicts, lists, numbers, strings), or @asset(io="pickle") for any '
-        "Python object (trusted projects only: loading a pickle runs code)."
-    )
-    raise StorageError(
-        f"Asset {asset!r} returned a value of type {kind}, but its storage io={io!r} stores tables "
-        f"only ({_TABLE_TYPES}); {hint}"
-    )
 
 
 def _options(backend: str, options: dict[str, Any], allowed: tuple[str, ...]) -> None:

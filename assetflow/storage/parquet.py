@@ -8,15 +8,19 @@ It registers through the same hook a third-party backend would.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from assetflow.contracts import CheckResult, StoredData, ValueKind
 from assetflow.errors import StorageError
 from assetflow.hookspecs import hookimpl
-from assetflow.storage.base import CheckResult, StoredData, ValueKind
 from assetflow.storage.files import atomic_target, confined, confined_for_write, stat_token
+from assetflow.storage.table import TableBackend
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
-class ParquetBackend:
+class ParquetBackend(TableBackend):
     """Parquet files on the local file system (the default backend)."""
 
     name: ClassVar[str] = "parquet"
@@ -34,14 +38,9 @@ class ParquetBackend:
     def local_file(self, location: str) -> Path:
         return self._path(location)
 
-    def store(self, asset: str, value: object) -> StoredData:
+    def store_table(self, asset: str, table: pa.Table, data_hash: str) -> StoredData:
         import pyarrow.parquet as pq
 
-        from assetflow.fingerprint.data import table_hash
-        from assetflow.storage.formats import require_table
-
-        table = require_table(asset, value, self.name)  # a clear error for a non-table value
-        data_hash = table_hash(table)
         location = f"{asset}/{data_hash.split(':', 1)[1]}.parquet"
         final = confined_for_write(self.root, location)  # a linked file is replaced, a linked folder refused
         with atomic_target(final) as temp:

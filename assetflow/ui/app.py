@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from assetflow.documents import document
 from assetflow.errors import AssetflowError, SelectionError, UnknownAssetError
-from assetflow.ui.project_view import ProjectBroken, ProjectView, error_payload
+from assetflow.errors import ProjectBroken
+from assetflow.ui.project_view import ProjectView, error_payload
 from assetflow.ui.security import CSRF_HEADER, Guard, allowed_hosts, same_origin, same_token
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from assetflow.documents import document, list_payload, status_payload
-from assetflow.errors import AssetflowError, ParameterError, UnknownAssetError
+from assetflow.errors import AssetflowError, ParameterError, ProjectBroken, UnknownAssetError
 from assetflow.project import ProjectConfig, load_config
 from assetflow.secrets import redact
 from assetflow.workspace import Workspace
@@ -205,12 +205,6 @@ class ProjectView:
             self._workspace.close()
 
 
-class ProjectBroken(Exception):
-    """The project does not load right now; ``payload`` is the error to show."""
-
-    def __init__(self, payload: dict[str, Any]) -> None:
-        super().__init__(payload.get("message", "the project does not load"))
-        self.payload = payload
 
 
 def error_payload(exc: BaseException) -> dict[str, Any]:

@@ -35,10 +35,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any, ClassVar, TypeVar
 
-from assetflow.errors import PluginError
-from assetflow.execute.executors import TaskTimeout, WorkerLost
-from assetflow.hookspecs import hookimpl
-from assetflow.project import ProjectConfig
+from assetflow.ext import PluginError, ProjectConfig, TaskTimeout, WorkerLost, hookimpl
 
 __all__ = ["DaskExecutor"]
 __version__ = "0.1.0"
@@ -95,11 +92,11 @@ class DaskExecutor:
         from distributed import Client, LocalCluster
 
         if self._address is None:
-            from assetflow.execute.pool import _main_module_hidden
+            from assetflow.ext import main_module_hidden
 
             workers = self._jobs or os.cpu_count() or 1
             settings = {"distributed.scheduler.allowed-failures": 0}  # a death fails the attempt: retries= decide
-            with dask.config.set(settings), _main_module_hidden():
+            with dask.config.set(settings), main_module_hidden():
                 self._cluster = LocalCluster(
                     n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                     silence_logs=logging.CRITICAL,  # assetflow reports failures itself
@@ -146,7 +143,7 @@ class DaskExecutor:
 
     def warm_up(self, project: ProjectConfig, tasks: int) -> None:
         """Start the cluster (if ours) and import the project in every worker, all at once."""
-        from assetflow.execute.task import warm_up
+        from assetflow.ext import warm_up
 
         self._connect().run(warm_up, project)
 

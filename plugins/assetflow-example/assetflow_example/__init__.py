@@ -19,11 +19,18 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from assetflow import StorageError, hookimpl
-from assetflow.fingerprint.data import table_hash
-from assetflow.storage.base import CheckResult, StoredData, ValueKind
-from assetflow.storage.files import atomic_target, confined, stat_token
-from assetflow.storage.formats import require_table
+from assetflow.ext import (
+    CheckResult,
+    StorageError,
+    StoredData,
+    TableBackend,
+    ValueKind,
+    atomic_target,
+    confined,
+    hookimpl,
+    stat_token,
+    table_hash,
+)
 
 __version__ = "0.1.0"
 
@@ -35,7 +42,7 @@ def read_csv(data: bytes) -> pa.Table:
     return pacsv.read_csv(io.BytesIO(data), convert_options=_READ)
 
 
-class CsvBackend:
+class CsvBackend(TableBackend):
     """CSV files on the local file system, one per stored version."""
 
     name: ClassVar[str] = "csv"  # what @asset(io="csv") names
@@ -53,9 +60,9 @@ class CsvBackend:
         # check it with one stat, without importing this plugin.
         return self._path(location)
 
-    def store(self, asset: str, value: object) -> StoredData:
-        table = require_table(asset, value, self.name)  # a clear error for a non-table value
-        data_hash = table_hash(table)  # the canonical Arrow hash: equal to Parquet's for equal content
+    def store_table(self, asset: str, table: pa.Table, data_hash: str) -> StoredData:
+        # TableBackend.store made the value a table (a clear error for any other value) and
+        # hashed it with the canonical Arrow hash: equal to Parquet's for equal content.
         buffer = io.BytesIO()
         pacsv.write_csv(table, buffer)
         data = buffer.getvalue()

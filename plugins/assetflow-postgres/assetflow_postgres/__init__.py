@@ -7,7 +7,7 @@ configure it under ``[tool.assetflow.io.postgres]`` (see docs/storage.md).
 
 from __future__ import annotations
 
-from assetflow.hookspecs import hookimpl
+from assetflow.ext import hookimpl
 from assetflow_postgres.backend import PostgresBackend
 
 __all__ = ["PostgresBackend"]

@@ -37,8 +37,7 @@ from typing import Any, ClassVar, TypeVar
 
 import pyarrow as pa
 
-from assetflow.errors import StorageError
-from assetflow.storage.base import CheckResult, StoredData, ValueKind
+from assetflow.ext import CheckResult, StorageError, StoredData, TableBackend, ValueKind
 from assetflow_postgres import types
 from assetflow_postgres.dsn import describe, mask, resolve_dsn
 
@@ -79,7 +78,7 @@ def version_table(asset: str, data_hash: str) -> str:
     return name
 
 
-class PostgresBackend:
+class PostgresBackend(TableBackend):
     """Tables in a PostgreSQL schema; options ``schema``, ``dsn_env`` or ``dsn``."""
 
     name: ClassVar[str] = "postgres"
@@ -190,12 +189,7 @@ class PostgresBackend:
 
     # -- the backend protocol ---------------------------------------------------------------
 
-    def store(self, asset: str, value: object) -> StoredData:
-        from assetflow.fingerprint.data import table_hash
-        from assetflow.storage.formats import require_table
-
-        table = require_table(asset, value, self.name)
-        data_hash = table_hash(table)
+    def store_table(self, asset: str, table: pa.Table, data_hash: str) -> StoredData:
         stored = types.to_storage(table)
         name = version_table(asset, data_hash)
         schema_bytes = table.schema.serialize().to_pybytes()
@@ -311,7 +305,7 @@ class PostgresBackend:
                 return CheckResult("missing")
             if current == token:
                 return CheckResult("ok", token)
-            from assetflow.fingerprint.data import table_hash
+            from assetflow.ext import table_hash
 
             try:
                 actual = table_hash(self._read(schema, table))

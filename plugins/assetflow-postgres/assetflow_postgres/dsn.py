@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from assetflow.errors import StorageError
+from assetflow.ext import StorageError
 
 DEFAULT_DSN_ENV = "ASSETFLOW_POSTGRES_DSN"
 MASK = "***"

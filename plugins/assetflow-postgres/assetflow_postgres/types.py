@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from assetflow.errors import StorageError
+from assetflow.ext import StorageError
 
 _WIDEN = {
     pa.int8(): pa.int16(), pa.uint8(): pa.int16(), pa.uint16(): pa.int32(),

@@ -7,7 +7,7 @@ Registered through the ``assetflow`` entry-point group; choose it per asset with
 
 from __future__ import annotations
 
-from assetflow.hookspecs import hookimpl
+from assetflow.ext import hookimpl
 from assetflow_s3.backend import S3Backend
 
 __all__ = ["S3Backend"]

@@ -30,10 +30,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from assetflow.errors import StorageError
-from assetflow.storage.base import CheckResult, StoredData, ValueKind
+from assetflow.ext import CheckResult, StorageError, StoredData, TableBackend, ValueKind
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SECRET_OPTIONS = ("access_key_id", "secret_access_key", "session_token")
 OPTIONS = ("bucket", "prefix", "endpoint_url", "region", "compression", *SECRET_OPTIONS)
@@ -45,7 +47,7 @@ _LOCATION = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<
 _T = TypeVar("_T")
 
 
-class S3Backend:
+class S3Backend(TableBackend):
     """Parquet objects on S3-compatible storage; options in docs/storage.md."""
 
     name: ClassVar[str] = "s3"
@@ -154,15 +156,10 @@ class S3Backend:
 
     # -- the backend protocol ---------------------------------------------------------------
 
-    def store(self, asset: str, value: object) -> StoredData:
+    def store_table(self, asset: str, table: pa.Table, data_hash: str) -> StoredData:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from assetflow.fingerprint.data import table_hash
-        from assetflow.storage.formats import require_table
-
-        table = require_table(asset, value, self.name)
-        data_hash = table_hash(table)
         path = self._key(asset, data_hash)
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression=self.compression)
@@ -218,7 +215,7 @@ class S3Backend:
             current = head[0]
             if current == token:
                 return CheckResult("ok", token)
-            from assetflow.fingerprint.data import table_hash
+            from assetflow.ext import table_hash
 
             try:
                 actual = table_hash(self._read(path))

@@ -14,16 +14,10 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from assetflow.errors import AssetflowError, ExitCode
+from assetflow.errors import ProjectLockedError
 from assetflow.state.folder import ensure_state_folder, os_error
 
 LOCK_FILE = "lock"
-
-
-class ProjectLockedError(AssetflowError):
-    """Another run holds the project lock (exit code 3)."""
-
-    exit_code = ExitCode.LOCKED
 
 
 class ProjectLock:
@@ -118,3 +112,18 @@ def running_now(folder: Path, running_runs: Iterable[str]) -> tuple[str, list[st
         pass  # alive, another user's
     running = info.get("running", [])
     return str(info["run_id"]), [str(n) for n in running] if isinstance(running, list) else []
+
+
+def lock_is_held(folder: Path) -> bool:
+    """Whether a process holds the lock of the state folder now (``doctor`` reports it, never waits)."""
+    path = folder / LOCK_FILE
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops a lock we may have taken
+    return False

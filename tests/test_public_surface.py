@@ -1,0 +1,122 @@
+"""The public surfaces change only on purpose, and the layers keep their direction.
+
+``assetflow.__all__`` is what users import; ``assetflow.ext.__all__`` is what plugins may
+use (docs/plugins.md). A name added or removed here is an API change: update the docs too.
+The layering rules are docs/architecture.md's, checked on the source's own imports.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+import assetflow
+import assetflow.ext
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "assetflow"
+
+PUBLIC = [
+    "AssetSpec", "AssetflowError", "CycleError", "DefinitionError", "DuplicateAssetError", "ExitCode", "GraphError",
+    "MaterializationError", "PluginError", "ProjectLoadError", "Secret", "SelectionError", "SourceSpec", "StateError",
+    "StorageError", "UnknownAssetError", "asset", "hookimpl", "lineage", "load", "materialize", "secret", "source",
+    "sql_asset", "status", "why",
+]
+EXT = [
+    "CheckResult", "CheckStatus", "Executor", "IOBackend", "PluginError", "ProjectConfig", "StorageError",
+    "StoredData", "TableBackend", "TaskTimeout", "ValueKind", "WorkerLost", "atomic_target", "confined", "hookimpl",
+    "main_module_hidden", "require_table", "stat_token", "table_hash", "warm_up",
+]
+
+
+@pytest.mark.parametrize(("module", "expected"), [(assetflow, PUBLIC), (assetflow.ext, EXT)])
+def test_the_surface_is_pinned_sorted_and_every_name_resolves(module: object, expected: list[str]) -> None:
+    names = list(module.__all__)  # type: ignore[attr-defined]
+    assert names == expected
+    assert names == sorted(names)
+    for name in names:
+        assert getattr(module, name) is not None, name
+
+
+def test_plugins_docs_name_every_ext_name() -> None:
+    text = (ROOT / "docs" / "plugins.md").read_text()
+    missing = [name for name in EXT if f"`{name}" not in text]
+    assert not missing, f"docs/plugins.md does not document {missing}"
+
+
+def _imports(path: Path) -> set[str]:
+    """Every ``assetflow...`` module a file imports, at the top or inside a function, typing-only too."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name == "assetflow" or name.startswith("assetflow.")}
+
+
+def _real_modules(names: set[str]) -> set[str]:
+    """Only the names that are modules (``from assetflow.x import y`` names y, a module or not)."""
+    real = set()
+    for name in names:
+        relative = name.removeprefix("assetflow").lstrip(".").replace(".", "/")
+        if (PACKAGE / f"{relative}.py").exists() or (PACKAGE / relative / "__init__.py").exists():
+            real.add(name)
+    return real
+
+
+def test_plugins_import_only_the_public_surface() -> None:
+    offenders = {}
+    for path in sorted((ROOT / "plugins").glob("*/assetflow_*/**/*.py")):
+        private = {m for m in _real_modules(_imports(path)) if m not in ("assetflow", "assetflow.ext")}
+        if private:
+            offenders[str(path.relative_to(ROOT))] = sorted(private)
+    assert not offenders
+
+
+# Each module (or package) may import only from those listed: the leaves import nothing of
+# assetflow but the errors; nothing below the workspace reaches up into execution or inspection.
+LEAVES = ["errors", "contracts", "durations", "version", "hashing", "hookspecs", "failpoints", "secrets"]
+FORBIDDEN = {
+    "declare": ["execute", "workspace", "plan", "api", "cli", "fastpath", "inspect", "state", "storage"],
+    "state": ["execute", "workspace", "plan", "api", "cli", "fastpath", "inspect", "ui"],
+    "storage": ["execute", "workspace", "plan", "api", "cli", "fastpath", "inspect", "state", "ui"],
+    "plan": ["execute", "workspace", "api", "cli", "fastpath", "inspect", "ui"],
+    "plugins": ["execute", "storage", "workspace", "api", "cli", "fastpath", "inspect", "state", "ui"],
+    "workspace": ["execute", "api", "cli", "fastpath", "inspect", "ui"],
+    "execute": ["api", "cli", "inspect", "ui"],
+    "inspect": ["api", "cli", "execute", "ui"],
+}
+
+
+def _files(name: str) -> list[Path]:
+    return sorted((PACKAGE / name).rglob("*.py")) if (PACKAGE / name).is_dir() else [PACKAGE / f"{name}.py"]
+
+
+@pytest.mark.parametrize("leaf", LEAVES)
+def test_leaves_import_nothing_of_assetflow_but_errors(leaf: str) -> None:
+    imported = _real_modules(_imports(PACKAGE / f"{leaf}.py")) - {"assetflow.errors", "assetflow.contracts"}
+    assert not imported, f"{leaf}.py imports {sorted(imported)}"
+
+
+@pytest.mark.parametrize("lower", sorted(FORBIDDEN))
+def test_no_import_runs_back_up(lower: str) -> None:
+    upward = {}
+    for path in _files(lower):
+        bad = sorted(m for m in _real_modules(_imports(path))
+                     if any(m == f"assetflow.{h}" or m.startswith(f"assetflow.{h}.") for h in FORBIDDEN[lower]))
+        if bad:
+            upward[str(path.relative_to(ROOT))] = bad
+    assert not upward
+
+
+def test_every_module_imports_on_its_own() -> None:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        if name.startswith("assetflow.ui") or name == "assetflow.__main__":
+            continue  # the page needs starlette's optional pieces; __main__ runs the CLI
+        importlib.import_module(name)
