@@ -35,10 +35,10 @@ from typing import Literal
 
 from assetflow.contracts import Executor, InputRef
 from assetflow.declare import AssetSpec, SourceSpec
+from assetflow.durations import format_duration
 from assetflow.errors import RunInterrupted, TaskTimeout, WorkerLost
 from assetflow.execute.dry_run import MAY_RESTORE, predict, restorable
 from assetflow.execute.executors import make_executor
-from assetflow.durations import format_duration
 from assetflow.execute.policy import PoolLimits, retry_delay
 from assetflow.execute.task import ComputeResult, ComputeTask, compute, register_workspace
 from assetflow.failpoints import failpoint

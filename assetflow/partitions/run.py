@@ -20,7 +20,7 @@ from assetflow.partitions.units import definition_of, split_unit, unit_id
 from assetflow.plan import Assessment
 
 if TYPE_CHECKING:
-    from assetflow.execute.task import InputRef
+    from assetflow.contracts import InputRef
     from assetflow.state.store import Materialization
     from assetflow.workspace import Workspace
 
@@ -97,7 +97,7 @@ def unit_upstream(ws: Workspace, spec: AssetSpec, key: str, results: Mapping[str
 
 def input_refs(ws: Workspace, spec: AssetSpec, key: str, current: Mapping[str, Materialization]) -> tuple[InputRef, ...]:
     """Where each input of unit (spec, key) is: one ref, or one per upstream partition it reads."""
-    from assetflow.execute.task import InputRef
+    from assetflow.contracts import InputRef
 
     plan = ws.partition_plan
 
