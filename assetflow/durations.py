@@ -11,8 +11,8 @@ or, from Python, a number of seconds or a ``datetime.timedelta``. A duration is 
 Used by ``@asset(timeout=..., retry_delay=...)`` and freshness policies (``freshness="1d"``);
 kept free of heavy imports, since it runs while the user's module is imported.
 
-Form (``format_duration``): at most two units, largest first, ``2d 3h``, ``1h 30m``, ``45s``,
-``1.5s``, ``250ms``.
+Form (``format_duration``): at most two units, largest first, ``2d 3h``, ``1h 30m``, ``1m 30s``,
+``45s``, ``1.5s``, ``250ms``; seconds only under an hour.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def format_duration(seconds: float) -> str:
         return f"{round(max(0.0, seconds), 1):g}s"
     whole = int(seconds)
     parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)) if whole < 3600 else (("d", 86400), ("h", 3600), ("m", 60))
+    for unit, size in units:  # seconds only under an hour: "overdue by 1d", not "1d 5s"
         if whole >= size:
             parts.append(f"{whole // size}{unit}")
             whole %= size

@@ -92,3 +92,22 @@ def test_policies_are_checked_at_declaration() -> None:
         asset(freshness="daily", name="bad")(lambda: 1)
     with pytest.raises(DefinitionError, match=r"source\('data/x.csv'\).*outside 0-23"):
         source("data/x.csv", name="x", freshness="cron:0 25 * * *")
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0, "0s"), (0.25, "250ms"), (1.5, "1.5s"), (45, "45s"), (90, "1m 30s"), (600, "10m"), (5400, "1h 30m"),
+    (86405, "1d"), (2 * 86400 + 3 * 3600 + 59, "2d 3h"),
+])
+def test_one_formatter_for_every_duration(seconds: float, text: str) -> None:
+    """Timeouts, retry delays, ages and overdue amounts all print through ``format_duration``."""
+    assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("250ms", 0.25), ("1h 30m", 5400), (" 2D ", 172800), (30, 30)])
+def test_one_grammar_for_timeouts_and_freshness(text: object, seconds: float) -> None:
+    """``@asset(timeout=...)`` and ``freshness=`` read durations alike (they once had two grammars)."""
+    from assetflow.freshness import parse_policy as policy
+
+    assert parse_duration(text) == seconds
+    if isinstance(text, str):
+        assert policy(text).max_age == seconds

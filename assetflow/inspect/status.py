@@ -151,7 +151,7 @@ def _rows(verdict: Assessment) -> int | None:
 
 def _in_progress(ws: Workspace) -> tuple[str, list[str]] | None:
     """The live run and the assets it computes right now, from the project lock (see ``ProjectLock``)."""
-    from assetflow.execute.lock import running_now
+    from assetflow.state.lock import running_now
 
     from assetflow.partitions.units import split_unit
 

@@ -273,7 +273,7 @@ def _repair_damaged(config: ProjectConfig, report: DoctorReport) -> None:
             if damaged.exists():
                 os.replace(damaged, path.with_name(f"{path.name}.damaged-{stamp}{suffix}"))
         fsync_dir(path.parent)
-    backends = Backends(config.state_path / DATA_FOLDER, config.io_options)
+    backends = Backends(config.data_path, config.io_options)
     ios = set(report.damaged.values())
     store = StateStore(config.state_path)
     try:
