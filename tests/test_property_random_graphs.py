@@ -301,7 +301,8 @@ KNOWN = (
 def test_fast_path_json_has_the_keys_of_a_full_run(project: ProjectDir) -> None:
     """Found by the property test: a consumer reading ``data_hash`` or ``counts["ran"]`` gets a KeyError."""
     write_project(project, KNOWN[0], KNOWN[1], None)
-    for path in [*project.root.glob("*.*"), *project.root.glob("data/*")]:
+    for path in [*project.root.glob("*.*"), *project.root.glob("data/*"), *project.root.glob("models*"),
+                 *project.root.glob("models/*")]:
         os.utime(path, ns=(1, 1))  # old enough for the snapshot to vouch for them (no racy-clean wait)
     full = materialize(project)["_"]
     fast = materialize(project)["_"]
