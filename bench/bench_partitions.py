@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_partitions.py --n 1000 --jobs 2  # also the backfill speed-up
 
 Scenarios, each a separate ``assetflow`` process timed from outside: cold (every partition
-runs), no-op ``materialize`` (median of 3), ``status`` (median of 3), one source file changed
+runs, in process), no-op ``materialize`` (median of 3), ``status`` (median of 3), one source file changed
 (exactly one partition and its downstream run), and the per-partition engine overhead (cold
 time minus the no-op, divided by N). With ``--jobs 2`` a backfill of N partitions with 1 and 2
 jobs, next to the machine's own parallel ceiling (two CPU-bound processes against one).
@@ -103,7 +103,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         days = generate(root, options.n)
-        cold, payload = timed(root, "materialize", "--json", "--jobs", "1")
+        cold, payload = timed(root, "materialize", "--json", "--executor", "inprocess")
         assert len(ran(payload)) == 2 * options.n, "every partition of both assets runs cold"
         results["cold_s"] = round(cold, 2)
         noops = []

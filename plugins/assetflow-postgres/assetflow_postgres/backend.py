@@ -356,6 +356,28 @@ class PostgresBackend(TableBackend):
 
         self._call(f"point view {schema}.{asset} at {table}", point)
 
+    def activate_partitions(self, asset: str, locations: list[str]) -> None:
+        """Point the view ``<schema>.<asset>`` at the union of its current partitions' tables, in key order.
+
+        Dropped and recreated in one transaction (PostgreSQL's DDL is transactional): a reader
+        sees the old union or the new one, never a mix (docs/partitions.md).
+        """
+        if not locations:
+            return
+        parsed = [self._parse(asset, location) for location in locations]
+        schema = parsed[0][0]
+        qs = quote(schema)
+        union = " union all ".join(f"select * from {quote(s)}.{quote(t)}" for s, t in parsed)
+
+        def point() -> None:
+            conn = self._sql()
+            with conn.transaction():
+                conn.execute(_LOCK_SQL, (f"assetflow view {schema}.{asset}",))
+                conn.execute(f"drop view if exists {qs}.{quote(asset)}")
+                conn.execute(f"create view {qs}.{quote(asset)} as {union}")
+
+        self._call(f"point view {schema}.{asset} at its {len(locations)} partitions", point)
+
 
 _INHERITED: list[Any] = []  # connections a forked child keeps alive (unused) so they are never closed
 

@@ -353,3 +353,18 @@ def test_parallel_workers_create_the_schema_and_write_the_same_version_safely(tm
     for location in set(results):
         asset = location.split(".")[1].split("__")[0]
         assert pg.load(asset, location, "arrow").num_rows == (3 if asset == "orders" else 2)
+
+
+def test_a_partitioned_asset_gets_one_view_over_its_current_partitions(tmp_path: Path, pg_schema: str) -> None:
+    """Each partition is its own version table; the view switches to their union, in key order, at once."""
+    store = backend(tmp_path, pg_schema)
+    parts = {key: store.store("sales", pa.table({"region": [key], "amount": [n]}))
+             for n, key in enumerate(["eu", "us", "apac"])}
+    store.activate_partitions("sales", [parts[k].location for k in ("eu", "us", "apac")])
+    assert sql(f'select region from "{pg_schema}"."sales"') == [("eu",), ("us",), ("apac",)]
+    changed = store.store("sales", pa.table({"region": ["us"], "amount": [10]}))
+    store.activate_partitions("sales", [parts["eu"].location, changed.location, parts["apac"].location])
+    assert sql(f'select amount from "{pg_schema}"."sales"') == [(0,), (10,), (2,)]
+    tables = {r[0] for r in sql("select table_name from information_schema.tables where table_schema = %s "
+                                "and table_type = 'BASE TABLE'", pg_schema)}
+    assert len({t for t in tables if t.startswith("sales__")}) == 4  # writing one partition never rewrote the others
