@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.partitions.assess import upstream_hashes
+from assetflow.partitions.mappings import Identity, Latest
 from assetflow.partitions.ranges import select_keys
 from assetflow.partitions.units import definition_of, split_unit, unit_id
 from assetflow.plan import Assessment
@@ -114,7 +115,7 @@ def input_refs(ws: Workspace, spec: AssetSpec, key: str, current: Mapping[str, M
             refs.append(ref(up, ""))
             continue
         keys = plan.upstream_keys(spec.name, up, key)
-        single = len(keys) == 1 and plan.mappings[(spec.name, up)].__class__.__name__ in ("Identity", "Latest")
+        single = len(keys) == 1 and isinstance(plan.mappings[(spec.name, up)], Identity | Latest)
         refs.append(ref(up, keys[0]) if single else
                     InputRef(up, None, None, parts=tuple((k, ref(up, k)) for k in keys)))
     return tuple(refs)
