@@ -75,6 +75,7 @@ def build_snapshot(
     sources: Mapping[str, tuple[str, Mapping[str, str]]],
     assets: Iterable[tuple[str, str, str, str, str, str | None]],
     loaded_at_ns: int,
+    valid_until: float | None = None,
 ) -> str | None:
     """Serialise a snapshot, or None when a file is too recent to vouch for what was read.
 
@@ -85,6 +86,8 @@ def build_snapshot(
     token when it was hashed});
     ``assets`` holds (name, io, location, data hash, token, local file or None) of every
     current version; a local file's stat token is checked without loading any backend.
+    ``valid_until`` (UTC seconds) is when the clock adds a partition key (a day ends): the
+    snapshot vouches for nothing from then on (docs/partitions.md).
     """
     files = sorted(set(code_files) | ({str(config.pyproject)} if config.pyproject else set()))
     folders = sorted({str(Path(f).parent) for f in files})
@@ -97,6 +100,7 @@ def build_snapshot(
         "stats": stats,
         "sources": {name: {"pattern": pattern, "files": dict(matched)} for name, (pattern, matched) in sources.items()},
         "assets": [list(a) for a in assets],
+        "valid_until": valid_until,
     })
     return seal(body)  # sealed: a corrupted snapshot never vouches
 
@@ -108,6 +112,8 @@ def check_snapshot(config: ProjectConfig, text: str | None) -> list[str] | None:
     snapshot = unseal(text)
     if snapshot is None or any(snapshot.get(k) != v for k, v in _identity(config).items()):
         return None
+    if snapshot.get("valid_until") is not None and time.time() >= snapshot["valid_until"]:
+        return None  # a new partition key appeared with the clock
     if any(_token(path) != token for path, token in snapshot["stats"].items()):
         return None
     from assetflow.declare import SourceSpec

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import textwrap
 from pathlib import Path
 
@@ -396,3 +397,30 @@ def test_rows_that_contradict_the_partition_column_fail_that_partition(tmp_path:
     failed = result.results["orders[2024-01-02]"]
     assert failed.outcome == "failed"
     assert "Asset 'orders', partition '2024-01-02': 1 row(s) have day=datetime.date(2024, 1, 1)" in (failed.error or "")
+
+
+def test_the_no_op_fast_path_covers_partitions_until_a_file_or_a_day_arrives(partitioned: Path) -> None:
+    from click.testing import CliRunner
+
+    from assetflow.cli import main
+    from assetflow.partitions.run import next_key_instant
+
+    project = ["--project", str(partitioned)]
+    past = 1_600_000_000 * 10**9  # files older than the racy window, so the run can vouch for them
+    for path in partitioned.rglob("*"):
+        if path.is_file():
+            os.utime(path, ns=(past, past))
+    _run(partitioned)
+    fast = CliRunner().invoke(main, ["materialize", "--json", *project])
+    assert '"fast_path": true' in fast.stdout and '"daily_events[2024-01-02]"' in fast.stdout
+    _day(partitioned, 4, 4)  # a new day's file: the full check runs it
+    slow = CliRunner().invoke(main, ["materialize", "--json", "--executor", "inprocess", *project])
+    assert '"fast_path": true' not in slow.stdout and '"ran"' in slow.stdout
+    ws = Workspace.load(partitioned)
+    assert next_key_instant(ws) is None  # daily(..., end=...): closed, no key will come with the clock
+    ws.close()
+    (partitioned / "pipe.py").write_text(textwrap.dedent(PIPELINE).replace(', end="2024-01-05"', ""))
+    ws = Workspace.load(partitioned)
+    ws.now = datetime.datetime(2024, 1, 10, 12, tzinfo=datetime.UTC).timestamp()
+    assert next_key_instant(ws) == datetime.datetime(2024, 1, 11, tzinfo=datetime.UTC).timestamp()
+    ws.close()

@@ -197,7 +197,7 @@ class Run:
                     self._run_all()
                 status = "succeeded" if all(r.outcome not in ("failed", "skipped") for r in self.results.values()) else "failed"
                 if (status == "succeeded" and len(self.order) == len(self.graph.assets())
-                        and not is_partitioned(self.graph)):  # the fast path knows no partitions
+                        and self.partition in (None, "all")):  # a backfill of a range leaves other keys as they are
                     snapshot = self._snapshot()
                     if snapshot is not None:
                         failpoint("before_snapshot_write")
@@ -228,12 +228,22 @@ class Run:
         sources = {}
         for spec in self.graph.sources():
             assert spec.name is not None
+            if spec.partitions is not None:
+                continue
             version = self.ws.observe_sources([spec.name])[spec.name]
             sources[spec.name] = (spec.path, {str(self.ws.root / rel): token for rel, token, _ in version.files})
         current = self.ws.store.current()  # re-read: checks may have refreshed tokens
         assets = [(m.asset, m.io, m.location, m.data_hash, m.token, self.ws.backends.local_file(m.io, m.location))
                   for m in current.values()]
-        return build_snapshot(self.ws.config, self.ws.code_files(), sources, assets, self.ws.loaded_at_ns)
+        valid_until = None
+        if is_partitioned(self.graph):
+            from assetflow.partitions.run import snapshot_parts
+
+            more_sources, more_assets, valid_until = snapshot_parts(self.ws)
+            sources.update(more_sources)
+            assets += more_assets
+        return build_snapshot(self.ws.config, self.ws.code_files(), sources, assets, self.ws.loaded_at_ns,
+                              valid_until)
 
     def _run_all(self) -> None:
         """Decide each asset once its upstreams settle; keep the executor full; settle results as they come."""

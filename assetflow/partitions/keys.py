@@ -65,9 +65,12 @@ def build_plan(ws: Workspace) -> PartitionPlan:
 
 
 def reset(ws: Workspace) -> None:
-    """Forget listed keys and the plan (after keys were added or removed, or files changed)."""
+    """Forget listed keys and the plan (after keys were added or removed), and the no-op snapshot."""
+    from assetflow.fastpath import SNAPSHOT_KEY
+
     ws.__dict__.pop("_key_clock", None)
     ws.__dict__.pop("partition_plan", None)
+    ws.store.set_meta(SNAPSHOT_KEY, None)  # the keys changed: the next run must look
 
 
 def _known_definition(ws: Workspace, definition: str) -> None:

@@ -10,6 +10,7 @@ view over its current partitions once they settled (backends with
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -192,3 +193,59 @@ def check_partition(ws: Workspace, order: Sequence[str], partition: str) -> None
         spec = ws.graph.specs[name]
         if isinstance(spec, AssetSpec) and spec.partitions is not None:
             select_keys(partition, spec.partitions, plan.keys[name], name, plan.latest(name))
+
+
+def snapshot_parts(ws: Workspace) -> tuple[dict[str, tuple[str, dict[str, str]]], list[tuple], float | None]:
+    """What the no-op fast path must also find unchanged in a partitioned project.
+
+    Each partitioned source as a glob of its placeholder (a new file, say a new day, falls
+    back to the full check), every current partition's version, and the instant the clock
+    next adds a key to a time definition.
+    """
+    import glob
+    import re
+
+    from assetflow.hashing import stat_token
+
+    sources: dict[str, tuple[str, dict[str, str]]] = {}
+    for spec in ws.graph.sources():
+        if spec.partitions is None or spec.name is None:
+            continue
+        pattern = re.sub(r"\{[a-z_]*\}", "*", spec.path, count=1)
+        observed = {str(ws.root / rel if not rel.startswith("/") else rel): token
+                    for version in ws.source_partitions(spec.name).values() for rel, token, _ in version.files}
+        matched = {}
+        base = pattern if pattern.startswith("/") else str(ws.root / pattern)
+        for path in glob.glob(base, recursive=True):
+            if os.path.isfile(path):
+                matched[path] = observed.get(path) or stat_token(path)
+        sources[spec.name] = (pattern, matched)
+    assets = [(unit_id(a, k), m.io, m.location, m.data_hash, m.token, ws.backends.local_file(m.io, m.location))
+              for (a, k), m in ws.store.current_partitions().items()]
+    return sources, assets, next_key_instant(ws)
+
+
+def next_key_instant(ws: Workspace) -> float | None:
+    """The earliest UTC instant at which a time definition of the project gains a key."""
+    import datetime
+
+    from assetflow.partitions.definitions import ProductPartitions, TimePartitions
+
+    found: list[float] = []
+    plan = ws.partition_plan
+    for spec in ws.graph.specs.values():
+        definition = definition_of(spec)
+        dims = definition.dimensions if isinstance(definition, ProductPartitions) else (definition,)
+        for dim in dims:
+            if not isinstance(dim, TimePartitions):
+                continue
+            keys = dim.keys(plan.clock)
+            if dim.end is not None and keys and keys[-1] >= dim.end:
+                continue  # closed: no key will ever be added
+            fmt_start = dim.partition(keys[-1]).end if keys else dim.partition(
+                dim._first().strftime("%Y-%m-%d-%H:%M" if dim.cadence == "hourly" else
+                                      "%Y-%m" if dim.cadence == "monthly" else "%Y-%m-%d")).start
+            assert fmt_start is not None
+            naive_next = dim._step(fmt_start.replace(tzinfo=None))  # the end of the next window
+            found.append(naive_next.replace(tzinfo=dim.tz).astimezone(datetime.UTC).timestamp())
+    return min(found) if found else None

@@ -95,6 +95,7 @@ class PartitionPlan:
     def __init__(self, graph: AssetGraph, clock: KeyClock, source_keys: Mapping[str, Iterable[str]]) -> None:
         """``source_keys``: for each partitioned source, the keys whose file exists now."""
         self.graph = graph
+        self.clock = clock
         self.mappings = validate(graph)
         self.keys: dict[str, list[str]] = {}
         self.index: dict[str, dict[str, int]] = {}
