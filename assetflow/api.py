@@ -61,6 +61,8 @@ def materialize(
     jobs: int | None = None,
     address: str | None = None,
     partition: str | None = None,
+    trigger: dict[str, object] | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
     """Bring the selected assets up to date, running only what is stale.
 
@@ -71,11 +73,13 @@ def materialize(
     ``executor`` is an executor name (default ``processes``, or ``$ASSETFLOW_EXECUTOR``) or
     instance; ``jobs`` how many assets run at once; ``address`` a cluster's (e.g. Dask's).
     Ctrl-C raises ``RunInterrupted`` (a ``KeyboardInterrupt``) once running assets are cancelled.
+    ``trigger`` records what started the run (default ``{"kind": "person"}``; the daemon passes its
+    schedule, sensor or condition tick) and ``run_id`` lets a caller name the run before it begins.
     """
     ws = _workspace(project, modules, files)
     names = selected(ws, select, exclude)
     run = Run(ws, names, force=force, listener=listener, executor=executor, jobs=jobs, address=address,
-              partition=partition)
+              partition=partition, run_id=run_id, trigger=trigger)
     if dry_run:
         return run.plan()
     result = run.execute(wait_for_lock=wait)

@@ -115,6 +115,7 @@ class AssetSpec:
     mappings: dict[str, object] = dataclasses.field(default_factory=dict)  # upstream -> partition mapping
     wants_partition: bool = False  # the function takes a ``partition`` parameter
     partition_column: str | None = None  # a column whose values must match the partition computed
+    automation: Any = None  # an AutomationCondition: when the daemon materializes it (docs/automation.md)
     file: str = "<unknown>"
     line: int = 0
 
@@ -208,6 +209,12 @@ def _validate_pools(pool: object, asset_name: str, where: str) -> tuple[str, ...
     return tuple(dict.fromkeys(names))
 
 
+def _automation(value: object, asset_name: str, where: str) -> object:
+    from assetflow.automation.conditions import validate_automation
+
+    return validate_automation(value, what=f"Asset {asset_name!r}", where=where)
+
+
 def _resolve_dep(dep: object, where: str) -> str:
     if isinstance(dep, AssetSpec):
         return dep.name
@@ -244,6 +251,7 @@ def _build_asset(
     partitions: PartitionsDefinition | None = None,
     mappings: Mapping[str, object] | None = None,
     partition_column: str | None = None,
+    automation: object = None,
 ) -> AssetSpec:
     if not callable(fn) or not hasattr(fn, "__code__"):
         raise DefinitionError(f"@asset decorates plain functions; got {fn!r}.")
@@ -314,6 +322,7 @@ def _build_asset(
         mappings=dict(mappings or {}),
         wants_partition=wants_partition,
         partition_column=partition_column,
+        automation=_automation(automation, asset_name, where),
         file=file,
         line=line,
     )
@@ -346,6 +355,7 @@ def asset(
     partitions: PartitionsDefinition | None = None,
     mappings: Mapping[str, object] | None = None,
     partition_column: str | None = None,
+    automation: object = None,
 ) -> Callable[[Callable[..., object]], AssetSpec]: ...
 
 
@@ -371,6 +381,7 @@ def asset(
     partitions: PartitionsDefinition | None = None,
     mappings: Mapping[str, object] | None = None,
     partition_column: str | None = None,
+    automation: object = None,
 ) -> AssetSpec | Callable[[Callable[..., object]], AssetSpec]:
     """Declare a function as an asset; its parameters name the assets it reads.
 
@@ -386,12 +397,14 @@ def asset(
     computed, stored and kept fresh on its own; ``mappings`` says which upstream partitions each
     one reads, by upstream name. A ``partition`` parameter receives the key; ``partition_column``
     names a column whose every value must belong to that partition. See docs/partitions.md.
+    ``automation`` is a condition (``on_upstream_change() | on_cron("0 * * * *")``) on which
+    ``assetflow daemon`` materializes it; see docs/automation.md.
     """
     options = dict(
         name=name, deps=deps, io=io, group=group, tags=tags, version=version,
         description=description, owners=owners, metadata=metadata, config=config, retries=retries,
         freshness=freshness, timeout=timeout, pool=pool, retry_delay=retry_delay,
-        partitions=partitions, mappings=mappings, partition_column=partition_column,
+        partitions=partitions, mappings=mappings, partition_column=partition_column, automation=automation,
     )
     if fn is not None:
         return _build_asset(fn, **options)  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ Hierarchy::
     │   └── DamagedStorageError     a backend's file is damaged (truncated, garbled): ``exc.path``
     ├── StateError                  the state store is unreadable, corrupt or from the future
     ├── ProjectLockedError          another run holds the project lock (exit code 3)
+    ├── DaemonRunningError          another ``assetflow daemon`` serves the project (``exc.holder``)
     └── PluginError                 a plugin is missing or broken
 
     RunInterrupted                  Ctrl-C stopped a run (a KeyboardInterrupt, not an AssetflowError,
@@ -241,6 +242,18 @@ class ProjectLockedError(AssetflowError):
     """Another run holds the project lock (exit code 3)."""
 
     exit_code = ExitCode.LOCKED
+
+class DaemonRunningError(AssetflowError):
+    """Another ``assetflow daemon`` (or ``serve``) already automates this project (exit code 3).
+
+    ``holder`` names it (pid, host, since when); ``--wait`` queues behind it instead.
+    """
+
+    exit_code = ExitCode.LOCKED
+
+    def __init__(self, message: str, holder: str = "") -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class PluginError(AssetflowError):

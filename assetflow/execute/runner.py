@@ -114,6 +114,11 @@ capacity)`` (called once, before the first asset: how many are selected, how man
 compute, how many run at once) and ``started(name)`` (an asset was handed to the executor)."""
 
 
+def new_run_id() -> str:
+    """A fresh run id (time-ordered), also for a caller that records it before the run begins (a tick)."""
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
 class Run:
     """One materialization run over a workspace."""
 
@@ -128,6 +133,8 @@ class Run:
         address: str | None = None,
         listener: Listener | None = None,
         partition: str | None = None,
+        run_id: str | None = None,
+        trigger: dict[str, object] | None = None,
     ) -> None:
         self.ws = workspace
         self.partition = partition  # which partitions of partitioned assets (docs/partitions.md); None: all
@@ -140,7 +147,8 @@ class Run:
         self._owns_executor = False  # whether this run built the executor (and so shuts it down)
         self._submitting: str | None = None
         self.listener = listener
-        self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        self.run_id = run_id or new_run_id()
+        self.trigger = trigger  # what started it (None: a person); recorded with the run
         self.results: dict[str, AssetResult] = {}
         self._unreadable: set[str] = set()  # sources whose files could not be read in this run
         self._fresh_events: list[tuple[str, str, str, float | None, str | None, str]] = []
@@ -190,7 +198,7 @@ class Run:
             if dead or any(r["status"] != "succeeded" for r in store.runs(limit=1)):
                 remove_temp_files(self.ws.config.data_path)  # partial writes of a killed writer
             store.set_meta(SNAPSHOT_KEY, None)
-            store.begin_run(self.run_id, " ".join(sys.argv), os.getpid(), socket.gethostname())
+            store.begin_run(self.run_id, " ".join(sys.argv), os.getpid(), socket.gethostname(), trigger=self.trigger)
             status = "failed"
             try:
                 with self._ctrl_c():

@@ -1,0 +1,467 @@
+"""The daemon: evaluate schedules, sensors and conditions each tick; claim what is due; run it once.
+
+One evaluation (``Daemon.tick``), in order:
+
+1. notice edited project code (stat of its files) and reload the project; notice changed source
+   files (stat) so that conditions see their new data hashes without a user-written sensor;
+2. claim what is due, each claim in a transaction *before* its run starts: schedule ticks (by
+   instant, per catch-up policy, the schedule's cursor advanced in the same transaction), sensor
+   evaluations (their cursor with them), conditions that fire (their memory with them);
+3. work through the queue (every ``claimed`` or ``started`` tick, oldest first, including those a
+   killed daemon left): a tick whose run already finished is closed from the run's outcome; any
+   other runs now, through ``api.materialize``, with the tick recorded as the run's trigger. A run
+   interrupted before it finished is resumed by a new run (forced runs skip the assets the earlier
+   run already settled), never started twice for one tick.
+
+Runs are sequential: the queue is the ``ticks`` table, worked through one run at a time (the
+project's run lock admits one run at a time anyway). Per-tick work when nothing is due is stat
+calls and one indexed query; staleness is assessed only for what is due. The clock is injected
+(``clock``): tests and the soak step time without sleeping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from assetflow.automation.conditions import Verdict
+from assetflow.automation.definitions import ScheduleSpec, SensorSpec, collect, recording_automation
+from assetflow.automation.evaluate import (
+    ConditionMemory,
+    call_sensor,
+    facts_for,
+    schedule_due,
+    sensor_definition,
+    should_fire,
+    signature,
+)
+from assetflow.cron import parse_cron
+from assetflow.declare import AssetSpec, SourceSpec
+from assetflow.errors import AssetflowError, ExitCode
+from assetflow.hashing import stat_token
+from assetflow.state.ticks import Tick, TickStore
+from assetflow.workspace import Workspace
+
+log = logging.getLogger("assetflow.daemon")
+CONDITION_RECHECK = 60.0  # seconds between evaluations of time-based conditions when nothing else changed
+
+
+@dataclasses.dataclass
+class TickReport:
+    """What one evaluation did (for logs, ``--once`` and tests)."""
+
+    at: float
+    claimed: list[str] = dataclasses.field(default_factory=list)  # "origin@tick_at"
+    runs: list[str] = dataclasses.field(default_factory=list)
+    reloaded: bool = False
+    conditions_evaluated: bool = False
+    seconds: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ConditionEvaluation:
+    """One automated asset's condition at one instant: its verdict, and whether the daemon acts on it."""
+
+    name: str
+    condition: str
+    verdict: Verdict
+    fire: bool
+    reason: str
+    memory: ConditionMemory
+    state: str
+    first_seen: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {"asset": self.name, "condition": self.condition, "holds": self.verdict.holds, "fires": self.fire,
+                "reason": self.reason, "verdict": self.verdict.to_json()}
+
+
+class Daemon:
+    """Automation for one project. ``open()``, then ``tick()`` repeatedly (``serve`` loops), ``close()``."""
+
+    def __init__(self, project_dir: Path | str | None = None, modules: Iterable[str] = (), files: Iterable[str] = (),
+                 *, clock: Callable[[], float] = time.time, interval: float = 5.0, executor: str | None = None,
+                 jobs: int | None = None, lateness: float | None = None) -> None:
+        self.project = (Path(project_dir) if project_dir else None, tuple(modules), tuple(files))
+        self.clock = clock
+        self.interval = interval
+        self.executor = executor
+        self.jobs = jobs
+        self.lateness = lateness if lateness is not None else max(60.0, 3 * interval)
+        self.running = False  # a run is in progress (SIGTERM then interrupts it cleanly)
+        self.verdicts: dict[str, tuple[object, bool, str]] = {}  # asset -> (verdict, fired, reason)
+        self.ws: Workspace | None = None
+        self._hung: dict[str, threading.Thread] = {}
+        self._schedule_cursor: dict[str, float] = {}
+        self._due: list[tuple[float, str, str]] = []  # heap of (instant, kind, name)
+        self._code_tokens: dict[str, str | None] = {}
+        self._source_tokens: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._watermark: tuple[int, int] | None = None
+        self._conditions_at = float("-inf")
+        self._next_condition_cron = float("inf")
+        self._generation = 0
+
+    # -- loading ----------------------------------------------------------------------------
+
+    def open(self, readonly: bool = False) -> Daemon:
+        """Load the project; ``readonly`` (listings, ``why``) records nothing, not even first sightings."""
+        self.readonly = readonly
+        self._load()
+        return self
+
+    def close(self) -> None:
+        if self.ws is not None:
+            self.ws.close()
+            self.ws = None
+
+    @property
+    def ticks(self) -> TickStore:
+        assert self.ws is not None
+        return TickStore(self.ws.store)
+
+    def _load(self) -> None:
+        project_dir, modules, files = self.project
+        with recording_automation() as declared:
+            ws = Workspace.load(project_dir, modules, files)
+        self.schedules, self.sensors = collect(declared)
+        if self.ws is not None:
+            self.ws.close()
+        self.ws = ws
+        self._generation += 1
+        self.automated = {n: s for n, s in ws.graph.specs.items()
+                          if isinstance(s, AssetSpec) and s.automation is not None}
+        self._code_tokens = self._stat_code()
+        self._source_tokens = {}
+        self._watermark = None
+        self._plan_due(self.clock())
+
+    def _stat_code(self, files: Iterable[str] | None = None) -> dict[str, str | None]:
+        assert self.ws is not None
+        paths = list(files) if files is not None else self.ws.code_files() + (
+            [str(self.ws.config.pyproject)] if self.ws.config.pyproject else [])
+        tokens: dict[str, str | None] = {}
+        for path in paths:
+            try:
+                tokens[path] = stat_token(path)
+            except OSError:
+                tokens[path] = None
+        return tokens
+
+    def code_stamp(self) -> str:
+        return f"{self._generation}:" + str(hash(tuple(sorted(self._code_tokens.items(), key=str))))
+
+    def _plan_due(self, now: float) -> None:
+        """Each schedule's and sensor's next due instant (a heap: a tick looks only at what is due)."""
+        ticks = self.ticks
+        cursors = ticks.cursors("schedule:")
+        fresh = {}
+        self._due = []
+        for name, spec in self.schedules.items():
+            text = cursors.get(spec.origin)
+            since = float(text) if text else now
+            if not text:
+                fresh[spec.origin] = repr(now)  # first seen: no tick before this instant is replayed
+            self._schedule_cursor[name] = since
+            self._due.append((parse_cron(spec.cron, spec.timezone).next(since), "schedule", name))
+        if not getattr(self, "readonly", False):
+            ticks.set_cursors(fresh, now)
+        last = ticks.last_ticks()
+        for name, spec in self.sensors.items():
+            previous = last.get(spec.origin)
+            self._due.append(((previous.tick_at + spec.interval) if previous else now, "sensor", name))
+        heapq.heapify(self._due)
+
+    # -- one evaluation ---------------------------------------------------------------------
+
+    def tick(self) -> TickReport:
+        """Evaluate once at ``clock()``: claim what is due, then run the queue."""
+        started = time.perf_counter()
+        now = self.clock()
+        report = TickReport(now)
+        if self._code_changed():
+            log.info("project code changed: reloading the project")
+            self._load()
+            report.reloaded = True
+        sources_changed = self._sources_changed()
+        while self._due and self._due[0][0] <= now:
+            _, kind, name = heapq.heappop(self._due)
+            if kind == "schedule" and name in self.schedules:
+                self._claim_schedule(self.schedules[name], now, report)
+            elif kind == "sensor" and name in self.sensors:
+                self._claim_sensor(self.sensors[name], now, report)
+        if self.automated and self._conditions_due(now, sources_changed, report.reloaded):
+            self._claim_conditions(now, report)
+            report.conditions_evaluated = True
+        self._work_queue(report)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _code_changed(self) -> bool:
+        return self._stat_code(self._code_tokens) != self._code_tokens
+
+    def _sources_changed(self) -> bool:
+        """Stat every source's files; forget the observation of those that moved (rehashed when read)."""
+        from assetflow.fingerprint.source import source_files
+
+        assert self.ws is not None
+        changed = False
+        for spec in self.ws.graph.sources():
+            assert spec.name is not None
+            try:
+                tokens = tuple((str(p), stat_token(p)) for p in source_files(spec, self.ws.root))
+            except OSError:
+                tokens = ()
+            if self._source_tokens.get(spec.name) != tokens:
+                if spec.name in self._source_tokens:
+                    log.info("source %s changed on disk", spec.name)
+                    changed = True
+                self._source_tokens[spec.name] = tokens
+                self.ws.forget_source(spec.name)
+        return changed
+
+    # -- schedules --------------------------------------------------------------------------
+
+    def _claim_schedule(self, spec: ScheduleSpec, now: float, report: TickReport) -> None:
+        since = self._schedule_cursor.get(spec.name, now)
+        due = schedule_due(spec, since, now, self.lateness)
+        cron = parse_cron(spec.cron, spec.timezone)
+        definition = spec.definition()
+        with self.ws.store.transaction(f"claiming ticks of schedule {spec.name!r}") as db:  # type: ignore[union-attr]
+            if due.missed and spec.catchup == "none":
+                missed_at = max(t for t in cron.between(since, now) if t not in due.ticks)
+                TickStore.claim(db, spec.origin, missed_at, now, definition, status="skipped",
+                                reason=f"skipped: missed {due.missed} tick(s) while no daemon ran (catchup='none')")
+            for tick_at in due.ticks:
+                if TickStore.claim(db, spec.origin, tick_at, now, definition, reason=due.reason):
+                    report.claimed.append(f"{spec.origin}@{tick_at:.0f}")
+            TickStore.set_cursor(db, spec.origin, repr(now), now)
+        self._schedule_cursor[spec.name] = now
+        heapq.heappush(self._due, (cron.next(now), "schedule", spec.name))
+
+    # -- sensors ----------------------------------------------------------------------------
+
+    def _claim_sensor(self, spec: SensorSpec, now: float, report: TickReport) -> None:
+        heapq.heappush(self._due, (now + spec.interval, "sensor", spec.name))
+        hung = self._hung.get(spec.name)
+        if hung is not None and hung.is_alive():
+            return  # its last call still runs past its timeout; that was reported
+        self._hung.pop(spec.name, None)
+        ticks = self.ticks
+        cursor = ticks.cursors(spec.origin).get(spec.origin)
+        outcome = call_sensor(spec, cursor, now)
+        if outcome.hung is not None:
+            self._hung[spec.name] = outcome.hung
+        if outcome.status == "failed":
+            log.warning("sensor %s failed: %s", spec.name, outcome.reason)
+        definition = sensor_definition(spec, outcome.requests) if outcome.requests else {"select": list(spec.select)}
+        status = "claimed" if outcome.status == "requested" else outcome.status
+        with self.ws.store.transaction(f"recording sensor {spec.name!r}") as db:  # type: ignore[union-attr]
+            if TickStore.claim(db, spec.origin, now, now, definition, status=status, reason=outcome.reason):
+                if status == "claimed":
+                    report.claimed.append(f"{spec.origin}@{now:.0f}")
+            if outcome.cursor_changed:
+                TickStore.set_cursor(db, spec.origin, outcome.cursor, now)
+
+    # -- conditions -------------------------------------------------------------------------
+
+    def _conditions_due(self, now: float, sources_changed: bool, reloaded: bool) -> bool:
+        watermark = self.ticks.watermark()
+        changed = watermark != self._watermark
+        self._watermark = watermark
+        return (changed or sources_changed or reloaded or now >= self._next_condition_cron
+                or now - self._conditions_at >= CONDITION_RECHECK)
+
+    def evaluate_conditions(self, now: float) -> list[ConditionEvaluation]:
+        """Every automated asset's verdict at ``now`` and whether it would fire (nothing is written)."""
+        from assetflow.inspect.status import overdue
+
+        ws = self.ws
+        assert ws is not None
+        current = ws.store.current()
+        source_names = sorted({u for s in self.automated.values() for u in s.upstreams
+                               if isinstance(ws.graph.specs.get(u), SourceSpec)})
+        source_hashes: dict[str, str] = {}
+        for name in source_names:
+            try:
+                source_hashes[name] = ws.observe_sources([name])[name].data_hash
+            except AssetflowError:
+                continue  # no file: nothing to compare; status reports it
+        memories = self.ticks.cursors("condition:")
+        found = []
+        for name, spec in self.automated.items():
+            origin = f"condition:{name}"
+            memory = ConditionMemory.parse(memories.get(origin), now)
+            mat = current.get(name)
+            facts = facts_for(name, spec, now, current, source_hashes,
+                              overdue(spec.freshness, mat.finished_at if mat else None, now)[1], memory)
+            verdict = spec.automation.evaluate(facts)
+            state = signature(facts, self.code_stamp())
+            fire, reason = should_fire(verdict, memory, state)
+            found.append(ConditionEvaluation(name, spec.automation.describe(), verdict, fire, reason, memory, state,
+                                             origin not in memories))
+        return found
+
+    def _claim_conditions(self, now: float, report: TickReport) -> None:
+        ws = self.ws
+        assert ws is not None
+        self._conditions_at = now
+        evaluations = self.evaluate_conditions(now)
+        self._next_condition_cron = min(
+            (parse_cron(c.cron, c.timezone).next(now) for s in self.automated.values() for c in s.automation.crons()),
+            default=float("inf"))
+        updates: dict[str, str] = {}
+        fired = []
+        for ev in evaluations:
+            self.verdicts[ev.name] = (ev.verdict, ev.fire, ev.reason)
+            if ev.fire:
+                ev.memory.fired = ev.state
+                ev.memory.cron.update(dict(ev.verdict.consumes))
+                fired.append(ev)
+            if ev.fire or ev.first_seen:
+                updates[f"condition:{ev.name}"] = ev.memory.dump()
+        if not updates:
+            return
+        with ws.store.transaction("claiming condition ticks") as db:
+            for ev in fired:
+                definition = {"select": [ev.name], "force": ev.verdict.force, "condition": ev.condition}
+                if TickStore.claim(db, f"condition:{ev.name}", now, now, definition, reason=ev.verdict.reason):
+                    report.claimed.append(f"condition:{ev.name}@{now:.0f}")
+            for origin, text in updates.items():
+                TickStore.set_cursor(db, origin, text, now)
+
+    # -- the queue --------------------------------------------------------------------------
+
+    def _work_queue(self, report: TickReport) -> None:
+        pending = self.ticks.unfinished()
+        groups: dict[tuple[str, float, bool], list[Tick]] = {}
+        for tick in pending:
+            if tick.kind == "condition":  # one run for the conditions that fired together
+                key = ("condition", tick.tick_at, bool(tick.definition.get("force")))
+            else:
+                key = (tick.origin, tick.tick_at, False)
+            groups.setdefault(key, []).append(tick)
+        for group in groups.values():
+            run_id = self._work(group)
+            if run_id:
+                report.runs.append(run_id)
+
+    def _work(self, group: list[Tick]) -> str | None:
+        """Close, skip, resume or run one queued tick (or one group of condition ticks)."""
+        from assetflow.execute.runner import RunInterrupted, new_run_id
+
+        ticks, ws = self.ticks, self.ws
+        assert ws is not None
+        first = group[0]
+        keys = [(t.origin, t.tick_at) for t in group]
+        resumes: list[str] = []
+        if first.status == "started" and first.run_id:
+            state = ticks.run_state(first.run_id)
+            if state is not None and state[0] in ("succeeded", "failed"):
+                for origin, tick_at in keys:  # it ran to the end; the daemon died before noting it
+                    ticks.finish(origin, tick_at, state[0], f"run {first.run_id} {state[0]}", self.clock())
+                return None
+            resumes = [*ticks.run_resumes(first.run_id), first.run_id]
+        select = sorted({s for t in group for s in t.definition.get("select", [])})  # type: ignore[union-attr]
+        force = any(bool(t.definition.get("force")) for t in group)
+        try:
+            names = self._selected(select)
+        except AssetflowError as exc:
+            self._finish(keys, "failed", f"failed: the selection no longer resolves: {exc}")
+            return None
+        if resumes and force:
+            names = [n for n in names if n not in ticks.settled_assets(resumes)]
+        if not force and not resumes:
+            todo = self._not_fresh(names)
+            if not todo:
+                what = first.name if first.kind != "condition" else ", ".join(t.name for t in group)
+                self._finish(keys, "skipped", f"skipped: nothing in {what} is stale")
+                return None
+        if not names:
+            self._finish(keys, "succeeded", "succeeded: the interrupted run had settled every asset")
+            return None
+        run_id = new_run_id()
+        trigger = self._trigger(group, resumes)
+        ticks.start_many(keys, run_id)
+        log.info("%s: run %s of %d asset(s)%s", ", ".join(t.origin for t in group), run_id, len(names),
+                 f" (resuming {resumes[-1]})" if resumes else "")
+        from assetflow import api
+
+        self.running = True
+        try:
+            result = api.materialize(names, project=ws, force=force, trigger=trigger, run_id=run_id,
+                                     executor=self.executor, jobs=self.jobs)
+        except RunInterrupted:
+            for origin, tick_at in keys:
+                ticks.requeue(origin, tick_at, f"interrupted: run {run_id} stopped; the next start resumes it")
+            raise
+        except AssetflowError as exc:
+            if exc.exit_code == ExitCode.LOCKED:  # a person's run holds the project: wait in the queue
+                for origin, tick_at in keys:
+                    ticks.requeue(origin, tick_at, f"queued: {exc}")
+                log.info("queued behind another run: %s", exc)
+                return None
+            self._finish(keys, "failed", f"failed: {exc}")
+            return run_id
+        finally:
+            self.running = False
+        counts = {k: v for k, v in result.counts().items() if v}
+        summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        if result.ok:
+            self._finish(keys, "succeeded", f"succeeded: {summary}")
+        else:
+            failed = ", ".join(r.name for r in result.by_outcome("failed"))
+            self._finish(keys, "failed", f"failed: {failed or summary}")
+        return run_id
+
+    def _finish(self, keys: list[tuple[str, float]], status: str, reason: str) -> None:
+        now = self.clock()
+        for origin, tick_at in keys:
+            self.ticks.finish(origin, tick_at, status, reason, now)
+        log.info("%s: %s", ", ".join(o for o, _ in keys), reason)
+
+    def _selected(self, select: list[str]) -> list[str]:
+        from assetflow.api import selected
+
+        assert self.ws is not None
+        return selected(self.ws, select or None)
+
+    def _not_fresh(self, names: list[str]) -> list[str]:
+        """Selected assets that a run would do something for (stale, missing, failed)."""
+        from assetflow import api
+
+        rows = api.status(names, project=self.ws) if names else []
+        return [r.name for r in rows if r.kind == "asset" and {"stale", "missing", "failed"} & set(r.states)]
+
+    def _trigger(self, group: list[Tick], resumes: list[str]) -> dict[str, object]:
+        first = group[0]
+        trigger: dict[str, object] = {"kind": first.kind, "tick": first.tick_at}
+        if first.kind == "condition":
+            trigger["assets"] = [t.name for t in group]
+            trigger["reasons"] = {t.name: t.reason for t in group}
+        else:
+            trigger["name"] = first.name
+        if resumes:
+            trigger["resumes"] = resumes
+        return trigger
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def serve(self, stop: threading.Event, once: bool = False) -> None:
+        """Tick every ``interval`` (real seconds) until ``stop`` is set; errors of one tick are logged."""
+        while not stop.is_set():
+            try:
+                report = self.tick()
+            except AssetflowError as exc:
+                log.error("evaluation failed: %s", exc)
+                report = None
+            if report is not None and (report.claimed or report.runs):
+                log.info("tick %.0f: claimed %d, ran %d run(s) in %.2fs", report.at, len(report.claimed),
+                         len(report.runs), report.seconds)
+            if once:
+                return
+            stop.wait(self.interval)

@@ -1,0 +1,186 @@
+"""What is due: schedule ticks under a catch-up policy, sensor calls under a timeout, condition facts.
+
+Pure decisions over values the daemon hands in (instants, cursors, the loaded workspace); the
+daemon records them (``state.ticks``) and runs them. Kept apart so each rule has a fast test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import threading
+import traceback
+from collections.abc import Mapping
+
+from assetflow.automation.conditions import AssetFacts, Verdict
+from assetflow.automation.definitions import RunRequest, ScheduleSpec, SensorContext, SensorSpec, SkipReason
+from assetflow.cron import parse_cron
+
+MAX_CATCHUP = 1000  # catchup="all" runs at most this many missed ticks (the newest), and says so
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleDue:
+    """The ticks of one schedule to claim now, and how many missed ones were let go."""
+
+    ticks: tuple[float, ...]
+    missed: int
+    reason: str | None  # why a tick runs although others were missed (shown with the tick)
+
+
+def schedule_due(spec: ScheduleSpec, since: float, now: float, lateness: float) -> ScheduleDue:
+    """Ticks of ``spec`` in (since, now], per its catch-up policy.
+
+    A tick within ``lateness`` of ``now`` is on time (the daemon was evaluating); older ones were
+    missed while no daemon ran: ``latest`` keeps the newest of them, ``all`` keeps each (up to
+    ``MAX_CATCHUP``), ``none`` keeps only on-time ticks.
+    """
+    due = parse_cron(spec.cron, spec.timezone).between(since, now, limit=MAX_CATCHUP)
+    if not due:
+        return ScheduleDue((), 0, None)
+    on_time = [t for t in due if now - t <= lateness]
+    late = [t for t in due if now - t > lateness]
+    if not late:
+        return ScheduleDue(tuple(on_time[-1:]) if spec.catchup != "all" else tuple(on_time), 0, None)
+    if spec.catchup == "all":
+        return ScheduleDue(tuple(due), 0, f"catch-up: {len(late)} missed tick(s) run (catchup='all')")
+    if spec.catchup == "none":
+        kept = tuple(on_time[-1:])
+        return ScheduleDue(kept, len(late), None)
+    newest = due[-1]
+    return ScheduleDue((newest,), len(due) - 1,
+                       None if not late or newest in on_time and len(late) == 0
+                       else f"catch-up: newest of {len(due)} due tick(s) (catchup='latest')")
+
+
+@dataclasses.dataclass(frozen=True)
+class SensorOutcome:
+    """A sensor call's result: requests to run, or a skip/failure reason; and its new cursor."""
+
+    status: str  # "requested" | "skipped" | "failed"
+    reason: str
+    requests: tuple[RunRequest, ...] = ()
+    cursor: str | None = None
+    cursor_changed: bool = False
+    hung: threading.Thread | None = None  # still running past its timeout: not called again until it ends
+
+
+def call_sensor(spec: SensorSpec, cursor: str | None, now: float) -> SensorOutcome:
+    """Call a sensor in a thread, at most ``spec.timeout`` seconds; never raises."""
+    context = SensorContext(cursor, now, spec.name)
+    box: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = spec.fn(context)
+        except BaseException as exc:  # noqa: BLE001 - a sensor's error is reported, never raised
+            box["error"] = exc
+            box["traceback"] = traceback.format_exc()
+
+    thread = threading.Thread(target=target, name=f"assetflow-sensor-{spec.name}", daemon=True)
+    thread.start()
+    thread.join(spec.timeout)
+    if thread.is_alive():
+        return SensorOutcome("failed", f"timed out after {spec.timeout:g}s (it is not called again until "
+                                       f"that call returns)", hung=thread)
+    changed = bool(context.new_cursor)
+    new_cursor = context.new_cursor[0] if changed else cursor
+    if "error" in box:
+        error = box["error"]
+        return SensorOutcome("failed", f"raised {type(error).__name__}: {error}", cursor=cursor)
+    return _interpret(spec, box.get("value"), new_cursor, changed)
+
+
+def _interpret(spec: SensorSpec, value: object, cursor: str | None, changed: bool) -> SensorOutcome:
+    if value is None or value is False:
+        return SensorOutcome("skipped", "skipped: the sensor returned nothing to run", cursor=cursor,
+                             cursor_changed=changed)
+    if isinstance(value, SkipReason):
+        return SensorOutcome("skipped", f"skipped: {value.reason}", cursor=cursor, cursor_changed=changed)
+    if value is True:
+        value = RunRequest()
+    requests = [value] if isinstance(value, RunRequest) else list(value) if isinstance(value, list | tuple) else None
+    if requests is None or not all(isinstance(r, RunRequest) for r in requests):
+        return SensorOutcome("failed", f"returned {value!r}; a sensor returns True, a RunRequest, a list of them, "
+                                       f"None or a SkipReason", cursor=cursor, cursor_changed=changed)
+    if not requests:
+        return SensorOutcome("skipped", "skipped: the sensor returned no run request", cursor=cursor,
+                             cursor_changed=changed)
+    return SensorOutcome("requested", f"{len(requests)} run request(s)", tuple(requests), cursor, changed)
+
+
+def sensor_definition(spec: SensorSpec, requests: tuple[RunRequest, ...]) -> dict[str, object]:
+    """One run for one evaluation: the union of its requests' selections (the sensor's own by default)."""
+    select: list[str] = []
+    partitions: list[str] = []
+    for request in requests:
+        chosen = request.select if request.select is not None else spec.select
+        for expression in ((chosen,) if isinstance(chosen, str) else chosen):
+            if expression not in select:
+                select.append(expression)
+        partitions.extend(p for p in request.partitions if p not in partitions)
+    return {"select": select, "force": any(r.force for r in requests), "partitions": partitions}
+
+
+# -- conditions ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ConditionMemory:
+    """What a condition remembers between evaluations (the ``condition:ASSET`` cursor, JSON)."""
+
+    first_seen: float
+    fired: str | None = None  # the input-state signature it last acted on
+    cron: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str | None, now: float) -> ConditionMemory:
+        try:
+            data = json.loads(text) if text else {}
+            return cls(float(data.get("first_seen", now)), data.get("fired"),
+                       {str(k): float(v) for k, v in dict(data.get("cron", {})).items()})
+        except (ValueError, TypeError, AttributeError):
+            return cls(now)
+
+    def dump(self) -> str:
+        return json.dumps({"first_seen": self.first_seen, "fired": self.fired, "cron": self.cron}, sort_keys=True)
+
+
+def signature(facts: AssetFacts, code_stamp: str) -> str:
+    """The input state a firing acts on: its version, its upstreams' data hashes, the project's code."""
+    text = json.dumps([facts.has_version, facts.finished_at, sorted(facts.upstream_hashes.items(), key=str),
+                       code_stamp], default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def should_fire(verdict: Verdict, memory: ConditionMemory, state: str) -> tuple[bool, str]:
+    """Fire when it holds and acts on something new: a new cron tick, or an input state not acted on."""
+    if not verdict.holds:
+        return False, verdict.reason
+    if verdict.consumes:
+        return True, verdict.reason
+    if memory.fired == state:
+        return False, f"holds ({verdict.reason}) but was already acted on for these inputs"
+    return True, verdict.reason
+
+
+def facts_for(name: str, spec: object, now: float, current: Mapping[str, object], source_hashes: Mapping[str, str],
+              overdue_reason: str | None, memory: ConditionMemory) -> AssetFacts:
+    """The facts of one asset: its current version, its upstreams' current hashes and update times."""
+    mat = current.get(name)
+    upstreams: tuple[str, ...] = getattr(spec, "upstreams", ())
+    hashes: dict[str, str | None] = {}
+    updated: dict[str, float | None] = {}
+    for up in upstreams:
+        if up in source_hashes:
+            hashes[up] = source_hashes[up]
+            continue  # a source is observed at the tick: it counts as updated
+        up_mat = current.get(up)
+        hashes[up] = getattr(up_mat, "data_hash", None)
+        updated[up] = getattr(up_mat, "finished_at", None)
+    return AssetFacts(
+        name=name, now=now, has_version=mat is not None, finished_at=getattr(mat, "finished_at", None),
+        made_from=dict(getattr(mat, "upstream", {}) or {}), upstream_hashes=hashes, upstream_updated=updated,
+        overdue_reason=overdue_reason, cron_consumed=memory.cron, first_seen=memory.first_seen,
+    )
