@@ -573,3 +573,6 @@ def _dynamic_command(action: str) -> Callable[..., None]:
 
 for _action in ("add", "remove", "list"):
     partitions.command(_action)(_dynamic_command(_action))
+
+
+from assetflow import cli_automation  # noqa: E402,F401 - registers daemon, serve, schedules, sensors, automation, ticks

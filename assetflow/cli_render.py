@@ -387,13 +387,21 @@ def render_show(details: list[dict[str, Any]]) -> None:
     click.echo("\n".join(out))
 
 
+def _trigger(trigger: dict[str, Any] | None) -> str:
+    """What started a run, in a few words (nothing for a person at the command line)."""
+    if not trigger or trigger.get("kind") in (None, "person"):
+        return ""
+    what = trigger.get("name") or ", ".join(trigger.get("assets") or [])
+    return f"  [{trigger['kind']} {what}" + (" resumed" if trigger.get("resumes") else "") + "]"
+
+
 def render_history(payload: dict[str, Any]) -> None:
     out: list[str] = []
     for run in payload["runs"]:
         took = f", {run['duration_s']:.2f}s" if run["duration_s"] is not None else ""
         counts = ", ".join(f"{n} {'cut off' if k == 'cutoff' else k}" for k, n in (run["counts"] or {}).items() if n)
         out.append(f"run {run['run_id']}  {_when(run['started_at'])}  {_paint(run['status'], 'failed' if run['status'] != 'succeeded' else 'fresh')}{took}"
-                   + (f"  ({counts})" if counts else ""))
+                   + (f"  ({counts})" if counts else "") + _trigger(run.get("trigger")))
         for event in run["assets"]:
             took = f" {event['duration_s']:.2f}s" if event["duration_s"] is not None else ""
             data = f" -> {_short(event['data_hash'])}" if event["data_hash"] else ""

@@ -235,7 +235,7 @@ class Daemon:
             if due.missed and spec.catchup == "none":
                 missed_at = max(t for t in cron.between(since, now) if t not in due.ticks)
                 TickStore.claim(db, spec.origin, missed_at, now, definition, status="skipped",
-                                reason=f"skipped: missed {due.missed} tick(s) while no daemon ran (catchup='none')")
+                                reason=f"missed {due.missed} tick(s) while no daemon ran (catchup='none')")
             for tick_at in due.ticks:
                 if TickStore.claim(db, spec.origin, tick_at, now, definition, reason=due.reason):
                     report.claimed.append(f"{spec.origin}@{tick_at:.0f}")
@@ -362,8 +362,7 @@ class Daemon:
         if first.status == "started" and first.run_id:
             state = ticks.run_state(first.run_id)
             if state is not None and state[0] in ("succeeded", "failed"):
-                for origin, tick_at in keys:  # it ran to the end; the daemon died before noting it
-                    ticks.finish(origin, tick_at, state[0], f"run {first.run_id} {state[0]}", self.clock())
+                self._finish(group, state[0], f"run {first.run_id} {state[0]} (noted after a restart)")
                 return None
             resumes = [*ticks.run_resumes(first.run_id), first.run_id]
         select = sorted({s for t in group for s in t.definition.get("select", [])})  # type: ignore[union-attr]
@@ -371,7 +370,7 @@ class Daemon:
         try:
             names = self._selected(select)
         except AssetflowError as exc:
-            self._finish(keys, "failed", f"failed: the selection no longer resolves: {exc}")
+            self._finish(group, "failed", f"the selection no longer resolves: {exc}")
             return None
         if resumes and force:
             names = [n for n in names if n not in ticks.settled_assets(resumes)]
@@ -379,10 +378,10 @@ class Daemon:
             todo = self._not_fresh(names)
             if not todo:
                 what = first.name if first.kind != "condition" else ", ".join(t.name for t in group)
-                self._finish(keys, "skipped", f"skipped: nothing in {what} is stale")
+                self._finish(group, "skipped", f"nothing in {what} is stale")
                 return None
         if not names:
-            self._finish(keys, "succeeded", "succeeded: the interrupted run had settled every asset")
+            self._finish(group, "succeeded", "the interrupted run had settled every asset")
             return None
         run_id = new_run_id()
         trigger = self._trigger(group, resumes)
@@ -405,24 +404,26 @@ class Daemon:
                     ticks.requeue(origin, tick_at, f"queued: {exc}")
                 log.info("queued behind another run: %s", exc)
                 return None
-            self._finish(keys, "failed", f"failed: {exc}")
+            self._finish(group, "failed", str(exc))
             return run_id
         finally:
             self.running = False
         counts = {k: v for k, v in result.counts().items() if v}
         summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         if result.ok:
-            self._finish(keys, "succeeded", f"succeeded: {summary}")
+            self._finish(group, "succeeded", summary)
         else:
             failed = ", ".join(r.name for r in result.by_outcome("failed"))
-            self._finish(keys, "failed", f"failed: {failed or summary}")
+            self._finish(group, "failed", f"{failed} failed ({summary})" if failed else f"not every asset settled ({summary})")
         return run_id
 
-    def _finish(self, keys: list[tuple[str, float]], status: str, reason: str) -> None:
+    def _finish(self, group: list[Tick], status: str, outcome: str) -> None:
+        """Close ticks with their outcome, after the reason they were claimed for (a condition's verdict)."""
         now = self.clock()
-        for origin, tick_at in keys:
-            self.ticks.finish(origin, tick_at, status, reason, now)
-        log.info("%s: %s", ", ".join(o for o, _ in keys), reason)
+        for tick in group:
+            why = tick.reason if tick.reason and not tick.reason.startswith(("queued:", "interrupted:")) else None
+            self.ticks.finish(tick.origin, tick.tick_at, status, f"{why} -> {outcome}" if why else outcome, now)
+        log.info("%s: %s: %s", ", ".join(t.origin for t in group), status, outcome)
 
     def _selected(self, select: list[str]) -> list[str]:
         from assetflow.api import selected

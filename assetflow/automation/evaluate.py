@@ -94,10 +94,10 @@ def call_sensor(spec: SensorSpec, cursor: str | None, now: float) -> SensorOutco
 
 def _interpret(spec: SensorSpec, value: object, cursor: str | None, changed: bool) -> SensorOutcome:
     if value is None or value is False:
-        return SensorOutcome("skipped", "skipped: the sensor returned nothing to run", cursor=cursor,
+        return SensorOutcome("skipped", "the sensor returned nothing to run", cursor=cursor,
                              cursor_changed=changed)
     if isinstance(value, SkipReason):
-        return SensorOutcome("skipped", f"skipped: {value.reason}", cursor=cursor, cursor_changed=changed)
+        return SensorOutcome("skipped", value.reason, cursor=cursor, cursor_changed=changed)
     if value is True:
         value = RunRequest()
     requests = [value] if isinstance(value, RunRequest) else list(value) if isinstance(value, list | tuple) else None
@@ -105,7 +105,7 @@ def _interpret(spec: SensorSpec, value: object, cursor: str | None, changed: boo
         return SensorOutcome("failed", f"returned {value!r}; a sensor returns True, a RunRequest, a list of them, "
                                        f"None or a SkipReason", cursor=cursor, cursor_changed=changed)
     if not requests:
-        return SensorOutcome("skipped", "skipped: the sensor returned no run request", cursor=cursor,
+        return SensorOutcome("skipped", "the sensor returned no run request", cursor=cursor,
                              cursor_changed=changed)
     return SensorOutcome("requested", f"{len(requests)} run request(s)", tuple(requests), cursor, changed)
 

@@ -45,6 +45,6 @@ def history(store: StateStore, assets: Iterable[str] | None = None, limit: int =
         {"run_id": r["run_id"], "status": r["status"], "command": r["command"], "started_at": r["started_at"],
          "finished_at": r["finished_at"],
          "duration_s": (r["finished_at"] - r["started_at"]) if r["finished_at"] else None,  # type: ignore[operator]
-         "counts": r["summary"], "assets": by_run.get(str(r["run_id"]), [])}
+         "counts": r["summary"], "trigger": r.get("trigger"), "assets": by_run.get(str(r["run_id"]), [])}
         for r in runs
     ]}

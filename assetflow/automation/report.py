@@ -1,0 +1,88 @@
+"""What ``assetflow schedules | sensors | automation | ticks`` and the page show: plain JSON-able dicts.
+
+Each listing is built from a read-only ``Daemon`` (the project loaded, nothing claimed) and the
+ticks in the state store; the CLI prints them as text or ``--json``, the page serves the same.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from assetflow.automation.daemon import Daemon
+from assetflow.cron import parse_cron, zone
+from assetflow.state.ticks import Tick
+
+NEXT_TICKS = 3
+
+
+def local_time(instant: float | None, timezone: str | None = None) -> str | None:
+    """An instant as ISO 8601 in a time zone (the machine's when None), with its UTC offset."""
+    if instant is None:
+        return None
+    tz = zone(timezone)
+    moment = datetime.datetime.fromtimestamp(instant, tz) if tz else datetime.datetime.fromtimestamp(instant).astimezone()
+    return moment.isoformat(timespec="seconds")
+
+
+def _last(daemon: Daemon, origin: str, last: dict[str, Tick]) -> dict[str, Any] | None:
+    tick = last.get(origin)
+    if tick is None:
+        return None
+    out = tick.to_json()
+    if tick.run_id:
+        state = daemon.ticks.run_state(tick.run_id)
+        out["run_status"] = state[0] if state else None
+    return out
+
+
+def schedules_payload(daemon: Daemon, now: float) -> dict[str, Any]:
+    last = daemon.ticks.last_ticks()
+    rows = []
+    for name, spec in sorted(daemon.schedules.items()):
+        cron = parse_cron(spec.cron, spec.timezone)
+        upcoming = []
+        instant = now
+        for _ in range(NEXT_TICKS):
+            instant = cron.next(instant)
+            upcoming.append({"at": instant, "local": local_time(instant, spec.timezone)})
+        rows.append({"name": name, "cron": spec.cron, "timezone": spec.timezone, "select": list(spec.select),
+                     "catchup": spec.catchup, "force": spec.force, "where": spec.where, "next_ticks": upcoming,
+                     "last_tick": _last(daemon, spec.origin, last)})
+    return {"schedules": rows}
+
+
+def sensors_payload(daemon: Daemon, now: float) -> dict[str, Any]:
+    last = daemon.ticks.last_ticks()
+    cursors = daemon.ticks.cursors("sensor:")
+    rows = []
+    for name, spec in sorted(daemon.sensors.items()):
+        previous = last.get(spec.origin)
+        due = max(now, previous.tick_at + spec.interval) if previous else now
+        rows.append({"name": name, "interval_s": spec.interval, "timeout_s": spec.timeout, "select": list(spec.select),
+                     "where": spec.where, "cursor": cursors.get(spec.origin), "next_tick": {"at": due, "local": local_time(due)},
+                     "last_tick": _last(daemon, spec.origin, last)})
+    return {"sensors": rows}
+
+
+def automation_payload(daemon: Daemon, now: float) -> dict[str, Any]:
+    last = daemon.ticks.last_ticks()
+    rows = []
+    for ev in daemon.evaluate_conditions(now):
+        row = ev.to_json()
+        row["last_tick"] = _last(daemon, f"condition:{ev.name}", last)
+        rows.append(row)
+    return {"automation": rows}
+
+
+def ticks_payload(daemon: Daemon, name: str | None, limit: int) -> dict[str, Any]:
+    origins = None
+    if name is not None:
+        origins = [f"{kind}:{name}" for kind in ("schedule", "sensor", "condition")]
+    return {"ticks": [t.to_json() for t in daemon.ticks.ticks(origins, limit)]}
+
+
+def render_ticks_line(tick: dict[str, Any]) -> str:
+    when = local_time(tick["tick_at"], tick.get("definition", {}).get("timezone"))
+    run = f" run {tick['run_id']}" if tick.get("run_id") else ""
+    return f"{when}  {tick['origin']:<28} {tick['status']}: {tick.get('reason') or ''}{run}"

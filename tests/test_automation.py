@@ -1,0 +1,506 @@
+"""Automation, in process: schedules, catch-up, DST, sensors, content-aware conditions, claim-then-run.
+
+Every test drives ``Daemon.tick()`` with an injected clock: no sleeps, no subprocesses (the kill
+battery is in test_automation_kill.py, slow lane).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import textwrap
+import threading
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+
+from assetflow.automation.daemon import Daemon
+from assetflow.cli import main
+from assetflow.cron import CronError, parse_cron
+from assetflow.errors import DaemonRunningError, DefinitionError, ProjectLoadError
+
+PARIS = ZoneInfo("Europe/Paris")
+HEADER = """\
+import polars as pl
+from assetflow import asset, source
+from assetflow.automation import (schedule, sensor, eager, on_cron, on_missing, on_overdue,
+                                  on_upstream_change, RunRequest, SkipReason)
+"""
+
+
+class Clock:
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def at(self, text: str) -> Clock:
+        self.now = datetime.datetime.fromisoformat(text).timestamp()
+        return self
+
+
+def make(tmp_path: Path, body: str, csv: str = "id,amount\n1,10\n2,-3\n") -> Path:
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipeline"]\n')
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "orders.csv").write_text(csv)
+    (tmp_path / "pipeline.py").write_text(HEADER + textwrap.dedent(body))
+    return tmp_path
+
+
+def daemon(root: Path, clock: Clock, **options: object) -> Daemon:
+    return Daemon(root, clock=clock, executor="inprocess", **options).open()  # type: ignore[arg-type]
+
+
+def ticks_of(d: Daemon, origin: str) -> list:
+    return sorted((t for t in d.ticks.ticks(limit=100_000) if t.origin == origin), key=lambda t: t.tick_at)
+
+
+MARTS = """
+orders_raw = source("data/orders.csv")
+
+@asset
+def orders(orders_raw: pl.DataFrame) -> pl.DataFrame:
+    return orders_raw.filter(pl.col("amount") > 0)
+
+@asset(group="marts")
+def revenue(orders: pl.DataFrame) -> pl.DataFrame:
+    return orders.select(pl.col("amount").sum())
+"""
+
+
+# -- cron ---------------------------------------------------------------------------------
+
+
+def test_cron_dst_daily_0230_runs_once_on_spring_forward_and_fall_back_days() -> None:
+    cron = parse_cron("30 2 * * *", "Europe/Paris")
+    for first, last in (("2026-03-28T00:00+01:00", "2026-03-31T00:00+02:00"),
+                        ("2026-10-24T00:00+02:00", "2026-10-27T00:00+01:00")):
+        start = datetime.datetime.fromisoformat(first).timestamp()
+        end = datetime.datetime.fromisoformat(last).timestamp()
+        days = [datetime.datetime.fromtimestamp(t, PARIS).date() for t in cron.between(start, end)]
+        assert len(days) == len(set(days)) == 3  # one per local day, the DST day included
+    spring = datetime.datetime.fromtimestamp(cron.next(datetime.datetime(2026, 3, 29, tzinfo=PARIS).timestamp()), PARIS)
+    assert (spring.hour, spring.minute) == (3, 0)  # 02:30 does not exist that day: the first instant after
+
+
+def test_cron_errors_say_what_is_wrong() -> None:
+    with pytest.raises(CronError, match="5 fields"):
+        parse_cron("* * *")
+    with pytest.raises(CronError, match="bad minute"):
+        parse_cron("61 * * * *")
+    with pytest.raises(CronError, match="unknown time zone"):
+        parse_cron("0 6 * * *", "Mars/Olympus")
+    assert parse_cron("@daily").expression == "0 0 * * *"
+
+
+def test_freshness_cron_policy_still_reads_through_cron_module() -> None:
+    from assetflow.freshness import parse_policy
+
+    policy = parse_policy("cron:0 6 * * * +1h")
+    now = datetime.datetime(2026, 5, 2, 12, 0).timestamp()
+    assert policy.due(now) == datetime.datetime(2026, 5, 2, 6, 0).timestamp()
+
+
+# -- schedules ----------------------------------------------------------------------------
+
+
+def test_schedule_first_seen_never_replays_then_runs_its_tick_with_trigger(tmp_path: Path) -> None:
+    root = make(tmp_path, MARTS + 'schedule("daily_marts", cron="0 6 * * *", select="+group:marts", '
+                                  'timezone="Europe/Paris")\n')
+    clock = Clock(0).at("2026-05-02T12:00+02:00")
+    d = daemon(root, clock)
+    assert d.tick().claimed == []  # 06:00 today passed before the schedule was first seen
+    clock.at("2026-05-03T06:00:30+02:00")
+    report = d.tick()
+    [tick] = ticks_of(d, "schedule:daily_marts")
+    assert tick.status == "succeeded" and tick.run_id == report.runs[0]
+    run = d.ws.store.runs(limit=1)[0]
+    assert run["trigger"] == {"kind": "schedule", "name": "daily_marts", "tick": tick.tick_at}
+    clock.at("2026-05-04T06:01+02:00")
+    d.tick()
+    second = ticks_of(d, "schedule:daily_marts")[-1]
+    assert (second.status, second.reason) == ("skipped", "nothing in daily_marts is stale")
+    assert second.run_id is None
+    d.close()
+
+
+@pytest.mark.parametrize(("catchup", "expected"), [("latest", 1), ("all", 3), ("none", 0)])
+def test_missed_ticks_follow_the_catchup_policy(tmp_path: Path, catchup: str, expected: int) -> None:
+    root = make(tmp_path, MARTS + f'schedule("s", cron="0 6 * * *", select="+revenue", catchup="{catchup}", '
+                                  f'force=True, timezone="UTC")\n')
+    clock = Clock(0).at("2026-05-01T12:00+00:00")
+    daemon(root, clock).close()  # first seen
+    clock.at("2026-05-04T12:00+00:00")  # the daemon was down for three 06:00 ticks
+    d = daemon(root, clock)
+    d.tick()
+    ran = [t for t in ticks_of(d, "schedule:s") if t.status == "succeeded"]
+    assert len(ran) == expected
+    if catchup == "none":
+        [missed] = ticks_of(d, "schedule:s")
+        assert missed.status == "skipped" and "missed 3 tick(s)" in (missed.reason or "")
+    d.close()
+
+
+def test_editing_the_cron_or_selection_never_replays_past_ticks(tmp_path: Path) -> None:
+    root = make(tmp_path, MARTS + 'schedule("s", cron="0 6 * * *", select="+revenue", force=True, timezone="UTC")\n')
+    clock = Clock(0).at("2026-05-01T05:00+00:00")
+    d = daemon(root, clock)
+    d.tick()
+    clock.at("2026-05-01T06:00:10+00:00")
+    d.tick()
+    assert len(ticks_of(d, "schedule:s")) == 1
+    d.close()
+    # An hour later, the cron becomes "every 5 minutes from midnight" and the selection changes:
+    # nothing before the edit is replayed, only ticks after the last evaluation count.
+    (root / "pipeline.py").write_text(HEADER + textwrap.dedent(MARTS) +
+                                      'schedule("s", cron="*/5 * * * *", select="+revenue", force=True, timezone="UTC")\n')
+    clock.at("2026-05-01T06:06+00:00")
+    d = daemon(root, clock)
+    d.tick()
+    instants = [datetime.datetime.fromtimestamp(t.tick_at, datetime.UTC).strftime("%H:%M") for t in ticks_of(d, "schedule:s")]
+    assert instants == ["06:00", "06:05"]
+    assert ticks_of(d, "schedule:s")[-1].definition["select"] == ["+revenue"]
+    d.close()
+
+
+def test_dst_days_run_a_0230_paris_schedule_exactly_once(tmp_path: Path) -> None:
+    root = make(tmp_path, MARTS + 'schedule("night", cron="30 2 * * *", select="revenue", timezone="Europe/Paris")\n')
+    for first in ("2026-03-28T12:00+01:00", "2026-10-24T12:00+02:00"):
+        clock = Clock(0).at(first)
+        d = daemon(root, clock)
+        start = clock.now
+        while clock.now < start + 3 * 86400:  # every 10 minutes for three days
+            d.tick()
+            clock.now += 600
+        days = [datetime.datetime.fromtimestamp(t.tick_at, PARIS).date() for t in ticks_of(d, "schedule:night")
+                if t.tick_at > start]
+        assert len(days) == 3 and len(set(days)) == 3, days
+        d.close()
+
+
+# -- claims -------------------------------------------------------------------------------
+
+
+def test_two_daemons_never_claim_one_tick_twice(tmp_path: Path) -> None:
+    root = make(tmp_path, MARTS + 'schedule("s", cron="*/10 * * * *", select="+revenue", force=True, timezone="UTC")\n')
+    clock = Clock(0).at("2026-05-01T05:55+00:00")
+    a, b = daemon(root, clock), daemon(root, clock)
+    clock.at("2026-05-01T06:00:05+00:00")
+    claimed = a.tick().claimed + b.tick().claimed
+    assert claimed == [f"schedule:s@{datetime.datetime(2026, 5, 1, 6, tzinfo=datetime.UTC).timestamp():.0f}"]
+    assert [t.status for t in ticks_of(a, "schedule:s")] == ["succeeded"]
+    a.close()
+    b.close()
+
+
+def test_a_started_tick_whose_run_finished_is_closed_not_run_again(tmp_path: Path) -> None:
+    root = make(tmp_path, MARTS + 'schedule("s", cron="0 6 * * *", select="+revenue", force=True, timezone="UTC")\n')
+    clock = Clock(0).at("2026-05-01T05:00+00:00")
+    d = daemon(root, clock)
+    d.tick()
+    clock.at("2026-05-01T06:00:05+00:00")
+    d.tick()
+    [tick] = ticks_of(d, "schedule:s")
+    runs = len(d.ws.store.runs(limit=100))
+    with d.ws.store.transaction() as db:  # as if killed after the run finished, before the tick was noted
+        db.execute("UPDATE ticks SET status = 'started'")
+    d.close()
+    d = daemon(root, clock)
+    d.tick()
+    assert [t.status for t in ticks_of(d, "schedule:s")] == ["succeeded"]
+    assert len(d.ws.store.runs(limit=100)) == runs
+    d.close()
+
+
+def test_a_started_tick_whose_run_died_is_resumed_once_without_redoing_settled_assets(tmp_path: Path) -> None:
+    root = make(tmp_path, MARTS + 'schedule("s", cron="0 6 * * *", select="+revenue", force=True, timezone="UTC")\n')
+    clock = Clock(0).at("2026-05-01T05:00+00:00")
+    d = daemon(root, clock)
+    d.tick()
+    tick_at = datetime.datetime(2026, 5, 1, 6, tzinfo=datetime.UTC).timestamp()
+    store = d.ws.store
+    # A killed daemon's leftovers: the tick claimed and started, its run begun, 'orders' settled, then SIGKILL.
+    from assetflow import api
+
+    api.materialize("orders", project=d.ws, run_id="dead-run", force=True)
+    with store.transaction() as db:
+        db.execute("INSERT INTO ticks (origin, tick_at, status, run_id, definition, claimed_at) VALUES "
+                   "('schedule:s', ?, 'started', 'dead-run', ?, ?)",
+                   (tick_at, json.dumps({"select": ["+revenue"], "force": True}), tick_at))
+        db.execute("UPDATE runs SET status = 'running', finished_at = NULL WHERE run_id = 'dead-run'")
+    clock.at("2026-05-01T06:00:30+00:00")
+    report = d.tick()
+    [tick] = ticks_of(d, "schedule:s")
+    assert tick.status == "succeeded" and tick.run_id == report.runs[0]
+    run = store.runs(limit=1)[0]
+    assert run["trigger"]["resumes"] == ["dead-run"]
+    assert {e["asset"] for e in store.events(runs=[run["run_id"]])} == {"revenue"}  # orders was settled
+    assert [r["status"] for r in store.runs(limit=10) if r["run_id"] == "dead-run"] == ["failed"]  # abandoned
+    d.close()
+
+
+def test_a_second_daemon_refuses_naming_the_first(tmp_path: Path) -> None:
+    from assetflow.automation.lock import DaemonLock
+
+    first = DaemonLock(tmp_path / ".assetflow")
+    first.acquire()
+    with pytest.raises(DaemonRunningError, match=r"pid \d+ on .*--wait"):
+        DaemonLock(tmp_path / ".assetflow").acquire()
+    first.release()
+    DaemonLock(tmp_path / ".assetflow").acquire()
+
+
+# -- sensors ------------------------------------------------------------------------------
+
+
+def test_sensor_keeps_its_cursor_and_a_raising_or_hanging_sensor_stops_nothing(tmp_path: Path) -> None:
+    root = make(tmp_path, MARTS + """
+import threading
+GATE = threading.Event()
+
+@sensor(select="+revenue", interval="30s")
+def counter(context):
+    n = int(context.cursor or 0)
+    context.update_cursor(str(n + 1))
+    return RunRequest(force=True) if n % 2 == 0 else SkipReason(f"odd call {n}")
+
+@sensor(interval="30s")
+def broken(context):
+    raise ValueError("the bucket is unreachable")
+
+@sensor(interval="30s", timeout="0.2s")
+def stuck(context):
+    GATE.wait()
+""")
+    clock = Clock(0).at("2026-05-01T05:00+00:00")
+    d = daemon(root, clock)
+    for _ in range(3):
+        d.tick()
+        clock.now += 30
+    counter = [(t.status, t.reason) for t in ticks_of(d, "sensor:counter")]
+    assert counter == [("succeeded", "1 run request(s) -> ran 2"), ("skipped", "odd call 1"),
+                       ("succeeded", "1 run request(s) -> ran 2")]
+    assert d.ticks.cursors("sensor:counter") == {"sensor:counter": "3"}
+    assert {t.reason for t in ticks_of(d, "sensor:broken")} == {"raised ValueError: the bucket is unreachable"}
+    stuck = ticks_of(d, "sensor:stuck")
+    assert len(stuck) == 1 and stuck[0].status == "failed" and "timed out after 0.2s" in (stuck[0].reason or "")
+    import pipeline  # type: ignore[import-not-found]
+
+    pipeline.GATE.set()  # the hung call returns: the sensor is called again from then on
+    d._hung["stuck"].join()  # noqa: SLF001
+    d.tick()
+    assert len(ticks_of(d, "sensor:stuck")) == 2
+    d.close()
+
+
+# -- conditions ---------------------------------------------------------------------------
+
+EAGER = """
+orders_raw = source("data/orders.csv")
+
+@asset(automation=eager())
+def orders(orders_raw: pl.DataFrame) -> pl.DataFrame:
+    return orders_raw.filter(pl.col("amount") > 0)
+
+@asset(automation=on_upstream_change())
+def revenue(orders: pl.DataFrame) -> pl.DataFrame:
+    return orders.select(pl.col("amount").sum())
+"""
+
+
+def test_conditions_are_content_aware(tmp_path: Path) -> None:
+    root = make(tmp_path, EAGER)
+    clock = Clock(0).at("2026-05-01T05:00+00:00")
+    d = daemon(root, clock)
+    d.tick()  # orders is missing: it runs; revenue is missing, but on_upstream_change needs a version
+    assert [t.status for t in ticks_of(d, "condition:orders")] == ["succeeded"]
+    assert ticks_of(d, "condition:revenue") == []
+    from assetflow import api
+
+    api.materialize("revenue", project=d.ws)
+    clock.now += 5
+    assert d.tick().claimed == []
+    # The source changes, but only in a row the filter drops: orders reruns (its upstream changed)
+    # and is cut off at equal data, so revenue triggers nothing.
+    (root / "data" / "orders.csv").write_text("id,amount\n1,10\n2,-4\n")
+    clock.now += 5
+    d.tick()
+    assert [t.status for t in ticks_of(d, "condition:orders")] == ["succeeded", "succeeded"]
+    clock.now += 5
+    d.tick()
+    assert ticks_of(d, "condition:revenue") == []
+    # Rewriting identical bytes changes nothing at all.
+    (root / "data" / "orders.csv").write_text("id,amount\n1,10\n2,-4\n")
+    clock.now += 5
+    assert d.tick().claimed == []
+    # Real new data: orders, then revenue, each once.
+    (root / "data" / "orders.csv").write_text("id,amount\n1,10\n2,5\n")
+    for _ in range(3):
+        clock.now += 5
+        d.tick()
+    assert len(ticks_of(d, "condition:orders")) == 3
+    assert [t.status for t in ticks_of(d, "condition:revenue")] == ["succeeded"]
+    assert "upstream `orders` has new data" in (ticks_of(d, "condition:revenue")[0].reason or "")
+    d.close()
+
+
+def test_a_failing_condition_run_is_not_retried_every_tick(tmp_path: Path) -> None:
+    root = make(tmp_path, """
+orders_raw = source("data/orders.csv")
+
+@asset(automation=on_missing())
+def boom(orders_raw: pl.DataFrame) -> pl.DataFrame:
+    raise RuntimeError("no")
+""")
+    clock = Clock(0).at("2026-05-01T05:00+00:00")
+    d = daemon(root, clock)
+    for _ in range(5):
+        d.tick()
+        clock.now += 61
+    [tick] = ticks_of(d, "condition:boom")
+    assert tick.status == "failed" and "boom" in (tick.reason or "")
+    (root / "data" / "orders.csv").write_text("id,amount\n1,11\n")  # its input changes: one new attempt
+    d.tick()
+    assert len(ticks_of(d, "condition:boom")) == 2
+    d.close()
+
+
+def test_on_cron_fires_once_per_tick_after_upstreams_are_updated(tmp_path: Path) -> None:
+    import time
+
+    root = make(tmp_path, """
+orders_raw = source("data/orders.csv")
+
+@asset
+def orders(orders_raw: pl.DataFrame) -> pl.DataFrame:
+    return orders_raw
+
+@asset(automation=on_cron("* * * * *", timezone="UTC"))
+def hourly(orders: pl.DataFrame) -> pl.DataFrame:
+    return orders
+""")
+    # Runs record real finish times; the clock follows them so "updated since the tick" compares.
+    clock = Clock(time.time() - 120)
+    d = daemon(root, clock)
+    d.tick()
+    clock.now = time.time()
+    d.tick()
+    [row] = [r for r in d.evaluate_conditions(clock.now) if r.name == "hourly"]
+    assert not row.fire and "waits for upstream `orders`" in row.reason
+    assert ticks_of(d, "condition:hourly") == []
+    from assetflow import api
+
+    api.materialize("orders", project=d.ws, force=True)
+    clock.now = max(clock.now, time.time()) + 1
+    d.tick()
+    assert len(ticks_of(d, "condition:hourly")) == 1
+    clock.now += 5
+    d.tick()
+    assert len(ticks_of(d, "condition:hourly")) == 1  # once per tick
+    d.close()
+
+
+def test_on_overdue_recomputes_an_asset_past_its_freshness_policy(tmp_path: Path) -> None:
+    import time
+
+    root = make(tmp_path, """
+@asset(freshness="1h", automation=on_overdue())
+def pulled() -> pl.DataFrame:
+    return pl.DataFrame({"x": [1]})
+""")
+    from assetflow import api
+
+    clock = Clock(time.time())
+    d = daemon(root, clock)
+    api.materialize(project=d.ws)
+    d.tick()
+    assert ticks_of(d, "condition:pulled") == []
+    clock.now += 3 * 3600
+    d.tick()
+    [tick] = ticks_of(d, "condition:pulled")
+    assert tick.status == "succeeded" and "overdue by" in (tick.reason or "")
+    assert "ran 1" in (tick.reason or "")
+    d.close()
+
+
+def test_conditions_compose_and_reject_non_conditions() -> None:
+    from assetflow.automation import on_cron, on_missing, on_upstream_change
+
+    condition = (on_missing() | on_upstream_change()) & ~on_cron("0 0 * * *")
+    assert condition.describe() == "((on_missing() | on_upstream_change()) & ~on_cron('0 0 * * *'))"
+    with pytest.raises(DefinitionError, match="combine with |"):
+        on_missing() | "daily"  # type: ignore[operator]
+    with pytest.raises(DefinitionError, match="on_cron"):
+        on_cron("61 * * * *")
+
+
+def test_bad_declarations_name_the_place(tmp_path: Path) -> None:
+    from assetflow.automation import schedule
+
+    with pytest.raises(DefinitionError, match=r"Schedule 's' at .*test_automation.py:\d+: .*bad minute"):
+        schedule("s", cron="99 * * * *")
+    with pytest.raises(DefinitionError, match="catchup='sometimes'"):
+        schedule("s", cron="0 * * * *", catchup="sometimes")
+    with pytest.raises(ProjectLoadError, match=r"pipeline.py:5: automation='daily' is not a condition"):
+        make(tmp_path, "@asset(automation='daily')\ndef x() -> pl.DataFrame:\n    return pl.DataFrame()\n")
+        Daemon(tmp_path).open()
+
+
+# -- the CLI ------------------------------------------------------------------------------
+
+
+def test_cli_lists_schedules_sensors_automation_and_ticks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make(tmp_path, EAGER + 'schedule("daily_marts", cron="30 2 * * *", select="revenue", '
+                                  'timezone="Europe/Paris")\n'
+                                  '@sensor(select="revenue")\ndef poke(context):\n    return None\n')
+    monkeypatch.chdir(root)
+    runner = CliRunner()
+    out = runner.invoke(main, ["schedules", "--json", "--at", "2026-03-28T12:00+01:00"])
+    assert out.exit_code == 0, out.output
+    [row] = json.loads(out.output)["schedules"]
+    assert [t["local"] for t in row["next_ticks"]] == ["2026-03-29T03:00:00+02:00", "2026-03-30T02:30:00+02:00",
+                                                       "2026-03-31T02:30:00+02:00"]
+    result = runner.invoke(main, ["daemon", "--once", "--executor", "inprocess"])
+    assert result.exit_code == 0, result.output
+    ticks = json.loads(runner.invoke(main, ["ticks", "--json"]).output)["ticks"]
+    assert {(t["origin"], t["status"]) for t in ticks} == {("condition:orders", "succeeded"),
+                                                           ("sensor:poke", "skipped")}
+    text = runner.invoke(main, ["ticks", "poke"]).output
+    assert "sensor:poke" in text and "skipped: the sensor returned nothing to run" in text
+    automation = json.loads(runner.invoke(main, ["automation", "--json"]).output)["automation"]
+    assert {a["asset"]: a["fires"] for a in automation} == {"orders": False, "revenue": False}
+    sensors = json.loads(runner.invoke(main, ["sensors", "--json"]).output)["sensors"]
+    assert sensors[0]["last_tick"]["status"] == "skipped"
+    history = json.loads(runner.invoke(main, ["history", "--json"]).output)
+    assert history["runs"][0]["trigger"]["kind"] == "condition"
+    assert "[condition orders]" in runner.invoke(main, ["history"]).output
+    from test_json_schema import documented, normalise, paths  # type: ignore[import-not-found]
+
+    for command in ("schedules", "sensors", "automation", "ticks", "history"):
+        payload = json.loads(runner.invoke(main, [command, "--json"]).output)
+        keys, types = documented()[command]
+        body = {k: v for k, v in payload.items() if k not in ("schema_version", "command")}
+        assert {normalise(p) for p in paths(body, types)} - keys == set(), command
+
+
+def test_daemon_stop_event_ends_the_loop(tmp_path: Path) -> None:
+    root = make(tmp_path, MARTS)
+    clock = Clock(0).at("2026-05-01T05:00+00:00")
+    d = daemon(root, clock, interval=0.01)
+    stop = threading.Event()
+    calls = []
+    original = d.tick
+
+    def counting():  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 3:
+            stop.set()
+        return original()
+
+    d.tick = counting  # type: ignore[method-assign]
+    d.serve(stop)
+    assert len(calls) == 3
+    d.close()
