@@ -218,6 +218,13 @@ def status(select: tuple[str, ...], exclude: tuple[str, ...], as_json: bool, che
         sys.exit(int(ExitCode.ASSET_FAILED))
 
 
+def _verdict_lines(verdict: dict[str, Any], depth: int = 0) -> list[str]:
+    lines = [f"{'  ' * depth}{'yes' if verdict['holds'] else 'no'}: {verdict['reason']}"]
+    for part in verdict.get("parts", []):
+        lines += _verdict_lines(part, depth + 1)
+    return lines
+
+
 def _loaded_workspace(project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> Any:
     from assetflow.workspace import Workspace
 
@@ -256,11 +263,19 @@ def why(asset: str, as_json: bool, partition: str | None, project_dir: Path | No
     from assetflow import api
     from assetflow.cli_render import render_why
 
-    report = api.why(asset, project=_loaded_workspace(project_dir, modules, files), partition=partition)
+    ws = _loaded_workspace(project_dir, modules, files)
+    report = api.why(asset, project=ws, partition=partition)
+    from assetflow.cli_automation import why_automation
+
+    automation = why_automation(ws, asset)
     if as_json:
-        _emit_json(report.to_json())
+        _emit_json({**report.to_json(), **({"automation": automation} if automation else {})})
     else:
         render_why(report)
+        if automation:
+            click.echo(f"automation: {automation['condition']} -> {'fires' if automation['fires'] else 'waits'}: "
+                       f"{automation['reason']}")
+            click.echo("\n".join("  " + line for line in _verdict_lines(automation["verdict"])))
 
 
 @main.command()

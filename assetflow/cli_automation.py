@@ -22,6 +22,18 @@ if TYPE_CHECKING:
     import threading
 
 
+def why_automation(ws: Any, name: str) -> dict[str, Any] | None:
+    """The asset's automation condition evaluated now, for ``why`` (None when it declares none)."""
+    from assetflow.automation.daemon import Daemon
+
+    spec = ws.graph.specs.get(name)
+    if getattr(spec, "automation", None) is None:
+        return None
+    daemon = Daemon.for_workspace(ws)
+    found = [ev for ev in daemon.evaluate_conditions(time.time()) if ev.name == name]
+    return found[0].to_json() if found else None
+
+
 def _read_only(project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> Any:
     from assetflow.automation.daemon import Daemon
 
@@ -32,6 +44,11 @@ def _read_only(project_dir: Path | None, modules: tuple[str, ...], files: tuple[
 def _stopping(daemon: Any, stop: threading.Event) -> Iterator[None]:
     """SIGTERM and Ctrl-C stop the loop; during a run they interrupt it cleanly (the next start resumes it)."""
     import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # `serve`: the page's server owns the signals
+        yield
+        return
 
     def on_signal(signum: int, frame: object) -> None:
         stop.set()

@@ -153,7 +153,22 @@ class Daemon:
         return tokens
 
     def code_stamp(self) -> str:
-        return f"{self._generation}:" + str(hash(tuple(sorted(self._code_tokens.items(), key=str))))
+        """The project's code as its files' stat tokens: stable across restarts, new after any edit."""
+        import hashlib
+        import json
+
+        return hashlib.sha256(json.dumps(sorted(self._code_tokens.items(), key=str)).encode()).hexdigest()[:16]
+
+    @classmethod
+    def for_workspace(cls, ws: Workspace, clock: Callable[[], float] = time.time) -> Daemon:
+        """A read-only daemon over an already loaded project: its conditions only (for ``why``)."""
+        daemon = cls(clock=clock)
+        daemon.ws, daemon.readonly = ws, True
+        daemon.schedules, daemon.sensors = {}, {}
+        daemon.automated = {n: s for n, s in ws.graph.specs.items()
+                            if isinstance(s, AssetSpec) and s.automation is not None}
+        daemon._code_tokens = daemon._stat_code()
+        return daemon
 
     def _plan_due(self, now: float) -> None:
         """Each schedule's and sensor's next due instant (a heap: a tick looks only at what is due)."""
@@ -328,7 +343,9 @@ class Daemon:
             return
         with ws.store.transaction("claiming condition ticks") as db:
             for ev in fired:
-                definition = {"select": [ev.name], "force": ev.verdict.force, "condition": ev.condition}
+                # Forced (time-based) runs recompute the asset alone; others bring what it reads up to date too.
+                select = [ev.name] if ev.verdict.force else [f"+{ev.name}"]
+                definition = {"select": select, "force": ev.verdict.force, "condition": ev.condition}
                 if TickStore.claim(db, f"condition:{ev.name}", now, now, definition, reason=ev.verdict.reason):
                     report.claimed.append(f"condition:{ev.name}@{now:.0f}")
             for origin, text in updates.items():
@@ -359,12 +376,12 @@ class Daemon:
         first = group[0]
         keys = [(t.origin, t.tick_at) for t in group]
         resumes: list[str] = []
-        if first.status == "started" and first.run_id:
+        if first.run_id:  # started before (or requeued after an interrupt): finish it or resume it
             state = ticks.run_state(first.run_id)
             if state is not None and state[0] in ("succeeded", "failed"):
                 self._finish(group, state[0], f"run {first.run_id} {state[0]} (noted after a restart)")
                 return None
-            resumes = [*ticks.run_resumes(first.run_id), first.run_id]
+            resumes = [*ticks.run_resumes(first.run_id), first.run_id] if state is not None else []
         select = sorted({s for t in group for s in t.definition.get("select", [])})  # type: ignore[union-attr]
         force = any(bool(t.definition.get("force")) for t in group)
         try:

@@ -10,6 +10,7 @@ import polars as pl
 import pyarrow as pa
 
 from assetflow import asset, sql_asset
+from assetflow.automation import eager
 from shop.cleaning import with_vat
 
 
@@ -29,9 +30,13 @@ def order_lines(stg_orders: pl.DataFrame, stg_products: pl.DataFrame) -> pl.Data
     ).sort("order_id")
 
 
-@asset(group="marts", tags={"tier": "gold"})
+@asset(group="marts", tags={"tier": "gold"}, automation=eager())
 def daily_revenue(order_lines: pl.DataFrame) -> pl.DataFrame:
-    """Gross revenue per day, refunds excluded."""
+    """Gross revenue per day, refunds excluded.
+
+    Automated: `assetflow daemon` builds it when missing and whenever an upstream's data really
+    changes (docs/automation.md).
+    """
     return (
         order_lines.filter(pl.col("status") == "paid")
         .group_by("order_date")

@@ -389,6 +389,14 @@
 
   // -- runs ---------------------------------------------------------------------------------
 
+  // What started a run: a schedule, sensor or condition tick (docs/automation.md), else its command line.
+  function started(run) {
+    const t = run.trigger;
+    if (!t || !t.kind || t.kind === "person") return run.command || "";
+    const what = t.name || (t.assets || []).join(", ");
+    return `${t.kind} ${what}` + (t.resumes ? " (resumed)" : "");
+  }
+
   async function drawRuns() {
     const tbody = $("runs").querySelector("tbody");
     let doc;
@@ -400,7 +408,7 @@
       const counts = Object.entries(run.counts || {}).map(([k, v]) => el("span", {}, `${v} ${k}`));
       const line = el("tr", { class: "run", onclick: () => { detail.hidden = !detail.hidden; } },
         el("td", { class: "mono" }, run.run_id), el("td", {}, run.status), el("td", {}, when(run.started_at)),
-        el("td", {}, seconds(run.duration_s)), el("td", { class: "outcomes" }, counts), el("td", { class: "mono" }, run.command || ""));
+        el("td", {}, seconds(run.duration_s)), el("td", { class: "outcomes" }, counts), el("td", { class: "mono" }, started(run)));
       return [line, detail];
     }));
   }

@@ -1,0 +1,213 @@
+"""The daemon's cost: one tick with nothing due, idle CPU, and memory/fds over thousands of ticks.
+
+- **tick**: a generated project of ``--n`` assets (default 10,000, ``bench/generate.py`` layered)
+  plus ``--schedules`` schedules (default 1,000, daily at spread-out times) and 100 assets with
+  ``automation=on_upstream_change()`` is loaded by a ``Daemon`` with an injected clock; after the first evaluation
+  (which records first sightings and evaluates every condition), each further tick steps the clock
+  5 s with nothing due. Reported: open time, first tick, median and max of the idle ticks.
+- **idle CPU**: the same daemon serving in real time at ``--interval`` (default 5 s) for
+  ``--idle-seconds``; CPU seconds of the process over wall seconds.
+- **soak**: a small project (20 assets, 20 schedules every 5-30 minutes with ``force``, a sensor, an
+  eager asset) ticked ``--soak-ticks`` times with a clock stepping 60 s (so schedules, the sensor and
+  conditions really run); RSS and open file descriptors sampled along the way.
+
+Usage: ``python bench/bench_automation.py [--n 10000] [--schedules 1000] [--soak-ticks 3000] [--json OUT]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FAKE_NOW = 1_796_400_000.0  # 2026-12-04 17:20 UTC: the injected clock's start
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def generate(folder: Path, n: int, schedules: int) -> None:
+    subprocess.run([sys.executable, str(HERE / "generate.py"), str(folder), "--shape", "layered", "--n", str(n)],
+                   check=True, stdout=subprocess.DEVNULL)
+    rng = random.Random(7)
+    package = folder / "benchproj"
+    names = sorted(p.stem for p in package.glob("*.py") if p.stem not in ("__init__", "helpers"))
+    lines = ['"""Schedules and automated assets for the automation bench."""',
+             "from assetflow import asset", "from assetflow.automation import eager, schedule", ""]
+    # "Nothing due": no schedule's hour is the injected clock's, or the real clock's (idle CPU runs in real time).
+    import datetime
+    from zoneinfo import ZoneInfo
+
+    paris = ZoneInfo("Europe/Paris")
+    busy = {datetime.datetime.fromtimestamp(t, paris).hour % 24 for t in (FAKE_NOW, FAKE_NOW + 3600)}
+    busy |= {(datetime.datetime.now(paris).hour + k) % 24 for k in (0, 1)}
+    hours = [h for h in range(24) if h not in busy]
+    for i in range(schedules):
+        lines.append(f'schedule("s{i:04d}", cron="{rng.randrange(60)} {rng.choice(hours)} * * *", '
+                     f'select="a{rng.randrange(n):05d}", timezone="Europe/Paris")')
+    (package / "automation_bench.py").write_text("\n".join(lines) + "\n")
+    pyproject = folder / "pyproject.toml"
+    text = pyproject.read_text()
+    modules = [f"benchproj.{m}" for m in names] + ["benchproj.automation_bench"]
+    start = text.index("modules")
+    end = text.index("]", start) + 1
+    pyproject.write_text(text[:start] + f"modules = {json.dumps(modules)}" + text[end:])
+    # 100 automated assets: flip the first 100 generated @asset decorators to @asset(automation=eager()).
+    flipped = 0
+    for module in names:
+        path = package / f"{module}.py"
+        code = path.read_text()
+        if "@asset\n" not in code:
+            continue
+        code = code.replace("from assetflow import asset", "from assetflow import asset\nfrom assetflow.automation import on_upstream_change", 1)
+        while flipped < 100 and "@asset\n" in code:
+            code = code.replace("@asset\n", "@asset(automation=on_upstream_change())\n", 1)
+            flipped += 1
+        path.write_text(code)
+        if flipped >= 100:
+            break
+
+
+def bench_tick(folder: Path, ticks: int) -> dict[str, float]:
+    from assetflow.automation.daemon import Daemon
+
+    clock = [FAKE_NOW]
+    started = time.perf_counter()
+    daemon = Daemon(folder, clock=lambda: clock[0], executor="inprocess").open()
+    opened = time.perf_counter() - started
+    first = daemon.tick()
+    durations = []
+    claimed = 0
+    for _ in range(ticks):
+        clock[0] += 5
+        report = daemon.tick()
+        claimed += len(report.claimed)
+        durations.append(report.seconds)
+    daemon.close()
+    return {"open_s": opened, "first_tick_s": first.seconds, "idle_tick_median_s": statistics.median(durations),
+            "idle_tick_max_s": max(durations), "idle_ticks": ticks, "claimed_while_idle": claimed,
+            "schedules": len(daemon.schedules), "automated_assets": len(daemon.automated)}
+
+
+def bench_idle_cpu(folder: Path, seconds: float, interval: float) -> dict[str, float]:
+    from assetflow.automation.daemon import Daemon
+
+    daemon = Daemon(folder, interval=interval, executor="inprocess").open()
+    daemon.tick()
+    stop = threading.Event()
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    wall = time.perf_counter()
+    timer = threading.Timer(seconds, stop.set)
+    timer.start()
+    daemon.serve(stop)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    wall = time.perf_counter() - wall
+    daemon.close()
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"idle_wall_s": wall, "idle_cpu_s": cpu, "idle_cpu_percent_of_core": 100 * cpu / wall,
+            "interval_s": interval}
+
+
+SOAK = '''
+import polars as pl
+from assetflow import asset, source
+from assetflow.automation import eager, schedule, sensor, RunRequest, SkipReason
+
+raw = source("data/raw.csv")
+
+@asset(automation=eager())
+def base(raw: pl.DataFrame) -> pl.DataFrame:
+    return raw.with_columns(y=pl.col("x") * 2)
+'''
+
+
+def bench_soak(folder: Path, ticks: int) -> dict[str, object]:
+    from assetflow.automation.daemon import Daemon
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "data").mkdir(exist_ok=True)
+    (folder / "data" / "raw.csv").write_text("x\n1\n2\n")
+    code = [SOAK]
+    for i in range(20):
+        code.append(f"@asset\ndef t{i}(base: pl.DataFrame) -> pl.DataFrame:\n    return base.head({i + 1})\n")
+        code.append(f'schedule("every_{i}", cron="*/{5 + i % 26} * * * *", select="t{i}", force={i % 4 == 0}, '
+                    f'timezone="UTC")')
+    code.append('@sensor(interval="5m")\ndef poke(context):\n    n = int(context.cursor or 0)\n'
+                '    context.update_cursor(str(n + 1))\n    return RunRequest(select="t0") if n % 7 == 0 else '
+                'SkipReason("not now")\n')
+    (folder / "soak.py").write_text("\n".join(code))
+    (folder / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["soak"]\n')
+    clock = [1_796_400_000.0]
+    daemon = Daemon(folder, clock=lambda: clock[0], executor="inprocess").open()
+    samples = []
+    runs = 0
+    started = time.perf_counter()
+    for i in range(ticks):
+        clock[0] += 60
+        if i % 500 == 250:  # new data now and then: the eager asset reruns, downstream schedules find work
+            (folder / "data" / "raw.csv").write_text(f"x\n1\n{i}\n")
+        runs += len(daemon.tick().runs)
+        if i % max(1, ticks // 10) == 0 or i == ticks - 1:
+            gc.collect()
+            samples.append({"tick": i, "rss_mb": round(rss_mb(), 1), "fds": open_fds(),
+                            "threads": threading.active_count()})
+    elapsed = time.perf_counter() - started
+    ticks_recorded = len(daemon.ticks.ticks(limit=1_000_000))
+    daemon.close()
+    second_half = samples[len(samples) // 2:]
+    return {"soak_ticks": ticks, "soak_runs": runs, "soak_ticks_recorded": ticks_recorded, "soak_seconds": elapsed,
+            "samples": samples, "rss_growth_second_half_mb": round(second_half[-1]["rss_mb"] - second_half[0]["rss_mb"], 1),
+            "fd_growth": samples[-1]["fds"] - samples[1]["fds"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--schedules", type=int, default=1000)
+    parser.add_argument("--ticks", type=int, default=50)
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--interval", type=float, default=5.0)
+    parser.add_argument("--soak-ticks", type=int, default=3000)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["tick", "idle", "soak"])
+    parser.add_argument("--json", type=Path, default=None, help="Write the results here too.")
+    args = parser.parse_args()
+    results: dict[str, object] = {"n": args.n, "machine_cores": os.cpu_count(), "load_average": os.getloadavg()}
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp) / "project"
+        if "tick" not in args.skip or "idle" not in args.skip:
+            generate(project, args.n, args.schedules)
+        if "tick" not in args.skip:
+            results.update(bench_tick(project, args.ticks))
+            print(json.dumps(results), file=sys.stderr, flush=True)
+        if "idle" not in args.skip:
+            results.update(bench_idle_cpu(project, args.idle_seconds, args.interval))
+            print(json.dumps(results), file=sys.stderr, flush=True)
+        if "soak" not in args.skip:
+            results.update(bench_soak(Path(tmp) / "soak", args.soak_ticks))
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
