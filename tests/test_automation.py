@@ -504,3 +504,29 @@ def test_daemon_stop_event_ends_the_loop(tmp_path: Path) -> None:
     d.serve(stop)
     assert len(calls) == 3
     d.close()
+
+
+def test_a_partitioned_assets_condition_acts_on_its_latest_partition(tmp_path: Path) -> None:
+    import time
+
+    start = (datetime.date.today() - datetime.timedelta(days=5)).isoformat()
+    root = make(tmp_path, f"""
+from assetflow.partitions import daily
+
+@asset(partitions=daily("{start}"), automation=on_missing())
+def events(partition) -> pl.DataFrame:
+    return pl.DataFrame({{"day": [partition.key]}})
+""")
+    clock = Clock(time.time())
+    d = daemon(root, clock)
+    d.tick()
+    [row] = d.evaluate_conditions(clock.now)
+    latest = row.partition
+    assert latest == (datetime.date.today() - datetime.timedelta(days=1)).isoformat()
+    [tick] = ticks_of(d, "condition:events")
+    assert tick.status == "succeeded" and tick.definition["partition"] == "latest"
+    assert {key for _, key in d.ws.store.current_partitions(asset="events")} == {latest}  # only the latest ran
+    clock.now += 61
+    d.tick()
+    assert len(ticks_of(d, "condition:events")) == 1  # built: on_missing no longer holds for it
+    d.close()

@@ -75,10 +75,11 @@ class ConditionEvaluation:
     memory: ConditionMemory
     state: str
     first_seen: bool
+    partition: str | None = None  # the latest partition, for a partitioned asset
 
     def to_json(self) -> dict[str, object]:
         return {"asset": self.name, "condition": self.condition, "holds": self.verdict.holds, "fires": self.fire,
-                "reason": self.reason, "verdict": self.verdict.to_json()}
+                "reason": self.reason, "partition": self.partition, "verdict": self.verdict.to_json()}
 
 
 class Daemon:
@@ -311,15 +312,49 @@ class Daemon:
         for name, spec in self.automated.items():
             origin = f"condition:{name}"
             memory = ConditionMemory.parse(memories.get(origin), now)
-            mat = current.get(name)
-            facts = facts_for(name, spec, now, current, source_hashes,
+            latest = self._latest_key(spec, now)
+            view = current if latest is None else self._partition_view(spec, latest, current)
+            mat = view.get(name)
+            facts = facts_for(name, spec, now, view, source_hashes,
                               overdue(spec.freshness, mat.finished_at if mat else None, now)[1], memory)
             verdict = spec.automation.evaluate(facts)
-            state = signature(facts, self.code_stamp())
+            state = signature(facts, self.code_stamp() + (f"|{latest}" if latest else ""))
             fire, reason = should_fire(verdict, memory, state)
             found.append(ConditionEvaluation(name, spec.automation.describe(), verdict, fire, reason, memory, state,
-                                             origin not in memories))
+                                             origin not in memories, latest))
         return found
+
+    def _latest_key(self, spec: AssetSpec, now: float) -> str | None:
+        """A partitioned asset's latest key (conditions look at that partition); None when unpartitioned."""
+        import datetime
+
+        definition = getattr(spec, "partitions", None)
+        if definition is None:
+            return None
+        from assetflow.state.partitions import dynamic_keys
+
+        store = self.ws.store  # type: ignore[union-attr]
+
+        class Keys:  # the partitions' KeyContext, at the daemon's clock
+            def __init__(self) -> None:
+                self.now = datetime.datetime.fromtimestamp(now, datetime.UTC)
+
+            def dynamic_keys(self, name: str) -> list[str]:
+                return dynamic_keys(store, name)
+
+        keys = definition.keys(Keys())
+        return keys[-1] if keys else None
+
+    def _partition_view(self, spec: AssetSpec, key: str, current: dict) -> dict:
+        """Current versions as the latest partition sees them: its own, and its partitioned upstreams' same key."""
+        store = self.ws.store  # type: ignore[union-attr]
+        view = dict(current)
+        view.pop(spec.name, None)
+        for name in (spec.name, *spec.upstreams):
+            mat = store.current_partitions(asset=name).get((name, key))
+            if mat is not None:
+                view[name] = mat
+        return view
 
     def _claim_conditions(self, now: float, report: TickReport) -> None:
         ws = self.ws
@@ -346,6 +381,8 @@ class Daemon:
                 # Forced (time-based) runs recompute the asset alone; others bring what it reads up to date too.
                 select = [ev.name] if ev.verdict.force else [f"+{ev.name}"]
                 definition = {"select": select, "force": ev.verdict.force, "condition": ev.condition}
+                if ev.partition is not None:
+                    definition["partition"] = "latest"  # a partitioned asset's condition acts on its latest key
                 if TickStore.claim(db, f"condition:{ev.name}", now, now, definition, reason=ev.verdict.reason):
                     report.claimed.append(f"condition:{ev.name}@{now:.0f}")
             for origin, text in updates.items():
@@ -355,12 +392,12 @@ class Daemon:
 
     def _work_queue(self, report: TickReport) -> None:
         pending = self.ticks.unfinished()
-        groups: dict[tuple[str, float, bool], list[Tick]] = {}
+        groups: dict[tuple[str, float, bool, object], list[Tick]] = {}
         for tick in pending:
             if tick.kind == "condition":  # one run for the conditions that fired together
-                key = ("condition", tick.tick_at, bool(tick.definition.get("force")))
+                key = ("condition", tick.tick_at, bool(tick.definition.get("force")), tick.definition.get("partition"))
             else:
-                key = (tick.origin, tick.tick_at, False)
+                key = (tick.origin, tick.tick_at, False, None)
             groups.setdefault(key, []).append(tick)
         for group in groups.values():
             run_id = self._work(group)
@@ -410,7 +447,7 @@ class Daemon:
         self.running = True
         try:
             result = api.materialize(names, project=ws, force=force, trigger=trigger, run_id=run_id,
-                                     executor=self.executor, jobs=self.jobs)
+                                     executor=self.executor, jobs=self.jobs, partition=_partition(first))
         except RunInterrupted:
             for origin, tick_at in keys:
                 ticks.requeue(origin, tick_at, f"interrupted: run {run_id} stopped; the next start resumes it")
@@ -483,3 +520,11 @@ class Daemon:
             if once:
                 return
             stop.wait(self.interval)
+
+
+def _partition(tick: Tick) -> str | None:
+    """The partitions a tick's run is limited to: a condition's "latest", or a sensor's requested keys."""
+    if tick.definition.get("partition"):
+        return str(tick.definition["partition"])
+    keys = tick.definition.get("partitions")
+    return ",".join(str(k) for k in keys) if isinstance(keys, list) and keys else None
