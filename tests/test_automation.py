@@ -530,3 +530,22 @@ def events(partition) -> pl.DataFrame:
     d.tick()
     assert len(ticks_of(d, "condition:events")) == 1  # built: on_missing no longer holds for it
     d.close()
+
+
+def test_the_page_serves_schedules_and_sensors_like_the_cli(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from assetflow.ui.app import create_app
+    from assetflow.ui.project_view import ProjectView
+
+    root = make(tmp_path, MARTS + 'schedule("daily_marts", cron="0 6 * * *", select="group:marts")\n'
+                                  '@sensor()\ndef poke(context):\n    return None\n')
+    view = ProjectView(root)
+    try:
+        with TestClient(create_app(view), base_url="http://127.0.0.1") as client:
+            schedules = client.get("/api/schedules").json()
+            sensors = client.get("/api/sensors").json()
+    finally:
+        view.close()
+    assert schedules["command"] == "schedules" and [s["name"] for s in schedules["schedules"]] == ["daily_marts"]
+    assert [s["name"] for s in sensors["sensors"]] == ["poke"]

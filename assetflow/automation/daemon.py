@@ -161,11 +161,13 @@ class Daemon:
         return hashlib.sha256(json.dumps(sorted(self._code_tokens.items(), key=str)).encode()).hexdigest()[:16]
 
     @classmethod
-    def for_workspace(cls, ws: Workspace, clock: Callable[[], float] = time.time) -> Daemon:
-        """A read-only daemon over an already loaded project: its conditions only (for ``why``)."""
+    def for_workspace(cls, ws: Workspace, clock: Callable[[], float] = time.time,
+                      declared: Iterable[object] = ()) -> Daemon:
+        """A read-only daemon over an already loaded project (``why``, the page): conditions, and the
+        schedules and sensors ``declared`` while it was imported (``recording_automation``)."""
         daemon = cls(clock=clock)
         daemon.ws, daemon.readonly = ws, True
-        daemon.schedules, daemon.sensors = {}, {}
+        daemon.schedules, daemon.sensors = collect(list(declared))  # type: ignore[arg-type]
         daemon.automated = {n: s for n, s in ws.graph.specs.items()
                             if isinstance(s, AssetSpec) and s.automation is not None}
         daemon._code_tokens = daemon._stat_code()

@@ -157,6 +157,8 @@ def create_app(view: ProjectView, *, bind_host: str = "127.0.0.1", token: str | 
         Route("/api/why/{name}", command("why")),
         Route("/api/lineage/{name}", command("lineage", "version")),
         Route("/api/history", command("history", "limit")),
+        Route("/api/schedules", command("schedules")),
+        Route("/api/sensors", command("sensors")),
         Route("/api/logs/{name}", command("logs", "run")),
         Route("/api/changes", changes),
         Route("/api/materialize", materialize, methods=["POST"]),

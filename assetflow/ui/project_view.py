@@ -111,7 +111,11 @@ class ProjectView:
         self._workspace = None
         self._cache.clear()
         try:
-            self._workspace = Workspace.load(*self.where)
+            from assetflow.automation.definitions import recording_automation
+
+            with recording_automation() as declared:  # schedules and sensors, for their listings
+                self._workspace = Workspace.load(*self.where)
+            self._automation = declared
             self.error = None
         except Exception as exc:  # noqa: BLE001 - any failure of user code is shown on the page, not raised
             self.error = error_payload(exc)
@@ -136,8 +140,9 @@ class ProjectView:
         builders: dict[str, Callable[..., dict[str, Any]]] = {
             "status": self._status, "list": self._list, "show": self._show, "why": self._why,
             "lineage": self._lineage, "history": self._history, "logs": self._logs,
+            "schedules": self._automation_listing, "sensors": self._automation_listing,
         }
-        return builders[command](*args)
+        return builders[command](*args) if command not in ("schedules", "sensors") else builders[command](command)
 
     def workspace(self) -> Workspace:
         if self._workspace is None:
@@ -180,6 +185,14 @@ class ProjectView:
         if spec.kind == "source" or name not in ws.store.current():
             return {"version": None}  # a source, or never materialized: no version to trace
         return {"version": api.version_tree(name, version, project=ws).to_json()}
+
+    def _automation_listing(self, command: str) -> dict[str, Any]:
+        """``schedules`` / ``sensors`` as the CLI's --json (docs/automation.md)."""
+        from assetflow.automation.daemon import Daemon
+        from assetflow.automation.report import schedules_payload, sensors_payload
+
+        daemon = Daemon.for_workspace(self.workspace(), declared=getattr(self, "_automation", []))
+        return (schedules_payload if command == "schedules" else sensors_payload)(daemon, time.time())
 
     def _history(self, limit: str = "50") -> dict[str, Any]:
         from assetflow.inspect.history import history

@@ -397,7 +397,22 @@
     return `${t.kind} ${what}` + (t.resumes ? " (resumed)" : "");
   }
 
+  // Schedules and sensors with their next and last ticks (docs/automation.md); hidden when there are none.
+  async function drawAutomation() {
+    let schedules, sensors;
+    try { [schedules, sensors] = await Promise.all([getDoc("schedules"), getDoc("sensors")]); } catch (e) { return; }
+    const last = (t) => t ? `${when(t.tick_at)} ${t.status}: ${t.reason || ""}` : "never";
+    const rows = schedules.schedules.map((s) => el("tr", {}, el("td", { class: "mono" }, `schedule ${s.name}`),
+      el("td", {}, `${s.cron} ${s.timezone || ""}`), el("td", {}, s.next_ticks.length ? s.next_ticks[0].local : ""),
+      el("td", {}, last(s.last_tick)))).concat(sensors.sensors.map((s) => el("tr", {},
+      el("td", { class: "mono" }, `sensor ${s.name}`), el("td", {}, `every ${s.interval_s}s`),
+      el("td", {}, s.next_tick.local), el("td", {}, last(s.last_tick)))));
+    $("automation").querySelector("tbody").replaceChildren(...rows);
+    $("automation").hidden = rows.length === 0;
+  }
+
   async function drawRuns() {
+    drawAutomation();
     const tbody = $("runs").querySelector("tbody");
     let doc;
     try { doc = await getDoc("history"); } catch (error) { showError(error); return; }
