@@ -180,6 +180,48 @@ def bench_soak(folder: Path, ticks: int) -> dict[str, object]:
             "fd_growth": samples[-1]["fds"] - samples[1]["fds"]}
 
 
+def bench_source_latency(folder: Path, interval: float, rounds: int) -> dict[str, object]:
+    """Real time: a source file changes; how long until the daemon claims the eager asset's tick."""
+    import sqlite3
+
+    from assetflow.automation.daemon import Daemon
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "data").mkdir(exist_ok=True)
+    (folder / "data" / "raw.csv").write_text("x\n1\n")
+    (folder / "latency.py").write_text(SOAK)
+    (folder / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["latency"]\n')
+    stop, ready = threading.Event(), threading.Event()
+
+    def serve() -> None:  # the daemon's SQLite connection belongs to the thread that opens it
+        daemon = Daemon(folder, interval=interval, executor="inprocess").open()
+        daemon.tick()  # the first build
+        ready.set()
+        daemon.serve(stop)
+        daemon.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ready.wait()
+    db = sqlite3.connect(folder / ".assetflow" / "state.db")
+    latencies = []
+    for i in range(rounds):
+        time.sleep(interval * 1.37)  # a change lands at an arbitrary point of the loop
+        before = db.execute("SELECT count(*) FROM ticks WHERE origin = 'condition:base'").fetchone()[0]
+        (folder / "data" / "raw.csv").write_text(f"x\n1\n{i + 2}\n")
+        changed = time.time()
+        while db.execute("SELECT count(*) FROM ticks WHERE origin = 'condition:base'").fetchone()[0] == before:
+            time.sleep(0.01)
+        claimed = db.execute("SELECT max(claimed_at) FROM ticks WHERE origin = 'condition:base'").fetchone()[0]
+        latencies.append(claimed - changed)
+        while db.execute("SELECT count(*) FROM ticks WHERE status IN ('claimed', 'started')").fetchone()[0]:
+            time.sleep(0.01)  # its run finished: the next change starts from a quiet daemon
+    stop.set()
+    thread.join()
+    return {"source_change_to_claim_max_s": max(latencies), "source_change_to_claim_median_s": statistics.median(latencies),
+            "source_change_rounds": rounds, "source_change_interval_s": interval}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=10_000)
@@ -188,7 +230,8 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--soak-ticks", type=int, default=3000)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["tick", "idle", "soak"])
+    parser.add_argument("--latency-rounds", type=int, default=10)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["tick", "idle", "soak", "latency"])
     parser.add_argument("--json", type=Path, default=None, help="Write the results here too.")
     args = parser.parse_args()
     results: dict[str, object] = {"n": args.n, "machine_cores": os.cpu_count(), "load_average": os.getloadavg()}
@@ -201,6 +244,9 @@ def main() -> None:
             print(json.dumps(results), file=sys.stderr, flush=True)
         if "idle" not in args.skip:
             results.update(bench_idle_cpu(project, args.idle_seconds, args.interval))
+            print(json.dumps(results), file=sys.stderr, flush=True)
+        if "latency" not in args.skip:
+            results.update(bench_source_latency(Path(tmp) / "latency", args.interval, args.latency_rounds))
             print(json.dumps(results), file=sys.stderr, flush=True)
         if "soak" not in args.skip:
             results.update(bench_soak(Path(tmp) / "soak", args.soak_ticks))
