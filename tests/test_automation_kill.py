@@ -135,3 +135,23 @@ def test_sigkill_at_random_instants_every_tick_runs_exactly_once(tmp_path: Path)
         futures = [pool.submit(_battery, tmp_path / f"p{i}", share[i], seed + i) for i in range(projects)]
         reports = [f.result() for f in futures]
     print(f"{sum(share)} kills over {projects} projects: " + "; ".join(reports))
+
+
+@pytest.mark.slow
+def test_daemon_cli_refuses_a_second_daemon_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipeline"]\n')
+    (tmp_path / "pipeline.py").write_text(textwrap.dedent(PIPELINE))
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    first = subprocess.Popen([sys.executable, "-m", "assetflow", "daemon", "--interval", "0.2", "--executor",
+                              "inprocess"], cwd=tmp_path, stderr=subprocess.PIPE, text=True, env=env)
+    assert first.stderr is not None
+    line = first.stderr.readline()
+    assert "daemon for" in line, line
+    second = subprocess.run([sys.executable, "-m", "assetflow", "daemon", "--once"], cwd=tmp_path,
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert second.returncode == 3
+    assert f"pid {first.pid} on" in second.stderr and "--wait" in second.stderr
+    first.send_signal(signal.SIGTERM)
+    rest = first.stderr.read()
+    assert first.wait(timeout=120) == 0
+    assert "daemon stopped" in rest
