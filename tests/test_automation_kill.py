@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 KILLS = int(os.environ.get("ASSETFLOW_DAEMON_KILLS", "200"))
-SPEED = 20.0  # clock seconds per real second: a minutely tick every 3 real seconds
+SPEED = 12.0  # clock seconds per real second: a minutely tick every 5 real seconds
 START = 1_800_000_000.0  # the injected clock's origin (a round minute)
 
 DRIVER = """
@@ -34,7 +34,7 @@ from assetflow.automation.daemon import Daemon
 from assetflow.automation.lock import DaemonLock
 
 root, base_real, speed, start, end = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
-clock = lambda: start + (time.time() - base_real) * speed
+clock = lambda: min(end, start + (time.time() - base_real) * speed)  # the final daemon drains up to ``end``
 lock = DaemonLock(__import__("pathlib").Path(root) / ".assetflow")
 lock.acquire(wait=True, poll=0.01)
 d = Daemon(root, clock=clock, executor="inprocess", interval=0.02).open()
