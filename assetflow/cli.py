@@ -269,7 +269,7 @@ def why(asset: str, as_json: bool, partition: str | None, project_dir: Path | No
 
     automation = why_automation(ws, asset)
     if as_json:
-        _emit_json({**report.to_json(), **({"automation": automation} if automation else {})})
+        _emit_json({**report.to_json(), "automation": automation})
     else:
         render_why(report)
         if automation:
