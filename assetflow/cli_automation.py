@@ -92,7 +92,7 @@ def run_daemon(project_dir: Path | None, modules: tuple[str, ...], files: tuple[
 
     from assetflow.automation.daemon import Daemon
     from assetflow.automation.lock import DaemonLock
-    from assetflow.execute.runner import RunInterrupted
+    from assetflow.errors import RunInterrupted
     from assetflow.project import load_config
 
     config = load_config(project_dir, modules, files)

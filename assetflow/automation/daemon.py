@@ -408,7 +408,8 @@ class Daemon:
 
     def _work(self, group: list[Tick]) -> str | None:
         """Close, skip, resume or run one queued tick (or one group of condition ticks)."""
-        from assetflow.execute.runner import RunInterrupted, new_run_id
+        from assetflow.errors import RunInterrupted
+        from assetflow.execute.runner import new_run_id
 
         ticks, ws = self.ticks, self.ws
         assert ws is not None

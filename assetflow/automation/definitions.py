@@ -187,7 +187,7 @@ def sensor(fn: Callable[..., object] | None = None, /, *, name: str | None = Non
     a failed tick and does not stop the daemon or other sensors.
     """
     from assetflow.declare import validate_name
-    from assetflow.execute.policy import parse_duration
+    from assetflow.durations import parse_duration
 
     def decorate(func: Callable[..., object]) -> SensorSpec:
         code = getattr(func, "__code__", None)

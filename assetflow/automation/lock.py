@@ -1,7 +1,7 @@
 """One daemon per project: an flock on ``<state>/daemon.lock`` naming its holder.
 
 The kernel drops an flock when its process dies, even by SIGKILL, so a killed daemon never
-blocks the next one. The lock is separate from the run lock (``execute.lock``): the daemon
+blocks the next one. The lock is separate from the run lock (``state.lock``): the daemon
 holds it for its whole life and takes the run lock for each run, like any person would.
 """
 
