@@ -122,7 +122,9 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
     interrupted (exit 130); a second Ctrl-C exits at once.
     """
     if not (select or exclude or force or dry_run or partition):
-        fresh = _noop_fast_path(project_dir, modules, files, with_hashes=as_json)
+        from assetflow.fastpath import fresh_without_import  # not through api: importing it costs the no-op
+
+        fresh = fresh_without_import(project_dir, modules, files, with_hashes=as_json)
         if fresh is not None:
             if as_json:
                 from assetflow.documents import fresh_run_payload
@@ -166,28 +168,6 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
     else:
         render_run(result, progress_printed=bool(progress and progress.printed_lines))
     sys.exit(int(ExitCode.OK if result.ok else ExitCode.ASSET_FAILED))
-
-
-def _noop_fast_path(project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...],
-                    with_hashes: bool = False) -> dict[str, str | None] | None:
-    """Asset names (with their data hashes if asked) if the last complete run's snapshot proves
-    nothing changed (no user import); None if it cannot."""
-    from assetflow.fastpath import SNAPSHOT_KEY, check_snapshot
-    from assetflow.project import load_config
-    from assetflow.state.store import STATE_FILE, StateStore
-
-    config = load_config(project_dir, modules, files)
-    if not (config.state_path / STATE_FILE).exists():
-        return None
-    store = StateStore(config.state_path)
-    try:
-        names = check_snapshot(config, store.get_meta(SNAPSHOT_KEY))
-        if names is None:
-            return None
-        summary = store.current_summary() if with_hashes else {}
-        return {name: summary[name][0] if name in summary else None for name in names}
-    finally:
-        store.close()
 
 
 def _selection_options(fn: F) -> F:

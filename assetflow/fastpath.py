@@ -41,7 +41,7 @@ from assetflow.state.snapshot import GRAPH_KEY, SNAPSHOT_KEY, seal, unseal
 from assetflow.version import __version__
 
 __all__ = ["DISABLE_ENV", "GRAPH_KEY", "SNAPSHOT_KEY", "build_snapshot", "check_snapshot", "fast_status",
-           "load_graph_cache", "save_graph_cache"]
+           "fresh_without_import", "load_graph_cache", "save_graph_cache"]
 
 SNAPSHOT_VERSION = 1
 GRAPH_CACHE_VERSION = 2
@@ -144,6 +144,36 @@ def check_snapshot(config: ProjectConfig, text: str | None) -> list[str] | None:
     return [a[0] for a in snapshot["assets"]]
 
 
+def _open_state(project_dir: Path | None, modules: Iterable[str],
+                files: Iterable[str]) -> tuple[ProjectConfig, Any] | None:
+    """The project's config and its state store (the caller closes it), or None if it has no state yet."""
+    from assetflow.project import load_config
+    from assetflow.state.store import STATE_FILE, StateStore
+
+    config = load_config(project_dir, tuple(modules), tuple(files))
+    if not (config.state_path / STATE_FILE).exists():
+        return None
+    return config, StateStore(config.state_path)
+
+
+def fresh_without_import(project_dir: Path | None, modules: Iterable[str], files: Iterable[str],
+                         with_hashes: bool = False) -> dict[str, str | None] | None:
+    """Asset names (with their data hashes if asked) if the last complete run's snapshot proves
+    nothing changed, without importing user code; None if it cannot (then run in full)."""
+    opened = _open_state(project_dir, modules, files)
+    if opened is None:
+        return None
+    config, store = opened
+    try:
+        names = check_snapshot(config, store.get_meta(SNAPSHOT_KEY))
+        if names is None:
+            return None
+        summary = store.current_summary() if with_hashes else {}
+        return {name: summary[name][0] if name in summary else None for name in names}
+    finally:
+        store.close()
+
+
 # -- the graph cache, and status from the state alone ----------------------------------------------
 
 
@@ -228,15 +258,10 @@ class CachedGraph(AssetGraph):
 def fast_status(project_dir: Path | None, modules: Iterable[str], files: Iterable[str], select: Iterable[str],
                 exclude: Iterable[str]) -> list[AssetStatus] | None:
     """Status rows from the state alone, or None when the full check is needed."""
-    from assetflow.project import load_config
-    from assetflow.state.store import STATE_FILE, StateStore
-
-    if os.environ.get(DISABLE_ENV):
+    opened = None if os.environ.get(DISABLE_ENV) else _open_state(project_dir, modules, files)
+    if opened is None:
         return None
-    config = load_config(project_dir, tuple(modules), tuple(files))
-    if not (config.state_path / STATE_FILE).exists():
-        return None
-    store = StateStore(config.state_path)
+    config, store = opened
     try:
         graph = load_graph_cache(config, store.get_meta(GRAPH_KEY))
         if graph is None:

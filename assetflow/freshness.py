@@ -1,4 +1,4 @@
-"""Freshness policies (DESIGN §3 rule 7): when an asset is *overdue*, whatever its staleness.
+"""Freshness policies (docs/concepts.md, rule 7): when an asset is *overdue*, whatever its staleness.
 
 Two kinds, declared as a string on ``@asset(freshness=...)`` or ``source(..., freshness=...)``:
 

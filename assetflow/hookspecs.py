@@ -28,6 +28,7 @@ def assetflow_io_backends() -> list[type[IOBackend]]:
     ``fingerprint.data.table_hash`` so equal content hashes alike in every backend, cheap
     ``check`` tokens, optional ``activate`` and ``local_file``) is in docs/plugins.md.
     """
+    return []  # a specification: pluggy calls the plugins' implementations, never this body
 
 
 @hookspec
@@ -38,3 +39,4 @@ def assetflow_executors() -> list[type[Executor]]:
     ``jobs`` (``--jobs``, None for its default) and ``address`` (``--address``, None if
     not given). Built in: ``processes`` (the default) and ``inprocess``.
     """
+    return []  # a specification: pluggy calls the plugins' implementations, never this body

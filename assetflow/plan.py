@@ -1,4 +1,4 @@
-"""Staleness: is an asset fresh, stale or missing, and exactly why (DESIGN §3).
+"""Staleness: is an asset fresh, stale or missing, and exactly why (docs/concepts.md, "Staleness rules").
 
 The same assessment serves ``status`` (a prediction, upstreams as they are now) and
 ``materialize`` (at each asset's turn, after its upstreams have settled), so the two

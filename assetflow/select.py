@@ -41,18 +41,28 @@ StatusProvider = Callable[[], Mapping[str, Iterable[str]]]
 """Computes, when first needed, every asset's states (e.g. ``{"stale", "overdue"}``) by name."""
 
 
-class _Spec(Protocol):
-    kind: str
-    group: str | None
-    tags: dict[str, str]
-    io: str | None
+class _Spec(Protocol):  # read-only members: frozen dataclasses fulfil it
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def group(self) -> str | None: ...
+
+    @property
+    def tags(self) -> Mapping[str, str]: ...
+
+    @property
+    def io(self) -> str | None: ...
 
 
 class SelectableGraph(Protocol):
     """What selection needs from a graph: specs by name, an order, and walks along the edges."""
 
-    specs: Mapping[str, _Spec]
-    order: tuple[str, ...]
+    @property
+    def specs(self) -> Mapping[str, _Spec]: ...  # read-only here, so a graph may hold a narrower mapping
+
+    @property
+    def order(self) -> tuple[str, ...]: ...
 
     def ancestors(self, names: Iterable[str], depth: int | None = None) -> set[str]: ...
 

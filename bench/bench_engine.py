@@ -1,4 +1,4 @@
-"""The execution engine's benchmark: overhead per asset, parallel speed-up, scale (issue 5, DESIGN §8).
+"""The execution engine's benchmark: overhead per asset, parallel speed-up, scale (issue 5, docs/concepts.md, "Performance budgets").
 
 Four measurements, each in fresh child processes (``python bench/bench_engine.py`` with the
 project's venv; ``--quick`` for a smoke run):

@@ -1,4 +1,4 @@
-"""Benchmark the data hash against the raw hash function (DESIGN §8: at least 80% of its speed).
+"""Benchmark the data hash against the raw hash function (docs/concepts.md, "Performance budgets": at least 80% of its speed).
 
 Builds a table of int64, float64, string, bool and timestamp columns (10 million rows by
 default) in the forms the stores produce, times ``table_hash`` on each, and compares with

@@ -1,6 +1,6 @@
 """Generate benchmark projects: N small polars assets over a few ~1,000-row CSV sources.
 
-Shapes (DESIGN §8 measures "projects of small polars assets"):
+Shapes (docs/concepts.md, "Performance budgets" measures "projects of small polars assets"):
 
 - ``chain``: ``src_0 -> a00000 -> a00001 -> ... -> a(N-1)``; the other sources join the chain at
   1/4, 2/4 and 3/4 of its length, so the last source's downstream cone is the last quarter.

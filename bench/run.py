@@ -61,7 +61,7 @@ EXECUTOR_ENV = "ASSETFLOW_EXECUTOR"
 PYCACHE = REPO / "bench" / "results" / "tmp" / "pycache"  # git-ignored
 SCHEMA_VERSION = 1
 
-# DESIGN §8, in seconds and MB.
+# docs/concepts.md, "Performance budgets", in seconds and MB.
 NOOP_BUDGET = {100: 0.15, 1000: 0.25, 10000: 1.0}
 COLD_BUDGET = {100: 0.5, 1000: 2.5, 10000: 30.0}
 HELP_BUDGET = 0.2
@@ -532,7 +532,7 @@ def _one(f: dict[str, Any], key: str, count: str) -> str:
 def render_markdown(results: dict[str, Any]) -> str:
     """The generated part of docs/benchmarks.md: budgets table, all figures, run details."""
     projects = results.get("projects", [])
-    lines = ["| figure | N | shape | measured: wall (CPU) | budget (DESIGN §8) | result |", "|---|---|---|---|---|---|"]
+    lines = ["| figure | N | shape | measured: wall (CPU) | budget (docs/concepts.md) | result |", "|---|---|---|---|---|---|"]
     help_fig = results["baselines"]["help"]
     help_s, help_cpu = help_fig["median_s"], help_fig.get("cpu_median_s")
     lines.append(f"| `assetflow --help` (median of {results['settings']['repeat']}) | - | - | {_s(help_s)}"

@@ -57,3 +57,43 @@ class ProjectDir:
 @pytest.fixture
 def project(tmp_path: Path) -> ProjectDir:
     return ProjectDir(tmp_path, ["pipeline"])
+
+
+# -- the two lanes ---------------------------------------------------------------------------------
+# `pytest -m "not slow"` is the fast in-process lane. A test is slow when it starts processes: its
+# own code or a fixture it uses runs the CLI in a subprocess (ProjectDir.run), spawns or kills
+# processes, or needs a service (PostgreSQL, S3, a Dask cluster, a browser). Marking by what the
+# code does, at collection, keeps a new subprocess test out of the fast lane without anyone
+# remembering the marker; `@pytest.mark.slow` by hand still works.
+_SLOW_FILES = ("test_reliability_", "test_ui_browser", "test_executor_dask", "test_partitions_crash",
+               "test_long_lived_process", "test_postgres_", "test_cross_backend_lineage", "test_s3_")
+_SLOW_WORDS = ("subprocess", "Popen", "ProjectDir", "ASSETFLOW", "sys.executable", "multiprocessing", "os.kill",
+               "requires_postgres", "s3_server", "LocalCluster", "playwright")
+
+
+def _starts_processes(fn: object, seen: dict[object, bool]) -> bool:
+    if fn not in seen:
+        import inspect
+
+        try:
+            source = inspect.getsource(fn)  # type: ignore[arg-type]
+        except (OSError, TypeError):
+            source = ""
+        seen[fn] = any(word in source for word in _SLOW_WORDS)
+    return seen[fn]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    seen: dict[object, bool] = {}
+    for item in items:
+        if item.get_closest_marker("slow"):
+            continue
+        fixtures = getattr(item, "_fixtureinfo", None)
+        fixture_fns = [d.func for defs in (fixtures.name2fixturedefs.values() if fixtures else ()) for d in defs
+                       if not d.baseid == "" or d.func.__module__.startswith(("tests", "conftest", "pg_", "s3_"))]
+        if (item.path.name.startswith(_SLOW_FILES)
+                or _starts_processes(getattr(item, "function", None), seen)
+                or any(_starts_processes(fn, seen) for fn in fixture_fns)):
+            item.add_marker(pytest.mark.slow)
+        elif not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(120))  # an in-process test that hangs fails, naming itself

@@ -2,7 +2,7 @@
 
 It knows nothing of assetflow's code: it renders a small project (sources, assets, the
 module-level constants that drive them), evaluates the assets' polars functions itself,
-in this process, and decides from DESIGN §3 alone what a materialize run must do:
+in this process, and decides from the staleness rules of docs/concepts.md alone what a materialize run must do:
 
 - an asset is *fresh* when its code and the data of its inputs are exactly what its
   current version was made from, and that version's stored file is intact;

@@ -1,4 +1,4 @@
-"""Code fingerprints (DESIGN §1): what counts as a code change, and what does not.
+"""Code fingerprints (docs/concepts.md, "The three hashes"): what counts as a code change, and what does not.
 
 Every test writes a small project into ``tmp_path``, imports it under the same module
 names as its edited twin, and compares fingerprints.

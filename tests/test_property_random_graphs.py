@@ -1,7 +1,7 @@
 """Property test: over random DAGs and random edit sequences, assetflow runs exactly what an
 independent oracle says must run, and ends with the data a clean run from scratch produces.
 
-DESIGN §3 rules 1-6 and 8, checked together: each example builds a project of 2-8 assets
+the staleness rules 1-6 and 8 of docs/concepts.md, checked together: each example builds a project of 2-8 assets
 over 1-2 CSV sources (each asset reads 1-3 earlier nodes through a polars helper driven by
 per-asset module constants, or, for about half of them, is a SQL file computing the same
 with ``k`` from ``[tool.assetflow.vars]``: SQL and Python assets feed each other), materializes it, then applies 2-5 steps of 1-2 edits each

@@ -1,4 +1,4 @@
-"""Crash safety (DESIGN §4, issue 6 items 1-3): SIGKILL at every failpoint and at random instants.
+"""Crash safety (docs/concepts.md, "Execution guarantees", issue 6 items 1-3): SIGKILL at every failpoint and at random instants.
 
 After every kill: the state store passes ``PRAGMA integrity_check``; every current pointer
 leads to intact data of its recorded hash (recomputed here from the stored file); every

@@ -1,4 +1,4 @@
-"""One test per staleness rule of DESIGN §3, through the real CLI on a real project."""
+"""One test per staleness rule of docs/concepts.md, through the real CLI on a real project."""
 
 from __future__ import annotations
 

@@ -156,7 +156,12 @@ class Run:
     # -- planning ---------------------------------------------------------------------------
 
     def plan(self) -> RunResult:
-        """What would happen, with each asset's reasons; nothing runs, nothing is written.
+        """What would happen, with each asset's reasons; nothing runs and no version, pointer or run is recorded.
+
+        Assessing does write caches, in short transactions of their own: the stat cache of
+        source files, the sources' observed hashes and refreshed data tokens (a token that
+        moved but whose data still hashes alike). They change no answer, only the cost of
+        the next one; the lock is not taken, so a plan never waits for a run.
 
         A restore is predicted wherever the version store makes it predictable, and
         ``may_restore`` said where it depends on data not made yet (see ``dry_run``).
@@ -364,7 +369,7 @@ class Run:
                 kill_now = getattr(self.__dict__.get("executor"), "kill_now", None)
                 if kill_now is not None:
                     kill_now()
-                self._mark_interrupted_now()
+                self.ws.store.mark_interrupted_now(self.run_id)
                 os._exit(130)
             pressed = True
             raise KeyboardInterrupt
@@ -374,17 +379,6 @@ class Run:
             yield
         finally:
             signal.signal(signal.SIGINT, previous)
-
-    def _mark_interrupted_now(self) -> None:
-        """Best effort, from a signal handler: a separate connection that gives up rather than wait."""
-        import sqlite3
-
-        try:
-            with contextlib.closing(sqlite3.connect(self.ws.store.path, timeout=0.2)) as db, db:
-                db.execute("UPDATE runs SET status = 'interrupted', finished_at = ? WHERE run_id = ? "
-                           "AND status = 'running'", (time.time(), self.run_id))
-        except sqlite3.Error:
-            pass  # e.g. the run was mid-transaction: the next run marks it abandoned instead
 
     def _attempt_error(self, name: str, future: Future[object]) -> str | None:
         """Why an attempt failed (the asset's traceback, a timeout, a lost worker), or None."""

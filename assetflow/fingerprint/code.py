@@ -1,4 +1,4 @@
-"""Code fingerprints: a hash of the code an asset's result depends on (DESIGN §1).
+"""Code fingerprints: a hash of the code an asset's result depends on (docs/concepts.md, "The three hashes").
 
 An asset is stale when its code changed, and only then: reformatting, comments and
 docstrings must not count, while an edit to any project-local helper, class or constant

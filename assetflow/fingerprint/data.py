@@ -1,4 +1,4 @@
-"""The data hash: a canonical content hash of a table's Arrow form (DESIGN §1).
+"""The data hash: a canonical content hash of a table's Arrow form (docs/concepts.md, "The three hashes").
 
 The hash must be a function of the *content* only, so that a table keeps its hash through
 every store assetflow writes it to and reads it back from (polars, pyarrow, Parquet with any

@@ -385,6 +385,16 @@ class StateStore:
                 (time.time(), status, json.dumps(summary, sort_keys=True), run_id),
             )
 
+    def mark_interrupted_now(self, run_id: str) -> None:
+        """Best effort, from a signal handler: mark the run interrupted on a separate connection
+        that gives up rather than wait (mid-transaction, the next run marks it abandoned instead)."""
+        try:
+            with contextlib.closing(sqlite3.connect(self.path, timeout=0.2)) as db, db:
+                db.execute("UPDATE runs SET status = 'interrupted', finished_at = ? WHERE run_id = ? "
+                           "AND status = 'running'", (time.time(), run_id))
+        except sqlite3.Error:
+            pass
+
     def mark_abandoned_runs(self, alive: callable) -> list[str]:  # type: ignore[valid-type]
         """Mark runs left 'running' by processes that no longer exist as failed (summary ``{"abandoned": 1}``)."""
         rows = self._db.execute("SELECT run_id, pid, host FROM runs WHERE status = 'running'").fetchall()
