@@ -10,15 +10,11 @@ are ranges (``2024-03-31 stale (source `events` changed)``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.partitions.summary import describe, ranges
-from assetflow.partitions.units import PartitionPlan, combined_hash, split_unit, unit_id
+from assetflow.partitions.units import PartitionPlan, PartitionWorkspace, combined_hash, split_unit, unit_id
 from assetflow.plan import Assessment
-
-if TYPE_CHECKING:
-    from assetflow.workspace import Workspace
 
 
 def upstream_hashes(plan: PartitionPlan, spec: AssetSpec, key: str,
@@ -44,7 +40,7 @@ def upstream_hashes(plan: PartitionPlan, spec: AssetSpec, key: str,
     return hashes, missing
 
 
-def source_hashes(ws: Workspace, plan: PartitionPlan, names: Iterable[str]) -> dict[str, str]:
+def source_hashes(ws: PartitionWorkspace, plan: PartitionPlan, names: Iterable[str]) -> dict[str, str]:
     """unit id -> data hash of every source unit among ``names`` (each key of a partitioned one)."""
     found: dict[str, str] = {}
     plain = []
@@ -57,7 +53,7 @@ def source_hashes(ws: Workspace, plan: PartitionPlan, names: Iterable[str]) -> d
     return found
 
 
-def assess_units(ws: Workspace, names: Iterable[str] | None = None) -> dict[str, Assessment]:
+def assess_units(ws: PartitionWorkspace, names: Iterable[str] | None = None) -> dict[str, Assessment]:
     """Predict every asset's (and every partition's) state from the state store as it is now."""
     graph = ws.graph
     plan = ws.partition_plan

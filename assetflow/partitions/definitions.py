@@ -288,7 +288,7 @@ def static(keys: Sequence[str]) -> StaticPartitions:
 
 def dynamic(name: str) -> DynamicPartitions:
     """Keys added at run time under ``name`` (``assetflow partitions add NAME KEY``, or ``add_partitions``)."""
-    from assetflow.declare import validate_name
+    from assetflow.names import validate_name
 
     validate_name(name, what="Dynamic partitions", where="dynamic(...)")
     return DynamicPartitions(name)

@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING
 from assetflow.declare import SourceSpec
 from assetflow.errors import PartitionKeyError
 from assetflow.partitions.definitions import DynamicPartitions, ProductPartitions, _valid_key_text
-from assetflow.partitions.units import KeyClock, PartitionPlan, definition_of
+from assetflow.partitions.units import KeyClock, PartitionPlan, PartitionWorkspace, definition_of
 
 if TYPE_CHECKING:
     from assetflow.fingerprint.source import SourceVersion
-    from assetflow.workspace import Workspace
 
 
-def dynamic_names(ws: Workspace) -> set[str]:
+def dynamic_names(ws: PartitionWorkspace) -> set[str]:
     """Every dynamic definition some asset or source of the project uses."""
     found = set()
     for spec in ws.graph.specs.values():
@@ -30,7 +29,7 @@ def dynamic_names(ws: Workspace) -> set[str]:
     return found
 
 
-def key_clock(ws: Workspace) -> KeyClock:
+def key_clock(ws: PartitionWorkspace) -> KeyClock:
     from assetflow.state.partitions import dynamic_keys
 
     clock = ws.__dict__.get("_key_clock")
@@ -41,7 +40,7 @@ def key_clock(ws: Workspace) -> KeyClock:
     return clock
 
 
-def observe_source_partitions(ws: Workspace, name: str) -> dict[str, SourceVersion]:
+def observe_source_partitions(ws: PartitionWorkspace, name: str) -> dict[str, SourceVersion]:
     from assetflow.partitions.sources import observe_partitions
     from assetflow.state.partitions import save_source_partitions
 
@@ -57,23 +56,23 @@ def observe_source_partitions(ws: Workspace, name: str) -> dict[str, SourceVersi
     return found
 
 
-def build_plan(ws: Workspace) -> PartitionPlan:
+def build_plan(ws: PartitionWorkspace) -> PartitionPlan:
     clock = key_clock(ws)
     sources = {s.name: list(ws.source_partitions(s.name)) for s in ws.graph.sources()
                if s.partitions is not None and s.name is not None}
     return PartitionPlan(ws.graph, clock, sources)
 
 
-def reset(ws: Workspace) -> None:
+def reset(ws: PartitionWorkspace) -> None:
     """Forget listed keys and the plan (after keys were added or removed), and the no-op snapshot."""
-    from assetflow.fastpath import SNAPSHOT_KEY
+    from assetflow.state.snapshot import SNAPSHOT_KEY
 
     ws.__dict__.pop("_key_clock", None)
     ws.__dict__.pop("partition_plan", None)
     ws.store.set_meta(SNAPSHOT_KEY, None)  # the keys changed: the next run must look
 
 
-def _known_definition(ws: Workspace, definition: str) -> None:
+def _known_definition(ws: PartitionWorkspace, definition: str) -> None:
     names = dynamic_names(ws)
     if definition not in names:
         raise PartitionKeyError(
@@ -82,7 +81,7 @@ def _known_definition(ws: Workspace, definition: str) -> None:
             f"or fix the name.", key=definition)
 
 
-def add_partitions(ws: Workspace, definition: str, keys: Iterable[str]) -> list[str]:
+def add_partitions(ws: PartitionWorkspace, definition: str, keys: Iterable[str]) -> list[str]:
     """Add keys to a dynamic definition; returns the ones that were new."""
     from assetflow.state.partitions import add_keys
 
@@ -97,7 +96,7 @@ def add_partitions(ws: Workspace, definition: str, keys: Iterable[str]) -> list[
     return added
 
 
-def remove_partitions(ws: Workspace, definition: str, keys: Iterable[str]) -> list[str]:
+def remove_partitions(ws: PartitionWorkspace, definition: str, keys: Iterable[str]) -> list[str]:
     """Remove keys from a dynamic definition (stored versions stay until gc); returns those that were there."""
     from assetflow.state.partitions import remove_keys
 
@@ -107,7 +106,7 @@ def remove_partitions(ws: Workspace, definition: str, keys: Iterable[str]) -> li
     return removed
 
 
-def list_partitions(ws: Workspace, definition: str) -> list[str]:
+def list_partitions(ws: PartitionWorkspace, definition: str) -> list[str]:
     from assetflow.state.partitions import dynamic_keys
 
     _known_definition(ws, definition)

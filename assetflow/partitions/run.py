@@ -24,10 +24,10 @@ from assetflow.plan import Assessment
 if TYPE_CHECKING:
     from assetflow.contracts import InputRef
     from assetflow.state.store import Materialization
-    from assetflow.workspace import Workspace
+    from assetflow.partitions.units import PartitionWorkspace
 
 
-def expand(ws: Workspace, order: Sequence[str], partition: str | None,
+def expand(ws: PartitionWorkspace, order: Sequence[str], partition: str | None,
            predicted: Mapping[str, Assessment]) -> tuple[list[str], dict[str, tuple[str, ...]], dict[str, Assessment]]:
     """The selected units in order, each one's selected upstream units, and each one's predicted verdict.
 
@@ -56,14 +56,14 @@ def expand(ws: Workspace, order: Sequence[str], partition: str | None,
     return units, ups, verdicts
 
 
-def current_units(ws: Workspace) -> dict[str, Materialization]:
+def current_units(ws: PartitionWorkspace) -> dict[str, Materialization]:
     """unit id -> current materialization, partitions included."""
     current: dict[str, Materialization] = dict(ws.store.current())
     current.update({unit_id(a, k): m for (a, k), m in ws.store.current_partitions().items()})
     return current
 
 
-def unit_upstream(ws: Workspace, spec: AssetSpec, key: str, results: Mapping[str, object],
+def unit_upstream(ws: PartitionWorkspace, spec: AssetSpec, key: str, results: Mapping[str, object],
                   current: Mapping[str, Materialization]) -> tuple[dict[str, str], list[str]]:
     """A unit's upstream hashes at its turn, and why it cannot run (failed, skipped or missing upstream units)."""
     problems: list[str] = []
@@ -97,7 +97,8 @@ def unit_upstream(ws: Workspace, spec: AssetSpec, key: str, results: Mapping[str
     return hashes, problems
 
 
-def input_refs(ws: Workspace, spec: AssetSpec, key: str, current: Mapping[str, Materialization]) -> tuple[InputRef, ...]:
+def input_refs(ws: PartitionWorkspace, spec: AssetSpec, key: str,
+               current: Mapping[str, Materialization]) -> tuple[InputRef, ...]:
     """Where each input of unit (spec, key) is: one ref, or one per upstream partition it reads."""
     from assetflow.contracts import InputRef
 
@@ -122,7 +123,7 @@ def input_refs(ws: Workspace, spec: AssetSpec, key: str, current: Mapping[str, M
     return tuple(refs)
 
 
-def activate_views(ws: Workspace, assets: Sequence[str]) -> dict[str, str]:
+def activate_views(ws: PartitionWorkspace, assets: Sequence[str]) -> dict[str, str]:
     """Switch each partitioned asset's view (where its backend keeps one) to its current partitions.
 
     Returns asset -> error for the ones whose backend failed; their partitions stay recorded.
@@ -157,7 +158,7 @@ def partition_of(spec: AssetSpec, key: str) -> object:
     return Partition(key, parts=(key,))
 
 
-def source_inputs_changed(ws: Workspace, spec: AssetSpec, up: str, expected: str | None, key: str) -> bool:
+def source_inputs_changed(ws: PartitionWorkspace, spec: AssetSpec, up: str, expected: str | None, key: str) -> bool:
     """Rule 9 for a partitioned source: did a file the unit read change while it ran?"""
     from assetflow.fingerprint.source import unchanged_since
 
@@ -171,7 +172,7 @@ def source_inputs_changed(ws: Workspace, spec: AssetSpec, up: str, expected: str
     return bool(missing) or hashes.get(up) != expected
 
 
-def _source_hash(ws: Workspace, unit: str) -> str | None:
+def _source_hash(ws: PartitionWorkspace, unit: str) -> str | None:
     asset, part = split_unit(unit)
     if not isinstance(ws.graph.specs[asset], SourceSpec):
         return "-"  # only the source's hash is compared
@@ -181,7 +182,7 @@ def _source_hash(ws: Workspace, unit: str) -> str | None:
     return ws.observe_sources([asset])[asset].data_hash
 
 
-def check_partition(ws: Workspace, order: Sequence[str], partition: str) -> None:
+def check_partition(ws: PartitionWorkspace, order: Sequence[str], partition: str) -> None:
     """Parse ``--partition`` against every selected partitioned asset (errors name the asset and the key)."""
     from assetflow.errors import PartitionKeyError
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any, Protocol
 
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.errors import DefinitionError
@@ -22,8 +23,52 @@ from assetflow.hashing import Digest
 from assetflow.partitions.definitions import PartitionsDefinition
 from assetflow.partitions.mappings import AllPartitions, Latest, PartitionMapping, resolve
 
-if TYPE_CHECKING:
-    from assetflow.graph import AssetGraph
+
+
+class AssetGraph(Protocol):
+    """What partition planning needs of ``assetflow.graph.AssetGraph`` (which calls ``validate``
+    while it is built, so this module cannot import it)."""
+
+    @property
+    def specs(self) -> Mapping[str, AssetSpec | SourceSpec]: ...
+
+    @property
+    def order(self) -> tuple[str, ...]: ...
+
+
+
+class PartitionWorkspace(Protocol):
+    """What the partition modules use of ``assetflow.workspace.Workspace``: the workspace calls
+    them (to plan and assess units), so they see it through this protocol rather than import it."""
+
+    @property
+    def root(self) -> Path: ...
+
+    @property
+    def now(self) -> float | None: ...
+
+    @property
+    def graph(self) -> Any: ...
+
+    @property
+    def store(self) -> Any: ...
+
+    @property
+    def backends(self) -> Any: ...
+
+
+    @property
+    def partition_plan(self) -> PartitionPlan: ...
+
+    def observe_sources(self, names: Iterable[str]) -> dict[str, Any]: ...
+
+    def source_partitions(self, name: str) -> dict[str, Any]: ...
+
+    def assess_one(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def io_of(self, spec: AssetSpec) -> str: ...
+
+    def forget_source(self, name: str) -> None: ...
 
 
 def unit_id(asset: str, key: str = "") -> str:

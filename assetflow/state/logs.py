@@ -16,9 +16,10 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from assetflow.names import NAME_PATTERN  # an asset name: a safe file name
+
 LOGS_FOLDER = "logs"
 _SAFE_RUN_ID = re.compile(r"[A-Za-z0-9_.-]+")
-NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_]*")  # an asset name (see assetflow.declare): a safe file name
 
 
 @dataclasses.dataclass(frozen=True)
