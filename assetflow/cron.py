@@ -101,7 +101,22 @@ def parse_cron(text: str, timezone: str | None = None) -> Cron:
     try:
         CronSim(expression, datetime.datetime(2000, 1, 1))
     except CronSimError as exc:
-        raise CronError(f"{text!r}: {str(exc).lower()} (fields: minute 0-59, hour 0-23, day 1-31, "
-                        f"month 1-12 or jan-dec, weekday 0-7 or sun-sat)") from None
+        raise CronError(_explain(text, parts, str(exc))) from None
     zone(timezone)
     return Cron(text, expression, timezone)
+
+
+_FIELDS = ("minute", "hour", "day", "month", "weekday")
+_RANGES = {"minute": "0-59", "hour": "0-23", "day": "1-31", "month": "1-12 or jan-dec", "weekday": "0-7 or sun-sat"}
+
+
+def _explain(text: str, parts: list[str], reason: str) -> str:
+    """cronsim says which field is bad ("Bad minute"); name the field's text and what it accepts."""
+    said = reason.lower().replace("day-of-week", "weekday").replace("day-of-month", "day")
+    named = next((name for name in _FIELDS if f"bad {name}" in said), None)
+    if named is None:
+        return f"{text!r}: {reason}"
+    value = parts[_FIELDS.index(named)]
+    return (f"{text!r}: bad {named} field {value!r}: {'an' if named == 'hour' else 'a'} {named} is "
+            f"{_RANGES[named]}; write a value, "
+            f"a low-high range, a list (1,15) or a step (*/15)")

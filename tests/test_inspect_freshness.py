@@ -54,8 +54,9 @@ def test_cron_previous(expression: str, now: float, expected: float) -> None:
 
 
 @pytest.mark.parametrize(("expression", "message"), [
-    ("0 6 * *", "5 fields"), ("61 * * * *", "outside 0-59"), ("* * * foo *", "not a number or a name"),
-    ("*/0 * * * *", "positive"), ("5-1 * * * *", "backwards"),
+    ("0 6 * *", "5 fields"), ("61 * * * *", "bad minute field '61': a minute is 0-59"),
+    ("* * * foo *", "bad month field 'foo': a month is 1-12 or jan-dec"), ("*/0 * * * *", "bad minute field '\\*/0'"),
+    ("5-1 * * * *", "bad minute field '5-1'"), ("0 0 32 * *", "bad day field '32'"), ("0 0 * * 9", "bad weekday field '9'"),
 ])
 def test_cron_errors(expression: str, message: str) -> None:
     with pytest.raises(CronError, match=message):
@@ -90,7 +91,7 @@ def test_policies_are_checked_at_declaration() -> None:
     assert source("data/x.csv", name="x", freshness="cron:0 6 * * *").freshness == "cron:0 6 * * *"
     with pytest.raises(DefinitionError, match=r"freshness='daily' is not a policy"):
         asset(freshness="daily", name="bad")(lambda: 1)
-    with pytest.raises(DefinitionError, match=r"source\('data/x.csv'\).*outside 0-23"):
+    with pytest.raises(DefinitionError, match=r"source\('data/x.csv'\).*bad hour field '25': an hour is 0-23"):
         source("data/x.csv", name="x", freshness="cron:0 25 * * *")
 
 
