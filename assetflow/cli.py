@@ -6,94 +6,16 @@ Library errors become exit codes here and nowhere else (see ``ExitCode``).
 
 from __future__ import annotations
 
-import functools
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from assetflow.cli_stdout import JsonAwareGroup, emit, emit_error
-from assetflow.errors import AssetflowError, ExitCode
-from assetflow.secrets import redact
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def project_options(fn: F) -> F:
-    """-m / -f / --project, shared by every command that loads a project."""
-    fn = click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path),
-                      help="Project folder (default: the nearest pyproject.toml with [tool.assetflow]).")(fn)
-    fn = click.option("-f", "--file", "files", multiple=True, help="A Python file defining assets.")(fn)
-    fn = click.option("-m", "--module", "modules", multiple=True, help="A module defining assets.")(fn)
-    return fn
-
-
-def handle_errors(fn: F) -> F:
-    """Turn assetflow errors into a message on stderr and the documented exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except AssetflowError as exc:
-            _fail(_first_error(exc))
-        except Exception as exc:
-            sqlite3 = sys.modules.get("sqlite3")
-            if sqlite3 is None or not isinstance(exc, sqlite3.Error):
-                context = click.get_current_context(silent=True)
-                emit_error(context.info_name if context else None, exc, redact(str(exc)), 1, with_traceback=True)
-                raise
-            from assetflow.state.store import state_error  # the state store failed mid-command
-
-            _fail(state_error(None, exc))
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _fail(exc: AssetflowError) -> None:
-    """Say what went wrong on stderr (and, with --json, as the error document on stdout); exit with its code."""
-    message = redact(str(exc))
-    click.echo(f"Error: {message}", err=True)
-    context = click.get_current_context(silent=True)
-    emit_error(context.info_name if context else None, exc, message, int(exc.exit_code))
-    sys.exit(int(exc.exit_code))
-
-
-def _first_error(exc: AssetflowError) -> AssetflowError:
-    """The earliest assetflow error that ``exc`` was raised while handling (not wrapping).
-
-    E.g. the state store failing while recording an asset, then again while recording the
-    run's end: the first names the asset, so it is the one to show.
-    """
-    first: AssetflowError = exc
-    current: BaseException | None = exc
-    seen: set[int] = set()
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if current.__cause__ is not None:
-            current = current.__cause__
-            continue
-        current = None if current.__suppress_context__ else current.__context__
-        if isinstance(current, AssetflowError):
-            first = current
-    return first
-
-
-def _emit_json(payload: dict[str, Any]) -> None:
-    """Every command's --json: ``schema_version`` and ``command`` first (documented in docs/json-schema.md)."""
-    from assetflow.documents import document
-
-    context = click.get_current_context(silent=True)
-    emit(json.dumps(document(context.info_name if context else None, payload), indent=2, default=str))
-
-
-@click.group(cls=JsonAwareGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="assetflow")
-def main() -> None:
-    """assetflow: declare data assets in Python; materialize only what changed."""
+from assetflow.cli_base import F, emit_json, handle_errors, main, project_options
+from assetflow.cli_stdout import emit_error
+from assetflow.errors import ExitCode
 
 
 @main.command()
@@ -129,7 +51,7 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
             if as_json:
                 from assetflow.documents import fresh_run_payload
 
-                _emit_json(fresh_run_payload(fresh))
+                emit_json(fresh_run_payload(fresh))
             else:
                 from assetflow.cli_render import plural
 
@@ -138,7 +60,6 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
     from assetflow import api
     from assetflow.cli_render import Progress, render_plan, render_run
     from assetflow.documents import run_payload
-
     from assetflow.errors import RunInterrupted
 
     progress = None if as_json or dry_run else Progress.for_stderr()
@@ -162,7 +83,7 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
         if progress:
             progress.close()
     if as_json:
-        _emit_json(run_payload(result))
+        emit_json(run_payload(result))
     elif dry_run:
         render_plan(result)
     else:
@@ -191,7 +112,7 @@ def status(select: tuple[str, ...], exclude: tuple[str, ...], as_json: bool, che
     from assetflow.documents import status_payload
 
     if as_json:
-        _emit_json(status_payload(rows, fast))
+        emit_json(status_payload(rows, fast))
     else:
         render_status(rows)
     if check and not all(r.ok for r in rows):
@@ -226,7 +147,7 @@ def list_assets(select: tuple[str, ...], exclude: tuple[str, ...], as_json: bool
     ws = _loaded_workspace(project_dir, modules, files)
     payload = list_payload(ws, selected(ws, select, exclude))
     if as_json:
-        _emit_json(payload)
+        emit_json(payload)
     else:
         render_list(payload)
 
@@ -249,7 +170,7 @@ def why(asset: str, as_json: bool, partition: str | None, project_dir: Path | No
 
     automation = why_automation(ws, asset)
     if as_json:
-        _emit_json({**report.to_json(), "automation": automation})
+        emit_json({**report.to_json(), "automation": automation})
     else:
         render_why(report)
         if automation:
@@ -288,7 +209,7 @@ def lineage(select: tuple[str, ...], direction: str | None, depth: int | None, f
         trail = api.column_lineage(asset, column, upstream=direction != "downstream",
                                    downstream=direction == "downstream", depth=depth, project=ws)
         if fmt == "json":
-            _emit_json(trail.to_json())
+            emit_json(trail.to_json())
         else:
             click.echo(trail.render(fmt), nl=False)
         return
@@ -298,14 +219,14 @@ def lineage(select: tuple[str, ...], direction: str | None, depth: int | None, f
             raise click.UsageError(f"--version needs exactly one asset; the selection means {len(names)}.")
         tree = api.version_tree(names[0], version, depth=depth, project=ws)
         if fmt == "json":
-            _emit_json({"version": tree.to_json()})
+            emit_json({"version": tree.to_json()})
         else:
             render_version_tree(tree)
         return
     graph = api.lineage(select, upstream=direction != "downstream", downstream=direction != "upstream",
                         depth=depth, project=ws)
     if fmt == "json":
-        _emit_json(graph.to_json())
+        emit_json(graph.to_json())
     else:
         click.echo(graph.render(fmt), nl=False)
 
@@ -338,7 +259,7 @@ def show(select: tuple[str, ...], limit: int, version: str | None, as_json: bool
         raise click.UsageError(f"--version needs exactly one asset; the selection means {len(names)}.")
     details = [show_asset(ws, name, limit, version) for name in names]
     if as_json:
-        _emit_json({"assets": details})
+        emit_json({"assets": details})
     else:
         render_show(details)
 
@@ -373,7 +294,7 @@ def history(select: tuple[str, ...], exclude: tuple[str, ...], limit: int, with_
         finally:
             store.close()
     if as_json:
-        _emit_json(payload)
+        emit_json(payload)
     else:
         render_history(payload)
 
@@ -397,7 +318,7 @@ def logs(asset: str, run_id: str | None, as_json: bool, project_dir: Path | None
         raise ParameterError(f"{asset!r} is not an asset name; run `assetflow list` to see the assets.", "asset")
     payload = logs_payload(load_config(project_dir, modules, files).state_path, asset, run_id)
     if as_json:
-        _emit_json(payload)
+        emit_json(payload)
     elif payload["log"] is None:
         where = f"run {run_id}" if run_id else "any run kept"
         click.echo(f"No output of `{asset}` in {where}: it printed and logged nothing, or `assetflow gc` "
@@ -449,7 +370,7 @@ def doctor(repair: bool, verify_data: bool, wait: bool, as_json: bool, project_d
     report = checkup.repair(config, wait=wait, verify_data=verify_data) if repair else checkup.examine(
         config, verify_data=verify_data)
     if as_json:
-        _emit_json(report.to_json())
+        emit_json(report.to_json())
     else:
         from assetflow.cli_render import plural
 
@@ -482,7 +403,7 @@ def plugins(as_json: bool) -> None:
 
     rows = describe_plugins()
     if as_json:
-        _emit_json({"plugins": rows})
+        emit_json({"plugins": rows})
     else:
         for row in rows:
             click.echo(f"{row['name']} {row['version'] or ''}: {', '.join(row['hooks'])}")
@@ -552,7 +473,7 @@ def _dynamic_command(action: str) -> Callable[..., None]:
         else:
             found = (dynamic.add_partitions if action == "add" else dynamic.remove_partitions)(ws, definition, keys)
         if as_json:
-            _emit_json({"definition": definition, "action": action, "keys": found})
+            emit_json({"definition": definition, "action": action, "keys": found})
         elif action == "list":
             click.echo("\n".join(found) if found else f"dynamic partitions {definition!r} has no keys yet")
         else:
@@ -570,4 +491,4 @@ for _action in ("add", "remove", "list"):
     partitions.command(_action)(_dynamic_command(_action))
 
 
-from assetflow import cli_automation  # noqa: E402,F401 - registers daemon, serve, schedules, sensors, automation, ticks
+from assetflow import cli_automation  # noqa: F401 - registers daemon, serve, schedules, sensors, automation, ticks

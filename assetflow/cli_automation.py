@@ -1,6 +1,6 @@
 """The automation commands: ``daemon``, ``serve``, ``schedules``, ``sensors``, ``automation``, ``ticks``.
 
-Registered on ``assetflow.cli.main`` (imported at the end of that module); the same thin layer:
+Registered on ``assetflow.cli_base.main`` (this module is imported at the end of cli.py); the same thin layer:
 options read here, work done by ``assetflow.automation``, errors turned into exit codes by
 ``handle_errors``. Logs go to stderr; listings' ``--json`` to stdout.
 """
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from assetflow.cli import _emit_json, handle_errors, main, project_options
+from assetflow.cli_base import emit_json, handle_errors, main, project_options
 
 if TYPE_CHECKING:
     import threading
@@ -146,11 +146,12 @@ def serve(interval: float, wait: bool, jobs: int | None, executor: str | None, h
 
     See docs/automation.md for running it as a systemd service.
     """
+    import logging
+    import threading
+
     from assetflow.ui.project_view import ProjectView
     from assetflow.ui.security import is_loopback
     from assetflow.ui.serve import serve as serve_page
-    import logging
-    import threading
 
     if not is_loopback(host) and not token:
         raise click.UsageError(f"Refusing to listen on {host} without a token; pass --token or keep 127.0.0.1.")
@@ -208,7 +209,7 @@ def schedules(at: str | None, as_json: bool, project_dir: Path | None, modules: 
     finally:
         d.close()
     if as_json:
-        _emit_json(payload)
+        emit_json(payload)
         return
     if not payload["schedules"]:
         click.echo("No schedules declared.")
@@ -244,7 +245,7 @@ def sensors(as_json: bool, project_dir: Path | None, modules: tuple[str, ...], f
     finally:
         d.close()
     if as_json:
-        _emit_json(payload)
+        emit_json(payload)
         return
     if not payload["sensors"]:
         click.echo("No sensors declared.")
@@ -270,7 +271,7 @@ def automation(at: str | None, as_json: bool, project_dir: Path | None, modules:
     finally:
         d.close()
     if as_json:
-        _emit_json(payload)
+        emit_json(payload)
         return
     if not payload["automation"]:
         click.echo("No asset declares automation=.")
@@ -299,7 +300,7 @@ def ticks(name: str | None, limit: int, as_json: bool, project_dir: Path | None,
     finally:
         store.close()
     if as_json:
-        _emit_json({"ticks": rows})
+        emit_json({"ticks": rows})
         return
     from assetflow.automation.report import render_ticks_line
 
