@@ -8,11 +8,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from assetflow.checks.definitions import (
+    CheckOutcome,
+    accepted_values,
+    check,
+    expr,
+    not_null,
+    relationship,
+    row_count,
+    schema,
+    unique,
+)
 from assetflow.declare import AssetSpec, SourceSpec, asset, source
 from assetflow.secrets import Secret, secret
 from assetflow.version import __version__
 from assetflow.errors import (
     AssetflowError,
+    CheckDefinitionError,
     CycleError,
     DefinitionError,
     DuplicateAssetError,
@@ -28,7 +40,7 @@ from assetflow.errors import (
 )
 
 if TYPE_CHECKING:
-    from assetflow.api import lineage, load, materialize, status, why
+    from assetflow.api import lineage, load, materialize, run_checks, status, why
     from assetflow.hookspecs import hookimpl
     from assetflow.sql.spec import sql_asset
 
@@ -36,6 +48,8 @@ if TYPE_CHECKING:
 __all__ = [
     "AssetSpec",
     "AssetflowError",
+    "CheckDefinitionError",
+    "CheckOutcome",
     "CycleError",
     "DefinitionError",
     "DuplicateAssetError",
@@ -50,19 +64,29 @@ __all__ = [
     "StateError",
     "StorageError",
     "UnknownAssetError",
+    "accepted_values",
     "asset",
+    "check",
+    "expr",
     "hookimpl",
     "lineage",
     "load",
     "materialize",
+    "not_null",
+    "relationship",
+    "row_count",
+    "run_checks",
+    "schema",
     "secret",
     "source",
     "sql_asset",
     "status",
+    "unique",
     "why",
 ]
 
 _LAZY = {"lineage": "assetflow.api", "load": "assetflow.api", "materialize": "assetflow.api", "status": "assetflow.api",
+         "run_checks": "assetflow.api",
          "why": "assetflow.api",
          "hookimpl": "assetflow.hookspecs", "sql_asset": "assetflow.sql.spec"}
 

@@ -13,6 +13,7 @@ from typing import Any
 from assetflow.contracts import Executor
 from assetflow.declare import AssetSpec
 from assetflow.errors import UnknownAssetError
+from assetflow.execute.gate import CheckRun
 from assetflow.execute.runner import Listener, Run, RunResult
 from assetflow.inspect.lineage import Lineage, build_lineage
 from assetflow.inspect.status import AssetStatus, compute_status, state_map
@@ -22,7 +23,7 @@ from assetflow.select import select as select_names
 from assetflow.workspace import Workspace
 
 __all__ = ["AssetStatus", "Lineage", "VersionNode", "WhyReport", "column_lineage", "columns", "lineage", "load",
-           "materialize", "status", "why"]
+           "materialize", "run_checks", "status", "why"]
 
 ProjectArg = Workspace | Path | str | None
 Selection = Iterable[str] | str | None
@@ -93,6 +94,20 @@ def _cache_graph_after_complete_run(ws: Workspace) -> None:
 
     if ws.store.get_meta(SNAPSHOT_KEY) is not None:
         save_graph_cache(ws)
+
+
+def run_checks(select: Selection = None, *, exclude: Selection = (), project: ProjectArg = None,
+          modules: Iterable[str] = (), files: Iterable[str] = ()) -> list[CheckRun]:
+    """Run the checks of the selected assets' current versions (each partition's), as ``assetflow check``.
+
+    Verdicts already known for (check, data) are read, not re-run; nothing is published or
+    unpublished. Each ``CheckRun`` has ``results`` (one dict per check), ``ok`` (no blocking
+    failure) and ``headline()``. See docs/checks.md.
+    """
+    from assetflow.execute.gate import check_current
+
+    ws = _workspace(project, modules, files)
+    return check_current(ws, selected(ws, select, exclude))
 
 
 def status(

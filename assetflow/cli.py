@@ -98,6 +98,26 @@ def _selection_options(fn: F) -> F:
 
 @main.command()
 @_selection_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable verdicts on stdout.")
+@project_options
+@handle_errors
+def check(select: tuple[str, ...], exclude: tuple[str, ...], as_json: bool, project_dir: Path | None,
+          modules: tuple[str, ...], files: tuple[str, ...]) -> None:
+    """Run the checks of the selected assets' current versions (cached verdicts are reused); exit 1 on a failure."""
+    from assetflow import api
+    from assetflow.cli_render import render_checks
+    from assetflow.documents import check_payload
+
+    runs = api.run_checks(select, exclude=exclude, project=project_dir, modules=modules, files=files)
+    if as_json:
+        _emit_json(check_payload(runs))
+    else:
+        render_checks(runs)
+    sys.exit(int(ExitCode.OK if all(r.ok for r in runs) else ExitCode.ASSET_FAILED))
+
+
+@main.command()
+@_selection_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable status on stdout.")
 @click.option("--check", is_flag=True, help="Exit 1 if anything selected is not fresh (for CI).")
 @project_options

@@ -247,6 +247,44 @@ def render_status(rows: list[AssetStatus]) -> None:
 
 
 
+def render_checks(runs: Sequence[Any]) -> None:
+    """``assetflow check``: each checked version, then one line per check; the failures first."""
+    from assetflow.checks.report import counts, one_line
+
+    if not runs:
+        click.echo("No checks: none of the selected assets declares any, or none has a current version.")
+        return
+    verdicts = []
+    for run in runs:
+        unit = f"{run.asset}[{run.partition}]" if run.partition else run.asset
+        click.echo(f"{unit}  (version {run.materialization.id}, {_short(run.materialization.data_hash)})")
+        order = sorted(run.results, key=lambda r: (r["passed"], r["severity"] != "error", r["check"]))
+        for r in order:
+            word = "passed" if r["passed"] else "FAILED" if r["severity"] == "error" else "warned"
+            state = "fresh" if r["passed"] else "failed" if r["severity"] == "error" else "stale"
+            cached = "  (cached)" if r.get("cached") else ""
+            click.echo(f"  {_paint(f'{word:<6}', state)}  {one_line(r)}{cached}")
+            verdicts.append(r)
+    found = counts(verdicts)
+    cached = sum(1 for v in verdicts if v.get("cached"))
+    click.echo(f"{plural(len(runs), 'version')} checked: {found['passed']} passed, {found['failed']} failed, "
+               f"{found['warned']} warned ({cached} cached).")
+
+
+def _verdict_lines(verdicts: list[dict[str, Any]]) -> list[str]:
+    """One line per verdict (failures first), then what a failed one found."""
+    from assetflow.checks.report import one_line
+
+    lines = []
+    for v in sorted(verdicts, key=lambda v: (v["passed"], v["severity"] != "error", v["check"])):
+        word = "passed" if v["passed"] else "FAILED" if v["severity"] == "error" else "warned"
+        lines.append(f"    {_paint(f'{word:<6}', 'fresh' if v['passed'] else 'failed')}  {one_line(v)}")
+        findings = v.get("findings")
+        if not v["passed"] and isinstance(findings, dict) and findings.get("examples"):
+            lines.append(f"            examples: {', '.join(repr(x) for x in findings['examples'])}")
+    return lines
+
+
 def render_list(payload: dict[str, Any]) -> None:
     rows = [[a["name"], a["kind"], a["group"] or "-", ", ".join(a["upstream"]) or "-"] for a in payload["assets"]]
     click.echo("\n".join(table(("name", "kind", "group", "upstream"), rows)))
@@ -369,6 +407,9 @@ def render_show(details: list[dict[str, Any]]) -> None:
             dropped = (d.get("columns") or {}).get("dropped") or []
             if dropped:
                 out.append("  dropped: " + ", ".join(f"{x['asset']}.{x['column']}" for x in dropped))
+        if d["kind"] == "asset" and d["current"] and d["current"].get("checks"):
+            out.append("  checks of the current version:")
+            out += _verdict_lines(d["current"]["checks"])
         chosen = d.get("version")
         if chosen:
             out.append(f"  version {chosen['id']} (run {chosen['run_id']}{', current' if chosen['current'] else ''}):")
@@ -376,6 +417,9 @@ def render_show(details: list[dict[str, Any]]) -> None:
                 ("data hash", chosen["data_hash"]), ("recipe key", chosen["recipe_key"]),
                 ("code fingerprint", chosen["code_fingerprint"]), ("made", _time_and_age(chosen["finished_at"])),
                 ("rows", chosen["rows"]), ("stored at", f"{chosen['io']}: {chosen['location']}")) if v not in (None, "")]
+            if chosen.get("checks"):
+                out.append("    checks:")
+                out += ["  " + line for line in _verdict_lines(chosen["checks"])]
         if d["kind"] in ("asset", "removed") and d["materializations"]:
             out.append("  last materializations:")
             keyed = any(m.get("partition") for m in d["materializations"])

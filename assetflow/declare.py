@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, overload
 
+from assetflow.checks.definitions import validate_checks
 from assetflow.durations import parse_duration
 from assetflow.errors import DefinitionError
 from assetflow.freshness import validate_policy
@@ -83,6 +84,7 @@ class AssetSpec:
     wants_partition: bool = False  # the function takes a ``partition`` parameter
     partition_column: str | None = None  # a column whose values must match the partition computed
     automation: Any = None  # an AutomationCondition: when the daemon materializes it (docs/automation.md)
+    checks: tuple[Any, ...] = ()  # built-ins and @check functions judging each new version (docs/checks.md)
     file: str = "<unknown>"
     line: int = 0
 
@@ -219,6 +221,7 @@ def _build_asset(
     mappings: Mapping[str, object] | None = None,
     partition_column: str | None = None,
     automation: object = None,
+    checks: Sequence[object] | None = None,
 ) -> AssetSpec:
     if not callable(fn) or not hasattr(fn, "__code__"):
         raise DefinitionError(f"@asset decorates plain functions; got {fn!r}.")
@@ -290,6 +293,7 @@ def _build_asset(
         wants_partition=wants_partition,
         partition_column=partition_column,
         automation=_automation(automation, asset_name, where),
+        checks=validate_checks(checks, asset_name, where),
         file=file,
         line=line,
     )
@@ -323,6 +327,7 @@ def asset(
     mappings: Mapping[str, object] | None = None,
     partition_column: str | None = None,
     automation: object = None,
+    checks: Sequence[object] | None = None,
 ) -> Callable[[Callable[..., object]], AssetSpec]: ...
 
 
@@ -349,6 +354,7 @@ def asset(
     mappings: Mapping[str, object] | None = None,
     partition_column: str | None = None,
     automation: object = None,
+    checks: Sequence[object] | None = None,
 ) -> AssetSpec | Callable[[Callable[..., object]], AssetSpec]:
     """Declare a function as an asset; its parameters name the assets it reads.
 
@@ -366,12 +372,15 @@ def asset(
     names a column whose every value must belong to that partition. See docs/partitions.md.
     ``automation`` is a condition (``on_upstream_change() | on_cron("0 * * * *")``) on which
     ``assetflow daemon`` materializes it; see docs/automation.md.
+    ``checks`` (``[not_null("id"), unique("id"), row_count(min=1)]``) judge each new version before it
+    is made current: a failed blocking check keeps the previous version current; see docs/checks.md.
     """
     options = dict(
         name=name, deps=deps, io=io, group=group, tags=tags, version=version,
         description=description, owners=owners, metadata=metadata, config=config, retries=retries,
         freshness=freshness, timeout=timeout, pool=pool, retry_delay=retry_delay,
         partitions=partitions, mappings=mappings, partition_column=partition_column, automation=automation,
+        checks=checks,
     )
     if fn is not None:
         return _build_asset(fn, **options)  # type: ignore[arg-type]

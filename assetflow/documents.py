@@ -18,6 +18,12 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 
 
+def verdict_document(result: Mapping[str, Any]) -> dict[str, Any]:
+    from assetflow.checks.report import verdict_document as document_of
+
+    return document_of(result)
+
+
 def document(command: str | None, payload: Mapping[str, Any]) -> dict[str, Any]:
     """``payload`` under the two keys every document starts with."""
     return {"schema_version": SCHEMA_VERSION, "command": command, **payload}
@@ -34,9 +40,21 @@ def status_payload(rows: Iterable[AssetStatus], fast_path: bool) -> dict[str, An
          "data_hash": r.data_hash, "rows": r.rows, "materialized_at": r.materialized_at, "updated_at": r.updated_at,
          "age_s": None if r.updated_at is None else now - r.updated_at, "group": r.group, "io": r.io,
          "tags": r.tags, "freshness": r.freshness, "overdue_by_s": r.overdue_by,
+         "checks": None if r.checks is None else [verdict_document(v) for v in r.checks],
          **({"partitions": r.partitions["partitions"], "ranges": r.partitions["ranges"]} if r.partitions else {})}
         for r in rows
     ], "fast_path": fast_path}
+
+
+def check_payload(runs: Iterable[Any]) -> dict[str, Any]:
+    """``assetflow check --json``: each checked version and its verdicts."""
+    from assetflow.checks.report import counts
+
+    runs = list(runs)
+    return {"ok": all(r.ok for r in runs), "counts": counts(v for r in runs for v in r.results), "assets": [
+        {"name": r.asset, "partition": r.partition or None, "data_hash": r.materialization.data_hash,
+         "version": r.materialization.id, "ok": r.ok, "checks": [verdict_document(v) for v in r.results]}
+        for r in runs]}
 
 
 def list_payload(ws: Workspace, names: Iterable[str]) -> dict[str, Any]:
@@ -51,14 +69,15 @@ def list_payload(ws: Workspace, names: Iterable[str]) -> dict[str, Any]:
 
 
 def _outcome_row(name: str, outcome: str, reasons: list[str], duration_s: float | None = None,
-                 data_hash: str | None = None, error: str | None = None) -> dict[str, Any]:
+                 data_hash: str | None = None, error: str | None = None,
+                 checks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"name": name, "outcome": outcome, "reasons": reasons, "duration_s": duration_s, "data_hash": data_hash,
-            "error": error}
+            "error": error, "checks": None if checks is None else [verdict_document(v) for v in checks]}
 
 
 def run_payload(result: RunResult) -> dict[str, Any]:
     return {"run_id": result.run_id, "dry_run": result.dry_run, "ok": result.ok, "counts": result.counts(),
-            "assets": [_outcome_row(r.name, r.outcome, r.reasons, r.duration, r.data_hash, r.error)
+            "assets": [_outcome_row(r.name, r.outcome, r.reasons, r.duration, r.data_hash, r.error, r.checks)
                        for r in result.results.values()]}
 
 

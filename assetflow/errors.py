@@ -8,7 +8,10 @@ Hierarchy::
     ├── DefinitionError             a bad @asset / source() declaration (unsafe name, bad option)
     │   ├── SqlDefinitionError      a SQL asset that is not one valid query of project tables
     │   │                           (``exc.file``, ``exc.line``, ``exc.column``)
-    │   └── CronError               a cron expression (of a freshness policy) cannot be read
+    │   ├── CronError               a cron expression (of a freshness policy) cannot be read
+    │   └── CheckDefinitionError    a check that cannot run: an unknown asset, a relationship to an
+    │                               asset that is not upstream, a missing column, a bad return value
+    │                               (``exc.check``, ``exc.asset``, ``exc.file``, ``exc.line``)
     ├── ParameterError              a command option or a web API parameter has a bad value
     │   └── PartitionKeyError       a partition key or range is malformed, unknown or outside the
     │                               definition (``exc.asset``, ``exc.key``; a caret under a bad range)
@@ -83,6 +86,25 @@ class DefinitionError(AssetflowError):
 
 class CronError(DefinitionError, ValueError):
     """A cron expression that cannot be read; the message says which field and why."""
+
+
+class CheckDefinitionError(DefinitionError):
+    """A check is declared or written so that it cannot judge its asset (docs/checks.md).
+
+    Raised at load for an unknown asset or a relationship to an asset that is not upstream; at
+    run time (a column the data lacks, a return value that is neither a bool nor a
+    ``CheckOutcome``) it becomes that check's failed result instead, with the same message.
+    """
+
+    def __init__(self, message: str, check: str = "", asset: str = "", file: str = "", line: int = 0) -> None:
+        super().__init__(message)
+        self.check = check
+        self.asset = asset
+        self.file = file
+        self.line = line
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.check, self.asset, self.file, self.line))
 
 
 class ParameterError(AssetflowError):

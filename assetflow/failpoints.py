@@ -17,6 +17,10 @@ The points (see docs/RELIABILITY.md for what each proves):
     the materialization is inserted in an open state transaction, not yet committed
 ``after_state_commit``
     the materialization is committed in the state store
+``before_publish``
+    a checked asset's new version is stored and recorded, not yet checked nor current
+``after_checks``
+    its checks' verdicts are recorded; the storage is not activated, the pointer not moved
 ``after_event``
     an event (fresh, cutoff, restored, failed, skipped) was recorded: mid-run bookkeeping
 ``before_snapshot_write``
@@ -37,6 +41,8 @@ POINTS = (
     "after_rename",
     "before_state_commit",
     "after_state_commit",
+    "before_publish",
+    "after_checks",
     "after_event",
     "before_snapshot_write",
 )

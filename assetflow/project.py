@@ -195,13 +195,16 @@ def _note_imported(config: ProjectConfig, before: set[str]) -> None:
 
 def load_specs(config: ProjectConfig) -> dict[str, Spec]:
     """Import the project afresh and collect its assets and sources (duplicates are an error)."""
-    with recording_declarations() as declared:
+    from assetflow.checks.definitions import attach_checks, recording_checks
+
+    with recording_declarations() as declared, recording_checks() as checks:
         modules = import_modules(config)
     specs = collect_specs(modules, declared)
     if config.sql or any(getattr(s, "language", None) == "sql" for s in specs.values()):
         from assetflow.sql.resolve import add_sql_assets  # .sql files, and every SQL asset's table names
 
         specs = add_sql_assets(specs, config.root, config.sql, config.vars)
+    attach_checks(specs, checks)  # @check functions onto their assets; unknown assets are an error here
     return specs
 
 

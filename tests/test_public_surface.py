@@ -20,10 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "assetflow"
 
 PUBLIC = [
-    "AssetSpec", "AssetflowError", "CycleError", "DefinitionError", "DuplicateAssetError", "ExitCode", "GraphError",
-    "MaterializationError", "PluginError", "ProjectLoadError", "Secret", "SelectionError", "SourceSpec", "StateError",
-    "StorageError", "UnknownAssetError", "asset", "hookimpl", "lineage", "load", "materialize", "secret", "source",
-    "sql_asset", "status", "why",
+    "AssetSpec", "AssetflowError", "CheckDefinitionError", "CheckOutcome", "CycleError", "DefinitionError",
+    "DuplicateAssetError", "ExitCode", "GraphError", "MaterializationError", "PluginError", "ProjectLoadError", "Secret",
+    "SelectionError", "SourceSpec", "StateError", "StorageError", "UnknownAssetError", "accepted_values", "asset",
+    "check", "expr", "hookimpl", "lineage", "load", "materialize", "not_null", "relationship", "row_count",
+    "run_checks", "schema", "secret", "source", "sql_asset", "status", "unique", "why",
 ]
 EXT = [
     "CheckResult", "CheckStatus", "Executor", "IOBackend", "PluginError", "ProjectConfig", "StorageError",
@@ -82,6 +83,7 @@ def test_plugins_import_only_the_public_surface() -> None:
 # assetflow but the errors; nothing below the workspace reaches up into execution or inspection.
 LEAVES = ["errors", "contracts", "durations", "version", "hashing", "hookspecs", "failpoints", "secrets"]
 FORBIDDEN = {
+    "checks": ["execute", "workspace", "plan", "api", "cli", "fastpath", "inspect", "state", "storage", "ui"],
     "declare": ["execute", "workspace", "plan", "api", "cli", "fastpath", "inspect", "state", "storage"],
     "state": ["execute", "workspace", "plan", "api", "cli", "fastpath", "inspect", "ui"],
     "storage": ["execute", "workspace", "plan", "api", "cli", "fastpath", "inspect", "state", "ui"],

@@ -39,6 +39,8 @@ from assetflow.durations import format_duration
 from assetflow.errors import RunInterrupted, TaskTimeout, WorkerLost
 from assetflow.execute.dry_run import MAY_RESTORE, predict, restorable
 from assetflow.execute.executors import make_executor
+from assetflow.checks.report import one_line
+from assetflow.execute.gate import CheckRun, Gate
 from assetflow.execute.policy import PoolLimits, retry_delay
 from assetflow.execute.task import ComputeResult, ComputeTask, compute, register_workspace
 from assetflow.failpoints import failpoint
@@ -64,6 +66,7 @@ class AssetResult:
     data_hash: str | None = None
     error: str | None = None
     attempts: int = 0  # how many times it was computed in this run (0: not computed)
+    checks: list[dict[str, object]] | None = None  # the verdicts of its checks on the version it settled on
 
     @property
     def asset(self) -> str:
@@ -152,6 +155,7 @@ class Run:
         self.results: dict[str, AssetResult] = {}
         self._unreadable: set[str] = set()  # sources whose files could not be read in this run
         self._fresh_events: list[tuple[str, str, str, float | None, str | None, str]] = []
+        self._gate: Gate | None = None  # judges checked assets' versions (built on first use)
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -479,14 +483,14 @@ class Run:
             if isinstance(upstream_spec, SourceSpec):
                 hashes[up] = self.ws.observe_sources([up])[up].data_hash
             elif up in self.results and self.results[up].outcome in ("failed", "skipped"):
-                problems.append(f"upstream `{up}` {self.results[up].outcome}")
+                problems.append(_upstream_problem(up, self.results[up]))
             elif up in self.current:
                 hashes[up] = self.current[up].data_hash
             else:
                 problems.append(f"upstream `{up}` has never been materialized (select it too, e.g. +{spec.name})")
         for dep in spec.deps:
             if dep in self.results and self.results[dep].outcome in ("failed", "skipped"):
-                problems.append(f"upstream `{dep}` {self.results[dep].outcome}")
+                problems.append(_upstream_problem(dep, self.results[dep]))
         return hashes, problems
 
     def _record_event(self, result: AssetResult) -> None:
@@ -524,10 +528,21 @@ class Run:
         if verdict.fresh and not self.force:
             outcome: Outcome = "fresh" if predicted.fresh else "cutoff"
             reasons = [] if predicted.fresh else [r for r in predicted.reasons if r.startswith("upstream")]
-            self._record_event(AssetResult(name, outcome, reasons, data_hash=verdict.current.data_hash if verdict.current else None))
+            checked = None
+            if spec.checks and verdict.current is not None:  # a check added or edited since: judge the current version
+                checked = self._judge(spec, verdict.current)
+                if not checked.ok:
+                    self._record_event(AssetResult(name, "failed", reasons, error=_check_failure(checked, current=True),
+                                                   checks=checked.results))
+                    return None
+            self._record_event(AssetResult(name, outcome, reasons, checks=checked.results if checked else None,
+                                           data_hash=verdict.current.data_hash if verdict.current else None))
             return None
         earlier = None if self.force else restorable(self.ws, verdict)
         if earlier is not None and earlier.id is not None:
+            if spec.checks:  # an earlier version is judged like a new one (it may be a rejected or unchecked one)
+                self._publish_checked(name, earlier, "restored", verdict.reasons)
+                return None
             if not self._activated(name, earlier, verdict.reasons):
                 return None
             with self.ws.store.transaction(f"restoring asset {name!r}") as db:
@@ -616,6 +631,13 @@ class Run:
             rows=stored.rows, schema=stored.schema, bytes=stored.bytes, libraries=dict(code.libraries),
             started_at=result.started_at, finished_at=result.finished_at,
         )
+        if spec.checks:  # stored, judged, and only then published (docs/checks.md)
+            with self.ws.store.transaction(f"recording asset {name!r} before its checks") as db:
+                mat_id = self.ws.store.record(db, mat, point=False)
+                self.ws.store.save_code_sources(db, code.digest, code.sources)
+            failpoint("before_publish")
+            self._publish_checked(name, dataclasses.replace(mat, id=mat_id), "ran", reasons, duration, launch.attempts)
+            return
         asset_result = AssetResult(name, "ran", reasons, duration, data_hash=stored.data_hash, attempts=launch.attempts)
         if not self._activated(name, mat, reasons, duration, launch.attempts):
             return
@@ -629,6 +651,38 @@ class Run:
         self.results[name] = asset_result
         if self.listener is not None:
             self.listener(asset_result)
+
+    def _judge(self, spec: AssetSpec, mat: Materialization) -> CheckRun:
+        if self._gate is None:
+            self._gate = Gate(self.ws, self.run_id)
+        return self._gate.judge(spec, mat, self.current)
+
+    def _publish_checked(self, name: str, mat: Materialization, outcome: Outcome, reasons: list[str],
+                         duration: float | None = None, attempts: int = 0) -> None:
+        """Judge a recorded but unpublished version; publish it (storage, then pointer) only if no blocking check failed."""
+        asset, key = split_unit(name)
+        spec = self.graph.specs[asset]
+        assert isinstance(spec, AssetSpec) and mat.id is not None
+        checked = self._judge(spec, mat)
+        if not checked.ok:
+            self._record_event(AssetResult(name, "failed", reasons, duration, data_hash=mat.data_hash,
+                                           error=checked.rejection(name in self.current), attempts=attempts,
+                                           checks=checked.results))
+            return
+        if not self._activated(name, mat, reasons, duration, attempts):
+            return
+        detail = "; ".join([*reasons, *(f"warning: {one_line(w)}" for w in checked.warnings)]) or None
+        with self.ws.store.transaction(f"publishing asset {name!r}") as db:
+            self.ws.store.point(db, asset, mat.id, key)
+            self.ws.store.add_events(db, [(self.run_id, asset, outcome, duration, detail, key)])
+            failpoint("before_state_commit")
+        failpoint("after_state_commit")
+        self.current[name] = mat
+        result = AssetResult(name, outcome, reasons, duration, data_hash=mat.data_hash, attempts=attempts,
+                             checks=checked.results)
+        self.results[name] = result
+        if self.listener is not None:
+            self.listener(result)
 
     def _record_unreadable_source(self, source: str, upstream: dict[str, str], error: str) -> None:
         """A source's file could not be read: say so under the source's name, once per run, and keep it for status."""
@@ -661,6 +715,20 @@ class Run:
             self._record_event(AssetResult(name, "failed", reasons, duration, error=error, attempts=attempts))
             return False
         return True
+
+
+def _upstream_problem(up: str, result: AssetResult) -> str:
+    """Why a downstream asset cannot run: its upstream failed (a check's verdict named), or was skipped."""
+    if result.outcome == "failed" and result.checks and result.error:
+        return f"upstream `{up}` failed its {result.error.splitlines()[0]}"
+    return f"upstream `{up}` {result.outcome}"
+
+
+def _check_failure(checked: CheckRun, current: bool = False) -> str:
+    """A current version failing a check added or edited since it was published."""
+    return (checked.rejection().rsplit("\n", 1)[0] + f"\nThe current version of `{checked.asset}` fails a blocking "
+            f"check added or changed since it was made; nothing downstream ran. Fix the data (or the check), then run "
+            f"`assetflow materialize` again.")
 
 
 def _unreadable_source(future: Future[object]) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from assetflow.checks.report import current_verdicts, verdict_document
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.errors import UnknownAssetError
 from assetflow.inspect.status import compute_status
@@ -72,13 +73,20 @@ def show(ws: Workspace, name: str, limit: int = 5, version: str | None = None) -
     current = ws.store.current().get(name)
     history = ws.store.history(name, limit=limit)
     pointed = {m.id for m in ws.store.current_partitions(asset=name).values()} if spec.partitions else set()
+    def judged(mat: Materialization) -> dict[str, Any]:
+        """A version with the verdicts of the asset's checks on it (null: it declares none)."""
+        verdicts = current_verdicts(ws.store, spec, mat.data_hash) if spec.checks else None
+        return {"checks": None if verdicts is None else [verdict_document(v) for v in verdicts]}
+
     details = {**common, "owners": list(spec.owners), "io": ws.io_of(spec), "code_fingerprint": ws.code(spec).digest,
                "language": getattr(spec, "language", "python"), "columns": _columns(ws, name),
-               "current": materialization_json(current, current.id) if current else None,
+               "current": {**materialization_json(current, current.id), **judged(current)} if current else None,
                "materializations": [{**materialization_json(m, current.id if current else None),
-                                     **({"current": m.id in pointed} if spec.partitions else {})} for m in history]}
+                                     **({"current": m.id in pointed} if spec.partitions else {}), **judged(m)}
+                                    for m in history]}
     if version is not None:
-        details["version"] = materialization_json(resolve_version(ws.store, name, version), current.id if current else None)
+        chosen = resolve_version(ws.store, name, version)
+        details["version"] = {**materialization_json(chosen, current.id if current else None), **judged(chosen)}
     return details
 
 

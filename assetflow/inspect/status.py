@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from assetflow.checks.report import current_verdicts, one_line
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.durations import format_duration
 from assetflow.freshness import parse_policy
@@ -43,6 +44,7 @@ class AssetStatus:
     freshness: str | None = None  # the declared policy
     overdue_by: float | None = None  # seconds past the policy
     partitions: dict[str, object] | None = None  # a partitioned asset or source: per-key states and ranges
+    checks: list[dict[str, object]] | None = None  # verdicts of its checks on the current version (None: no checks)
 
     @property
     def ok(self) -> bool:
@@ -127,6 +129,14 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
             reasons = failed + [str(report.pop("summary"))]  # every key as ranges: fresh, stale (why), missing
             current = max((v.current for v in verdict.partitions.values() if v.current is not None),
                           key=lambda m: m.finished_at, default=None)
+        checked = None
+        if spec.checks and report is None:
+            checked = current_verdicts(ws.store, spec, current.data_hash if current else None)
+            blocking = [v for v in checked if not v["passed"] and v["severity"] == "error"]
+            if blocking and "failed" not in states:
+                states.append("failed")
+                reasons.insert(0, f"the current version fails {one_line(blocking[0])}")
+            reasons += [f"warning: {one_line(v)}" for v in checked if not v["passed"] and v["severity"] != "error"]
         if in_progress is not None and name in in_progress[1]:
             states.append("running")
             reasons.insert(0, f"being computed now by run {in_progress[0]}")
@@ -139,7 +149,7 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
                          data_hash=current.data_hash if current and report is None else None,
                          rows=_rows(verdict) if report is not None else current.rows if current else None, materialized_at=finished, group=spec.group,
                          io=ws.io_of(spec), tags=dict(spec.tags), updated_at=finished, freshness=spec.freshness,
-                         overdue_by=by, partitions=report))
+                         overdue_by=by, partitions=report, checks=checked))
     return rows
 
 
@@ -195,7 +205,10 @@ def _unreadable(ws: Workspace, name: str, gone: dict[str, str], now: float) -> A
 
 
 def _summary(text: str) -> str:
+    """A failure in one line: a check's headline (its first line), else the traceback's last line."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
+    if lines and lines[0].startswith("check "):
+        return lines[0].strip()
     return lines[-1].strip() if lines else ""
 
 

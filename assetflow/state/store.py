@@ -122,6 +122,14 @@ def _parse_materialization(row: sqlite3.Row | tuple) -> Materialization:
     )
 
 
+def _check_row(row: sqlite3.Row | tuple) -> dict[str, object]:
+    (fingerprint, data_hash, asset, partition, name, severity, passed, summary, findings, metadata, run_id, at) = row
+    return {"fingerprint": fingerprint, "data_hash": data_hash, "asset": asset, "partition": partition,
+            "check": name, "severity": severity, "passed": bool(passed), "summary": summary,
+            "findings": json.loads(findings) if findings else None,
+            "metadata": json.loads(metadata) if metadata else {}, "run_id": run_id, "at": at}
+
+
 class Connection(sqlite3.Connection):
     """A connection whose errors are always ``sqlite3.Error``s.
 
@@ -299,8 +307,12 @@ class StateStore:
     def all_materializations(self) -> list[Materialization]:
         return [_row_to_materialization(r) for r in self._db.execute(f"SELECT {_MAT_COLUMNS} FROM materializations")]
 
-    def record(self, db: sqlite3.Connection, mat: Materialization) -> int:
-        """Insert a materialization and make it current (inside a caller's transaction)."""
+    def record(self, db: sqlite3.Connection, mat: Materialization, point: bool = True) -> int:
+        """Insert a materialization and make it current (inside a caller's transaction).
+
+        ``point=False`` records it without publishing it: an asset with checks is stored, then
+        checked, and only then pointed at (docs/checks.md); a rejected version stays loadable.
+        """
         cursor = db.execute(
             f"INSERT INTO materializations ({_MAT_COLUMNS.split(', ', 1)[1]}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -312,7 +324,8 @@ class StateStore:
             ),
         )
         mat_id = int(cursor.lastrowid or 0)
-        self.point(db, mat.asset, mat_id, mat.partition)
+        if point:
+            self.point(db, mat.asset, mat_id, mat.partition)
         return mat_id
 
     @staticmethod
@@ -364,6 +377,38 @@ class StateStore:
 
     def delete_materializations(self, db: sqlite3.Connection, ids: Iterable[int]) -> None:
         db.executemany("DELETE FROM materializations WHERE id = ?", [(i,) for i in ids])
+
+    # -- check results: one per (check fingerprint, data hash) ----------------------------
+
+    _CHECK_COLUMNS = ("check_fingerprint, data_hash, asset, partition, check_name, severity, passed, summary, "
+                      "findings, metadata, run_id, at")
+
+    def check_results(self, data_hash: str, fingerprints: Iterable[str]) -> dict[str, dict[str, object]]:
+        """Cached verdicts on this data by these checks, by check fingerprint: what need not run again."""
+        rows = self._db.execute(
+            f"SELECT {self._CHECK_COLUMNS} FROM check_results WHERE data_hash = ? AND check_fingerprint IN "
+            "(SELECT value FROM json_each(?))", (data_hash, json.dumps(list(fingerprints))))
+        return {r[0]: _check_row(r) for r in rows}
+
+    def checks_of(self, asset: str, data_hash: str) -> list[dict[str, object]]:
+        """The latest verdict of each check (by name) on one version of an asset, in check name order."""
+        rows = self._db.execute(
+            f"SELECT {self._CHECK_COLUMNS} FROM check_results WHERE asset = ? AND data_hash = ? ORDER BY at, rowid",
+            (asset, data_hash))
+        latest = {r[4]: _check_row(r) for r in rows}
+        return [latest[name] for name in sorted(latest)]
+
+    def save_check_results(self, db: sqlite3.Connection, results: Iterable[dict[str, object]]) -> None:
+        """Record verdicts; a cached one seen again is re-stamped (its run and time), so it reads as the latest."""
+        db.executemany(
+            f"INSERT INTO check_results ({self._CHECK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (check_fingerprint, data_hash) DO UPDATE SET run_id = excluded.run_id, at = excluded.at, "
+            "asset = excluded.asset, partition = excluded.partition",
+            [(r["fingerprint"], r["data_hash"], r["asset"], r.get("partition", ""), r["check"], r["severity"],
+              int(bool(r["passed"])), redact(str(r.get("summary") or "")) or None,
+              json.dumps(r.get("findings"), sort_keys=True, default=str),
+              json.dumps(r.get("metadata") or {}, sort_keys=True, default=str), r.get("run_id"), time.time())
+             for r in results])
 
     # -- runs and events --------------------------------------------------------------------
 

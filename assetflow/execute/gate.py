@@ -1,0 +1,219 @@
+"""The publish gate: a checked asset's new version is stored, judged, and only then made current.
+
+The runner records the new materialization without moving its pointer, hits the
+``before_publish`` failpoint, then asks ``Gate.judge`` for the verdicts of the asset's checks;
+only if no blocking check failed does it activate the storage (a view switch) and move the
+pointer. A process killed anywhere in between leaves the previous version current: the
+unpublished one is found by its recipe on the next run and judged before it is restored.
+
+Verdicts are cached by (check fingerprint, data hash) in the state store. The fingerprint
+covers the asset, the check's definition (a ``@check`` function's code fingerprint) and the
+data hashes of the upstreams it reads, so an unchanged asset is not re-checked and editing
+one check re-runs that check alone. Checks run in the coordinating process (see docs/checks.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from assetflow.checks.definitions import Check, FunctionCheck, Relationship
+from assetflow.checks.evaluate import Verdict, run_builtins, run_function
+from assetflow.checks.report import one_line
+from assetflow.declare import AssetSpec, SourceSpec
+from assetflow.failpoints import failpoint
+from assetflow.hashing import hash_fields
+from assetflow.state.store import Materialization
+from assetflow.workspace import Workspace
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckRun:
+    """The verdicts on one version of an asset (or partition), each as the state stores it."""
+
+    asset: str
+    partition: str
+    materialization: Materialization
+    results: list[dict[str, Any]]
+
+    @property
+    def blocking(self) -> list[dict[str, Any]]:
+        """Failed checks of severity error: the version must not be published."""
+        return [r for r in self.results if not r["passed"] and r["severity"] == "error"]
+
+    @property
+    def warnings(self) -> list[dict[str, Any]]:
+        return [r for r in self.results if not r["passed"] and r["severity"] != "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.blocking
+
+    def headline(self) -> str:
+        """``check not_null(id): 3 null rows, e.g. row 17``: the first failure, one line."""
+        failed = self.blocking or self.warnings
+        if not failed:
+            return f"{len(self.results)} check{'s' if len(self.results) != 1 else ''} passed"
+        first = one_line(failed[0])
+        more = len(failed) - 1
+        return first + (f" (and {more} more failed check{'s' if more != 1 else ''})" if more else "")
+
+    def rejection(self, had_current: bool = True) -> str:
+        """Why the version was not published, and what to do: the asset's failure as the run records it."""
+        mat = self.materialization
+        unit = f"{self.asset}[{self.partition}]" if self.partition else self.asset
+        lines = [self.headline()]
+        for r in self.blocking + self.warnings:
+            lines.append(f"  {r['severity']:<5} {one_line(r)}  ({r.get('where', '?')})")
+            trace = (r.get("findings") or {}).get("traceback") if isinstance(r.get("findings"), dict) else None
+            if trace:
+                lines.append("    " + trace.rstrip().replace("\n", "\n    "))
+        lines.append(
+            (f"The previous version of `{unit}` stays current" if had_current else f"`{unit}` has no current version yet")
+            + f"; nothing downstream ran on the rejected one. It is kept "
+            f"as version {mat.id} ({mat.data_hash[:19]}): `assetflow show {self.asset} --version {mat.id}` or "
+            f"assetflow.load({self.asset!r}, version={mat.id}{_partition_arg(self.partition)}) shows it. Fix the "
+            f"data (or the check), then run `assetflow materialize` again.")
+        return "\n".join(lines)
+
+
+def _partition_arg(partition: str) -> str:
+    return f", partition={partition!r}" if partition else ""
+
+
+class Gate:
+    """Judges versions of the workspace's assets; fingerprints are computed once per process."""
+
+    def __init__(self, ws: Workspace, run_id: str | None = None) -> None:
+        self.ws = ws
+        self.run_id = run_id
+        self._code: dict[int, str] = {}
+
+    def fingerprint(self, spec: AssetSpec, chk: Check, upstream: Mapping[str, str]) -> str:
+        """What a verdict depends on besides the data: the asset, the check, the upstreams it reads."""
+        code = ""
+        if isinstance(chk, FunctionCheck) and chk.fn is not None:
+            code = self._code.get(id(chk), "")
+            if not code:
+                from assetflow.fingerprint.code import fingerprint_function
+
+                code = self._code[id(chk)] = fingerprint_function(chk.fn, project_root=self.ws.root).digest
+        ups = [f"{u}={upstream.get(u, 'missing')}" for u in chk.upstreams()]
+        return hash_fields("check", spec.name, *chk.identity(), code, *ups)
+
+    def judge(self, spec: AssetSpec, mat: Materialization, current: Mapping[str, Materialization]) -> CheckRun:
+        """The verdicts of every check of ``spec`` on ``mat``: cached ones read, the others run and recorded.
+
+        ``current`` is the current version of each upstream (by name) the checks may read.
+        """
+        upstream = self._upstream_hashes(spec, current)
+        fingerprints = {id(c): self.fingerprint(spec, c, upstream) for c in spec.checks}
+        cached = self.ws.store.check_results(mat.data_hash, fingerprints.values())
+        to_run = [c for c in spec.checks if fingerprints[id(c)] not in cached]
+        verdicts = {id(v.check): v for v in self._run(spec, mat, to_run, current)} if to_run else {}
+        results = []
+        for chk in spec.checks:
+            fp = fingerprints[id(chk)]
+            if fp in cached:
+                row = dict(cached[fp], cached=True)
+            else:
+                row = _row(verdicts[id(chk)], fp, mat, self.run_id)
+            row.update(check=chk.name, severity=chk.severity, where=chk.where, run_id=self.run_id)
+            results.append(row)
+        with self.ws.store.cache_write(), self.ws.store.transaction(f"recording the checks of asset {spec.name!r}") as db:
+            self.ws.store.save_check_results(db, [dict(r, asset=spec.name, partition=mat.partition) for r in results])
+        failpoint("after_checks")
+        return CheckRun(spec.name, mat.partition, mat, results)
+
+    def _upstream_hashes(self, spec: AssetSpec, current: Mapping[str, Materialization]) -> dict[str, str]:
+        hashes = {}
+        for chk in spec.checks:
+            for up in chk.upstreams():
+                upstream_spec = self.ws.graph.specs.get(up)
+                if isinstance(upstream_spec, SourceSpec) and upstream_spec.partitions is None:
+                    hashes[up] = self.ws.observe_sources([up])[up].data_hash
+                elif up in current:
+                    hashes[up] = current[up].data_hash
+        return hashes
+
+    def _run(self, spec: AssetSpec, mat: Materialization, checks: list[Check],
+             current: Mapping[str, Materialization]) -> list[Verdict]:
+        builtins = [c for c in checks if not isinstance(c, FunctionCheck)]
+        functions = [c for c in checks if isinstance(c, FunctionCheck)]
+        backend = self.ws.backends.get(mat.io)
+        value = backend.load(spec.name, mat.location, "polars" if functions else "lazy")
+        others = {c.to_asset: self._column(c, current) for c in builtins if isinstance(c, Relationship)}
+        verdicts = run_builtins(builtins, value, spec.name, {k: v for k, v in others.items() if v is not None})
+        for fc in functions:
+            assert isinstance(fc, FunctionCheck)
+            try:
+                inputs = {p: self._value(p, current) for p in fc.parameters}
+            except Exception as exc:  # noqa: BLE001 - an upstream that cannot be read fails this check alone
+                verdicts.append(Verdict(fc, False, f"check {fc.name} of asset `{spec.name}` ({fc.where}) could not "
+                                                   f"read its upstream: {type(exc).__name__}: {exc}", error=True))
+                continue
+            verdicts.append(run_function(fc, value, inputs, spec.name))
+        return verdicts
+
+    def _value(self, name: str, current: Mapping[str, Materialization]) -> Any:
+        """The current value of an upstream asset or source, as an asset would receive it."""
+        upstream = self.ws.graph.specs[name]
+        if isinstance(upstream, SourceSpec):
+            from assetflow.fingerprint.source import read_source
+
+            return read_source(upstream, self.ws.observe_sources([name])[name], self.ws.root)
+        if upstream.partitions is not None:
+            from assetflow.partitions.inspect import load_partitions
+
+            return load_partitions(self.ws, upstream, None, None, "polars")
+        mat = current.get(name)
+        if mat is None:
+            raise LookupError(f"`{name}` has no current version")
+        return self.ws.backends.get(mat.io).load(name, mat.location, "polars")
+
+    def _column(self, chk: Relationship, current: Mapping[str, Materialization]) -> Any:
+        """The target column of a relationship, as a Series (None: the target has no such column or version)."""
+        import polars as pl
+
+        try:
+            value = self._value(chk.to_asset, current)
+        except (LookupError, KeyError):
+            return None
+        if isinstance(value, pl.LazyFrame):
+            value = value.collect()
+        if not isinstance(value, pl.DataFrame) or chk.to_column not in value.columns:
+            return None
+        return value.get_column(chk.to_column)
+
+
+def _row(verdict: Verdict, fingerprint: str, mat: Materialization, run_id: str | None) -> dict[str, Any]:
+    return {"fingerprint": fingerprint, "data_hash": mat.data_hash, "asset": mat.asset, "partition": mat.partition,
+            "check": verdict.check.name, "severity": verdict.check.severity, "passed": verdict.passed,
+            "summary": verdict.summary, "findings": verdict.findings, "metadata": dict(verdict.metadata),
+            "run_id": run_id, "cached": False, "error": verdict.error}
+
+
+def check_current(ws: Workspace, names: list[str], run_id: str | None = None) -> list[CheckRun]:
+    """``assetflow check``: the verdicts on the current version of each selected asset (each partition).
+
+    Cached verdicts are read, missing ones run and recorded; no pointer moves, whatever they say.
+    """
+    from assetflow.partitions.units import is_partitioned, split_unit
+
+    if is_partitioned(ws.graph):
+        from assetflow.partitions.run import current_units
+
+        current = current_units(ws)
+    else:
+        current = ws.store.current()
+    gate = Gate(ws, run_id)
+    runs = []
+    for name in names:
+        spec = ws.graph.specs[name]
+        if not isinstance(spec, AssetSpec) or not spec.checks:
+            continue
+        units = sorted(u for u in current if split_unit(u)[0] == name)
+        for unit in units:
+            runs.append(gate.judge(spec, current[unit], current))
+    return runs

@@ -1,0 +1,245 @@
+"""Asset checks (docs/checks.md): stored, judged, and only then published; cached by (check, data).
+
+In process, on real Parquet files and the real state store; the crash battery is test_checks_crash.py.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from assetflow import api
+from assetflow.checks.definitions import accepted_values, expr, not_null, relationship, row_count, schema, unique
+from assetflow.checks.evaluate import run_builtins
+from assetflow.cli import main
+from assetflow.errors import CheckDefinitionError, DefinitionError
+from assetflow.workspace import Workspace
+
+PIPELINE = '''
+import polars as pl
+from pathlib import Path
+from assetflow import CheckOutcome, accepted_values, asset, check, expr, not_null, relationship, row_count, source, unique
+
+raw = source("raw.csv")
+people = source("people.csv")
+
+@asset
+def customers(people: pl.DataFrame) -> pl.DataFrame:
+    return people
+
+@asset(checks=[not_null("id"), unique("id"), accepted_values("status", ["paid", "refunded"]), row_count(min=1),
+               expr(pl.col("amount") >= 0), relationship("customer_id", to="customers.id")])
+def orders(raw: pl.DataFrame, customers: pl.DataFrame) -> pl.DataFrame:
+    return raw
+
+@check(asset="orders", severity="warn")
+def amounts_are_small(orders: pl.DataFrame) -> CheckOutcome:
+    Path("calls.txt").open("a").write("amounts_are_small\\n")
+    biggest = orders["amount"].max()
+    return CheckOutcome(biggest < 100, summary=f"largest amount {biggest}", metadata={"max": biggest})
+
+@asset
+def report(orders: pl.DataFrame) -> pl.DataFrame:
+    return orders.group_by("status").len().sort("status")
+
+@asset
+def roster(customers: pl.DataFrame) -> pl.DataFrame:
+    return customers
+'''
+
+GOOD = "id,customer_id,status,amount\n1,1,paid,10\n2,2,refunded,20\n3,1,paid,30\n"
+BAD = "id,customer_id,status,amount\n1,1,paid,10\n2,2,refunded,20\n,1,paid,30\n"
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipe"]\n')
+    (tmp_path / "pipe.py").write_text(textwrap.dedent(PIPELINE))
+    (tmp_path / "raw.csv").write_text(GOOD)
+    (tmp_path / "people.csv").write_text("id,name\n1,ada\n2,bob\n")
+    monkeypatch.chdir(tmp_path)  # the @check above counts its calls in ./calls.txt
+    return tmp_path
+
+
+def _run(root: Path, **options: object) -> api.RunResult:
+    ws = Workspace.load(root)
+    try:
+        return api.materialize(project=ws, executor="inprocess", **options)  # type: ignore[arg-type]
+    finally:
+        ws.close()
+
+
+def _calls(root: Path) -> int:
+    path = root / "calls.txt"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_a_failed_blocking_check_keeps_the_previous_version_and_stops_only_downstream(root: Path) -> None:
+    assert _run(root).ok
+    before = api.load("orders", project=root)
+    (root / "raw.csv").write_text(BAD)
+    result = _run(root)
+    orders, report = result.results["orders"], result.results["report"]
+    assert not result.ok and orders.outcome == "failed"
+    assert orders.error is not None and orders.error.splitlines()[0] == "check not_null(id): 1 null row, e.g. row 2"
+    assert report.outcome == "skipped"
+    assert report.reasons == ["upstream `orders` failed its check not_null(id): 1 null row, e.g. row 2"]
+    assert result.results["customers"].outcome == "fresh"
+    assert api.load("orders", project=root).equals(before)  # the previous version is still the current one
+    rejected = json.loads(CliRunner().invoke(main, ["show", "orders", "--json", "--project", str(root)]).output)
+    newest = rejected["assets"][0]["materializations"][0]
+    assert newest["current"] is False
+    assert api.load("orders", version=newest["id"], project=root)["id"].null_count() == 1  # kept, loadable
+    status = {s.name: s for s in api.status(project=root)}
+    assert status["orders"].state == "failed"
+    assert "check not_null(id): 1 null row, e.g. row 2" in status["orders"].reasons[0]
+
+
+def test_the_rejected_version_is_not_restored_on_the_next_run(root: Path) -> None:
+    _run(root)
+    (root / "raw.csv").write_text(BAD)
+    _run(root)
+    again = _run(root)  # same data: the version is found by its recipe, judged from the cache, and refused again
+    assert again.results["orders"].outcome == "failed" and again.results["orders"].attempts == 0
+    assert all(v["cached"] for v in again.results["orders"].checks or [])
+    (root / "raw.csv").write_text(GOOD)
+    fixed = _run(root)
+    assert fixed.ok and fixed.results["orders"].outcome == "fresh"
+
+
+def test_verdicts_are_cached_and_an_edited_check_reruns_alone(root: Path) -> None:
+    _run(root)
+    assert _calls(root) == 1
+    second = _run(root)
+    assert second.results["orders"].outcome == "fresh" and _calls(root) == 1  # unchanged: not re-checked
+    code = (root / "pipe.py").read_text().replace("biggest < 100", "biggest < 1000")
+    (root / "pipe.py").write_text(code)
+    third = _run(root)
+    orders = third.results["orders"]
+    assert orders.outcome == "fresh" and orders.attempts == 0  # the asset did not run again
+    assert _calls(root) == 2  # only the edited check ran
+    cached = {v["check"]: v["cached"] for v in orders.checks or []}
+    assert cached.pop("amounts_are_small") is False and all(cached.values())
+
+
+def test_a_failed_warning_is_recorded_and_shown_but_publishes(root: Path) -> None:
+    (root / "raw.csv").write_text(GOOD.replace("3,1,paid,30", "3,1,paid,300"))
+    result = _run(root)
+    assert result.ok and result.results["orders"].outcome == "ran"
+    status = {s.name: s for s in api.status(project=root)}
+    assert status["orders"].state == "fresh"
+    assert "warning: check amounts_are_small: largest amount 300" in status["orders"].reasons
+
+
+def test_check_command_runs_the_checks_of_current_versions(root: Path) -> None:
+    _run(root)
+    runner = CliRunner()
+    ok = runner.invoke(main, ["check", "orders", "--json", "--project", str(root)])
+    assert ok.exit_code == 0, ok.output
+    payload = json.loads(ok.output)
+    assert payload["ok"] and payload["counts"] == {"passed": 7, "failed": 0, "warned": 0}
+    assert all(c["cached"] for c in payload["assets"][0]["checks"])
+    # A new check on the current version: `check` finds it failing, exit 1, and says which and why.
+    code = (root / "pipe.py").read_text().replace('row_count(min=1)', 'row_count(min=1, max=2)')
+    (root / "pipe.py").write_text(code)
+    failed = runner.invoke(main, ["check", "--project", str(root)])
+    assert failed.exit_code == 1
+    assert "check row_count(min=1, max=2): 3 rows, more than the maximum 2" in failed.output
+
+
+def test_bad_checks_fail_with_the_check_asset_file_and_line(root: Path) -> None:
+    code = (root / "pipe.py").read_text()
+    code = code.replace('not_null("id")', 'not_null("idx")')
+    code += textwrap.dedent('''
+        @check(asset="roster")
+        def explodes(roster):
+            raise ValueError("no roster today")
+
+        @check(asset="roster")
+        def says_maybe(roster):
+            return "maybe"
+    ''')
+    (root / "pipe.py").write_text(code)
+    result = _run(root)
+    orders, roster = result.results["orders"], result.results["roster"]
+    assert orders.outcome == "failed" and orders.error is not None
+    assert "check not_null(idx) of asset `orders`" in orders.error and f"{root / 'pipe.py'}:13" in orders.error
+    assert "names column 'idx', which `orders` does not have" in orders.error
+    assert roster.outcome == "failed" and roster.error is not None
+    assert "check explodes of asset `roster`" in roster.error and "raised ValueError: no roster today" in roster.error
+    assert 'raise ValueError("no roster today")' in roster.error  # the traceback, down to the check's line
+    assert "check says_maybe of asset `roster`" in roster.error and "returned str 'maybe'" in roster.error
+
+
+def test_declaration_errors_name_the_check_and_where(root: Path) -> None:
+    code = (root / "pipe.py").read_text()
+    (root / "pipe.py").write_text(code + '\n@check(asset="ordres")\ndef typo(ordres):\n    return True\n')
+    with pytest.raises(CheckDefinitionError, match=r"Check 'typo' at .*pipe.py:\d+ is declared for asset 'ordres', "
+                                                   r"which is not a declared asset"):
+        Workspace.load(root)
+    (root / "pipe.py").write_text(code.replace('relationship("customer_id", to="customers.id")',
+                                               'relationship("customer_id", to="roster.id")'))
+    with pytest.raises(CheckDefinitionError, match=r"relationship\(customer_id -> roster.id\) of asset 'orders' at "
+                                                   r".*pipe.py:\d+ reads 'roster', which is not an upstream"):
+        Workspace.load(root)
+    with pytest.raises(DefinitionError, match="needs a polars expression"):
+        expr("amount >= 0")
+    with pytest.raises(DefinitionError, match="min is above max"):
+        row_count(min=3, max=1)
+
+
+def test_the_builtins_judge_in_one_select_with_row_numbers_and_examples() -> None:
+    table = pl.LazyFrame({"id": [1, 2, 2, None, 5], "status": ["paid", "paid", "lost", "paid", None],
+                          "amount": [1.0, -2.0, 3.0, 4.0, -5.0], "customer_id": [1, 2, 3, 9, None]})
+    checks = [not_null("id"), unique("id"), accepted_values("status", ["paid"]), row_count(max=4),
+              expr(pl.col("amount") >= 0), schema({"id": pl.Int64, "amount": pl.Int64, "nope": "String"}),
+              relationship("customer_id", to="customers.id")]
+    verdicts = run_builtins(checks, table, "orders", {"customers": pl.Series([1, 2, 3])})
+    said = {v.check.name: (v.passed, v.summary) for v in verdicts}
+    assert said == {
+        "not_null(id)": (False, "1 null row, e.g. row 3"),
+        "unique(id)": (False, "2 rows share a value with another, e.g. row 1 (2)"),
+        "accepted_values(status)": (False, "1 row outside the accepted values, e.g. row 2 ('lost')"),
+        "row_count(max=4)": (False, "5 rows, more than the maximum 4"),
+        "expr(amount >= 0)": (False, "2 rows where it is false, e.g. row 1"),
+        "schema": (False, "column 'amount' is Float64, expected Int64; column 'nope' is missing"),
+        "relationship(customer_id -> customers.id)": (False, "1 row whose customer_id is not in customers.id, "
+                                                             "e.g. row 3 (9)"),
+    }
+    # An expression that cannot run on this data fails alone; the others still judge.
+    mixed = run_builtins([expr(pl.col("status") > 3), not_null("id")], table, "orders", {})
+    assert mixed[0].error and "could not run" in mixed[0].summary and mixed[1].summary == "1 null row, e.g. row 3"
+
+
+PARTITIONED = '''
+import polars as pl
+from assetflow import asset, not_null, source
+from assetflow.partitions import static
+
+REGIONS = static(["eu", "us"])
+regions_raw = source("data/{region}.csv", partitions=REGIONS)
+
+@asset(partitions=REGIONS, checks=[not_null("amount")])
+def sales(regions_raw: pl.DataFrame) -> pl.DataFrame:
+    return regions_raw
+'''
+
+
+def test_partitions_are_checked_one_by_one(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipe"]\n')
+    (tmp_path / "pipe.py").write_text(PARTITIONED)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "eu.csv").write_text("amount\n1\n2\n")
+    (tmp_path / "data" / "us.csv").write_text("amount\n1\n\n")
+    (tmp_path / "data" / "us.csv").write_text("amount,x\n1,a\n,b\n")
+    result = _run(tmp_path)
+    assert result.results["sales[eu]"].outcome == "ran"
+    assert result.results["sales[us]"].outcome == "failed"
+    assert (result.results["sales[us]"].error or "").startswith("check not_null(amount): 1 null row, e.g. row 1")
+    runs = api.run_checks("sales", project=tmp_path)
+    assert [(r.partition, r.ok) for r in runs] == [("eu", True)]  # only eu has a current version to check
