@@ -110,7 +110,7 @@ def check(select: tuple[str, ...], exclude: tuple[str, ...], as_json: bool, proj
 
     runs = api.run_checks(select, exclude=exclude, project=project_dir, modules=modules, files=files)
     if as_json:
-        _emit_json(check_payload(runs))
+        emit_json(check_payload(runs))
     else:
         render_checks(runs)
     sys.exit(int(ExitCode.OK if all(r.ok for r in runs) else ExitCode.ASSET_FAILED))
