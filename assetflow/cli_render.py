@@ -271,6 +271,14 @@ def render_checks(runs: Sequence[Any]) -> None:
                f"{found['warned']} warned ({cached} cached).")
 
 
+def _checks_cell(verdicts: list[dict[str, Any]] | None) -> str:
+    """A version's verdicts in a few words: ``2 failed, 5 passed``, or ``-`` when none are known."""
+    from assetflow.checks.report import counts
+
+    found = counts(verdicts or [])
+    return ", ".join(f"{found[w]} {w}" for w in ("failed", "warned", "passed") if found[w]) or "-"
+
+
 def _verdict_lines(verdicts: list[dict[str, Any]]) -> list[str]:
     """One line per verdict (failures first), then what a failed one found."""
     from assetflow.checks.report import one_line
@@ -423,10 +431,13 @@ def render_show(details: list[dict[str, Any]]) -> None:
         if d["kind"] in ("asset", "removed") and d["materializations"]:
             out.append("  last materializations:")
             keyed = any(m.get("partition") for m in d["materializations"])
+            checked = any(m.get("checks") is not None for m in d["materializations"])
             rows = [[str(m["id"]), *([m.get("partition") or ""] if keyed else []), _when(m["finished_at"]),
-                     _short(m["data_hash"]), str(m["rows"]), f"{m['duration_s']:.2f}s", "current" if m["current"] else ""]
+                     _short(m["data_hash"]), str(m["rows"]), f"{m['duration_s']:.2f}s",
+                     *([_checks_cell(m.get("checks"))] if checked else []), "current" if m["current"] else ""]
                     for m in d["materializations"]]
-            heads = ("id", *(("partition",) if keyed else ()), "made", "data hash", "rows", "took", "")
+            heads = ("id", *(("partition",) if keyed else ()), "made", "data hash", "rows", "took",
+                     *(("checks",) if checked else ()), "")
             out += ["    " + line for line in table(heads, rows)]
     click.echo("\n".join(out))
 

@@ -48,3 +48,11 @@ def current_verdicts(store: Any, spec: Any, data_hash: str | None) -> list[dict[
         if chk is not None:
             found.append(dict(row, where=chk.where, severity=chk.severity))
     return found
+
+
+def upstream_problem(up: str, result: Any) -> str:
+    """Why a downstream asset cannot run: its upstream failed (naming the check that refused it), or was skipped."""
+    error = getattr(result, "error", None)
+    if result.outcome == "failed" and getattr(result, "checks", None) and error:
+        return f"upstream `{up}` failed its {error.splitlines()[0]}"
+    return f"upstream `{up}` {result.outcome}"

@@ -39,7 +39,7 @@ from assetflow.durations import format_duration
 from assetflow.errors import RunInterrupted, TaskTimeout, WorkerLost
 from assetflow.execute.dry_run import MAY_RESTORE, predict, restorable
 from assetflow.execute.executors import make_executor
-from assetflow.checks.report import one_line
+from assetflow.checks.report import one_line, upstream_problem
 from assetflow.execute.gate import CheckRun, Gate
 from assetflow.execute.policy import PoolLimits, retry_delay
 from assetflow.execute.task import ComputeResult, ComputeTask, compute, register_workspace
@@ -483,14 +483,14 @@ class Run:
             if isinstance(upstream_spec, SourceSpec):
                 hashes[up] = self.ws.observe_sources([up])[up].data_hash
             elif up in self.results and self.results[up].outcome in ("failed", "skipped"):
-                problems.append(_upstream_problem(up, self.results[up]))
+                problems.append(upstream_problem(up, self.results[up]))
             elif up in self.current:
                 hashes[up] = self.current[up].data_hash
             else:
                 problems.append(f"upstream `{up}` has never been materialized (select it too, e.g. +{spec.name})")
         for dep in spec.deps:
             if dep in self.results and self.results[dep].outcome in ("failed", "skipped"):
-                problems.append(_upstream_problem(dep, self.results[dep]))
+                problems.append(upstream_problem(dep, self.results[dep]))
         return hashes, problems
 
     def _record_event(self, result: AssetResult) -> None:
@@ -715,13 +715,6 @@ class Run:
             self._record_event(AssetResult(name, "failed", reasons, duration, error=error, attempts=attempts))
             return False
         return True
-
-
-def _upstream_problem(up: str, result: AssetResult) -> str:
-    """Why a downstream asset cannot run: its upstream failed (a check's verdict named), or was skipped."""
-    if result.outcome == "failed" and result.checks and result.error:
-        return f"upstream `{up}` failed its {result.error.splitlines()[0]}"
-    return f"upstream `{up}` {result.outcome}"
 
 
 def _check_failure(checked: CheckRun, current: bool = False) -> str:

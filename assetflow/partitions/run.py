@@ -63,6 +63,12 @@ def current_units(ws: PartitionWorkspace) -> dict[str, Materialization]:
     return current
 
 
+def upstream_problem(unit: str, result: object) -> str:
+    from assetflow.checks.report import upstream_problem as problem
+
+    return problem(unit, result)
+
+
 def unit_upstream(ws: PartitionWorkspace, spec: AssetSpec, key: str, results: Mapping[str, object],
                   current: Mapping[str, Materialization]) -> tuple[dict[str, str], list[str]]:
     """A unit's upstream hashes at its turn, and why it cannot run (failed, skipped or missing upstream units)."""
@@ -73,7 +79,7 @@ def unit_upstream(ws: PartitionWorkspace, spec: AssetSpec, key: str, results: Ma
         asset, part = split_unit(unit)
         outcome = getattr(results.get(unit), "outcome", None)
         if outcome in ("failed", "skipped"):
-            problems.append(f"upstream `{unit}` {outcome}")
+            problems.append(upstream_problem(unit, results[unit]))
             return None
         if isinstance(ws.graph.specs[asset], SourceSpec):
             if part:
@@ -93,7 +99,7 @@ def unit_upstream(ws: PartitionWorkspace, spec: AssetSpec, key: str, results: Ma
         for unit in [unit_id(dep, key) if key and plan.partitioned(dep) else dep]:
             outcome = getattr(results.get(unit), "outcome", None)
             if outcome in ("failed", "skipped"):
-                problems.append(f"upstream `{unit}` {outcome}")
+                problems.append(upstream_problem(unit, results[unit]))
     return hashes, problems
 
 

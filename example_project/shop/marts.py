@@ -98,3 +98,10 @@ loyal_customers = sql_asset(
     group="marts",
     description="Customers with big orders, most spent first: SQL declared in Python with sql_asset().",
 )
+
+
+@asset(group="marts")
+def stock_received(stg_arrivals: pl.DataFrame, stg_products: pl.DataFrame) -> pl.DataFrame:
+    """Units received per product so far, with its name: runs only on checked arrivals."""
+    received = stg_arrivals.group_by("product_id").agg(pl.col("quantity").sum().alias("units"))
+    return received.join(stg_products.select("product_id", "product_name"), on="product_id").sort("product_id")
