@@ -43,8 +43,8 @@ from assetflow.version import __version__
 __all__ = ["DISABLE_ENV", "GRAPH_KEY", "SNAPSHOT_KEY", "build_snapshot", "check_snapshot", "fast_status",
            "fresh_without_import", "load_graph_cache", "save_graph_cache"]
 
-SNAPSHOT_VERSION = 1
-GRAPH_CACHE_VERSION = 2
+SNAPSHOT_VERSION = 2
+GRAPH_CACHE_VERSION = 3
 DISABLE_ENV = "ASSETFLOW_NO_FAST_PATH"
 
 
@@ -71,7 +71,7 @@ def _identity(config: ProjectConfig) -> dict[str, object]:
 
 def build_snapshot(
     config: ProjectConfig,
-    code_files: Iterable[str],
+    code_tokens: Mapping[str, str | None],
     sources: Mapping[str, tuple[str, Mapping[str, str]]],
     assets: Iterable[tuple[str, str, str, str, str, str | None]],
     loaded_at_ns: int,
@@ -79,30 +79,55 @@ def build_snapshot(
 ) -> str | None:
     """Serialise a snapshot, or None when a file is too recent to vouch for what was read.
 
-    ``loaded_at_ns`` is when the project's code was imported: a code or source file whose
-    mtime is that recent may have changed after it was read at the same stat token
-    (the "racy clean" problem), so the snapshot is not written and the next run checks
-    in full. ``sources`` maps a source name to (its path pattern, {absolute file: stat
-    token when it was hashed});
+    ``code_tokens`` maps each code file to the stat token taken before it was read
+    (``Workspace.code_tokens``). ``loaded_at_ns`` is when loading the project began: a code
+    or source file, or a folder holding code, whose mtime is that recent may have changed
+    after it was read at the same stat token (the "racy clean" problem), so the snapshot is
+    not written and the next run checks in full. ``sources`` maps a source name to (its path
+    pattern, {absolute file: stat token when it was hashed});
     ``assets`` holds (name, io, location, data hash, token, local file or None) of every
     current version; a local file's stat token is checked without loading any backend.
     ``valid_until`` (UTC seconds) is when the clock adds a partition key (a day ends): the
     snapshot vouches for nothing from then on (docs/partitions.md).
     """
-    files = sorted(set(code_files) | ({str(config.pyproject)} if config.pyproject else set()))
-    folders = sorted({str(Path(f).parent) for f in files})
-    stats = {p: _token(p) for p in (*files, *folders)}
+    stats, listings = _code_stats(config, code_tokens)
     source_tokens = [t for _, matched in sources.values() for t in matched.values()]
-    if any(t is None or is_racy(t, loaded_at_ns) for t in (*(stats[f] for f in files), *source_tokens)):
+    if any(t is None or is_racy(t, loaded_at_ns) for t in (*stats.values(), *source_tokens)):
         return None
+    if not _listings_unchanged(listings):
+        return None  # a module appeared or left during the run: what the import saw is no longer there
     body = json.dumps({
         **_identity(config),
         "stats": stats,
+        "listings": listings,
         "sources": {name: {"pattern": pattern, "files": dict(matched)} for name, (pattern, matched) in sources.items()},
         "assets": [list(a) for a in assets],
         "valid_until": valid_until,
     })
     return seal(body)  # sealed: a corrupted snapshot never vouches
+
+
+def _code_stats(config: ProjectConfig,
+                code_tokens: Mapping[str, str | None]) -> tuple[dict[str, str | None], dict[str, list[str] | None]]:
+    """The tokens of the code files (as read) and pyproject.toml; the importable names of their folders.
+
+    A folder vouches by what an import can find in it, listed before the import searched
+    it (``imports.folder_listing``), not by its stat token: a module appearing in it later
+    changes the listing, while assetflow's own writes there do not.
+    """
+    tokens = dict(code_tokens)
+    if config.pyproject is not None:
+        tokens.setdefault(str(config.pyproject), _token(str(config.pyproject)))
+    from assetflow.fingerprint.imports import folder_listing
+
+    folders = sorted({str(Path(f).parent) for f in tokens if not f.endswith(".sql") and not Path(f).is_dir()})
+    return {f: tokens[f] for f in sorted(tokens)}, {d: folder_listing(d) for d in folders}
+
+
+def _listings_unchanged(listings: Mapping[str, list[str] | None]) -> bool:
+    from assetflow.fingerprint.imports import importable_names
+
+    return all(importable_names(folder) == names for folder, names in listings.items())
 
 
 def check_snapshot(config: ProjectConfig, text: str | None) -> list[str] | None:
@@ -115,6 +140,8 @@ def check_snapshot(config: ProjectConfig, text: str | None) -> list[str] | None:
     if snapshot.get("valid_until") is not None and time.time() >= snapshot["valid_until"]:
         return None  # a new partition key appeared with the clock
     if any(_token(path) != token for path, token in snapshot["stats"].items()):
+        return None
+    if not _listings_unchanged(snapshot["listings"]):
         return None
     from assetflow.declare import SourceSpec
     from assetflow.fingerprint.source import source_files
@@ -204,12 +231,17 @@ def _stats(paths: Iterable[str]) -> dict[str, str | None]:
 
 
 def save_graph_cache(ws: Any) -> None:
-    """Record the loaded graph's shape and the stats of the files it came from (skipped if any is too new)."""
+    """Record the loaded graph's shape and the stats of the files it came from (skipped if any is too new).
+
+    The files' tokens are those taken before they were read (``Workspace.code_tokens``), and
+    none may be as recent as the load (the racy-clean rule), so the cache never vouches for
+    bytes the graph was not built from.
+    """
     config = ws.config
-    files = sorted(set(ws.code_files()) | ({str(config.pyproject)} if config.pyproject else set()))
-    stats = _stats([*files, *sorted({str(Path(f).parent) for f in files})])
+    stats, listings = _code_stats(config, ws.code_tokens())
     loaded_at = getattr(ws, "loaded_at_ns", None) or time.time_ns()
-    if any(stats[f] is None or is_racy(stats[f], loaded_at) for f in files):  # type: ignore[arg-type]
+    if any(token is None or is_racy(token, loaded_at) for token in stats.values()) \
+            or not _listings_unchanged(listings):
         return
     specs = []
     for name in ws.graph.order:
@@ -217,7 +249,7 @@ def save_graph_cache(ws: Any) -> None:
         extra = [i for i in spec.inputs if i not in spec.upstreams]
         specs.append([name, spec.kind, spec.group, dict(spec.tags) or None, spec.io, list(spec.upstreams),
                       extra or None, spec.freshness, getattr(spec, "path", None) if spec.kind == "source" else None])
-    text = json.dumps({"identity": _cache_identity(config), "stats": stats, "specs": specs})
+    text = json.dumps({"identity": _cache_identity(config), "stats": stats, "listings": listings, "specs": specs})
     if ws.store.get_meta(GRAPH_KEY) != text:
         with ws.store.cache_write():  # a full disk: the next status imports the project again, that is all
             ws.store.set_meta(GRAPH_KEY, text)
@@ -229,7 +261,8 @@ def load_graph_cache(config: ProjectConfig, text: str | None) -> AssetGraph | No
         return None
     try:
         cache = json.loads(text)
-        if cache.get("identity") != _cache_identity(config) or _stats(cache["stats"]) != cache["stats"]:
+        if cache.get("identity") != _cache_identity(config) or _stats(cache["stats"]) != cache["stats"] \
+                or not _listings_unchanged(cache["listings"]):
             return None
         specs = {}
         for name, kind, group, tags, io, upstreams, extra, freshness, path in cache["specs"]:

@@ -86,7 +86,11 @@ def stat_token(path: str | os.PathLike[str]) -> str:
     Equal tokens mean the file was not touched, so its last content hash still holds;
     a different token only means "hash it again" (the bytes may well be identical).
     """
-    st = os.stat(path)
+    return token_of(os.stat(path))
+
+
+def token_of(st: os.stat_result) -> str:
+    """The stat token of a stat already taken (e.g. before reading the file it vouches for)."""
     return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
 
 

@@ -219,6 +219,9 @@ def import_modules(config: ProjectConfig) -> list[types.ModuleType]:
 
 
 def _import_modules(config: ProjectConfig) -> list[types.ModuleType]:
+    from assetflow.fingerprint.imports import ProjectLoader, install
+
+    install(config.root)  # the project's modules run from the bytes their fingerprint reads
     root = str(config.root)
     if root not in sys.path:
         sys.path.insert(0, root)
@@ -234,7 +237,7 @@ def _import_modules(config: ProjectConfig) -> list[types.ModuleType]:
     for file in config.files:
         path = Path(file)
         module_name = path.stem
-        spec = importlib.util.spec_from_file_location(module_name, path)
+        spec = importlib.util.spec_from_file_location(module_name, path, loader=ProjectLoader(module_name, str(path)))
         if spec is None or spec.loader is None or not path.is_file():
             raise ProjectLoadError(f"-f {file}: no such Python file.")
         module = importlib.util.module_from_spec(spec)

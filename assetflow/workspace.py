@@ -49,8 +49,8 @@ class Workspace:
         cls, project_dir: Path | str | None = None, modules: Iterable[str] = (), files: Iterable[str] = ()
     ) -> Workspace:
         """Find the project, import its modules and validate its graph."""
+        loaded_at_ns = time.time_ns()  # before anything is read: pyproject.toml, modules, SQL files
         config = load_config(Path(project_dir) if project_dir else None, tuple(modules), tuple(files))
-        loaded_at_ns = time.time_ns()
         specs = load_specs(config)
         return cls(config, AssetGraph(specs), loaded_at_ns)
 
@@ -110,6 +110,32 @@ class Workspace:
             if filename and filename.endswith(".py") and is_project_file(filename, self.root):
                 files.append(str(Path(filename).resolve()))
         return sorted(files)
+
+    def code_tokens(self) -> dict[str, str | None]:
+        """``code_files`` with the stat token that vouches for what this process read of each (None: gone).
+
+        For a module the project loader imported, the token taken *before* its bytes were
+        read: a file edited after the read then never matches the token recorded for it,
+        whatever instant the edit landed at. Other files are stat'ed now; a cache must
+        still refuse any token too recent to vouch (``hashing.is_racy``).
+        """
+        from assetflow.fingerprint.code import is_project_file
+        from assetflow.fingerprint.imports import module_source
+        from assetflow.hashing import stat_token
+
+        def now(path: str) -> str | None:
+            try:
+                return stat_token(path)
+            except OSError:
+                return None
+
+        tokens = {path: now(path) for path in self.sql_files()}
+        for module in list(sys.modules.values()):
+            filename = getattr(module, "__file__", None)
+            if filename and filename.endswith(".py") and is_project_file(filename, self.root):
+                loaded = module_source(module)
+                tokens[str(Path(filename).resolve())] = loaded.token if loaded is not None else now(filename)
+        return dict(sorted(tokens.items()))
 
     def sql_files(self) -> list[str]:
         """The ``.sql`` files and the folders searched for them: what the SQL part of the graph is read from."""

@@ -259,7 +259,7 @@ class Run:
             more_sources, more_assets, valid_until = snapshot_parts(self.ws)
             sources.update(more_sources)
             assets += more_assets
-        return build_snapshot(self.ws.config, self.ws.code_files(), sources, assets, self.ws.loaded_at_ns,
+        return build_snapshot(self.ws.config, self.ws.code_tokens(), sources, assets, self.ws.loaded_at_ns,
                               valid_until)
 
     def _run_all(self) -> None:

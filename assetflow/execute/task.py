@@ -68,23 +68,25 @@ def _project_key(config: ProjectConfig) -> tuple[object, ...]:
 
 
 def code_token(root: Path, sql_files: list[str] | None = None) -> str:
-    """The size and mtime of every project Python file imported in this process, and of its SQL files.
+    """A digest of the code every project module imported in this process runs, and of its SQL files' stats.
 
-    Equal tokens in the coordinator and a worker mean both imported the same code (a
-    file rewritten in between changes its mtime). Device and inode are left out, so a
-    project on a shared file system reads the same from every machine.
+    Equal tokens in the coordinator and a worker mean both run the same code: each module
+    counts with the digest of the bytes it was compiled from (``fingerprint.imports``), not
+    with its file's stat, which a same-size edit in the same instant leaves unchanged and
+    which may be taken after the file changed. Paths are relative to the root and device
+    and inode are left out, so a project on a shared file system reads the same from every
+    machine.
     """
-    from assetflow.fingerprint.code import is_project_file
+    from assetflow.fingerprint.imports import code_digests
 
-    parts = []
-    filenames = [getattr(module, "__file__", None) for module in list(sys.modules.values())]
-    for filename in [*filenames, *(sql_files or [])]:
-        if filename and filename.endswith((".py", ".sql")) and is_project_file(filename, root):
+    parts = [f"{path}:{digest}" for path, digest in code_digests(root).items()]
+    for filename in sql_files or []:
+        if filename.endswith(".sql"):
             try:
                 st = os.stat(filename)
             except OSError:
                 continue
-            parts.append(f"{Path(filename).resolve()}:{st.st_size}:{st.st_mtime_ns}")
+            parts.append(f"{os.path.relpath(filename, root)}:{st.st_size}:{st.st_mtime_ns}")
     return hash_fields("code-token", *sorted(parts))
 
 

@@ -35,11 +35,11 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePath
 
+from assetflow.fingerprint.imports import _is_local_path, is_project_file
 from assetflow.hashing import Digest, hash_fields
 
 __all__ = ["CodeFingerprint", "fingerprint_function", "is_project_file"]
 
-_VENDOR_DIRS = frozenset({"site-packages", "dist-packages", ".venv"})
 # Types whose repr is a complete, address-free description of the value.
 _FAITHFUL_REPR = (range, PurePath, datetime.date, datetime.time, datetime.timedelta,
                   decimal.Decimal, fractions.Fraction, uuid.UUID)
@@ -161,11 +161,26 @@ class _SourceFile:
         return known
 
 
-_FILES: dict[str, tuple[tuple[int, int, int], _SourceFile | None]] = {}
+_FILES: dict[str, tuple[object, _SourceFile | None]] = {}
 
 
 def _load_source(filename: str) -> _SourceFile | None:
-    """Parse a file once per (inode, size, mtime); fall back to linecache (IPython cells)."""
+    """Parse a file once per version.
+
+    A module the project loader imported is parsed from the very bytes it was compiled
+    from (``imports.loaded_source``), never from the file as it is now: an edit landing after
+    the import must not pair the new text with the old code's values and behaviour. Other
+    files (imported before the project was loaded) are read once per (inode, size, mtime),
+    stat first; IPython cells come from linecache.
+    """
+    from assetflow.fingerprint.imports import loaded_source
+
+    loaded = loaded_source(filename)
+    if loaded is not None:
+        cached = _FILES.get(filename)
+        if cached is None or cached[0] != loaded.digest:
+            cached = _FILES[filename] = (loaded.digest, _parse(loaded.data, filename))
+        return cached[1]
     try:
         st = os.stat(filename)
     except OSError:
@@ -242,31 +257,6 @@ def _bytecode_text(code: types.CodeType, describe: Callable[[object], str]) -> s
 
 
 # -- where code lives ---------------------------------------------------------------------
-
-
-def is_project_file(filename: str, root: Path) -> bool:
-    """Whether a file is the project's own code (under its root, outside any venv)."""
-    return _is_local_path(filename, str(root.resolve()))
-
-
-@functools.cache
-def _is_local_path(filename: str, root: str) -> bool:
-    """Under the project root, and not in a venv or site-packages inside it."""
-    try:
-        relative = Path(filename).resolve().relative_to(root)
-    except (OSError, ValueError):
-        return False
-    folder = Path(root)
-    for part in relative.parts[:-1]:
-        folder = folder / part
-        if part in _VENDOR_DIRS or _is_venv(folder):
-            return False
-    return True
-
-
-@functools.cache
-def _is_venv(folder: Path) -> bool:
-    return (folder / "pyvenv.cfg").is_file()
 
 
 @functools.cache
