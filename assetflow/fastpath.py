@@ -43,7 +43,7 @@ from assetflow.version import __version__
 __all__ = ["DISABLE_ENV", "GRAPH_KEY", "SNAPSHOT_KEY", "build_snapshot", "check_snapshot", "fast_status",
            "fresh_without_import", "load_graph_cache", "save_graph_cache"]
 
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 GRAPH_CACHE_VERSION = 3
 DISABLE_ENV = "ASSETFLOW_NO_FAST_PATH"
 
@@ -76,35 +76,61 @@ def build_snapshot(
     assets: Iterable[tuple[str, str, str, str, str, str | None]],
     loaded_at_ns: int,
     valid_until: float | None = None,
+    contents: Mapping[str, tuple[str, str]] | None = None,
 ) -> str | None:
     """Serialise a snapshot, or None when a file is too recent to vouch for what was read.
 
     ``code_tokens`` maps each code file to the stat token taken before it was read
     (``Workspace.code_tokens``). ``loaded_at_ns`` is when loading the project began: a code
-    or source file, or a folder holding code, whose mtime is that recent may have changed
-    after it was read at the same stat token (the "racy clean" problem), so the snapshot is
-    not written and the next run checks in full. ``sources`` maps a source name to (its path
-    pattern, {absolute file: stat token when it was hashed});
+    or source file whose mtime is that recent may have changed after it was read at the same
+    stat token (the "racy clean" problem). Such a *young* file is vouched for by the content
+    that was read, given in ``contents`` (file -> ("code", digest of the compiled bytes) or
+    ("data", a source file's content hash)): the check hashes it again, and only it, instead
+    of the next run checking everything in full. A young file without a known content means
+    no snapshot. ``sources`` maps a source name to (its path pattern, {absolute file: stat
+    token when it was hashed});
     ``assets`` holds (name, io, location, data hash, token, local file or None) of every
     current version; a local file's stat token is checked without loading any backend.
     ``valid_until`` (UTC seconds) is when the clock adds a partition key (a day ends): the
     snapshot vouches for nothing from then on (docs/partitions.md).
     """
     stats, listings = _code_stats(config, code_tokens)
-    source_tokens = [t for _, matched in sources.values() for t in matched.values()]
-    if any(t is None or is_racy(t, loaded_at_ns) for t in (*stats.values(), *source_tokens)):
-        return None
+    tokens = {**stats, **{f: t for _, matched in sources.values() for f, t in matched.items()}}
+    young: dict[str, tuple[str, str]] = {}
+    for path, token in tokens.items():
+        if token is None:
+            return None
+        if is_racy(token, loaded_at_ns):
+            if contents is None or path not in contents:
+                return None
+            young[path] = contents[path]
     if not _listings_unchanged(listings):
         return None  # a module appeared or left during the run: what the import saw is no longer there
     body = json.dumps({
         **_identity(config),
         "stats": stats,
         "listings": listings,
+        "young": young,
         "sources": {name: {"pattern": pattern, "files": dict(matched)} for name, (pattern, matched) in sources.items()},
         "assets": [list(a) for a in assets],
         "valid_until": valid_until,
     })
     return seal(body)  # sealed: a corrupted snapshot never vouches
+
+
+def _content(path: str, kind: str) -> str | None:
+    """A young file's content hash now, as the snapshot recorded it (None: unreadable)."""
+    try:
+        if kind == "code":
+            from assetflow.hashing import hash_fields
+
+            with open(path, "rb") as handle:
+                return hash_fields("source", handle.read())
+        from assetflow.fingerprint.source import file_hash
+
+        return file_hash(Path(path))
+    except (OSError, ValueError):
+        return None
 
 
 def _code_stats(config: ProjectConfig,
@@ -143,6 +169,8 @@ def check_snapshot(config: ProjectConfig, text: str | None) -> list[str] | None:
         return None
     if not _listings_unchanged(snapshot["listings"]):
         return None
+    if any(_content(path, kind) != digest for path, (kind, digest) in snapshot["young"].items()):
+        return None  # too young for its stat to vouch, and its content moved
     from assetflow.declare import SourceSpec
     from assetflow.fingerprint.source import source_files
 

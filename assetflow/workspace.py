@@ -137,6 +137,20 @@ class Workspace:
                 tokens[str(Path(filename).resolve())] = loaded.token if loaded is not None else now(filename)
         return dict(sorted(tokens.items()))
 
+    def code_contents(self) -> dict[str, str]:
+        """Each project module's file -> the digest of the bytes it was compiled from (loader-imported ones only).
+
+        Lets the no-op snapshot vouch for a file too young for its stat token: by its content.
+        """
+        from assetflow.fingerprint.imports import module_source
+
+        found = {}
+        for module in list(sys.modules.values()):
+            loaded = module_source(module)
+            if loaded is not None:
+                found[str(Path(loaded.path).resolve())] = loaded.digest
+        return found
+
     def sql_files(self) -> list[str]:
         """The ``.sql`` files and the folders searched for them: what the SQL part of the graph is read from."""
         if not self.config.sql:

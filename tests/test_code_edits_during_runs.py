@@ -299,7 +299,7 @@ def test_random_edits_around_runs_never_leave_stale_data_fresh(tmp_path: Path) -
 
     Two projects are stressed side by side (a thread each), alternating the processes and inprocess executors.
     """
-    runs = int(os.environ.get(STRESS_RUNS_ENV, "160"))
+    runs = int(os.environ.get(STRESS_RUNS_ENV, "140"))
     seed = int(os.environ.get(STRESS_SEED_ENV, "18"))
     tallies: list[dict[str, int]] = []
     mislabelled: list[str] = []

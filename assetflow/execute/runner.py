@@ -243,12 +243,14 @@ class Run:
     def _snapshot(self) -> str | None:
         """Everything the no-op fast path must find unchanged to skip loading the project."""
         sources = {}
+        contents: dict[str, tuple[str, str]] = {f: ("code", d) for f, d in self.ws.code_contents().items()}
         for spec in self.graph.sources():
             assert spec.name is not None
             if spec.partitions is not None:
                 continue
             version = self.ws.observe_sources([spec.name])[spec.name]
             sources[spec.name] = (spec.path, {str(self.ws.root / rel): token for rel, token, _ in version.files})
+            contents.update({str(self.ws.root / rel): ("data", content) for rel, _, content in version.files})
         current = self.ws.store.current()  # re-read: checks may have refreshed tokens
         assets = [(m.asset, m.io, m.location, m.data_hash, m.token, self.ws.backends.local_file(m.io, m.location))
                   for m in current.values()]
@@ -260,7 +262,7 @@ class Run:
             sources.update(more_sources)
             assets += more_assets
         return build_snapshot(self.ws.config, self.ws.code_tokens(), sources, assets, self.ws.loaded_at_ns,
-                              valid_until)
+                              valid_until, contents)
 
     def _run_all(self) -> None:
         """Decide each asset once its upstreams settle; keep the executor full; settle results as they come."""
