@@ -186,9 +186,9 @@ def why(asset: str, as_json: bool, partition: str | None, project_dir: Path | No
 
     ws = _loaded_workspace(project_dir, modules, files)
     report = api.why(asset, project=ws, partition=partition)
-    from assetflow.cli_automation import why_automation
+    from assetflow.automation.report import condition_verdict
 
-    automation = why_automation(ws, asset)
+    automation = condition_verdict(ws, asset)
     if as_json:
         emit_json({**report.to_json(), "automation": automation})
     else:

@@ -22,18 +22,6 @@ if TYPE_CHECKING:
     import threading
 
 
-def why_automation(ws: Any, name: str) -> dict[str, Any] | None:
-    """The asset's automation condition evaluated now, for ``why`` (None when it declares none)."""
-    from assetflow.automation.daemon import Daemon
-
-    spec = ws.graph.specs.get(name)
-    if getattr(spec, "automation", None) is None:
-        return None
-    daemon = Daemon.for_workspace(ws)
-    found = [ev for ev in daemon.evaluate_conditions(time.time()) if ev.name == name]
-    return found[0].to_json() if found else None
-
-
 def _read_only(project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> Any:
     from assetflow.automation.daemon import Daemon
 

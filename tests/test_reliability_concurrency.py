@@ -67,7 +67,8 @@ def test_four_concurrent_runs_per_round(tmp_path: Path, executor: str) -> None:
                 assert proc.returncode == 0, err
             else:
                 assert proc.returncode in (0, 3), err
-            if proc.returncode == 3:
+            if proc.returncode == 3:  # --json: the error document on stdout, with the same exit code
+                assert json.loads(out)["error"]["exit_code"] == 3, out
                 match = HOLDER.search(err)
                 assert match, f"exit 3 without naming the holder: {err}"
                 holder = [r for r in results if r[0].pid == int(match.group(1))]
@@ -76,8 +77,8 @@ def test_four_concurrent_runs_per_round(tmp_path: Path, executor: str) -> None:
             if proc.returncode == 0:
                 payload = json.loads(out)
                 assert payload["ok"]
-        ran_counts = Counter(n for _, out, *_ in results if out.strip() for n, o in outcomes(json.loads(out)).items()
-                             if o == "ran")
+        ran_counts = Counter(n for proc, out, *_ in results if proc.returncode == 0
+                             for n, o in outcomes(json.loads(out)).items() if o == "ran")
         assert ran_counts == Counter(RAW_DEPENDENT), ran_counts
         check_recorded_data(project)
     assert integrity(project.db_path) == "ok"

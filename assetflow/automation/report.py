@@ -7,6 +7,7 @@ ticks in the state store; the CLI prints them as text or ``--json``, the page se
 from __future__ import annotations
 
 import datetime
+import time
 from typing import Any
 
 from assetflow.automation.daemon import Daemon
@@ -14,6 +15,19 @@ from assetflow.cron import parse_cron, zone
 from assetflow.state.ticks import Tick
 
 NEXT_TICKS = 3
+
+
+def condition_verdict(ws: Any, name: str, now: float | None = None) -> dict[str, Any] | None:
+    """The asset's automation condition evaluated now, for ``why`` (None when it declares none).
+
+    One function for the CLI and the page, so their ``why`` documents are the same.
+    """
+    spec = ws.graph.specs.get(name)
+    if getattr(spec, "automation", None) is None:
+        return None
+    daemon = Daemon.for_workspace(ws)
+    found = [ev for ev in daemon.evaluate_conditions(time.time() if now is None else now) if ev.name == name]
+    return found[0].to_json() if found else None
 
 
 def local_time(instant: float | None, timezone: str | None = None) -> str | None:

@@ -172,8 +172,10 @@ class ProjectView:
 
     def _why(self, name: str) -> dict[str, Any]:
         from assetflow import api
+        from assetflow.automation.report import condition_verdict
 
-        return api.why(name, project=self.workspace()).to_json()
+        ws = self.workspace()
+        return {**api.why(name, project=ws).to_json(), "automation": condition_verdict(ws, name)}
 
     def _lineage(self, name: str, version: str = "current") -> dict[str, Any]:
         from assetflow import api
