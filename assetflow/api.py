@@ -1,38 +1,82 @@
 """The Python API: the same operations, with the same semantics, as the CLI.
 
 Every function takes ``project`` (a folder, or a loaded ``Workspace`` to reuse between
-calls), or ``modules``/``files`` like ``-m``/``-f``; selections are the CLI's language.
+calls, see ``workspace``), or ``modules``/``files`` like ``-m``/``-f``; selections are the
+CLI's language. This module is the only door: the CLI and the page call these functions and
+render what they return (``assetflow.documents`` turns it into the ``--json`` documents).
+
+Nothing heavy is imported at the top: ``materialize`` with nothing to do must answer from
+the no-op snapshot before the engine (or the user's code) is imported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from assetflow.contracts import Executor
-from assetflow.declare import AssetSpec
-from assetflow.errors import UnknownAssetError
-from assetflow.execute.gate import CheckRun
-from assetflow.execute.runner import Listener, Run, RunResult
-from assetflow.inspect.lineage import Lineage, build_lineage
-from assetflow.inspect.status import AssetStatus, compute_status, state_map
-from assetflow.inspect.versions import VersionNode, resolve_version, version_lineage
-from assetflow.inspect.why import WhyReport, explain
-from assetflow.select import select as select_names
-from assetflow.workspace import Workspace
+if TYPE_CHECKING:
+    from assetflow.contracts import Executor
+    from assetflow.declare import AssetSpec
+    from assetflow.execute.gate import CheckRun
+    from assetflow.execute.results import RunResult
+    from assetflow.execute.runner import Listener
+    from assetflow.gc import GcReport
+    from assetflow.inspect.lineage import Lineage
+    from assetflow.inspect.status import AssetStatus
+    from assetflow.inspect.versions import VersionNode
+    from assetflow.inspect.why import WhyReport
+    from assetflow.project import ProjectConfig
+    from assetflow.state.doctor import DoctorReport
+    from assetflow.workspace import Workspace
 
-__all__ = ["AssetStatus", "Lineage", "VersionNode", "WhyReport", "column_lineage", "columns", "lineage", "load",
-           "materialize", "run_checks", "status", "why"]
+    ProjectArg = Workspace | Path | str | None  # a folder, or a loaded workspace to reuse
 
-ProjectArg = Workspace | Path | str | None
+__all__ = ["AssetStatus", "DoctorReport", "GcReport", "Lineage", "VersionNode", "WhyReport", "add_partitions",
+           "column_lineage", "columns", "doctor", "gc", "history", "lineage", "list_assets", "list_partitions",
+           "load", "logs", "materialize", "plugins", "project_config", "remove_partitions", "run_checks", "selected", "show",
+           "status", "status_fast_or_full", "version_tree", "why", "workspace"]
+
+_TYPES = {"AssetStatus": "assetflow.inspect.status", "DoctorReport": "assetflow.state.doctor",
+          "GcReport": "assetflow.gc", "Lineage": "assetflow.inspect.lineage",
+          "VersionNode": "assetflow.inspect.versions", "WhyReport": "assetflow.inspect.why"}
+
+
+def __getattr__(name: str) -> Any:
+    """The result types, imported when first asked for (``api.AssetStatus``), not with the module."""
+    if name in _TYPES:
+        import importlib
+
+        return getattr(importlib.import_module(_TYPES[name]), name)
+    raise AttributeError(f"module 'assetflow.api' has no attribute {name!r}")
+
+
 Selection = Iterable[str] | str | None
 
 
-def _workspace(project: ProjectArg, modules: Iterable[str] = (), files: Iterable[str] = ()) -> Workspace:
+def workspace(project: ProjectArg = None, modules: Iterable[str] = (),
+              files: Iterable[str] = ()) -> Workspace:
+    """The project, loaded (its code imported, its state opened): pass it as ``project=`` to
+    several calls to import the project once. ``close()`` it when done."""
+    from assetflow.workspace import Workspace
+
     if isinstance(project, Workspace):
         return project
     return Workspace.load(project, modules, files)
+
+
+_workspace = workspace
+
+
+def project_config(project: ProjectArg = None, modules: Iterable[str] = (), files: Iterable[str] = ()) -> ProjectConfig:
+    """The project's configuration (its root, state and data folders, ``[tool.assetflow]``) without
+    importing its code: what the state-only commands (logs, doctor, history) and the page's watch need."""
+    from assetflow.project import load_config
+    from assetflow.workspace import Workspace
+
+    if isinstance(project, Workspace):
+        return project.config
+    return load_config(Path(project) if project is not None else None, tuple(modules), tuple(files))
 
 
 def _expressions(selection: Selection) -> list[str]:
@@ -41,10 +85,27 @@ def _expressions(selection: Selection) -> list[str]:
     return [selection] if isinstance(selection, str) else list(selection)
 
 
-def selected(ws: Workspace, select: Selection = None, exclude: Selection = None) -> list[str]:
-    """The names a selection means in this workspace (``status:`` selectors assess the project)."""
-    return select_names(ws.graph, _expressions(select), _expressions(exclude), default_io=ws.config.default_io,
-                        statuses=lambda: state_map(compute_status(ws, ws.graph.order)))
+def selected(ws: Workspace, select: Selection = None, exclude: Selection = None, *,
+             removed: bool = False) -> list[str]:
+    """The names a selection means in this workspace (``status:`` selectors assess the project).
+
+    With ``removed``, a plain name of an asset no longer declared whose versions are kept is
+    taken as it is (``show`` reaches those), ahead of the rest of the selection.
+    """
+    from assetflow.inspect.status import compute_status, state_map
+    from assetflow.select import select as select_names
+
+    expressions = _expressions(select)
+    gone: list[str] = []
+    if removed:
+        from assetflow.inspect.show import is_removed
+
+        gone = [s for s in expressions if is_removed(ws, s)]
+        expressions = [s for s in expressions if s not in gone]
+        if gone and not expressions:
+            return gone
+    return gone + select_names(ws.graph, expressions, _expressions(exclude), default_io=ws.config.default_io,
+                               statuses=lambda: state_map(compute_status(ws, ws.graph.order)))
 
 
 def materialize(
@@ -76,7 +137,18 @@ def materialize(
     Ctrl-C raises ``RunInterrupted`` (a ``KeyboardInterrupt``) once running assets are cancelled.
     ``trigger`` records what started the run (default ``{"kind": "person"}``; the daemon passes its
     schedule, sensor or condition tick) and ``run_id`` lets a caller name the run before it begins.
+
+    The whole project, asked for by a folder, with nothing forced: if the last complete run's
+    snapshot proves nothing changed, the result comes from the state store alone (``fast_path``
+    true, ``run_id`` None, every asset ``fresh``), without importing the project's code.
     """
+    everything = not (_expressions(select) or _expressions(exclude) or force or dry_run or partition)
+    if everything and trigger is None and run_id is None and (project is None or isinstance(project, (str, Path))):
+        fresh = _fresh_without_import(project, modules, files)
+        if fresh is not None:
+            return fresh
+    from assetflow.execute.runner import Run
+
     ws = _workspace(project, modules, files)
     names = selected(ws, select, exclude)
     run = Run(ws, names, force=force, listener=listener, executor=executor, jobs=jobs, address=address,
@@ -88,6 +160,19 @@ def materialize(
     return result
 
 
+def _fresh_without_import(project: Path | str | None, modules: Iterable[str],
+                          files: Iterable[str]) -> RunResult | None:
+    """Every asset fresh, proved by the no-op snapshot (see ``assetflow.fastpath``), or None."""
+    from assetflow.execute.results import AssetResult, RunResult
+    from assetflow.fastpath import fresh_without_import
+
+    hashes = fresh_without_import(Path(project) if project is not None else None, modules, files, with_hashes=True)
+    if hashes is None:
+        return None
+    return RunResult(None, {name: AssetResult(name, "fresh", [], data_hash=digest) for name, digest in hashes.items()},
+                     fast_path=True)
+
+
 def _cache_graph_after_complete_run(ws: Workspace) -> None:
     """After a run that left a no-op snapshot, cache the graph so the next ``status`` need not import the project."""
     from assetflow.fastpath import SNAPSHOT_KEY, save_graph_cache
@@ -97,7 +182,7 @@ def _cache_graph_after_complete_run(ws: Workspace) -> None:
 
 
 def run_checks(select: Selection = None, *, exclude: Selection = (), project: ProjectArg = None,
-          modules: Iterable[str] = (), files: Iterable[str] = ()) -> list[CheckRun]:
+               modules: Iterable[str] = (), files: Iterable[str] = ()) -> list[CheckRun]:
     """Run the checks of the selected assets' current versions (each partition's), as ``assetflow check``.
 
     Verdicts already known for (check, data) are read, not re-run; nothing is published or
@@ -122,6 +207,8 @@ def status(
 
     States: fresh, stale, missing, failed, overdue (assets); observed or overdue (sources).
     """
+    from assetflow.inspect.status import compute_status
+
     ws = _workspace(project, modules, files)
     return compute_status(ws, selected(ws, select, exclude))
 
@@ -147,16 +234,118 @@ def status_fast_or_full(
                        _expressions(select), _expressions(exclude))
     if rows is not None:
         return rows, True
-    ws = workspace if workspace is not None else Workspace.load(project_dir, modules, files)
+    ws = workspace if workspace is not None else _workspace(project_dir, modules, files)
     rows = status(select, exclude=exclude, project=ws)
     save_graph_cache(ws)
     return rows, False
 
 
-def why(name: str, *, project: ProjectArg = None, modules: Iterable[str] = (), files: Iterable[str] = (),
-        partition: str | None = None) -> WhyReport:
-    """What exactly makes ``name`` (or its ``partition``) stale: changed inputs, a code diff, configuration, libraries."""
-    return explain(_workspace(project, modules, files), name, partition)
+def list_assets(select: Selection = None, *, exclude: Selection = (), project: ProjectArg = None,
+                modules: Iterable[str] = (), files: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """The assets and sources a selection means, in dependency order, each as a dict: name, kind,
+    group, tags, io, freshness, upstream, downstream, defined_at (``assetflow list --json``)."""
+    from assetflow.documents import list_payload
+
+    ws = _workspace(project, modules, files)
+    rows: list[dict[str, Any]] = list_payload(ws, selected(ws, select, exclude))["assets"]
+    return rows
+
+
+def show(name: str, *, limit: int = 5, version: str | None = None, project: ProjectArg = None,
+         modules: Iterable[str] = (), files: Iterable[str] = ()) -> dict[str, Any]:
+    """Everything about one asset or source, as a dict (one of ``assetflow show --json``'s ``assets``).
+
+    Its state and reasons, its ``limit`` newest versions (hashes, schema, rows, storage, the
+    checks' verdicts), code fingerprint, columns; with ``version`` (an id or data-hash prefix)
+    also that version. An asset removed from the code is still shown while its versions are kept.
+    """
+    from assetflow.inspect.show import show as details
+
+    return details(_workspace(project, modules, files), name, limit, version)
+
+
+def history(select: Selection = None, *, exclude: Selection = (), limit: int = 20, logs: bool = False,
+            project: ProjectArg = None, modules: Iterable[str] = (),
+            files: Iterable[str] = ()) -> dict[str, Any]:
+    """Runs, newest first, and what each did to each asset: ``{"runs": [...]}`` as ``assetflow history --json``.
+
+    Without a selection the project's code is not imported (the state store answers alone);
+    ``logs`` adds what each asset printed and logged in each run.
+    """
+    from assetflow.inspect.history import history as run_history
+
+    if _expressions(select) or _expressions(exclude) or not (project is None or isinstance(project, (str, Path))):
+        ws = _workspace(project, modules, files)
+        names = selected(ws, select, exclude) if _expressions(select) or _expressions(exclude) else None
+        return run_history(ws.store, names, limit, logs_from=ws.config.state_path if logs else None)
+    from assetflow.state.store import StateStore
+
+    state_path = project_config(project, modules, files).state_path
+    store = StateStore(state_path)
+    try:
+        return run_history(store, None, limit, logs_from=state_path if logs else None)
+    finally:
+        store.close()
+
+
+def logs(asset: str, run_id: str | None = None, *, project: ProjectArg = None,
+         modules: Iterable[str] = (), files: Iterable[str] = ()) -> dict[str, Any]:
+    """What ``asset`` printed and logged in one run (default: the latest that captured any), without
+    importing the project: ``asset``, ``run_id``, ``log`` (None if nothing was kept), ``path``, ``runs``."""
+    from assetflow.documents import logs_payload
+    from assetflow.errors import ParameterError, UnknownAssetError
+    from assetflow.names import NAME_PATTERN
+    from assetflow.state.logs import log_path
+
+    state_path = project_config(project, modules, files).state_path
+    if not NAME_PATTERN.fullmatch(asset):
+        raise UnknownAssetError(f"{asset!r} is not an asset name; run `assetflow list` to see the assets.")
+    if run_id is not None:
+        try:
+            log_path(state_path, run_id, asset)
+        except ValueError:
+            raise ParameterError(f"{run_id!r} is not a run id; `assetflow history {asset}` lists them.",
+                                 "run") from None
+    return logs_payload(state_path, asset, run_id)
+
+
+def gc(keep: int = 5, *, dry_run: bool = False, project: ProjectArg = None,
+       modules: Iterable[str] = (), files: Iterable[str] = ()) -> GcReport:
+    """Keep each asset's current version and its ``keep`` newest earlier ones; delete the other
+    versions and the logs of older runs (``dry_run``: only count them). Returns what went."""
+    from assetflow.gc import collect_garbage
+
+    return collect_garbage(_workspace(project, modules, files), keep=keep, dry_run=dry_run)
+
+
+def doctor(*, repair: bool = False, verify_data: bool = True, wait: bool = False,
+           project: ProjectArg = None, modules: Iterable[str] = (),
+           files: Iterable[str] = ()) -> DoctorReport:
+    """Check the state store and stored data without importing the project's code; ``repair`` fixes
+    what it finds, holding the project lock (``wait`` for a run that holds it instead of failing)."""
+    from assetflow.state import doctor as checkup
+
+    config = project_config(project, modules, files)
+    if repair:
+        return checkup.repair(config, wait=wait, verify_data=verify_data)
+    return checkup.examine(config, verify_data=verify_data)
+
+
+def plugins() -> list[dict[str, object]]:
+    """Installed plugins, each as ``{"name", "version", "hooks"}`` (the hooks it implements)."""
+    from assetflow.plugins import describe_plugins
+
+    return describe_plugins()
+
+
+def why(name: str, *, project: ProjectArg = None, modules: Iterable[str] = (),
+        files: Iterable[str] = (), partition: str | None = None) -> WhyReport:
+    """What exactly makes ``name`` (or its ``partition``) stale: changed inputs, a code diff, configuration,
+    libraries; and its automation condition's verdict now (``automation``, None without one)."""
+    from assetflow.inspect.why import explain
+
+    ws = _workspace(project, modules, files)
+    return explain(ws, name, partition)
 
 
 def lineage(
@@ -174,6 +363,9 @@ def lineage(
 
     ``Lineage.render("text" | "mermaid" | "dot" | "json")`` gives what the CLI prints.
     """
+    from assetflow.inspect.lineage import build_lineage
+    from assetflow.inspect.status import compute_status
+
     ws = _workspace(project, modules, files)
     roots = selected(ws, select)
     graph = build_lineage(ws.graph, roots, upstream=upstream, downstream=downstream, depth=depth)
@@ -204,6 +396,8 @@ def columns(name: str, *, project: ProjectArg = None, modules: Iterable[str] = (
 def version_tree(name: str, version: str | int | None = None, *, depth: int | None = None,
                  project: ProjectArg = None, modules: Iterable[str] = (), files: Iterable[str] = ()) -> VersionNode:
     """The exact upstream versions (data hashes, materializations) a version of ``name`` was made from."""
+    from assetflow.inspect.versions import resolve_version, version_lineage
+
     ws = _workspace(project, modules, files)
     _asset(ws, name, removed_ok=True)
     mat = resolve_version(ws.store, name, version)
@@ -220,6 +414,8 @@ def load(name: str, version: str | int | None = None, *, kind: str = "polars", p
     ``kind`` is "polars" or "arrow" for tables. A partitioned asset gives one partition
     (``partition="2024-01-05"``) or, without it, every current partition concatenated in key order.
     """
+    from assetflow.inspect.versions import resolve_version
+
     ws = _workspace(project, modules, files)
     spec = _asset(ws, name, removed_ok=True)
     if spec is not None and (spec.partitions is not None or partition is not None):
@@ -230,22 +426,35 @@ def load(name: str, version: str | int | None = None, *, kind: str = "polars", p
     return ws.backends.get(mat.io).load(name, mat.location, "arrow" if kind == "arrow" else "polars")
 
 
-def add_partitions(definition: str, keys: Iterable[str], *, project: ProjectArg = None) -> list[str]:
+def add_partitions(definition: str, keys: Iterable[str], *, project: ProjectArg = None, modules: Iterable[str] = (),
+                   files: Iterable[str] = ()) -> list[str]:
     """Add keys to dynamic partitions ``definition``; returns the new ones (``assetflow partitions add``)."""
     from assetflow.partitions.keys import add_partitions as add
 
-    return add(_workspace(project, (), ()), definition, keys)
+    return add(_workspace(project, modules, files), definition, keys)
 
 
-def remove_partitions(definition: str, keys: Iterable[str], *, project: ProjectArg = None) -> list[str]:
-    """Remove keys from dynamic partitions ``definition``; returns those that were there."""
+def remove_partitions(definition: str, keys: Iterable[str], *, project: ProjectArg = None,
+                      modules: Iterable[str] = (), files: Iterable[str] = ()) -> list[str]:
+    """Remove keys from dynamic partitions ``definition``; returns those that were there (versions stay until gc)."""
     from assetflow.partitions.keys import remove_partitions as remove
 
-    return remove(_workspace(project, (), ()), definition, keys)
+    return remove(_workspace(project, modules, files), definition, keys)
+
+
+def list_partitions(definition: str, *, project: ProjectArg = None, modules: Iterable[str] = (),
+                    files: Iterable[str] = ()) -> list[str]:
+    """The keys of dynamic partitions ``definition``, in the order they were added."""
+    from assetflow.partitions.keys import list_partitions as keys_of
+
+    return keys_of(_workspace(project, modules, files), definition)
 
 
 def _asset(ws: Workspace, name: str, removed_ok: bool = False) -> AssetSpec | None:
     """The declared asset ``name``; with ``removed_ok``, None for one removed from the code whose versions are kept."""
+    from assetflow.declare import AssetSpec
+    from assetflow.errors import UnknownAssetError
+
     spec = ws.graph.specs.get(name)
     if spec is None and removed_ok:
         from assetflow.inspect.show import is_removed

@@ -43,26 +43,14 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
     Independent assets run in parallel; Ctrl-C cancels running assets and marks the run
     interrupted (exit 130); a second Ctrl-C exits at once.
     """
-    if not (select or exclude or force or dry_run or partition):
-        from assetflow.fastpath import fresh_without_import  # not through api: importing it costs the no-op
-
-        fresh = fresh_without_import(project_dir, modules, files, with_hashes=as_json)
-        if fresh is not None:
-            if as_json:
-                from assetflow.documents import fresh_run_payload
-
-                emit_json(fresh_run_payload(fresh))
-            else:
-                from assetflow.cli_render import plural
-
-                click.echo(f"Everything is fresh: {plural(len(fresh), 'asset')}, nothing to do.")
-            return
-    from assetflow import api
-    from assetflow.cli_render import Progress, render_plan, render_run
-    from assetflow.documents import run_payload
+    from assetflow import api  # light: with nothing to do, it answers before the engine is imported
     from assetflow.errors import RunInterrupted
 
-    progress = None if as_json or dry_run else Progress.for_stderr()
+    progress = None
+    if not (as_json or dry_run):
+        from assetflow.cli_render import Progress
+
+        progress = Progress.for_stderr()
     try:
         result = api.materialize(select, exclude=exclude, force=force, dry_run=dry_run, wait=wait,
                                  project=project_dir, modules=modules, files=files,
@@ -82,8 +70,13 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
     finally:
         if progress:
             progress.close()
+    from assetflow.cli_render import plural, render_plan, render_run
+    from assetflow.documents import run_payload
+
     if as_json:
         emit_json(run_payload(result))
+    elif result.fast_path:
+        click.echo(f"Everything is fresh: {plural(len(result.results), 'asset')}, nothing to do.")
     elif dry_run:
         render_plan(result)
     else:
@@ -147,9 +140,10 @@ def _verdict_lines(verdict: dict[str, Any], depth: int = 0) -> list[str]:
 
 
 def _loaded_workspace(project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> Any:
-    from assetflow.workspace import Workspace
+    """The project loaded once for a command that makes several API calls."""
+    from assetflow import api
 
-    return Workspace.load(project_dir, modules, files)
+    return api.workspace(project_dir, modules, files)
 
 
 @main.command(name="list")
@@ -160,12 +154,10 @@ def _loaded_workspace(project_dir: Path | None, modules: tuple[str, ...], files:
 def list_assets(select: tuple[str, ...], exclude: tuple[str, ...], as_json: bool, project_dir: Path | None,
                 modules: tuple[str, ...], files: tuple[str, ...]) -> None:
     """The assets and sources a selection means, in dependency order."""
-    from assetflow.api import selected
+    from assetflow import api
     from assetflow.cli_render import render_list
-    from assetflow.documents import list_payload
 
-    ws = _loaded_workspace(project_dir, modules, files)
-    payload = list_payload(ws, selected(ws, select, exclude))
+    payload = {"assets": api.list_assets(select, exclude=exclude, project=project_dir, modules=modules, files=files)}
     if as_json:
         emit_json(payload)
     else:
@@ -266,18 +258,14 @@ def show(select: tuple[str, ...], limit: int, version: str | None, as_json: bool
 
     An asset removed from the code is still shown by its name while its versions are kept.
     """
-    from assetflow.api import selected
+    from assetflow import api
     from assetflow.cli_render import render_show
-    from assetflow.inspect.show import is_removed
-    from assetflow.inspect.show import show as show_asset
 
     ws = _loaded_workspace(project_dir, modules, files)
-    removed = [s for s in select if is_removed(ws, s)]
-    rest = tuple(s for s in select if s not in removed)
-    names = removed + (selected(ws, rest) if rest else [])
+    names = api.selected(ws, select, removed=True)
     if version is not None and len(names) != 1:
         raise click.UsageError(f"--version needs exactly one asset; the selection means {len(names)}.")
-    details = [show_asset(ws, name, limit, version) for name in names]
+    details = [api.show(name, limit=limit, version=version, project=ws) for name in names]
     if as_json:
         emit_json({"assets": details})
     else:
@@ -294,25 +282,11 @@ def show(select: tuple[str, ...], limit: int, version: str | None, as_json: bool
 def history(select: tuple[str, ...], exclude: tuple[str, ...], limit: int, with_logs: bool, as_json: bool,
             project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> None:
     """Runs, newest first, and what each did to each asset: outcome, duration, error (--logs: its output)."""
+    from assetflow import api
     from assetflow.cli_render import render_history
-    from assetflow.inspect.history import history as run_history
 
-    if select or exclude:
-        from assetflow.api import selected
-
-        ws = _loaded_workspace(project_dir, modules, files)
-        payload = run_history(ws.store, selected(ws, select, exclude), limit,
-                              logs_from=ws.config.state_path if with_logs else None)
-    else:
-        from assetflow.project import load_config
-        from assetflow.state.store import StateStore
-
-        state_path = load_config(project_dir, modules, files).state_path
-        store = StateStore(state_path)
-        try:
-            payload = run_history(store, None, limit, logs_from=state_path if with_logs else None)
-        finally:
-            store.close()
+    payload = api.history(select, exclude=exclude, limit=limit, logs=with_logs, project=project_dir,
+                          modules=modules, files=files)
     if as_json:
         emit_json(payload)
     else:
@@ -329,14 +303,9 @@ def history(select: tuple[str, ...], exclude: tuple[str, ...], limit: int, with_
 def logs(asset: str, run_id: str | None, as_json: bool, project_dir: Path | None, modules: tuple[str, ...],
          files: tuple[str, ...]) -> None:
     """What ASSET printed (stdout, stderr) and logged while it ran, kept per run in the state folder."""
-    from assetflow.documents import logs_payload
-    from assetflow.errors import ParameterError
-    from assetflow.project import load_config
-    from assetflow.state.logs import NAME_PATTERN
+    from assetflow import api
 
-    if not NAME_PATTERN.fullmatch(asset):
-        raise ParameterError(f"{asset!r} is not an asset name; run `assetflow list` to see the assets.", "asset")
-    payload = logs_payload(load_config(project_dir, modules, files).state_path, asset, run_id)
+    payload = api.logs(asset, run_id, project=project_dir, modules=modules, files=files)
     if as_json:
         emit_json(payload)
     elif payload["log"] is None:
@@ -356,11 +325,9 @@ def logs(asset: str, run_id: str | None, as_json: bool, project_dir: Path | None
 @handle_errors
 def gc(keep: int, dry_run: bool, project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> None:
     """Keep each asset's current version and its KEEP newest earlier ones; delete the other versions."""
-    from assetflow.gc import collect_garbage
-    from assetflow.workspace import Workspace
+    from assetflow import api
 
-    ws = Workspace.load(project_dir, modules, files)
-    report = collect_garbage(ws, keep=keep, dry_run=dry_run)
+    report = api.gc(keep, dry_run=dry_run, project=project_dir, modules=modules, files=files)
     verb = "Would delete" if dry_run else "Deleted"
     undeclared = f", {report.undeclared} of them of assets no longer declared" if report.undeclared else ""
     click.echo(f"{verb} {report.versions} versions ({report.files} stored objects, {report.bytes} bytes"
@@ -383,12 +350,10 @@ def doctor(repair: bool, verify_data: bool, wait: bool, as_json: bool, project_d
 
     Exit status: 0 when nothing is wrong (or everything found was repaired), 1 otherwise.
     """
-    from assetflow.project import load_config
-    from assetflow.state import doctor as checkup
+    from assetflow import api
 
-    config = load_config(project_dir, modules, files)
-    report = checkup.repair(config, wait=wait, verify_data=verify_data) if repair else checkup.examine(
-        config, verify_data=verify_data)
+    report = api.doctor(repair=repair, verify_data=verify_data, wait=wait, project=project_dir, modules=modules,
+                        files=files)
     if as_json:
         emit_json(report.to_json())
     else:
@@ -419,9 +384,9 @@ def doctor(repair: bool, verify_data: bool, wait: bool, as_json: bool, project_d
 @handle_errors
 def plugins(as_json: bool) -> None:
     """Installed plugins: name, version and the hooks they implement."""
-    from assetflow.plugins import describe_plugins
+    from assetflow import api
 
-    rows = describe_plugins()
+    rows = api.plugins()
     if as_json:
         emit_json({"plugins": rows})
     else:
@@ -484,14 +449,13 @@ def _dynamic_command(action: str) -> Callable[..., None]:
     @handle_errors
     def command(definition: str, keys: tuple[str, ...], as_json: bool, project_dir: Path | None,
                 modules: tuple[str, ...], files: tuple[str, ...]) -> None:
-        from assetflow.partitions import keys as dynamic
-        from assetflow.workspace import Workspace
+        from assetflow import api
 
-        ws = Workspace.load(project_dir, modules, files)
+        where: dict[str, Any] = {"project": project_dir, "modules": modules, "files": files}
         if action == "list":
-            found = dynamic.list_partitions(ws, definition)
+            found = api.list_partitions(definition, **where)
         else:
-            found = (dynamic.add_partitions if action == "add" else dynamic.remove_partitions)(ws, definition, keys)
+            found = (api.add_partitions if action == "add" else api.remove_partitions)(definition, keys, **where)
         if as_json:
             emit_json({"definition": definition, "action": action, "keys": found})
         elif action == "list":

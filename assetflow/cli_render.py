@@ -12,7 +12,7 @@ import click
 from assetflow.durations import format_duration
 
 if TYPE_CHECKING:
-    from assetflow.execute.runner import AssetResult, RunResult
+    from assetflow.execute.results import AssetResult, RunResult
     from assetflow.inspect.status import AssetStatus
     from assetflow.inspect.versions import VersionNode
     from assetflow.inspect.why import WhyReport
@@ -49,8 +49,13 @@ class Progress:
         self.computed: list[float] = []  # durations of the assets computed so far
         self.running: dict[str, float] = {}  # name -> when it started
         self.printed_lines = not live
-        self._live = None
-        if live:
+        self._wants_live = live
+        self._live: Any = None
+
+    def _show_live(self) -> None:
+        """Draw the live line from the run's first event on, not before: a run the no-op fast
+        path answers has none, and draws nothing (nor imports rich)."""
+        if self._wants_live and self._live is None:
             from rich.console import Console
             from rich.live import Live
 
@@ -65,14 +70,17 @@ class Progress:
 
     def begin(self, total: int, to_run: int, capacity: int) -> None:
         self.total, self.to_run, self.capacity = total, to_run, max(1, capacity)
+        self._show_live()
 
     def started(self, name: str) -> None:
+        self._show_live()
         self.running[name] = self.clock()
 
     def __call__(self, result: AssetResult) -> None:
         self.update(result)
 
     def update(self, result: AssetResult) -> None:
+        self._show_live()
         self.settled += 1
         self.running.pop(result.name, None)
         if result.outcome in ("ran", "failed") and result.duration is not None:
@@ -118,6 +126,7 @@ class Progress:
         return "[bold]materializing[/] " + escape(self.line())
 
     def close(self) -> None:
+        self._wants_live = False
         if self._live is not None:
             self._live.stop()
             self._live = None

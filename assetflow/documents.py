@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from assetflow.execute.runner import RunResult
+    from assetflow.execute.results import RunResult
     from assetflow.inspect.status import AssetStatus
     from assetflow.workspace import Workspace
 
@@ -76,19 +76,11 @@ def _outcome_row(name: str, outcome: str, reasons: list[str], duration_s: float 
 
 
 def run_payload(result: RunResult) -> dict[str, Any]:
-    return {"run_id": result.run_id, "dry_run": result.dry_run, "ok": result.ok, "counts": result.counts(),
+    """``materialize --json``; ``fast_path`` is there (true) only when the no-op snapshot proved every asset fresh."""
+    return {"run_id": result.run_id, "dry_run": result.dry_run, "ok": result.ok,
+            **({"fast_path": True} if result.fast_path else {}), "counts": result.counts(),
             "assets": [_outcome_row(r.name, r.outcome, r.reasons, r.duration, r.data_hash, r.error, r.checks)
                        for r in result.results.values()]}
-
-
-def fresh_run_payload(hashes: Mapping[str, str | None]) -> dict[str, Any]:
-    """``materialize --json`` when the no-op fast path proved every asset fresh: a full run's keys."""
-    from assetflow.execute.runner import OUTCOMES
-
-    return {"run_id": None, "dry_run": False, "ok": True, "fast_path": True,
-            "counts": {**dict.fromkeys(OUTCOMES, 0), "fresh": len(hashes)},
-            "assets": [_outcome_row(name, "fresh", [], data_hash=digest) for name, digest in hashes.items()]}
-
 
 
 def logs_payload(state_path: Any, asset: str, run_id: str | None = None) -> dict[str, Any]:

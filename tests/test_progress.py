@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from assetflow.cli import main
 from assetflow.cli_render import Progress
-from assetflow.execute.runner import AssetResult
+from assetflow.execute.results import AssetResult
 from conftest import ProjectDir
 
 

@@ -1,7 +1,7 @@
 """The public surfaces change only on purpose, and the layers keep their direction.
 
-``assetflow.__all__`` is what users import; ``assetflow.ext.__all__`` is what plugins may
-use (docs/plugins.md). A name added or removed here is an API change: update the docs too.
+``assetflow.__all__`` is what users import; ``assetflow.api.__all__`` is the one door the CLI and
+the page go through (docs/api.md); ``assetflow.ext.__all__`` is what plugins may use (docs/plugins.md). A name added or removed here is an API change: update the docs too.
 The layering rules are docs/architecture.md's, checked on the source's own imports.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import assetflow
+import assetflow.api
 import assetflow.ext
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +27,12 @@ PUBLIC = [
     "check", "expr", "hookimpl", "lineage", "load", "materialize", "not_null", "relationship", "row_count",
     "run_checks", "schema", "secret", "source", "sql_asset", "status", "unique", "why",
 ]
+API = [
+    "AssetStatus", "DoctorReport", "GcReport", "Lineage", "VersionNode", "WhyReport", "add_partitions",
+    "column_lineage", "columns", "doctor", "gc", "history", "lineage", "list_assets", "list_partitions", "load",
+    "logs", "materialize", "plugins", "project_config", "remove_partitions", "run_checks", "selected", "show",
+    "status", "status_fast_or_full", "version_tree", "why", "workspace",
+]
 EXT = [
     "CheckResult", "CheckStatus", "Executor", "IOBackend", "PluginError", "ProjectConfig", "StorageError",
     "StoredData", "TableBackend", "TaskTimeout", "ValueKind", "WorkerLost", "atomic_target", "confined", "hookimpl",
@@ -33,7 +40,7 @@ EXT = [
 ]
 
 
-@pytest.mark.parametrize(("module", "expected"), [(assetflow, PUBLIC), (assetflow.ext, EXT)])
+@pytest.mark.parametrize(("module", "expected"), [(assetflow, PUBLIC), (assetflow.api, API), (assetflow.ext, EXT)])
 def test_the_surface_is_pinned_sorted_and_every_name_resolves(module: object, expected: list[str]) -> None:
     names = list(module.__all__)  # type: ignore[attr-defined]
     assert names == expected
@@ -48,10 +55,42 @@ def test_plugins_docs_name_every_ext_name() -> None:
     assert not missing, f"docs/plugins.md does not document {missing}"
 
 
-def _imports(path: Path) -> set[str]:
-    """Every ``assetflow...`` module a file imports, at the top or inside a function, typing-only too."""
+def test_api_docs_name_every_api_function() -> None:
+    text = (ROOT / "docs" / "api.md").read_text()
+    missing = [name for name in API if f"`{name}" not in text]
+    assert not missing, f"docs/api.md does not document {missing}"
+
+
+FACES = ["cli.py"]  # the command line; the page and the automation commands follow
+
+
+def test_the_faces_reach_the_rest_through_the_api() -> None:
+    """The CLI imports the door (api, documents), errors and its own helpers at run time, nothing below."""
+    allowed = ("assetflow.api", "assetflow.documents", "assetflow.errors", "assetflow.secrets", "assetflow.cli",
+               "assetflow.ui")
+    reaching = {}
+    for name in FACES:
+        path = PACKAGE / name
+        below = sorted(m for m in _real_modules(_imports(path, typing=False))
+                       if m != "assetflow" and not m.startswith(allowed))
+        if below:
+            reaching[name] = below
+    assert not reaching
+
+
+def _imports(path: Path, typing: bool = True) -> set[str]:
+    """Every ``assetflow...`` module a file imports, at the top or inside a function, typing-only too
+    (unless ``typing`` is False: then what ``if TYPE_CHECKING:`` imports is left out)."""
+    tree = ast.parse(path.read_text(), str(path))
+    skipped: set[int] = set()
+    if not typing:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+                skipped.update(id(inner) for child in node.body for inner in ast.walk(child))
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
             found.update(f"{node.module}.{alias.name}" for alias in node.names)

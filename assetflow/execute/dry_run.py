@@ -17,13 +17,13 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from assetflow.declare import AssetSpec, SourceSpec
+from assetflow.execute.results import MAY_RESTORE
 from assetflow.plan import Assessment
 from assetflow.state.store import Materialization
 
 if TYPE_CHECKING:
     from assetflow.workspace import Workspace
 
-MAY_RESTORE = "may_restore"  # the plan's outcome when it cannot know before running
 
 
 @dataclasses.dataclass(frozen=True)

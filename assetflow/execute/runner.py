@@ -31,14 +31,14 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future
-from typing import Literal
 
 from assetflow.contracts import Executor, InputRef
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.durations import format_duration
 from assetflow.errors import RunInterrupted, TaskTimeout, WorkerLost
-from assetflow.execute.dry_run import MAY_RESTORE, predict, restorable
+from assetflow.execute.dry_run import predict, restorable
 from assetflow.execute.executors import make_executor
+from assetflow.execute.results import AssetResult, Outcome, RunResult
 from assetflow.checks.report import one_line, upstream_problem
 from assetflow.execute.gate import CheckRun, Gate
 from assetflow.execute.policy import PoolLimits, retry_delay
@@ -53,31 +53,6 @@ from assetflow.state.store import Materialization
 from assetflow.storage.files import remove_temp_files
 from assetflow.workspace import Workspace
 
-Outcome = Literal["ran", "restored", "fresh", "cutoff", "failed", "skipped", "may_restore"]
-OUTCOMES: tuple[Outcome, ...] = ("ran", "restored", "fresh", "cutoff", "failed", "skipped")  # and a plan's may_restore
-
-
-@dataclasses.dataclass
-class AssetResult:
-    name: str
-    outcome: Outcome
-    reasons: list[str]
-    duration: float | None = None
-    data_hash: str | None = None
-    error: str | None = None
-    attempts: int = 0  # how many times it was computed in this run (0: not computed)
-    checks: list[dict[str, object]] | None = None  # the verdicts of its checks on the version it settled on
-
-    @property
-    def asset(self) -> str:
-        """The asset's name (``name`` is ``asset[key]`` for one partition of a partitioned asset)."""
-        return split_unit(self.name)[0]
-
-    @property
-    def partition(self) -> str:
-        return split_unit(self.name)[1]
-
-
 @dataclasses.dataclass
 class _Launch:
     """An asset decided stale: what to compute, and what its result will be recorded against."""
@@ -89,26 +64,6 @@ class _Launch:
     attempts: int = 0
     errors: list[str] = dataclasses.field(default_factory=list)
     logs: list[str] = dataclasses.field(default_factory=list)  # what each attempt printed and logged
-
-
-@dataclasses.dataclass
-class RunResult:
-    run_id: str
-    results: dict[str, AssetResult]
-    dry_run: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return all(r.outcome not in ("failed", "skipped") for r in self.results.values())
-
-    def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(OUTCOMES + ((MAY_RESTORE,) if self.dry_run else ()), 0)
-        for result in self.results.values():
-            counts[result.outcome] += 1
-        return counts
-
-    def by_outcome(self, outcome: Outcome) -> list[AssetResult]:
-        return [r for r in self.results.values() if r.outcome == outcome]
 
 
 Listener = Callable[[AssetResult], None]

@@ -19,13 +19,16 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from assetflow.documents import document, list_payload, status_payload
+from assetflow import api
+from assetflow.documents import document, status_payload
 from assetflow.errors import AssetflowError, ParameterError, ProjectBroken, UnknownAssetError
-from assetflow.project import ProjectConfig, load_config
 from assetflow.secrets import redact
-from assetflow.workspace import Workspace
+
+if TYPE_CHECKING:
+    from assetflow.project import ProjectConfig
+    from assetflow.workspace import Workspace
 
 TOKEN_INTERVAL_S = 0.5  # stat the project at most this often, however many pages poll
 _SKIPPED_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".assetflow"}
@@ -37,7 +40,7 @@ class ProjectView:
 
     def __init__(self, project_dir: Path | None, modules: Iterable[str] = (), files: Iterable[str] = ()) -> None:
         self.where = (project_dir, tuple(modules), tuple(files))
-        self.config: ProjectConfig = load_config(*self.where)  # no project at all: the CLI says so at start
+        self.config: ProjectConfig = api.project_config(*self.where)  # no project at all: the CLI says so at start
         self.root = self.config.root
         self._workspace: Workspace | None = None
         self.error: dict[str, Any] | None = None
@@ -114,7 +117,7 @@ class ProjectView:
             from assetflow.automation.definitions import recording_automation
 
             with recording_automation() as declared:  # schedules and sensors, for their listings
-                self._workspace = Workspace.load(*self.where)
+                self._workspace = api.workspace(*self.where)
             self._automation = declared
             self.error = None
         except Exception as exc:  # noqa: BLE001 - any failure of user code is shown on the page, not raised
@@ -150,36 +153,26 @@ class ProjectView:
         return self._workspace
 
     def _status(self, select: str = "") -> dict[str, Any]:
-        from assetflow.api import status_fast_or_full
-
         started = time.monotonic()
         project_dir, modules, files = self.where
-        rows, fast = status_fast_or_full(select or None, project_dir=project_dir, modules=modules, files=files,
+        rows, fast = api.status_fast_or_full(select or None, project_dir=project_dir, modules=modules, files=files,
                                          workspace=self.workspace())
         self.status_cost = time.monotonic() - started
         return status_payload(rows, fast)
 
     def _list(self, select: str = "") -> dict[str, Any]:
-        from assetflow.api import selected
-
-        ws = self.workspace()
-        return list_payload(ws, selected(ws, [select] if select else []))
+        return {"assets": api.list_assets(select or None, project=self.workspace())}
 
     def _show(self, name: str) -> dict[str, Any]:
-        from assetflow.inspect.show import show
-
-        return {"assets": [show(self.workspace(), name, limit=10)]}
+        return {"assets": [api.show(name, limit=10, project=self.workspace())]}
 
     def _why(self, name: str) -> dict[str, Any]:
-        from assetflow import api
         from assetflow.automation.report import condition_verdict
 
         ws = self.workspace()
         return {**api.why(name, project=ws).to_json(), "automation": condition_verdict(ws, name)}
 
     def _lineage(self, name: str, version: str = "current") -> dict[str, Any]:
-        from assetflow import api
-
         ws = self.workspace()
         spec = ws.graph.specs.get(name)
         if spec is None:
@@ -197,23 +190,10 @@ class ProjectView:
         return (schedules_payload if command == "schedules" else sensors_payload)(daemon, time.time())
 
     def _history(self, limit: str = "50") -> dict[str, Any]:
-        from assetflow.inspect.history import history
-
-        return history(self.workspace().store, None, positive_int("limit", limit))
+        return api.history(limit=positive_int("limit", limit), project=self.workspace())
 
     def _logs(self, name: str, run: str = "") -> dict[str, Any]:
-        from assetflow.documents import logs_payload
-        from assetflow.state.logs import NAME_PATTERN, log_path
-
-        if not NAME_PATTERN.fullmatch(name):
-            raise UnknownAssetError(f"No asset named {name!r}; run `assetflow list` to see the assets.")
-        if run:
-            try:
-                log_path(self.config.state_path, run, name)
-            except ValueError:
-                raise ParameterError(f"The parameter run={run!r} is not a run id; `assetflow history {name}` "
-                                     f"lists them.", "run") from None
-        return logs_payload(self.config.state_path, name, run or None)
+        return api.logs(name, run or None, project=self.where[0], modules=self.where[1], files=self.where[2])
 
     def close(self) -> None:
         if self._workspace is not None:
