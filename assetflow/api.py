@@ -33,9 +33,9 @@ if TYPE_CHECKING:
     ProjectArg = Workspace | Path | str | None  # a folder, or a loaded workspace to reuse
 
 __all__ = ["AssetStatus", "DoctorReport", "GcReport", "Lineage", "VersionNode", "WhyReport", "add_partitions",
-           "column_lineage", "columns", "doctor", "gc", "history", "lineage", "list_assets", "list_partitions",
-           "load", "logs", "materialize", "plugins", "project_config", "remove_partitions", "run_checks", "selected", "show",
-           "status", "status_fast_or_full", "version_tree", "why", "workspace"]
+           "automation", "column_lineage", "columns", "doctor", "gc", "history", "lineage", "list_assets", "list_partitions",
+           "load", "logs", "materialize", "plugins", "project_config", "remove_partitions", "run_checks", "schedules", "selected",
+           "sensors", "show", "status", "status_fast_or_full", "ticks", "version_tree", "why", "workspace"]
 
 _TYPES = {"AssetStatus": "assetflow.inspect.status", "DoctorReport": "assetflow.state.doctor",
           "GcReport": "assetflow.gc", "Lineage": "assetflow.inspect.lineage",
@@ -58,11 +58,15 @@ def workspace(project: ProjectArg = None, modules: Iterable[str] = (),
               files: Iterable[str] = ()) -> Workspace:
     """The project, loaded (its code imported, its state opened): pass it as ``project=`` to
     several calls to import the project once. ``close()`` it when done."""
+    from assetflow.automation.definitions import recording_automation
     from assetflow.workspace import Workspace
 
     if isinstance(project, Workspace):
         return project
-    return Workspace.load(project, modules, files)
+    with recording_automation() as declared:  # schedules and sensors, for their listings
+        ws = Workspace.load(project, modules, files)
+    ws.automation = list(declared)
+    return ws
 
 
 _workspace = workspace
@@ -92,8 +96,7 @@ def selected(ws: Workspace, select: Selection = None, exclude: Selection = None,
     With ``removed``, a plain name of an asset no longer declared whose versions are kept is
     taken as it is (``show`` reaches those), ahead of the rest of the selection.
     """
-    from assetflow.inspect.status import compute_status, state_map
-    from assetflow.select import select as select_names
+    from assetflow.inspect.status import selected as select_names
 
     expressions = _expressions(select)
     gone: list[str] = []
@@ -104,8 +107,7 @@ def selected(ws: Workspace, select: Selection = None, exclude: Selection = None,
         expressions = [s for s in expressions if s not in gone]
         if gone and not expressions:
             return gone
-    return gone + select_names(ws.graph, expressions, _expressions(exclude), default_io=ws.config.default_io,
-                               statuses=lambda: state_map(compute_status(ws, ws.graph.order)))
+    return gone + select_names(ws, expressions, _expressions(exclude))
 
 
 def materialize(
@@ -155,8 +157,10 @@ def materialize(
               partition=partition, run_id=run_id, trigger=trigger)
     if dry_run:
         return run.plan()
+    from assetflow.fastpath import cache_graph_after_run
+
     result = run.execute(wait_for_lock=wait)
-    _cache_graph_after_complete_run(ws)
+    cache_graph_after_run(ws)
     return result
 
 
@@ -171,14 +175,6 @@ def _fresh_without_import(project: Path | str | None, modules: Iterable[str],
         return None
     return RunResult(None, {name: AssetResult(name, "fresh", [], data_hash=digest) for name, digest in hashes.items()},
                      fast_path=True)
-
-
-def _cache_graph_after_complete_run(ws: Workspace) -> None:
-    """After a run that left a no-op snapshot, cache the graph so the next ``status`` need not import the project."""
-    from assetflow.fastpath import SNAPSHOT_KEY, save_graph_cache
-
-    if ws.store.get_meta(SNAPSHOT_KEY) is not None:
-        save_graph_cache(ws)
 
 
 def run_checks(select: Selection = None, *, exclude: Selection = (), project: ProjectArg = None,
@@ -342,10 +338,73 @@ def why(name: str, *, project: ProjectArg = None, modules: Iterable[str] = (),
         files: Iterable[str] = (), partition: str | None = None) -> WhyReport:
     """What exactly makes ``name`` (or its ``partition``) stale: changed inputs, a code diff, configuration,
     libraries; and its automation condition's verdict now (``automation``, None without one)."""
+    import dataclasses
+    import time
+
+    from assetflow.automation.report import condition_verdict
     from assetflow.inspect.why import explain
 
     ws = _workspace(project, modules, files)
-    return explain(ws, name, partition)
+    report = explain(ws, name, partition)
+    return dataclasses.replace(report, automation=condition_verdict(ws, name, time.time()))
+
+
+def schedules(*, at: float | None = None, project: ProjectArg = None, modules: Iterable[str] = (),
+              files: Iterable[str] = ()) -> dict[str, Any]:
+    """``{"schedules": [...]}``: each schedule's cron, time zone, selection, next ticks after ``at``
+    (default: now) in its time zone, and its last tick with that run's outcome. Nothing is written."""
+    from assetflow.automation.report import schedules_payload
+
+    return _automation_listing(schedules_payload, at, project, modules, files)
+
+
+def sensors(*, at: float | None = None, project: ProjectArg = None, modules: Iterable[str] = (),
+            files: Iterable[str] = ()) -> dict[str, Any]:
+    """``{"sensors": [...]}``: each sensor's interval, selection, cursor, next evaluation, last tick and its run."""
+    from assetflow.automation.report import sensors_payload
+
+    return _automation_listing(sensors_payload, at, project, modules, files)
+
+
+def automation(*, at: float | None = None, project: ProjectArg = None, modules: Iterable[str] = (),
+               files: Iterable[str] = ()) -> dict[str, Any]:
+    """``{"automation": [...]}``: each automated asset's condition, its verdict at ``at`` (default: now)
+    and why, and its last tick. Nothing is written, not even a condition's first sighting."""
+    from assetflow.automation.report import automation_payload
+
+    return _automation_listing(automation_payload, at, project, modules, files)
+
+
+def _automation_listing(payload: Any, at: float | None, project: ProjectArg, modules: Iterable[str],
+                        files: Iterable[str]) -> dict[str, Any]:
+    """A listing built from a read-only daemon over the project (loaded here unless given loaded)."""
+    import time
+
+    from assetflow.automation.daemon import Daemon
+
+    ws = _workspace(project, modules, files)
+    try:
+        listing: dict[str, Any] = payload(Daemon.for_workspace(ws, declared=ws.automation),
+                                          time.time() if at is None else at)
+        return listing
+    finally:
+        if ws is not project:
+            ws.close()
+
+
+def ticks(name: str | None = None, *, limit: int = 50, project: ProjectArg = None, modules: Iterable[str] = (),
+          files: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """The newest ``limit`` ticks (of the schedule, sensor or automated asset ``name``), newest first,
+    each as a dict (origin, tick_at, status, reason, run_id, ...); the project's code is not imported."""
+    from assetflow.state.store import StateStore
+    from assetflow.state.ticks import TickStore
+
+    store = StateStore(project_config(project, modules, files).state_path)
+    try:
+        origins = None if name is None else [f"{k}:{name}" for k in ("schedule", "sensor", "condition")]
+        return [t.to_json() for t in TickStore(store).ticks(origins, limit)]
+    finally:
+        store.close()
 
 
 def lineage(

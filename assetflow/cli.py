@@ -176,13 +176,10 @@ def why(asset: str, as_json: bool, partition: str | None, project_dir: Path | No
     from assetflow import api
     from assetflow.cli_render import render_why
 
-    ws = _loaded_workspace(project_dir, modules, files)
-    report = api.why(asset, project=ws, partition=partition)
-    from assetflow.automation.report import condition_verdict
-
-    automation = condition_verdict(ws, asset)
+    report = api.why(asset, project=project_dir, modules=modules, files=files, partition=partition)
+    automation = report.automation
     if as_json:
-        emit_json({**report.to_json(), "automation": automation})
+        emit_json(report.to_json())
     else:
         render_why(report)
         if automation:

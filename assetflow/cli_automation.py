@@ -22,12 +22,6 @@ if TYPE_CHECKING:
     import threading
 
 
-def _read_only(project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> Any:
-    from assetflow.automation.daemon import Daemon
-
-    return Daemon(project_dir, modules, files).open(readonly=True)
-
-
 @contextlib.contextmanager
 def _stopping(daemon: Any, stop: threading.Event) -> Iterator[None]:
     """SIGTERM and Ctrl-C stop the loop; during a run they interrupt it cleanly (the next start resumes it)."""
@@ -189,13 +183,9 @@ _at_option = click.option("--at", default=None, metavar="ISO",
 def schedules(at: str | None, as_json: bool, project_dir: Path | None, modules: tuple[str, ...],
               files: tuple[str, ...]) -> None:
     """Schedules: cron, time zone, selection, next ticks (in their time zone), last tick and its run."""
-    from assetflow.automation.report import schedules_payload
+    from assetflow import api
 
-    d = _read_only(project_dir, modules, files)
-    try:
-        payload = schedules_payload(d, _now(at))
-    finally:
-        d.close()
+    payload = api.schedules(at=_now(at), project=project_dir, modules=modules, files=files)
     if as_json:
         emit_json(payload)
         return
@@ -209,14 +199,9 @@ def schedules(at: str | None, as_json: bool, project_dir: Path | None, modules: 
 
 
 def _echo_last(last: dict[str, Any] | None) -> None:
-    if last is None:
-        click.echo("  last: never ticked")
-        return
-    from assetflow.automation.report import local_time
+    from assetflow.cli_render import render_last_tick
 
-    run = f", run {last['run_id']} ({last.get('run_status')})" if last.get("run_id") else ""
-    click.echo(f"  last: {local_time(last['tick_at'], last['definition'].get('timezone'))} {last['status']}: "
-               f"{last.get('reason') or ''}{run}")
+    click.echo(render_last_tick(last))
 
 
 @main.command()
@@ -225,13 +210,9 @@ def _echo_last(last: dict[str, Any] | None) -> None:
 @handle_errors
 def sensors(as_json: bool, project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> None:
     """Sensors: interval, selection, cursor, next evaluation, last tick and its run."""
-    from assetflow.automation.report import sensors_payload
+    from assetflow import api
 
-    d = _read_only(project_dir, modules, files)
-    try:
-        payload = sensors_payload(d, time.time())
-    finally:
-        d.close()
+    payload = api.sensors(project=project_dir, modules=modules, files=files)
     if as_json:
         emit_json(payload)
         return
@@ -251,13 +232,9 @@ def sensors(as_json: bool, project_dir: Path | None, modules: tuple[str, ...], f
 def automation(at: str | None, as_json: bool, project_dir: Path | None, modules: tuple[str, ...],
                files: tuple[str, ...]) -> None:
     """Automated assets: each condition, its verdict now and why, and its last tick."""
-    from assetflow.automation.report import automation_payload
+    from assetflow import api
 
-    d = _read_only(project_dir, modules, files)
-    try:
-        payload = automation_payload(d, _now(at))
-    finally:
-        d.close()
+    payload = api.automation(at=_now(at), project=project_dir, modules=modules, files=files)
     if as_json:
         emit_json(payload)
         return
@@ -277,22 +254,15 @@ def automation(at: str | None, as_json: bool, project_dir: Path | None, modules:
 def ticks(name: str | None, limit: int, as_json: bool, project_dir: Path | None, modules: tuple[str, ...],
           files: tuple[str, ...]) -> None:
     """Ticks, newest first (of one schedule, sensor or automated asset if NAME): verdict and reason."""
-    from assetflow.project import load_config
-    from assetflow.state.store import StateStore
-    from assetflow.state.ticks import TickStore
+    from assetflow import api
 
-    store = StateStore(load_config(project_dir, modules, files).state_path)  # no project import needed
-    try:
-        origins = None if name is None else [f"{k}:{name}" for k in ("schedule", "sensor", "condition")]
-        rows = [t.to_json() for t in TickStore(store).ticks(origins, limit)]
-    finally:
-        store.close()
+    rows = api.ticks(name, limit=limit, project=project_dir, modules=modules, files=files)
     if as_json:
         emit_json({"ticks": rows})
         return
-    from assetflow.automation.report import render_ticks_line
+    from assetflow.cli_render import render_tick_line
 
     if not rows:
         click.echo("No ticks yet." if name is None else f"No ticks of {name!r} yet.")
     for row in rows:
-        click.echo(render_ticks_line(row))
+        click.echo(render_tick_line(row))

@@ -477,3 +477,23 @@ def render_history(payload: dict[str, Any]) -> None:
                 out.append("           output:")
                 out += [f"             {line}" for line in event["log"].rstrip("\n").splitlines()]
     click.echo("\n".join(out) if out else "No runs yet.")
+
+
+def render_tick_line(tick: dict[str, Any]) -> str:
+    """One tick of ``assetflow ticks``: when (in its schedule's time zone), origin, verdict, reason, run."""
+    from assetflow.automation.report import local_time
+
+    when = local_time(tick["tick_at"], tick.get("definition", {}).get("timezone"))
+    run = f" run {tick['run_id']}" if tick.get("run_id") else ""
+    return f"{when}  {tick['origin']:<28} {tick['status']}: {tick.get('reason') or ''}{run}"
+
+
+def render_last_tick(last: dict[str, Any] | None) -> str:
+    """The ``last:`` line of a schedule, sensor or automated asset in their listings."""
+    if last is None:
+        return "  last: never ticked"
+    from assetflow.automation.report import local_time
+
+    run = f", run {last['run_id']} ({last.get('run_status')})" if last.get("run_id") else ""
+    return (f"  last: {local_time(last['tick_at'], last['definition'].get('timezone'))} {last['status']}: "
+            f"{last.get('reason') or ''}{run}")

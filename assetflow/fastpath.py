@@ -40,7 +40,7 @@ from assetflow.project import ProjectConfig
 from assetflow.state.snapshot import GRAPH_KEY, SNAPSHOT_KEY, seal, unseal
 from assetflow.version import __version__
 
-__all__ = ["DISABLE_ENV", "GRAPH_KEY", "SNAPSHOT_KEY", "build_snapshot", "check_snapshot", "fast_status",
+__all__ = ["DISABLE_ENV", "GRAPH_KEY", "SNAPSHOT_KEY", "build_snapshot", "cache_graph_after_run", "check_snapshot", "fast_status",
            "fresh_without_import", "load_graph_cache", "save_graph_cache"]
 
 SNAPSHOT_VERSION = 3
@@ -281,6 +281,12 @@ def save_graph_cache(ws: Any) -> None:
     if ws.store.get_meta(GRAPH_KEY) != text:
         with ws.store.cache_write():  # a full disk: the next status imports the project again, that is all
             ws.store.set_meta(GRAPH_KEY, text)
+
+
+def cache_graph_after_run(ws: Any) -> None:
+    """After a run that left a no-op snapshot, cache the graph so the next ``status`` need not import the project."""
+    if ws.store.get_meta(SNAPSHOT_KEY) is not None:
+        save_graph_cache(ws)
 
 
 def load_graph_cache(config: ProjectConfig, text: str | None) -> AssetGraph | None:

@@ -43,6 +43,9 @@ class Workspace:
         self._source_partitions: dict[str, dict[str, SourceVersion]] = {}
         self._verified: dict[tuple[str, str, str], str] = {}  # (io, location, data hash) -> token checked ok
         self.now: float | None = None  # the instant partition keys are listed at (None: the clock); tests set it
+        # The schedules and sensors declared while the project was imported, when the loader recorded
+        # them (``api.workspace`` does): the daemon's listings read them from here.
+        self.automation: list[object] = []
 
     @classmethod
     def load(
@@ -57,6 +60,17 @@ class Workspace:
     @cached_property
     def store(self) -> StateStore:
         return StateStore(self.config.state_path)
+
+    def source_paths(self) -> list[Path]:
+        """Every source's matching files and the folder they are looked for in:
+        what a watcher (the page) stats to notice new or changed data without hashing it."""
+        from assetflow.fingerprint.source import source_files
+
+        paths: list[Path] = []
+        for spec in self.graph.specs.values():
+            if isinstance(spec, SourceSpec):
+                paths += [(self.root / spec.path).parent, *source_files(spec, self.root)]
+        return paths
 
     def close(self) -> None:
         if "store" in self.__dict__:

@@ -445,12 +445,14 @@ class Daemon:
         ticks.start_many(keys, run_id)
         log.info("%s: run %s of %d asset(s)%s", ", ".join(t.origin for t in group), run_id, len(names),
                  f" (resuming {resumes[-1]})" if resumes else "")
-        from assetflow import api
+        from assetflow.execute.runner import Run
+        from assetflow.fastpath import cache_graph_after_run
 
         self.running = True
-        try:
-            result = api.materialize(names, project=ws, force=force, trigger=trigger, run_id=run_id,
-                                     executor=self.executor, jobs=self.jobs, partition=_partition(first))
+        try:  # what api.materialize does (the daemon sits below the API, which lists its schedules)
+            result = Run(ws, names, force=force, executor=self.executor, jobs=self.jobs, partition=_partition(first),
+                         run_id=run_id, trigger=trigger).execute(wait_for_lock=False)
+            cache_graph_after_run(ws)
         except RunInterrupted:
             for origin, tick_at in keys:
                 ticks.requeue(origin, tick_at, f"interrupted: run {run_id} stopped; the next start resumes it")
@@ -483,16 +485,17 @@ class Daemon:
         log.info("%s: %s: %s", ", ".join(t.origin for t in group), status, outcome)
 
     def _selected(self, select: list[str]) -> list[str]:
-        from assetflow.api import selected
+        from assetflow.inspect.status import selected
 
         assert self.ws is not None
-        return selected(self.ws, select or None)
+        return selected(self.ws, select)
 
     def _not_fresh(self, names: list[str]) -> list[str]:
         """Selected assets that a run would do something for (stale, missing, failed)."""
-        from assetflow import api
+        from assetflow.inspect.status import compute_status
 
-        rows = api.status(names, project=self.ws) if names else []
+        assert self.ws is not None
+        rows = compute_status(self.ws, names) if names else []
         return [r.name for r in rows if r.kind == "asset" and {"stale", "missing", "failed"} & set(r.states)]
 
     def _trigger(self, group: list[Tick], resumes: list[str]) -> dict[str, object]:

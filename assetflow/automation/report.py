@@ -13,14 +13,15 @@ from typing import Any
 from assetflow.automation.daemon import Daemon
 from assetflow.cron import parse_cron, zone
 from assetflow.state.ticks import Tick
+from assetflow.workspace import Workspace
 
 NEXT_TICKS = 3
 
 
-def condition_verdict(ws: Any, name: str, now: float | None = None) -> dict[str, Any] | None:
+def condition_verdict(ws: Workspace, name: str, now: float | None = None) -> dict[str, Any] | None:
     """The asset's automation condition evaluated now, for ``why`` (None when it declares none).
 
-    One function for the CLI and the page, so their ``why`` documents are the same.
+    ``api.why`` carries it (``WhyReport.automation``), so the CLI's and the page's ``why`` are the same.
     """
     spec = ws.graph.specs.get(name)
     if getattr(spec, "automation", None) is None:
@@ -95,8 +96,3 @@ def ticks_payload(daemon: Daemon, name: str | None, limit: int) -> dict[str, Any
         origins = [f"{kind}:{name}" for kind in ("schedule", "sensor", "condition")]
     return {"ticks": [t.to_json() for t in daemon.ticks.ticks(origins, limit)]}
 
-
-def render_ticks_line(tick: dict[str, Any]) -> str:
-    when = local_time(tick["tick_at"], tick.get("definition", {}).get("timezone"))
-    run = f" run {tick['run_id']}" if tick.get("run_id") else ""
-    return f"{when}  {tick['origin']:<28} {tick['status']}: {tick.get('reason') or ''}{run}"

@@ -215,3 +215,12 @@ def _summary(text: str) -> str:
 def state_map(rows: Iterable[AssetStatus]) -> Mapping[str, tuple[str, ...]]:
     """Name -> every state that applies: what ``status:`` selectors match."""
     return {r.name: r.states for r in rows}
+
+
+def selected(ws: Workspace, select: Iterable[str] = (), exclude: Iterable[str] = ()) -> list[str]:
+    """The names the selection expressions mean in ``ws``; the project is assessed only if a
+    ``status:`` selector asks (``api.selected`` is the public face of this)."""
+    from assetflow.select import select as select_names
+
+    return select_names(ws.graph, list(select), list(exclude), default_io=ws.config.default_io,
+                        statuses=lambda: state_map(compute_status(ws, ws.graph.order)))

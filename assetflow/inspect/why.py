@@ -65,6 +65,7 @@ class WhyReport:
     config: list[ConfigChange]
     libraries: list[LibraryDrift]
     upstream_not_fresh: dict[str, str]  # upstream -> its state; run `why` on it for its reasons
+    automation: dict[str, Any] | None = None  # its automation condition's verdict now (None: it declares none)
 
     def to_json(self) -> dict[str, Any]:
         payload = dataclasses.asdict(self)

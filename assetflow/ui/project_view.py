@@ -95,15 +95,7 @@ class ProjectView:
     def _source_stats(self) -> tuple[Any, ...]:
         if self._workspace is None:
             return ()
-        from assetflow.declare import SourceSpec
-        from assetflow.fingerprint.source import source_files
-
-        paths: list[Path] = []
-        for spec in self._workspace.graph.specs.values():
-            if isinstance(spec, SourceSpec):
-                base = (self.root / spec.path).parent
-                paths += [base, *source_files(spec, self.root)]
-        return _stats(paths)
+        return _stats(self._workspace.source_paths())
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -114,11 +106,7 @@ class ProjectView:
         self._workspace = None
         self._cache.clear()
         try:
-            from assetflow.automation.definitions import recording_automation
-
-            with recording_automation() as declared:  # schedules and sensors, for their listings
-                self._workspace = api.workspace(*self.where)
-            self._automation = declared
+            self._workspace = api.workspace(*self.where)  # with its schedules and sensors, for their listings
             self.error = None
         except Exception as exc:  # noqa: BLE001 - any failure of user code is shown on the page, not raised
             self.error = error_payload(exc)
@@ -167,10 +155,7 @@ class ProjectView:
         return {"assets": [api.show(name, limit=10, project=self.workspace())]}
 
     def _why(self, name: str) -> dict[str, Any]:
-        from assetflow.automation.report import condition_verdict
-
-        ws = self.workspace()
-        return {**api.why(name, project=ws).to_json(), "automation": condition_verdict(ws, name)}
+        return api.why(name, project=self.workspace()).to_json()
 
     def _lineage(self, name: str, version: str = "current") -> dict[str, Any]:
         ws = self.workspace()
@@ -183,11 +168,7 @@ class ProjectView:
 
     def _automation_listing(self, command: str) -> dict[str, Any]:
         """``schedules`` / ``sensors`` as the CLI's --json (docs/automation.md)."""
-        from assetflow.automation.daemon import Daemon
-        from assetflow.automation.report import schedules_payload, sensors_payload
-
-        daemon = Daemon.for_workspace(self.workspace(), declared=getattr(self, "_automation", []))
-        return (schedules_payload if command == "schedules" else sensors_payload)(daemon, time.time())
+        return (api.schedules if command == "schedules" else api.sensors)(project=self.workspace())
 
     def _history(self, limit: str = "50") -> dict[str, Any]:
         return api.history(limit=positive_int("limit", limit), project=self.workspace())
