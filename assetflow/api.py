@@ -33,9 +33,10 @@ if TYPE_CHECKING:
     ProjectArg = Workspace | Path | str | None  # a folder, or a loaded workspace to reuse
 
 __all__ = ["AssetStatus", "DoctorReport", "GcReport", "Lineage", "VersionNode", "WhyReport", "add_partitions",
-           "automation", "column_lineage", "columns", "doctor", "gc", "history", "lineage", "list_assets", "list_partitions",
-           "load", "logs", "materialize", "plugins", "project_config", "remove_partitions", "run_checks", "schedules", "selected",
-           "sensors", "show", "status", "status_fast_or_full", "ticks", "version_tree", "why", "workspace"]
+           "automation", "column_lineage", "columns", "doctor", "gc", "history", "lineage", "list_assets",
+           "list_partitions", "load", "logs", "materialize", "plugins", "project_config", "remove_partitions",
+           "run_checks", "schedules", "selected", "sensors", "show", "status", "status_fast_or_full", "ticks",
+           "version_tree", "why", "workspace"]
 
 _TYPES = {"AssetStatus": "assetflow.inspect.status", "DoctorReport": "assetflow.state.doctor",
           "GcReport": "assetflow.gc", "Lineage": "assetflow.inspect.lineage",

@@ -35,13 +35,13 @@ from typing import Any
 from assetflow.errors import PluginError, StorageError
 from assetflow.graph import AssetGraph
 from assetflow.hashing import is_racy, stat_token
-from assetflow.inspect.status import AssetStatus, overdue, state_map
+from assetflow.inspect.status import AssetStatus, overdue, state_map, status_row
 from assetflow.project import ProjectConfig
 from assetflow.state.snapshot import GRAPH_KEY, SNAPSHOT_KEY, seal, unseal
 from assetflow.version import __version__
 
-__all__ = ["DISABLE_ENV", "GRAPH_KEY", "SNAPSHOT_KEY", "build_snapshot", "cache_graph_after_run", "check_snapshot", "fast_status",
-           "fresh_without_import", "load_graph_cache", "save_graph_cache"]
+__all__ = ["DISABLE_ENV", "GRAPH_KEY", "SNAPSHOT_KEY", "build_snapshot", "cache_graph_after_run", "check_snapshot",
+           "fast_status", "fresh_without_import", "load_graph_cache", "save_graph_cache"]
 
 SNAPSHOT_VERSION = 3
 GRAPH_CACHE_VERSION = 3
@@ -369,15 +369,15 @@ def _row(config: ProjectConfig, spec: CachedSpec, current: dict[str, tuple[str, 
     if spec.kind == "source":
         updated = _newest_mtime(config, spec)
         by, why = overdue(spec.freshness, updated, now)
-        return AssetStatus(spec.name, "source", "overdue" if why else "observed", [why] if why else [],
-                           source_hashes.get(spec.name), None, None, spec.group, None,
-                           ("observed", "overdue") if why else ("observed",), dict(spec.tags), updated,
-                           spec.freshness, by)
+        return status_row(spec.name, "source", ["observed"] + (["overdue"] if why else []), [why] if why else [],
+                          data_hash=source_hashes.get(spec.name), rows=None, materialized_at=None, group=spec.group,
+                          io=None, tags=dict(spec.tags), updated_at=updated, freshness=spec.freshness, overdue_by=by)
     data_hash, count, finished_at = current[spec.name]
     by, why = overdue(spec.freshness, finished_at, now) if spec.freshness else (None, None)
-    return AssetStatus(spec.name, "asset", "overdue" if why else "fresh", [why] if why else [], data_hash,
-                       count, finished_at, spec.group, spec.io or config.default_io,
-                       ("overdue", "fresh") if why else ("fresh",), spec.tags, finished_at, spec.freshness, by)
+    return status_row(spec.name, "asset", ["fresh"] + (["overdue"] if why else []), [why] if why else [],
+                      data_hash=data_hash, rows=count, materialized_at=finished_at, group=spec.group,
+                      io=spec.io or config.default_io, tags=dict(spec.tags), updated_at=finished_at,
+                      freshness=spec.freshness, overdue_by=by)
 
 
 def _newest_mtime(config: ProjectConfig, spec: CachedSpec) -> float | None:

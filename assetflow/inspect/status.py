@@ -63,7 +63,9 @@ def overdue(policy_text: str | None, updated_at: float | None, now: float) -> tu
     return by, f"overdue by {format_duration(int(by))} (freshness: {policy.describe()})"
 
 
-def _row(name: str, kind: str, states: list[str], reasons: list[str], **fields: object) -> AssetStatus:
+def status_row(name: str, kind: str, states: list[str], reasons: list[str], **fields: object) -> AssetStatus:
+    """The one builder of a status row (the full assessment here, the fast path in ``fastpath``):
+    ``states`` in any order, kept in ``PRECEDENCE`` order, the first of them the row's ``state``."""
     ordered = tuple(s for s in PRECEDENCE if s in states)
     return AssetStatus(name=name, kind=kind, state=ordered[0], reasons=reasons, states=ordered,
                        **fields)  # type: ignore[arg-type]
@@ -93,7 +95,7 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
 
             why_list, report, updated = source_report(ws, spec)
             by, why = overdue(spec.freshness, updated, now)
-            rows.append(_row(name, "source", ["observed"] + (["overdue"] if by is not None else []),
+            rows.append(status_row(name, "source", ["observed"] + (["overdue"] if by is not None else []),
                              why_list + ([why] if why else []), data_hash=None, rows=None, materialized_at=None,
                              group=spec.group, io=None, tags=dict(spec.tags), updated_at=updated,
                              freshness=spec.freshness, overdue_by=by, partitions=report))
@@ -104,7 +106,7 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
             updated = max(mtimes) if mtimes else None
             by, why = overdue(spec.freshness, updated, now)
             unreadable = _unreadable_source(ws, spec, version.data_hash)
-            rows.append(_row(name, "source", ["observed"] + (["overdue"] if by is not None else [])
+            rows.append(status_row(name, "source", ["observed"] + (["overdue"] if by is not None else [])
                              + (["failed"] if unreadable else []),
                              ([unreadable] if unreadable else []) + ([why] if why else []),
                              data_hash=version.data_hash, rows=None, materialized_at=None, group=spec.group,
@@ -145,7 +147,7 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
         if why:
             states.append("overdue")
             reasons.append(why)
-        rows.append(_row(name, "asset", states, reasons,
+        rows.append(status_row(name, "asset", states, reasons,
                          data_hash=current.data_hash if current and report is None else None,
                          rows=_rows(verdict) if report is not None else current.rows if current else None, materialized_at=finished, group=spec.group,
                          io=ws.io_of(spec), tags=dict(spec.tags), updated_at=finished, freshness=spec.freshness,
@@ -193,13 +195,13 @@ def _unreadable(ws: Workspace, name: str, gone: dict[str, str], now: float) -> A
     """A source with no files is missing; what it feeds cannot be assessed, and says why."""
     spec = ws.graph.specs[name]
     if name in gone:
-        return _row(name, "source", ["missing"], [f"no file matches {gone[name]!r}"], data_hash=None, rows=None,
+        return status_row(name, "source", ["missing"], [f"no file matches {gone[name]!r}"], data_hash=None, rows=None,
                     materialized_at=None, group=spec.group, io=None, tags=dict(spec.tags), freshness=spec.freshness)
     assert isinstance(spec, AssetSpec)
     mat = ws.store.current().get(name)
     reasons = [f"source `{s}` has no files ({gone[s]!r})" for s in sorted(set(gone) & ws.graph.ancestors([name]))]
     finished = mat.finished_at if mat else None
-    return _row(name, "asset", ["stale" if mat else "missing"], reasons, data_hash=mat.data_hash if mat else None,
+    return status_row(name, "asset", ["stale" if mat else "missing"], reasons, data_hash=mat.data_hash if mat else None,
                 rows=mat.rows if mat else None, materialized_at=finished, group=spec.group, io=ws.io_of(spec),
                 tags=dict(spec.tags), updated_at=finished, freshness=spec.freshness)
 
