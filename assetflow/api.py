@@ -440,7 +440,7 @@ def column_lineage(asset: str, column: str, *, upstream: bool = True, downstream
                    files: Iterable[str] = ()) -> Any:
     """Where ``asset.column`` comes from (exact through SQL assets, by name through Python ones), as a
     ``ColumnLineage`` whose ``render("text" | "mermaid" | "dot" | "json")`` is what the CLI prints."""
-    from assetflow.sql.lineage import column_lineage as trace
+    from assetflow.inspect.columns import column_lineage as trace
 
     return trace(_workspace(project, modules, files), asset, column, upstream=upstream, downstream=downstream,
                  depth=depth)
@@ -448,7 +448,7 @@ def column_lineage(asset: str, column: str, *, upstream: bool = True, downstream
 
 def columns(name: str, *, project: ProjectArg = None, modules: Iterable[str] = (), files: Iterable[str] = ()) -> Any:
     """An asset's columns with their origins (``AssetColumns``); see docs/sql.md."""
-    from assetflow.sql.lineage import ColumnIndex
+    from assetflow.inspect.columns import ColumnIndex
 
     return ColumnIndex(_workspace(project, modules, files)).of(name)
 
@@ -456,7 +456,8 @@ def columns(name: str, *, project: ProjectArg = None, modules: Iterable[str] = (
 def version_tree(name: str, version: str | int | None = None, *, depth: int | None = None,
                  project: ProjectArg = None, modules: Iterable[str] = (), files: Iterable[str] = ()) -> VersionNode:
     """The exact upstream versions (data hashes, materializations) a version of ``name`` was made from."""
-    from assetflow.inspect.versions import resolve_version, version_lineage
+    from assetflow.inspect.versions import version_lineage
+    from assetflow.state.versions import resolve_version
 
     ws = _workspace(project, modules, files)
     _asset(ws, name, removed_ok=True)
@@ -474,7 +475,7 @@ def load(name: str, version: str | int | None = None, *, kind: str = "polars", p
     ``kind`` is "polars" or "arrow" for tables. A partitioned asset gives one partition
     (``partition="2024-01-05"``) or, without it, every current partition concatenated in key order.
     """
-    from assetflow.inspect.versions import resolve_version
+    from assetflow.state.versions import resolve_version
 
     ws = _workspace(project, modules, files)
     spec = _asset(ws, name, removed_ok=True)

@@ -22,7 +22,7 @@ from assetflow.durations import parse_duration
 from assetflow.errors import DefinitionError
 from assetflow.freshness import validate_policy
 from assetflow.names import validate_name
-from assetflow.partitions.definitions import PartitionsDefinition
+from assetflow.partitioning import PartitionsDefinition
 
 CONFIG_PARAMETER = "config"
 PARTITION_PARAMETER = "partition"  # receives the partition being computed (assetflow.partitions.Partition)
@@ -179,7 +179,7 @@ def _validate_pools(pool: object, asset_name: str, where: str) -> tuple[str, ...
 
 
 def _automation(value: object, asset_name: str, where: str) -> object:
-    from assetflow.automation.conditions import validate_automation
+    from assetflow.conditions import validate_automation
 
     return validate_automation(value, what=f"Asset {asset_name!r}", where=where)
 

@@ -12,7 +12,7 @@ only when it runs.
 
 from __future__ import annotations
 
-from assetflow.automation.conditions import (
+from assetflow.conditions import (
     AutomationCondition,
     eager,
     on_cron,

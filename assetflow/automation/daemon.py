@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from assetflow.automation.conditions import Verdict
+from assetflow.conditions import Verdict
 from assetflow.automation.definitions import ScheduleSpec, SensorSpec, collect, recording_automation
 from assetflow.automation.evaluate import (
     ConditionMemory,

@@ -13,7 +13,7 @@ import threading
 import traceback
 from collections.abc import Mapping
 
-from assetflow.automation.conditions import AssetFacts, Verdict
+from assetflow.conditions import AssetFacts, Verdict
 from assetflow.automation.definitions import RunRequest, ScheduleSpec, SensorContext, SensorSpec, SkipReason
 from assetflow.cron import parse_cron
 

@@ -12,7 +12,7 @@ from assetflow.checks.report import current_verdicts, verdict_document
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.errors import UnknownAssetError
 from assetflow.inspect.status import compute_status
-from assetflow.inspect.versions import resolve_version
+from assetflow.state.versions import resolve_version
 from assetflow.state.store import Materialization
 from assetflow.workspace import Workspace
 
@@ -29,8 +29,8 @@ def materialization_json(mat: Materialization, current_id: int | None = None) ->
 
 
 def _columns(ws: Workspace, name: str) -> dict[str, Any]:
-    """The asset's columns with their origins (see assetflow.sql.lineage), or why they are unknown."""
-    from assetflow.sql.lineage import ColumnIndex
+    """The asset's columns with their origins (see assetflow.inspect.columns), or why they are unknown."""
+    from assetflow.inspect.columns import ColumnIndex
 
     found = ColumnIndex(ws).of(name).to_json()
     return {"known": found["columns"] is not None, "note": found["note"], "list": found["columns"] or [],

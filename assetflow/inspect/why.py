@@ -179,7 +179,7 @@ def explain_partition(ws: Workspace, spec: object, key: str) -> Any:
 
     from assetflow.errors import PartitionKeyError
     from assetflow.partitions.assess import upstream_hashes
-    from assetflow.partitions.definitions import check_key
+    from assetflow.partitioning import check_key
     from assetflow.partitions.run import current_units
     from assetflow.partitions.units import split_unit, unit_id
 

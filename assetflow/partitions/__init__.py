@@ -6,7 +6,7 @@ package's top level stays light: the engine (``units``, ``keys``) loads on first
 
 from __future__ import annotations
 
-from assetflow.partitions.definitions import (
+from assetflow.partitioning import (
     Partition,
     PartitionsDefinition,
     daily,

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def load_partitions(ws: PartitionWorkspace, spec: AssetSpec, partition: str | None, version: str | int | None,
                     kind: str) -> Any:
     """One partition's value, or every current partition concatenated in key order."""
-    from assetflow.partitions.definitions import check_key
+    from assetflow.partitioning import check_key
 
     name = spec.name
     if spec.partitions is None:
@@ -28,7 +28,7 @@ def load_partitions(ws: PartitionWorkspace, spec: AssetSpec, partition: str | No
     if partition is not None:
         check_key(spec.partitions, partition, plan.keys[name], name)
         if version is not None:
-            from assetflow.inspect.versions import resolve_version
+            from assetflow.state.versions import resolve_version
 
             mat = resolve_version(ws.store, name, version)
         else:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from assetflow.declare import SourceSpec
 from assetflow.errors import PartitionKeyError
-from assetflow.partitions.definitions import DynamicPartitions, ProductPartitions, _valid_key_text
+from assetflow.partitioning import DynamicPartitions, ProductPartitions, _valid_key_text
 from assetflow.partitions.units import KeyClock, PartitionPlan, PartitionWorkspace, definition_of
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from assetflow.errors import DefinitionError
-from assetflow.partitions.definitions import PartitionsDefinition, StaticPartitions, TimePartitions
+from assetflow.partitioning import PartitionsDefinition, StaticPartitions, TimePartitions
 
 
 class PartitionMapping:

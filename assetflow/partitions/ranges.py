@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from assetflow.errors import PartitionKeyError
-from assetflow.partitions.definitions import PartitionsDefinition, check_key
+from assetflow.partitioning import PartitionsDefinition, check_key
 
 def select_keys(text: str, definition: PartitionsDefinition, keys: Sequence[str], asset: str,
                 latest: str | None = None) -> list[str]:

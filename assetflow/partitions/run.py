@@ -159,7 +159,7 @@ def partition_of(spec: AssetSpec, key: str) -> object:
     assert spec.partitions is not None
     with contextlib.suppress(ValueError):
         return spec.partitions.partition(key)
-    from assetflow.partitions.definitions import Partition
+    from assetflow.partitioning import Partition
 
     return Partition(key, parts=(key,))
 
@@ -236,7 +236,7 @@ def next_key_instant(ws: Workspace) -> float | None:
     """The earliest UTC instant at which a time definition of the project gains a key."""
     import datetime
 
-    from assetflow.partitions.definitions import ProductPartitions, TimePartitions
+    from assetflow.partitioning import ProductPartitions, TimePartitions
 
     found: list[float] = []
     plan = ws.partition_plan

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.errors import DefinitionError
 from assetflow.hashing import Digest
-from assetflow.partitions.definitions import PartitionsDefinition
+from assetflow.partitioning import PartitionsDefinition
 from assetflow.partitions.mappings import AllPartitions, Latest, PartitionMapping, resolve
 
 
