@@ -47,7 +47,7 @@ from assetflow.state.folder import ensure_state_folder
 from assetflow.state.lock import ProjectLock, lock_is_held
 from assetflow.state.schema import LATEST_VERSION
 from assetflow.state.snapshot import SNAPSHOT_KEY, is_sealed
-from assetflow.state.store import STATE_FILE, Connection, Materialization, StateStore, _row_to_materialization
+from assetflow.state.store import STATE_FILE, Connection, Materialization, StateStore, row_to_materialization
 from assetflow.storage.base import Backends
 from assetflow.storage.files import TEMP_PREFIX, fsync_dir, links_under, replace_link_with_copy
 
@@ -179,7 +179,7 @@ def _examine_store(config: ProjectConfig, store: StateStore, report: DoctorRepor
     for row in store._db.execute(f"SELECT m.id, {', '.join('m.' + c for c in _SALVAGED['materializations'].split(', ')[1:])} "
                                  "FROM pointers c JOIN materializations m ON m.id = c.materialization"):
         try:
-            mat = _row_to_materialization(tuple(row))
+            mat = row_to_materialization(tuple(row))
         except StateError as exc:
             report.findings.append(Finding("record_corrupt", str(exc), asset=str(row[1])))
             continue
@@ -356,7 +356,7 @@ def _salvage_into(config: ProjectConfig, path: Path, fresh: StateStore) -> dict[
         mats: dict[int, Materialization] = {}
         for row in _rows(old, "materializations"):
             try:
-                mat = _row_to_materialization(row)
+                mat = row_to_materialization(row)
             except StateError:
                 continue
             if mat.id is None:

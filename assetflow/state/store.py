@@ -88,7 +88,9 @@ _MAT_COLUMNS = (
 PROD = "prod"  # the default environment: every pointer a run moves lives here unless told otherwise
 
 
-def _row_to_materialization(row: sqlite3.Row | tuple) -> Materialization:
+def row_to_materialization(row: sqlite3.Row | tuple) -> Materialization:
+    """A materializations row (``_MAT_COLUMNS``) as a ``Materialization``; public for ``doctor``,
+    which reads rows of a damaged store the same way when it salvages them."""
     try:
         mat = _parse_materialization(row)
     except (ValueError, TypeError, AttributeError) as exc:
@@ -259,7 +261,7 @@ class StateStore:
         )
         found = {}
         for asset, partition, *row in rows:
-            mat = _row_to_materialization(tuple(row))
+            mat = row_to_materialization(tuple(row))
             # A pointer at another asset's (or partition's) record is damage: no version, not a wrong one.
             if mat.asset == asset and mat.partition == partition:
                 found[(asset, partition)] = mat
@@ -272,7 +274,7 @@ class StateStore:
             "ORDER BY id DESC",
             (asset, partition, recipe_key),
         )
-        found = [_row_to_materialization(r) for r in rows]
+        found = [row_to_materialization(r) for r in rows]
         # Re-checked: a damaged index could hand back another record, which must never be restored.
         return [m for m in found if m.asset == asset and m.partition == partition and m.recipe_key == recipe_key]
 
@@ -281,7 +283,7 @@ class StateStore:
         rows = self._db.execute(
             f"SELECT {_MAT_COLUMNS} FROM materializations {where} ORDER BY id DESC LIMIT ?", (*args, limit)
         )
-        return [_row_to_materialization(r) for r in rows]
+        return [row_to_materialization(r) for r in rows]
 
     def current_summary(self, env: str = PROD) -> dict[str, tuple[str, int | None, float]]:
         """Each unpartitioned asset's current (data hash, rows, finished_at): cheap, for status."""
@@ -294,7 +296,7 @@ class StateStore:
     def materialization(self, materialization_id: int) -> Materialization | None:
         row = self._db.execute(f"SELECT {_MAT_COLUMNS} FROM materializations WHERE id = ?",
                                (materialization_id,)).fetchone()
-        return _row_to_materialization(row) if row else None
+        return row_to_materialization(row) if row else None
 
     def by_data_hash(self, asset: str, prefix: str) -> list[Materialization]:
         """Materializations of an asset whose data hash starts with ``prefix``, newest first."""
@@ -302,10 +304,10 @@ class StateStore:
             f"SELECT {_MAT_COLUMNS} FROM materializations WHERE asset = ? AND substr(data_hash, 1, ?) = ? "
             "ORDER BY id DESC", (asset, len(prefix), prefix),
         )
-        return [_row_to_materialization(r) for r in rows]
+        return [row_to_materialization(r) for r in rows]
 
     def all_materializations(self) -> list[Materialization]:
-        return [_row_to_materialization(r) for r in self._db.execute(f"SELECT {_MAT_COLUMNS} FROM materializations")]
+        return [row_to_materialization(r) for r in self._db.execute(f"SELECT {_MAT_COLUMNS} FROM materializations")]
 
     def record(self, db: sqlite3.Connection, mat: Materialization, point: bool = True) -> int:
         """Insert a materialization and make it current (inside a caller's transaction).
