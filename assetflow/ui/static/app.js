@@ -94,9 +94,15 @@
   function commonFolder(rows) {
     const files = rows.map((r) => (r.defined_at || "").replace(/:\d+$/, "")).filter(Boolean);
     if (!files.length) return "";
-    let prefix = files[0].slice(0, files[0].lastIndexOf("/") + 1);
-    for (const f of files) while (prefix && !f.startsWith(prefix)) prefix = prefix.slice(0, prefix.lastIndexOf("/", prefix.length - 2) + 1);
-    return prefix;
+    // Whole folders only; a root "/" shared with a relative path is no common folder (and must not loop).
+    let parts = files[0].split("/").slice(0, -1);
+    for (const f of files) {
+      const other = f.split("/");
+      let same = 0;
+      while (same < parts.length && same < other.length - 1 && parts[same] === other[same]) same++;
+      parts = parts.slice(0, same);
+    }
+    return parts.length ? parts.join("/") + "/" : "";
   }
 
   function boxFor(label) {
