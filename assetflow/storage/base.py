@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from assetflow.contracts import CheckResult, IOBackend, StoredData, ValueKind
+from assetflow.contracts import IOBackend
 
-__all__ = ["Backends", "CheckResult", "IOBackend", "StoredData", "ValueKind"]  # the contracts, for older imports
+__all__ = ["Backends"]
 
 
 class Backends:

@@ -2,7 +2,7 @@
 
 A complete third-party plugin, to copy when writing your own (see docs/plugins.md):
 
-1. a backend class fulfilling ``assetflow.storage.base.IOBackend``;
+1. a backend class fulfilling ``assetflow.contracts.IOBackend`` (also ``assetflow.ext.IOBackend``);
 2. a ``@hookimpl`` function ``assetflow_io_backends`` returning it;
 3. an entry point in the ``assetflow`` group naming this module (pyproject.toml).
 
