@@ -43,6 +43,7 @@ class Workspace:
         self._source_partitions: dict[str, dict[str, SourceVersion]] = {}
         self._verified: dict[tuple[str, str, str], str] = {}  # (io, location, data hash) -> token checked ok
         self.now: float | None = None  # the instant partition keys are listed at (None: the clock); tests set it
+        self.key_clock: object | None = None  # the partition keys listed once per load (partitions.keys.key_clock)
         # The schedules and sensors declared while the project was imported, when the loader recorded
         # them (``api.workspace`` does): the daemon's listings read them from here.
         self.automation: list[object] = []
@@ -178,6 +179,11 @@ class Workspace:
         self._sources.pop(name, None)
         self._source_partitions.pop(name, None)
         self.__dict__.pop("partition_plan", None)
+
+    def forget_partition_keys(self) -> None:
+        """Keys were added or removed: list them again, and plan the partitions again, when next asked."""
+        self.key_clock = None
+        self.__dict__.pop("partition_plan", None)  # how functools.cached_property is reset
 
     @cached_property
     def partition_plan(self) -> PartitionPlan:

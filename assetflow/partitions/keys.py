@@ -32,11 +32,10 @@ def dynamic_names(ws: PartitionWorkspace) -> set[str]:
 def key_clock(ws: PartitionWorkspace) -> KeyClock:
     from assetflow.state.partitions import dynamic_keys
 
-    clock = ws.__dict__.get("_key_clock")
-    if clock is None:
+    clock = ws.key_clock
+    if not isinstance(clock, KeyClock):
         now = datetime.datetime.fromtimestamp(time.time() if ws.now is None else ws.now, datetime.UTC)
-        clock = KeyClock(now, {name: dynamic_keys(ws.store, name) for name in dynamic_names(ws)})
-        ws.__dict__["_key_clock"] = clock
+        clock = ws.key_clock = KeyClock(now, {name: dynamic_keys(ws.store, name) for name in dynamic_names(ws)})
     return clock
 
 
@@ -67,8 +66,7 @@ def reset(ws: PartitionWorkspace) -> None:
     """Forget listed keys and the plan (after keys were added or removed), and the no-op snapshot."""
     from assetflow.state.snapshot import SNAPSHOT_KEY
 
-    ws.__dict__.pop("_key_clock", None)
-    ws.__dict__.pop("partition_plan", None)
+    ws.forget_partition_keys()
     ws.store.set_meta(SNAPSHOT_KEY, None)  # the keys changed: the next run must look
 
 

@@ -70,6 +70,10 @@ class PartitionWorkspace(Protocol):
 
     def forget_source(self, name: str) -> None: ...
 
+    key_clock: Any  # set by partitions.keys.key_clock, once per load
+
+    def forget_partition_keys(self) -> None: ...
+
 
 def unit_id(asset: str, key: str = "") -> str:
     return f"{asset}[{key}]" if key else asset
