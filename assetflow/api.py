@@ -306,13 +306,16 @@ def logs(asset: str, run_id: str | None = None, *, project: ProjectArg = None,
     return logs_payload(state_path, asset, run_id)
 
 
-def gc(keep: int = 5, *, dry_run: bool = False, project: ProjectArg = None,
+def gc(keep: int = 5, *, dry_run: bool = False, wait: bool = False, project: ProjectArg = None,
        modules: Iterable[str] = (), files: Iterable[str] = ()) -> GcReport:
     """Keep each asset's current version and its ``keep`` newest earlier ones; delete the other
-    versions and the logs of older runs (``dry_run``: only count them). Returns what went."""
+    versions and the logs of older runs (``dry_run``: only count them). Returns what went.
+
+    Deleting holds the project lock: while a run holds it, ``ProjectLockedError`` (exit 3),
+    or ``wait`` for the run to finish."""
     from assetflow.gc import collect_garbage
 
-    return collect_garbage(_workspace(project, modules, files), keep=keep, dry_run=dry_run)
+    return collect_garbage(_workspace(project, modules, files), keep=keep, dry_run=dry_run, wait=wait)
 
 
 def doctor(*, repair: bool = False, verify_data: bool = True, wait: bool = False,

@@ -318,13 +318,17 @@ def logs(asset: str, run_id: str | None, as_json: bool, project_dir: Path | None
 @click.option("--keep", default=5, show_default=True,
               help="Earlier versions to keep per asset besides the current one (and the logs of N+1 runs).")
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
+@click.option("--wait", is_flag=True, help="If a run holds the project, wait for it instead of exiting 3.")
 @project_options
 @handle_errors
-def gc(keep: int, dry_run: bool, project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> None:
-    """Keep each asset's current version and its KEEP newest earlier ones; delete the other versions."""
+def gc(keep: int, dry_run: bool, wait: bool, project_dir: Path | None, modules: tuple[str, ...],
+       files: tuple[str, ...]) -> None:
+    """Keep each asset's current version and its KEEP newest earlier ones; delete the other versions.
+
+    Deleting holds the project lock: while a run is going, gc exits 3 (or waits, with --wait)."""
     from assetflow import api
 
-    report = api.gc(keep, dry_run=dry_run, project=project_dir, modules=modules, files=files)
+    report = api.gc(keep, dry_run=dry_run, wait=wait, project=project_dir, modules=modules, files=files)
     verb = "Would delete" if dry_run else "Deleted"
     undeclared = f", {report.undeclared} of them of assets no longer declared" if report.undeclared else ""
     click.echo(f"{verb} {report.versions} versions ({report.files} stored objects, {report.bytes} bytes"

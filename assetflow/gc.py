@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 
+from assetflow.state.lock import ProjectLock
 from assetflow.state.logs import collect_logs
 from assetflow.state.store import Materialization
 from assetflow.workspace import Workspace
@@ -25,14 +26,29 @@ class GcReport:
     undeclared: int = 0  # of ``versions``: versions of assets no longer declared
 
 
-def collect_garbage(ws: Workspace, keep: int, dry_run: bool = False) -> GcReport:
+def collect_garbage(ws: Workspace, keep: int, dry_run: bool = False, wait: bool = False) -> GcReport:
     """Delete materializations beyond the pointed ones and the ``keep`` newest others per asset.
+
+    Deleting holds the project lock (``ProjectLockedError`` while a run holds it, or ``wait``
+    for it): a run may be about to restore an old version or to write a file whose content
+    equals a doomed one, and the pointers gc read would be stale by then.
 
     Every pointer (any environment, any partition) of a declared asset keeps its version;
     an undeclared asset keeps only its ``keep`` newest. Stored data is deleted only when no
     kept record still points at the same location. Captured logs are collected with their runs:
     per asset, those of its ``keep + 1`` newest runs stay.
     """
+    if dry_run:
+        return _collect(ws, keep, dry_run=True)
+    lock = ProjectLock(ws.config.state_path)
+    lock.acquire("gc", wait=wait)
+    try:
+        return _collect(ws, keep, dry_run=False)
+    finally:
+        lock.release()
+
+
+def _collect(ws: Workspace, keep: int, dry_run: bool) -> GcReport:
     pointed = ws.store.pointed_ids()
     declared = set(ws.graph.specs)
     by_asset: dict[str, list[Materialization]] = defaultdict(list)

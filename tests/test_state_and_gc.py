@@ -74,6 +74,35 @@ def test_gc_keeps_current_and_recent_versions(project: ProjectDir) -> None:
     assert project.materialize()["numbers"] == "ran"
 
 
+def test_gc_never_deletes_while_a_run_holds_the_project(project: ProjectDir) -> None:
+    """A run may be restoring an old version or writing a file equal to a doomed one: gc waits its turn."""
+    import threading
+
+    from assetflow import api
+    from assetflow.errors import ProjectLockedError
+    from assetflow.state.lock import ProjectLock
+
+    project.write("pipeline.py", PIPELINE)
+    for n in range(1, 4):
+        project.write("knobs.py", f"N = {n}\n")
+        assert project.ran() == {"numbers"}
+    folder = project.root / ".assetflow" / "data" / "parquet" / "numbers"
+    run = ProjectLock(project.root / ".assetflow")
+    run.acquire("a-run-in-progress")
+    try:
+        locked = project.run("gc", "--keep", "0", check=False)
+        assert locked.returncode == 3 and "a-run-in-progress" in locked.stderr, locked.stderr
+        assert len(list(folder.glob("*.parquet"))) == 3  # nothing deleted
+        assert api.gc(0, dry_run=True, project=project.root).versions == 2  # counting needs no lock
+        with pytest.raises(ProjectLockedError):
+            api.gc(0, project=project.root)
+        threading.Timer(0.3, run.release).start()
+        report = api.gc(0, wait=True, project=project.root)  # queues behind the run, then collects
+    finally:
+        run.release()
+    assert report.versions == 2 and len(list(folder.glob("*.parquet"))) == 1
+
+
 REMOVABLE = '''
     import polars as pl
     from assetflow import asset
