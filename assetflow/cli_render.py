@@ -319,6 +319,9 @@ def render_why(report: WhyReport) -> None:
         out.append(f"  current version: materialization {report.materialization_id}, made "
                    f"{_time_and_age(report.materialized_at)}")
     out += [f"  - {reason}" for reason in status.reasons] or ["  nothing: it is up to date"]
+    if status.checks:
+        out.append("\nChecks of the current version:")
+        out += _verdict_lines(status.checks)
     if report.upstream_not_fresh:
         out.append("\nUpstream that must be brought up to date first (see `assetflow why NAME`):")
         out += [f"  {name}: {state}" for name, state in report.upstream_not_fresh.items()]

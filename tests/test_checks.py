@@ -243,3 +243,25 @@ def test_partitions_are_checked_one_by_one(tmp_path: Path) -> None:
     assert (result.results["sales[us]"].error or "").startswith("check not_null(amount): 1 null row, e.g. row 1")
     runs = api.run_checks("sales", project=tmp_path)
     assert [(r.partition, r.ok) for r in runs] == [("eu", True)]  # only eu has a current version to check
+
+
+def test_a_sql_header_declares_simple_checks(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipe"]\nsql = ["models"]\n')
+    (tmp_path / "pipe.py").write_text('from assetflow import source\nraw = source("raw.csv")\n')
+    (tmp_path / "raw.csv").write_text("kind,n\na,1\nb,2\nb,3\n")
+    (tmp_path / "models").mkdir()
+    sql = tmp_path / "models" / "kinds.sql"
+    sql.write_text("-- Totals per kind.\n-- checks: not_null(kind), unique(kind), accepted_values(kind, a, b), "
+                   "row_count(min=1, max=5)\nselect kind, sum(n) as n from raw group by kind\n")
+    spec = Workspace.load(tmp_path).graph.specs["kinds"]
+    assert [(c.name, c.where) for c in spec.checks] == [  # type: ignore[union-attr]
+        ("not_null(kind)", "models/kinds.sql:2"), ("unique(kind)", "models/kinds.sql:2"),
+        ("accepted_values(kind)", "models/kinds.sql:2"), ("row_count(min=1, max=5)", "models/kinds.sql:2")]
+    assert _run(tmp_path).ok
+    sql.write_text(sql.read_text().replace("select kind,", "select 'a' as kind,"))
+    refused = _run(tmp_path).results["kinds"]
+    assert refused.outcome == "failed" and (refused.error or "").startswith("check unique(kind): 2 rows share")
+    sql.write_text("-- checks: not_null(kind), between(n, 1, 3)\nselect kind from raw\n")
+    with pytest.raises(DefinitionError, match=r"models/kinds.sql:1: header option checks: 'between\(n, 1, 3\)' is "
+                                              r"not one of not_null"):
+        Workspace.load(tmp_path)

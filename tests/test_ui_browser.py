@@ -186,6 +186,28 @@ def test_a_run_launched_from_the_page(page: Page, example: Path) -> None:
     assert eventually(lambda: page.nodes()["order_lines"]["state"] == "fresh", timeout=20)
 
 
+def test_a_refused_check_shows_on_the_node_and_in_the_panel(page: Page, example: Path) -> None:
+    # The README's walk-through: a second delivery with an unknown product lands; its check refuses it.
+    shutil.copy(example / "incoming" / "2026-10-02.csv", example / "data" / "arrivals" / "2026-10-02.csv")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "assetflow", "materialize", "--project", str(example)],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 1, proc.stderr
+        checks_of = "(name) => window.assetflowGraph.cy.getElementById(name).data('checks')"
+        assert eventually(lambda: page.page.evaluate(checks_of, "stg_arrivals") == "failed", timeout=30)
+        assert page.page.evaluate(checks_of, "stg_orders") == "passed"
+        page.click_node("stg_arrivals")
+        page.page.wait_for_selector("#panel-body[data-asset='stg_arrivals']", timeout=30_000)
+        text = page.page.inner_text("#panel")
+        assert "Checks of the current version" in text and "Rejected version" in text
+        assert "relationship(product_id -> stg_products.product_id): 1 row whose product_id is not in" in text
+        page.shot("checks")
+    finally:
+        (example / "data" / "arrivals" / "2026-10-02.csv").unlink()
+        subprocess.run([sys.executable, "-m", "assetflow", "materialize", "--project", str(example)],
+                       capture_output=True, timeout=300)
+
+
 def test_the_static_export_renders_without_a_server_of_ours(example: Path, browser: Any, tmp_path: Path) -> None:
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "assetflow", "ui", "--export", str(site), "--project", str(example)],

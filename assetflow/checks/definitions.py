@@ -431,3 +431,54 @@ def attach_checks(specs: Mapping[str, Any], declared: Sequence[FunctionCheck]) -
                         f"upstream of {spec.name!r} (its upstreams: {', '.join(spec.inputs) or 'none'}). A check "
                         f"may read only what the asset is built from; add {up!r} to the asset's deps=[...] or "
                         f"parameters, or check it elsewhere.", chk.name, spec.name, chk.file, chk.line)
+
+
+# -- the SQL header's ``checks:`` option ---------------------------------------------------------
+
+_HEADER_CHECKS = "not_null(col), unique(col[, col...]), accepted_values(col, a, b, ...), row_count(min=N[, max=M])"
+
+
+def parse_checks(text: str) -> list[Check]:
+    """``-- checks: not_null(id), unique(id), row_count(min=1)`` in a ``.sql`` file's header.
+
+    Only the simple built-ins, with plain arguments; the header parser stamps each with the
+    header's file and line. Raises ``ValueError`` with the reason for anything else.
+    """
+    found: list[Check] = []
+    for item in _top_level(text):
+        match = re.fullmatch(r"([a-z_]+)\s*\((.*)\)", item.strip(), re.DOTALL)
+        if match is None or match.group(1) not in ("not_null", "unique", "accepted_values", "row_count"):
+            raise ValueError(f"{item.strip()!r} is not one of {_HEADER_CHECKS}; write a @check function for others")
+        kind, args = match.group(1), [a.strip().strip("'\"") for a in match.group(2).split(",") if a.strip()]
+        try:
+            if kind == "row_count":
+                bounds = dict(a.replace(" ", "").split("=", 1) for a in args)
+                unknown = set(bounds) - {"min", "max"}
+                if unknown or not bounds:
+                    raise ValueError(f"row_count takes min= and max=, got {match.group(2)!r}")
+                found.append(row_count(**{k: int(v) for k, v in bounds.items()}))
+            elif kind == "not_null" and len(args) == 1:
+                found.append(not_null(args[0]))
+            elif kind == "unique" and args:
+                found.append(unique(*args))
+            elif kind == "accepted_values" and len(args) >= 2:
+                found.append(accepted_values(args[0], args[1:]))
+            else:
+                raise ValueError(f"{item.strip()!r} has the wrong arguments; expected {_HEADER_CHECKS}")
+        except DefinitionError as exc:
+            raise ValueError(str(exc).split(": ", 1)[-1]) from None
+    return found
+
+
+def _top_level(text: str) -> list[str]:
+    """Split on the commas outside parentheses."""
+    items, depth, current = [], 0, ""
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += ch
+    return [i for i in (*items, current) if i.strip()]

@@ -63,22 +63,53 @@ def _missing(check: Check, asset: str, columns: Sequence[str], have: Sequence[st
     return _judge_error(check, asset, str(error))
 
 
-def _expressions(i: int, check: Check, others: Mapping[str, Any]) -> list[Any]:
-    """The aggregates one built-in adds to the fused select, each named ``c<i>_<what>``."""
+def _orderable(dtype: Any) -> bool:
+    return dtype is not None and (dtype.is_numeric() or dtype.is_temporal())
+
+
+def _unique_pass(i: int, check: Unique, lf: Any) -> dict[str, Any]:
+    """The key's distinct count against its rows (nulls left out); the duplicates' details only if any."""
+    import polars as pl
+
+    keys = pl.col(check.keys[0]) if len(check.keys) == 1 else pl.struct(list(check.keys))
+    known = pl.all_horizontal([pl.col(k).is_not_null() for k in check.keys])
+    row = _collect(lf, [known.sum().alias("rows"), keys.filter(known).n_unique().alias("distinct")])
+    if row["rows"] == row["distinct"]:
+        return {f"c{i}_bad": 0}
+    bad = keys.is_duplicated() & known
+    return _collect(lf, [bad.sum().alias(f"c{i}_bad"), bad.arg_true().first().alias(f"c{i}_first"),
+                         keys.filter(bad).head(EXAMPLES).implode().alias(f"c{i}_examples")])
+
+
+def _expressions(i: int, check: Check, others: Mapping[str, Any], schema: Mapping[str, Any],
+                 details: bool = False) -> list[Any]:
+    """The aggregates one built-in adds to the fused select, each named ``c<i>_<what>``.
+
+    The first pass counts bad rows only; ``details`` (a second pass, for the failed checks
+    alone) adds the first bad row and a few examples, so data that passes is read once.
+    """
     import polars as pl
 
     def counted(bad: Any, example: Any) -> list[Any]:
+        if not details:
+            return [bad.sum().alias(f"c{i}_bad")]
         # arg_true().first(), not arg_max(): polars 2.1 rewrites arg_max of a comparison wrongly.
         return [bad.sum().alias(f"c{i}_bad"), bad.arg_true().first().alias(f"c{i}_first"),
                 example.filter(bad).head(EXAMPLES).implode().alias(f"c{i}_examples")]
 
     if isinstance(check, NotNull):
         col = pl.col(check.column)
-        return [col.null_count().alias(f"c{i}_bad"), col.is_null().arg_true().first().alias(f"c{i}_first")]
-    if isinstance(check, Unique):  # rows with a null key are not compared (not_null says whether they may exist)
-        keys = pl.col(check.keys[0]) if len(check.keys) == 1 else pl.struct(list(check.keys))
-        known = pl.all_horizontal([pl.col(k).is_not_null() for k in check.keys])
-        return counted(keys.is_duplicated() & known, keys)
+        first = [col.is_null().arg_true().first().alias(f"c{i}_first")] if details else []
+        return [col.null_count().alias(f"c{i}_bad"), *first]
+    if isinstance(check, Unique):
+        # Hashing every key costs several scans, so the fused pass only asks whether a numeric or temporal
+        # key is strictly monotonic (an auto-increment id, a sorted date: unique at the cost of a diff);
+        # other keys are settled by _unique_pass afterwards.
+        if len(check.keys) == 1 and _orderable(schema.get(check.keys[0])):
+            steps = pl.col(check.keys[0]).drop_nulls().diff().drop_nulls()
+            return [(steps > 0).all().alias(f"c{i}_up"), (steps < 0).all().alias(f"c{i}_down")]
+        return []
+
     if isinstance(check, AcceptedValues):
         col = pl.col(check.column)
         return counted((~col.is_in(pl.Series(list(check.values)).implode())).fill_null(False), col)
@@ -192,17 +223,37 @@ def run_builtins(checks: Sequence[Check], table: Any, asset: str, others: Mappin
             fused.append((i, chk))
     if fused:
         try:
-            row = _collect(lf, [e for i, c in fused for e in _expressions(i, c, others)])
+            row = _collect(lf, [e for i, c in fused for e in _expressions(i, c, others, schema)])
+            row = {**row, **_details(fused, row, lf, others, schema)}
             for i, chk in fused:
-                verdicts[i] = _verdict(i, chk, row)
+                verdicts[i] = _verdict(i, chk, _settled(i, chk, row, lf))
         except Exception:  # noqa: BLE001 - one bad check (an expr over the wrong type): judge each alone
             for i, chk in fused:
                 try:
-                    verdicts[i] = _verdict(i, chk, _collect(lf, _expressions(i, chk, others)))
+                    alone = _collect(lf, _expressions(i, chk, others, schema, details=True) or [pl.len().alias("_")])
+                    verdicts[i] = _verdict(i, chk, _settled(i, chk, alone, lf))
                 except Exception as exc:  # noqa: BLE001 - this check cannot run on this data
                     verdicts[i] = _judge_error(chk, asset, f"check {chk.name} of asset `{asset}` ({chk.where}) "
                                                            f"could not run: {type(exc).__name__}: {exc}")
     return [verdicts[i] for i in range(len(checks))]
+
+
+def _details(fused: list[tuple[int, Check]], row: Mapping[str, Any], lf: Any, others: Mapping[str, Any],
+             schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The first bad row and examples of every check the counting pass found failing, in one more pass."""
+    failing = [(i, c) for i, c in fused if not isinstance(c, Unique | RowCount) and row.get(f"c{i}_bad")]
+    if not failing:
+        return {}
+    return _collect(lf, [e for i, c in failing for e in _expressions(i, c, others, schema, details=True)])
+
+
+def _settled(i: int, chk: Check, row: dict[str, Any], lf: Any) -> dict[str, Any]:
+    """The fused pass's row, completed for a unique check it could not settle (a key not monotonic)."""
+    if isinstance(chk, Unique) and not (row.get(f"c{i}_up") or row.get(f"c{i}_down")):
+        return {**row, **_unique_pass(i, chk, lf)}
+    if isinstance(chk, Unique):
+        return {**row, f"c{i}_bad": 0}
+    return row
 
 
 def _collect(lf: Any, expressions: list[Any]) -> dict[str, Any]:

@@ -70,8 +70,12 @@ class WhyReport:
     def to_json(self) -> dict[str, Any]:
         payload = dataclasses.asdict(self)
         status = payload.pop("status")
+        from assetflow.checks.report import verdict_document
+
+        checks = self.status.checks
         return {"name": self.name, "state": status["state"], "states": list(status["states"]),
-                "reasons": status["reasons"], **{k: v for k, v in payload.items() if k != "name"}}
+                "reasons": status["reasons"], **{k: v for k, v in payload.items() if k != "name"},
+                "checks": None if checks is None else [verdict_document(v) for v in checks]}
 
 
 def explain(ws: Workspace, name: str, partition: str | None = None) -> WhyReport:

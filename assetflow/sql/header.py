@@ -15,7 +15,7 @@ Grammar (the comment lines before the query's first token)::
 A line is an option only when KEY is a registered option (see ``OPTIONS``); other text
 is the description (blank lines kept as paragraph breaks). Values are text, turned into
 what ``sql_asset()`` takes by the option's parser, so a feature that adds an ``@asset``
-option (checks, partitions, ...) makes it available here with one
+option (``checks``, partitions, ...) makes it available here with one
 ``register_option(name, parser)`` call. An inline ``assetflow:`` line holding an
 unknown key is an error (it is clearly meant as an option); a bad value is an error
 naming the file and line.
@@ -66,7 +66,14 @@ def _integer(value: str) -> int:
         raise ValueError(f"expected a whole number, got {value.strip()!r}") from None
 
 
+def _checks(value: str) -> object:
+    from assetflow.checks.definitions import parse_checks
+
+    return parse_checks(value)
+
+
 OPTIONS: dict[str, Parser] = {
+    "checks": _checks,
     "io": _text,
     "group": _text,
     "tags": _mapping,
@@ -167,6 +174,9 @@ def _split_pairs(text: str) -> list[str]:
 
 def _parse_value(key: str, value: str, file: str, line: int) -> object:
     try:
-        return OPTIONS[key](value)
+        parsed = OPTIONS[key](value)
     except ValueError as exc:
         raise SqlDefinitionError(f"{file}:{line}: header option {key}: {exc}. Fix the value.", file, line, 0) from None
+    if isinstance(parsed, list) and parsed and all(hasattr(p, "where") and dataclasses.is_dataclass(p) for p in parsed):
+        parsed = [dataclasses.replace(p, file=file, line=line) for p in parsed]  # checks: where the header says them
+    return parsed

@@ -23,7 +23,7 @@
 
   window.assetflowColors = COLORS;  // read by the end-to-end tests, like window.assetflowGraph
   const $ = (id) => document.getElementById(id);
-  const model = { list: null, commonPrefix: "", status: null, states: new Map(), ranges: new Map(), selection: "", selected: null,
+  const model = { list: null, commonPrefix: "", status: null, states: new Map(), checks: new Map(), ranges: new Map(), selection: "", selected: null,
                   cluster: null, token: null, shapeKey: null, panelFor: null, view: "graph" };
   let cy = null;
 
@@ -62,6 +62,12 @@
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
     return node;
+  }
+  // A checked asset's node carries the verdict on its current version (docs/checks.md): a mark and a border.
+  const CHECK_MARK = { passed: " ✓", warned: " ⚠", failed: " ✗" };
+  function checksBadge(verdicts) {
+    if (verdicts.some((v) => !v.passed && v.severity === "error")) return "failed";
+    return verdicts.some((v) => !v.passed) ? "warned" : "passed";
   }
   const badge = (state) => el("span", { class: "badge", style: `background:${COLORS[state] || COLORS.unknown}` }, state);
   const short = (digest) => (digest ? String(digest).replace(/^blake3:/, "").slice(0, 12) : "-");
@@ -156,7 +162,9 @@
       if (row.group) groups.add(row.group);
       const state = model.states.get(row.name) || "unknown";
       const strip = partitionStrip(model.ranges.get(row.name));
-      elements.push({ group: "nodes", data: { id: row.name, label: row.name, state, kind: row.kind, ...boxFor(row.name),
+      const checks = model.checks.get(row.name);
+      elements.push({ group: "nodes", data: { id: row.name, label: row.name + (checks ? CHECK_MARK[checks] : ""), state,
+        kind: row.kind, ...boxFor(row.name + (checks ? CHECK_MARK[checks] : "")), ...(checks ? { checks } : {}),
         color: COLORS[state] || COLORS.unknown, parent: row.group ? `group:${row.group}` : undefined,
         ...(strip ? { strip } : {}) } });
     }
@@ -210,6 +218,9 @@
       "text-outline-width": 2, shape: "round-rectangle", width: "data(width)", height: "data(height)",
       "min-zoomed-font-size": 6 } },
     { selector: "node[kind = 'source']", style: { shape: "barrel" } },
+    { selector: "node[checks = 'failed']", style: { "border-width": 3, "border-color": COLORS.failed, "border-style": "double" } },
+    { selector: "node[checks = 'warned']", style: { "border-width": 2, "border-color": COLORS.overdue } },
+    { selector: "node[checks = 'passed']", style: { "border-width": 2, "border-color": COLORS.fresh } },
     { selector: "node[strip]", style: { "background-image": "data(strip)", "background-fit": "none",
       "background-width": "100%", "background-height": "6px", "background-position-y": "100%",
       "background-clip": "node", "background-image-containment": "inside" } },
@@ -264,7 +275,9 @@
     cy.batch(() => {
       cy.nodes().not(".group").forEach((node) => {
         const state = model.states.get(node.id()) || "unknown";
-        node.data({ state, color: COLORS[state] || COLORS.unknown });
+        const checks = model.checks.get(node.id());
+        node.data({ state, color: COLORS[state] || COLORS.unknown, label: node.id() + (checks ? CHECK_MARK[checks] : ""),
+          checks: checks || "" });
       });
     });
   }
@@ -308,6 +321,18 @@
     body.dataset.asset = name;
   }
 
+  function checksSection(title, verdicts) {  // each verdict, failures first, with what a failed one found
+    const order = [...verdicts].sort((x, y) => (x.passed - y.passed) || ((x.severity !== "error") - (y.severity !== "error")));
+    return [el("h3", {}, title), el("ul", { class: "checks" }, order.map((v) => {
+      const word = v.passed ? "passed" : v.severity === "error" ? "failed" : "warned";
+      const findings = !v.passed && v.findings ? el("pre", { class: "findings" }, typeof v.findings === "string"
+        ? v.findings : (v.findings.traceback || JSON.stringify(v.findings, null, 1))) : null;
+      const color = COLORS[word === "warned" ? "overdue" : word === "passed" ? "fresh" : "failed"];
+      return el("li", { "data-check": v.check }, el("span", { class: "badge", style: `background:${color}` }, word),
+        el("span", { class: "mono" }, ` ${v.check}: ${v.summary || ""}${v.cached ? " (cached)" : ""}`), findings);
+    }))];
+  }
+
   function columnOrigin(c) {  // where a column comes from: upstream columns (SQL: exact; Python: kept by name)
     const from = c.origins.map((o) => `${o.asset}.${o.column}`).join(", ");
     if (c.status === "added") return "added";
@@ -327,6 +352,10 @@
         el("li", {}, `${r.first === r.last ? r.first : r.first + ".." + r.last} ${r.state}${r.reason ? " (" + r.reason + ")" : ""}`))));
     }
     if (why) out.push(...whySection(why));
+    if (a.current && a.current.checks && a.current.checks.length) out.push(...checksSection("Checks of the current version", a.current.checks));
+    const rejected = (a.materializations || []).find((m) => !m.current && m.checks && m.checks.some((v) => !v.passed)
+      && (!a.current || m.id > a.current.id));
+    if (rejected) out.push(...checksSection(`Rejected version ${rejected.id} (${short(rejected.data_hash)}), not published`, rejected.checks));
     const current = a.current;
     if (current) {
       out.push(el("h3", {}, "Current version"), el("table", {}, el("tbody", {},
@@ -453,6 +482,7 @@
     model.commonPrefix = commonFolder(list.assets);
     model.status = status;
     model.states = new Map(status.assets.map((a) => [a.name, a.state]));
+    model.checks = new Map(status.assets.filter((a) => a.checks && a.checks.length).map((a) => [a.name, checksBadge(a.checks)]));
     model.ranges = new Map(status.assets.filter((a) => a.ranges).map((a) => [a.name, a.ranges]));
     drawCounts(status);
     const shape = shapeOf(list);

@@ -1,5 +1,6 @@
 -- Paid revenue and units per product category: a SQL mart over a Python asset (order_lines).
 -- assetflow: tags=tier=gold
+-- checks: not_null(category), unique(category), row_count(min=1)
 select
     category,
     round(sum(gross_amount), 2) as revenue,
