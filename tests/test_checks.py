@@ -265,3 +265,33 @@ def test_a_sql_header_declares_simple_checks(tmp_path: Path) -> None:
     with pytest.raises(DefinitionError, match=r"models/kinds.sql:1: header option checks: 'between\(n, 1, 3\)' is "
                                               r"not one of not_null"):
         Workspace.load(tmp_path)
+
+
+@pytest.mark.slow  # the whole example project, SQL assets included: ~20 s
+def test_the_readme_walkthrough_on_the_example_project(tmp_path: Path) -> None:
+    import shutil
+
+    example = Path(__file__).resolve().parents[1] / "example_project"
+    root = tmp_path / "example"
+    shutil.copytree(example, root, ignore=shutil.ignore_patterns(".assetflow", "__pycache__"))
+    assert sorted(p.name for p in (root / "data" / "arrivals").iterdir()) == ["2026-10-01.csv"]  # as shipped
+    assert _run(root).ok  # the README's first command stays green
+    before = api.load("stg_arrivals", project=root)
+    shutil.copy(root / "incoming" / "2026-10-02.csv", root / "data" / "arrivals")
+    refused = _run(root)
+    arrivals, stock = refused.results["stg_arrivals"], refused.results["stock_received"]
+    assert arrivals.outcome == "failed" and stock.outcome == "skipped"
+    headline = ("check relationship(product_id -> stg_products.product_id): 1 row whose product_id is not in "
+                "stg_products.product_id, e.g. row 7 (99)")
+    assert (arrivals.error or "").splitlines()[0] == headline
+    assert stock.reasons == [f"upstream `stg_arrivals` failed its {headline}"]
+    assert {r.outcome for n, r in refused.results.items() if n not in ("stg_arrivals", "stock_received")} == {"fresh"}
+    assert api.load("stg_arrivals", project=root).equals(before)
+    assert all(r.ok for r in api.run_checks(project=root))  # the current versions all pass
+    delivery = root / "data" / "arrivals" / "2026-10-02.csv"
+    delivery.write_text(delivery.read_text().replace(",99,8\n", ",9,8\n"))  # the README's sed
+    fixed = _run(root)
+    assert fixed.ok and fixed.results["stg_arrivals"].outcome == "ran" and fixed.results["stock_received"].outcome == "ran"
+    delivery.unlink()
+    back = _run(root)
+    assert back.ok and back.results["stg_arrivals"].outcome == "restored"

@@ -456,7 +456,8 @@ def parse_checks(text: str) -> list[Check]:
                 unknown = set(bounds) - {"min", "max"}
                 if unknown or not bounds:
                     raise ValueError(f"row_count takes min= and max=, got {match.group(2)!r}")
-                found.append(row_count(**{k: int(v) for k, v in bounds.items()}))
+                low, high = bounds.get("min"), bounds.get("max")
+                found.append(row_count(min=None if low is None else int(low), max=None if high is None else int(high)))
             elif kind == "not_null" and len(args) == 1:
                 found.append(not_null(args[0]))
             elif kind == "unique" and args:
