@@ -415,9 +415,38 @@ def _salvage_into(config: ProjectConfig, path: Path, fresh: StateStore) -> dict[
     return kept
 
 
+# Columns a store made before migration 3 lacks, read as the value the migration gives them.
+_ADDED_LATER = {"partition": "''", "env": "'prod'", "trigger": "NULL"}
+
+
+def _columns_of(db: sqlite3.Connection, table: str) -> set[str]:
+    try:
+        return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}  # noqa: S608 - fixed names
+    except sqlite3.DatabaseError:
+        return set()
+
+
+def _readable(db: sqlite3.Connection, table: str) -> tuple[str, str] | None:
+    """(table, columns) that answer ``_SALVAGED[table]`` in this store, which may be of an older schema.
+
+    A corrupt store made before migration 3 is rebuilt as the latest schema: its runs lack
+    ``env``, its versions ``partition``, and its pointers are the one-per-asset ``current`` table.
+    """
+    present = _columns_of(db, table)
+    if table == "pointers" and not present and _columns_of(db, "current"):
+        return "current", "'prod' AS env, asset, '' AS partition, materialization"
+    if not present:
+        return None
+    wanted = _SALVAGED[table].split(", ")
+    return table, ", ".join(c if c in present else f"{_ADDED_LATER.get(c, 'NULL')} AS {c}" for c in wanted)
+
+
 def _rows(db: sqlite3.Connection, table: str) -> Iterator[tuple[Any, ...]]:
     """Every readable row of ``table`` in rowid order, stepping over unreadable pages and rows."""
-    columns = _SALVAGED[table]
+    found = _readable(db, table)
+    if found is None:
+        return
+    table, columns = found
     try:
         top = db.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0]  # noqa: S608 - fixed names
     except sqlite3.DatabaseError:
