@@ -44,7 +44,7 @@ __all__ = ["DISABLE_ENV", "GRAPH_KEY", "SNAPSHOT_KEY", "build_snapshot", "cache_
            "fast_status", "fresh_without_import", "load_graph_cache", "save_graph_cache"]
 
 SNAPSHOT_VERSION = 3
-GRAPH_CACHE_VERSION = 3
+GRAPH_CACHE_VERSION = 4  # 4: each asset's checks (name, severity, file:line)
 DISABLE_ENV = "ASSETFLOW_NO_FAST_PATH"
 
 
@@ -246,6 +246,16 @@ class CachedSpec:
     freshness: str | None
     path: str | None  # sources: the pattern they read
     where: str = "(cached)"
+    checks: tuple[CachedCheck, ...] = ()  # assets: each check's name, severity and file:line
+
+
+@dataclasses.dataclass(frozen=True)
+class CachedCheck:
+    """A declared check as the graph cache keeps it: enough to read its verdicts from the state."""
+
+    name: str
+    severity: str
+    where: str
 
 
 def _cache_identity(config: ProjectConfig) -> dict[str, Any]:
@@ -275,8 +285,10 @@ def save_graph_cache(ws: Any) -> None:
     for name in ws.graph.order:
         spec = ws.graph.specs[name]
         extra = [i for i in spec.inputs if i not in spec.upstreams]
+        checks = [[c.name, c.severity, c.where] for c in getattr(spec, "checks", ())]
         specs.append([name, spec.kind, spec.group, dict(spec.tags) or None, spec.io, list(spec.upstreams),
-                      extra or None, spec.freshness, getattr(spec, "path", None) if spec.kind == "source" else None])
+                      extra or None, spec.freshness, getattr(spec, "path", None) if spec.kind == "source" else None,
+                      checks or None])
     text = json.dumps({"identity": _cache_identity(config), "stats": stats, "listings": listings, "specs": specs})
     if ws.store.get_meta(GRAPH_KEY) != text:
         with ws.store.cache_write():  # a full disk: the next status imports the project again, that is all
@@ -299,10 +311,10 @@ def load_graph_cache(config: ProjectConfig, text: str | None) -> AssetGraph | No
                 or not _listings_unchanged(cache["listings"]):
             return None
         specs = {}
-        for name, kind, group, tags, io, upstreams, extra, freshness, path in cache["specs"]:
+        for name, kind, group, tags, io, upstreams, extra, freshness, path, checks in cache["specs"]:
             ups = tuple(upstreams)
             specs[name] = CachedSpec(name, kind, group, tags or {}, io, ups, ups + tuple(extra) if extra else ups,
-                                     freshness, path)
+                                     freshness, path, checks=tuple(CachedCheck(*c) for c in checks or ()))
         return CachedGraph(specs)
     except (ValueError, TypeError, KeyError, AttributeError):
         return None  # a damaged cache (e.g. in a corrupt state store) is never used: the full path rebuilds it
@@ -340,9 +352,26 @@ def fast_status(project_dir: Path | None, modules: Iterable[str], files: Iterabl
         current = store.current_summary()
         if any(n not in current for n in assets):
             return None
-        return _rows(config, current, store.source_versions(), graph, select, exclude)
+        rows = _rows(config, current, store.source_versions(), graph, select, exclude)
+        return _with_verdicts(rows, graph, store)
     finally:
         store.close()
+
+
+def _with_verdicts(rows: list[AssetStatus], graph: AssetGraph, store: Any) -> list[AssetStatus] | None:
+    """The verdicts on each checked asset's current version; None (the full path) if one failed, to say why."""
+    from assetflow.checks.report import current_verdicts
+
+    found = []
+    for row in rows:
+        spec = graph.specs[row.name]
+        if row.kind == "asset" and getattr(spec, "checks", ()):
+            verdicts = current_verdicts(store, spec, row.data_hash)
+            if any(not v["passed"] for v in verdicts) or len(verdicts) != len(spec.checks):  # type: ignore[attr-defined]
+                return None
+            row = dataclasses.replace(row, checks=verdicts)
+        found.append(row)
+    return found
 
 
 def _rows(config: ProjectConfig, current: dict[str, tuple[str, int | None, float]], source_hashes: dict[str, str], graph: AssetGraph,
