@@ -4,8 +4,10 @@ Importing a project (and polars with it) costs far more than checking it. Two re
 the state store let ``materialize`` and ``status`` skip the import while nothing changed:
 
 - the *snapshot*, saved by the runner after a complete, successful run: the stat of every
-  project Python file and of the folders holding them, of pyproject.toml, of every source
-  file (and the list a glob or folder matched), and each asset's stored-data token. If
+  project Python file as it was before the file was read, of pyproject.toml and of every source
+  file (and the list a glob or folder matched), what an import could find in the folders
+  holding the code, and each asset's stored-data token; a file too young for its stat to
+  vouch is recorded with the content that was read, and hashed again by the check. If
   every one of those is unchanged, every asset is still fresh: code fingerprints, the
   graph and source hashes are functions of exactly those files (``check_snapshot``).
 - the *graph cache*, written by a full ``status``: the graph's shape (names, kinds, edges,

@@ -6,6 +6,7 @@ Everything above this layer (status, materialize, load, the CLI) works through a
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -19,6 +20,7 @@ from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.graph import AssetGraph
 from assetflow.plan import Assessment, Recipe, assess, canonical_config
 from assetflow.project import ProjectConfig, load_config, load_specs
+from assetflow.state.snapshot import CODE_CACHE_KEY
 from assetflow.state.store import Materialization, StateStore
 from assetflow.storage.base import Backends
 
@@ -39,6 +41,7 @@ class Workspace:
         self.root = config.root
         self.backends = Backends(config.data_path, config.io_options)
         self._code: dict[str, CodeFingerprint] = {}
+        self._cached_code: dict[str, str] | None = None  # asset -> code digest from an earlier run, same code
         self._sources: dict[str, SourceVersion] = {}
         self._source_partitions: dict[str, dict[str, SourceVersion]] = {}
         self._verified: dict[tuple[str, str, str], str] = {}  # (io, location, data hash) -> token checked ok
@@ -96,6 +99,64 @@ class Workspace:
             found = fingerprint_function(spec.fn, project_root=self.root, version=spec.version)
             self._code[spec.name] = found
         return found
+
+    def code_digest(self, spec: AssetSpec) -> str:
+        """The digest of ``code(spec)``, from the code-fingerprint cache when the project's code is unchanged.
+
+        Walking an asset's code costs more than anything else the full check does; the
+        digests of the last assessment are kept in the state store under the digest of every
+        project module's compiled bytes (``code_cache_key``), so a full check that follows a
+        touched source or data file does not walk the code again. Switched off with
+        ``ASSETFLOW_NO_FAST_PATH``, as the fast path is: module-level code whose values depend
+        on more than the files (the environment, the clock) is fingerprinted afresh then.
+        """
+        found = self._code.get(spec.name)
+        if found is None and getattr(spec, "language", None) != "sql":
+            cached = self._code_cache().get(spec.name)
+            if cached is not None:
+                return cached
+        return self.code(spec).digest
+
+    @cached_property
+    def code_cache_key(self) -> str | None:
+        """What the code-fingerprint cache is valid for: this assetflow and Python, and these exact module bytes."""
+        if os.environ.get("ASSETFLOW_NO_FAST_PATH"):  # fastpath.DISABLE_ENV
+            return None
+        from assetflow.fingerprint.imports import code_digests
+        from assetflow.hashing import hash_fields
+        from assetflow.version import __version__
+
+        digests = sorted(f"{path}:{digest}" for path, digest in code_digests(self.root).items())
+        return hash_fields("code-cache", __version__, sys.version, *digests)
+
+    def _code_cache(self) -> dict[str, str]:
+        if self._cached_code is None:
+            self._cached_code = {}
+            key = self.code_cache_key
+            text = self.store.get_meta(CODE_CACHE_KEY) if key is not None else None
+            if text:
+                try:
+                    cache = json.loads(text)
+                    if cache.get("key") == key and isinstance(cache.get("digests"), dict):
+                        self._cached_code = {k: v for k, v in cache["digests"].items() if isinstance(v, str)}
+                except (ValueError, AttributeError):
+                    pass  # a damaged cache is never used
+        return self._cached_code
+
+    def save_code_cache(self) -> None:
+        """Keep the code digests computed here for the next run, while the project's code stays the same."""
+        key = self.code_cache_key
+        if key is None:
+            return
+        known = self._code_cache()
+        computed = {n: f.digest for n, f in self._code.items()
+                    if getattr(self.graph.specs.get(n), "language", None) != "sql"}
+        if all(known.get(n) == d for n, d in computed.items()):
+            return
+        digests = {**known, **computed}
+        with self.store.cache_write():  # a full disk only costs the next run the walk
+            self.store.set_meta(CODE_CACHE_KEY, json.dumps({"key": key, "digests": digests}, sort_keys=True))
+        self._cached_code = digests
 
     def observe_sources(self, names: Iterable[str]) -> dict[str, SourceVersion]:
         """Current versions of these sources; files with an unchanged stat are not re-read."""
@@ -203,7 +264,7 @@ class Workspace:
 
     def recipe(self, spec: AssetSpec, upstream_hashes: Mapping[str, str], partition: str = "") -> Recipe:
         return Recipe(
-            code=self.code(spec).digest,
+            code=self.code_digest(spec),
             config=canonical_config(spec.config),
             io=self.io_of(spec),
             upstream={u: upstream_hashes[u] for u in spec.upstreams},
@@ -258,7 +319,9 @@ class Workspace:
         if is_partitioned(self.graph):
             from assetflow.partitions.assess import assess_units
 
-            return assess_units(self, names)
+            verdicts = assess_units(self, names)
+            self.save_code_cache()
+            return verdicts
         wanted = set(self.graph.order if names is None else names)
         needed = wanted | self.graph.ancestors(wanted)
         order = [n for n in self.graph.order if n in needed]
@@ -285,5 +348,6 @@ class Workspace:
             verdicts[name] = verdict
             if verdict.current is not None and verdict.state != "missing":
                 hashes[name] = verdict.current.data_hash
+        self.save_code_cache()
         return {n: v for n, v in verdicts.items() if n in wanted}
 

@@ -26,7 +26,7 @@ import pytest
 import assetflow
 from assetflow.execute import task as task_module
 from assetflow.execute.task import ComputeTask, compute, register_workspace
-from assetflow.fastpath import GRAPH_KEY, SNAPSHOT_KEY, check_snapshot, load_graph_cache, save_graph_cache
+from assetflow.fastpath import DISABLE_ENV, GRAPH_KEY, SNAPSHOT_KEY, check_snapshot, load_graph_cache, save_graph_cache
 from assetflow.workspace import Workspace
 
 _NAMES = itertools.count()
@@ -176,6 +176,36 @@ def test_a_worker_that_imports_the_same_bytes_runs(tmp_path: Path, module_name: 
     result = compute(ComputeTask(ws.config, "value", (), "json", token))
     assert result.error is None and result.stored is not None
     ws.close()
+
+
+def test_the_code_fingerprint_cache_holds_only_for_the_same_compiled_bytes(
+    tmp_path: Path, module_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Digests kept across runs are reused while every module's bytes are the same, whatever the stat says."""
+    path = write_project(tmp_path, module_name, 3)
+    first = Workspace.load(tmp_path)
+    assetflow.status(project=first)
+    digest = first.code(first.graph.specs["value"]).digest  # type: ignore[arg-type]
+    first.close()
+
+    again = Workspace.load(tmp_path)
+    assetflow.status(project=again)
+    assert "value" not in again._code  # the walk was skipped
+    assert again.code_digest(again.graph.specs["value"]) == digest  # type: ignore[arg-type]
+    again.close()
+
+    write_module(path, 4, keep_mtime=True)  # same size, same mtime: only the bytes tell
+    edited = Workspace.load(tmp_path)
+    rows = {row.name: row for row in assetflow.status(project=edited)}
+    assert "value" in edited._code and edited.code_digest(edited.graph.specs["value"]) != digest  # type: ignore[arg-type]
+    assert rows["value"].state == "missing"
+    edited.close()
+
+    monkeypatch.setenv(DISABLE_ENV, "1")  # module-level values may depend on more than the files
+    unsure = Workspace.load(tmp_path)
+    assetflow.status(project=unsure)
+    assert "value" in unsure._code
+    unsure.close()
 
 
 # -- the stress test: random edits around real runs -------------------------------------------------------

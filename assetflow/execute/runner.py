@@ -118,8 +118,9 @@ class Run:
         """What would happen, with each asset's reasons; nothing runs and no version, pointer or run is recorded.
 
         Assessing does write caches, in short transactions of their own: the stat cache of
-        source files, the sources' observed hashes and refreshed data tokens (a token that
-        moved but whose data still hashes alike). They change no answer, only the cost of
+        source files, the sources' observed hashes, refreshed data tokens (a token that
+        moved but whose data still hashes alike) and the code-fingerprint cache (digests kept
+        while the project's module bytes are the same). They change no answer, only the cost of
         the next one; the lock is not taken, so a plan never waits for a run.
 
         A restore is predicted wherever the version store makes it predictable, and

@@ -14,6 +14,7 @@ from assetflow.hashing import hash_fields
 
 SNAPSHOT_KEY = "noop_snapshot"  # the meta key of the no-op snapshot
 GRAPH_KEY = "graph_cache"  # the meta key of the graph cache that lets status skip the import
+CODE_CACHE_KEY = "code_fingerprints"  # the meta key of the code digests kept while the project's code is unchanged
 
 
 def seal(body: str) -> str:
