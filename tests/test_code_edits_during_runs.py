@@ -208,6 +208,29 @@ def test_the_code_fingerprint_cache_holds_only_for_the_same_compiled_bytes(
     unsure.close()
 
 
+def test_a_daemon_reloads_after_an_edit_that_landed_during_its_load(
+    tmp_path: Path, module_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon compares the code with the stat taken before it was read, so an edit between its import and its
+    own bookkeeping is seen at the next tick (it used to stat after the import, and never reloaded)."""
+    from assetflow.automation.daemon import Daemon
+
+    path = write_project(tmp_path, module_name, 3)
+    backdate(tmp_path)
+    load = Workspace.load.__func__  # type: ignore[attr-defined]
+
+    def load_then_edit(cls: type[Workspace], *args: object, **kwargs: object) -> Workspace:
+        ws = load(cls, *args, **kwargs)
+        write_module(path, 4)  # lands after the import, before the daemon records what it loaded
+        return ws
+
+    monkeypatch.setattr(Workspace, "load", classmethod(load_then_edit))
+    daemon = Daemon(tmp_path, executor="inprocess").open()  # type: ignore[arg-type]
+    monkeypatch.undo()
+    assert daemon._code_changed()
+    daemon.close()
+
+
 # -- the stress test: random edits around real runs -------------------------------------------------------
 
 STRESS_RUNS_ENV = "ASSETFLOW_EDIT_STRESS_RUNS"  # materialize runs in all (default below); e.g. 2000 for a long local run

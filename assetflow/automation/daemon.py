@@ -142,10 +142,17 @@ class Daemon:
         self._plan_due(self.clock())
 
     def _stat_code(self, files: Iterable[str] | None = None) -> dict[str, str | None]:
+        """The stat tokens of ``files`` now; without ``files``, of the loaded code as it was read.
+
+        A module's token is the one taken before its bytes were read (``Workspace.code_tokens``),
+        so an edit landing between the import and this call still reads as a change and reloads.
+        """
         assert self.ws is not None
-        paths = list(files) if files is not None else self.ws.code_files() + (
-            [str(self.ws.config.pyproject)] if self.ws.config.pyproject else [])
         tokens: dict[str, str | None] = {}
+        if files is None:
+            tokens.update(self.ws.code_tokens())
+        paths = list(files) if files is not None else (
+            [str(self.ws.config.pyproject)] if self.ws.config.pyproject else [])
         for path in paths:
             try:
                 tokens[path] = stat_token(path)
