@@ -73,6 +73,14 @@ class Check:
         return (self.kind, self.severity)
 
 
+def _serialized(expression: Any) -> str:
+    """The whole expression (its text form may be shortened), for the fingerprint."""
+    try:
+        return str(expression.meta.serialize(format="json"))
+    except Exception:  # noqa: BLE001 - an expression polars cannot serialize (a Python UDF): its text
+        return str(expression)
+
+
 def _readable(text: str) -> str:
     """polars' ``[(col("amount")) >= (dyn int: 0)]`` as ``amount >= 0``."""
     text = re.sub(r'col\("([^"]*)"\)', r"\1", text)
@@ -186,7 +194,7 @@ class Expr(Check):
         return tuple(dict.fromkeys(self.expression.meta.root_names()))
 
     def identity(self) -> tuple[str, ...]:
-        return (*super().identity(), str(self.expression), self.label or "")
+        return (*super().identity(), _serialized(self.expression), self.label or "")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -102,10 +102,13 @@ class Gate:
         ups = [f"{u}={upstream.get(u, 'missing')}" for u in chk.upstreams()]
         return hash_fields("check", spec.name, *chk.identity(), code, *ups)
 
-    def judge(self, spec: AssetSpec, mat: Materialization, current: Mapping[str, Materialization]) -> CheckRun:
+    def judge(self, spec: AssetSpec, mat: Materialization, current: Mapping[str, Materialization],
+              restamp: bool = True) -> CheckRun:
         """The verdicts of every check of ``spec`` on ``mat``: cached ones read, the others run and recorded.
 
         ``current`` is the current version of each upstream (by name) the checks may read.
+        ``restamp`` records the cached verdicts again under this run (a version being published);
+        a fresh asset's cached verdicts are only read, so a no-op over many partitions writes nothing.
         """
         upstream = self._upstream_hashes(spec, current)
         fingerprints = {id(c): self.fingerprint(spec, c, upstream) for c in spec.checks}
@@ -121,8 +124,10 @@ class Gate:
                 row = _row(verdicts[id(chk)], fp, mat, self.run_id)
             row.update(check=chk.name, severity=chk.severity, where=chk.where, run_id=self.run_id)
             results.append(row)
-        with self.ws.store.cache_write(), self.ws.store.transaction(f"recording the checks of asset {spec.name!r}") as db:
-            self.ws.store.save_check_results(db, [dict(r, asset=spec.name, partition=mat.partition) for r in results])
+        written = [dict(r, asset=spec.name, partition=mat.partition) for r in results if restamp or not r.get("cached")]
+        if written:
+            with self.ws.store.cache_write(), self.ws.store.transaction(f"recording the checks of asset {spec.name!r}") as db:
+                self.ws.store.save_check_results(db, written)
         failpoint("after_checks")
         return CheckRun(spec.name, mat.partition, mat, results)
 

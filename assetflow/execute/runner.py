@@ -488,7 +488,7 @@ class Run:
             reasons = [] if predicted.fresh else [r for r in predicted.reasons if r.startswith("upstream")]
             checked = None
             if spec.checks and verdict.current is not None:  # a check added or edited since: judge the current version
-                checked = self._judge(spec, verdict.current)
+                checked = self._judge(spec, verdict.current, restamp=False)
                 if not checked.ok:
                     self._record_event(AssetResult(name, "failed", reasons, error=_check_failure(checked, current=True),
                                                    checks=checked.results))
@@ -610,10 +610,10 @@ class Run:
         if self.listener is not None:
             self.listener(asset_result)
 
-    def _judge(self, spec: AssetSpec, mat: Materialization) -> CheckRun:
+    def _judge(self, spec: AssetSpec, mat: Materialization, restamp: bool = True) -> CheckRun:
         if self._gate is None:
             self._gate = Gate(self.ws, self.run_id)
-        return self._gate.judge(spec, mat, self.current)
+        return self._gate.judge(spec, mat, self.current, restamp)
 
     def _publish_checked(self, name: str, mat: Materialization, outcome: Outcome, reasons: list[str],
                          duration: float | None = None, attempts: int = 0) -> None:
