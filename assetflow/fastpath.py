@@ -36,16 +36,16 @@ from typing import Any
 
 from assetflow.errors import PluginError, StorageError
 from assetflow.graph import AssetGraph
-from assetflow.hashing import is_racy, stat_token
+from assetflow.hashing import is_racy, stat_token, token_of
 from assetflow.inspect.status import AssetStatus, overdue, state_map, status_row
 from assetflow.project import ProjectConfig
 from assetflow.state.snapshot import GRAPH_KEY, SNAPSHOT_KEY, seal, unseal
 from assetflow.version import __version__
 
 __all__ = ["DISABLE_ENV", "GRAPH_KEY", "SNAPSHOT_KEY", "build_snapshot", "cache_graph_after_run", "check_snapshot",
-           "fast_status", "fresh_without_import", "load_graph_cache", "save_graph_cache"]
+           "fast_status", "fresh_without_import", "load_graph_cache", "save_graph_cache", "verified_snapshot"]
 
-SNAPSHOT_VERSION = 3
+SNAPSHOT_VERSION = 4  # 4: the keys of partitioned assets and sources
 GRAPH_CACHE_VERSION = 4  # 4: each asset's checks (name, severity, file:line)
 DISABLE_ENV = "ASSETFLOW_NO_FAST_PATH"
 
@@ -79,6 +79,7 @@ def build_snapshot(
     loaded_at_ns: int,
     valid_until: float | None = None,
     contents: Mapping[str, tuple[str, str]] | None = None,
+    partitions: Mapping[str, Mapping[str, list[str]]] | None = None,
 ) -> str | None:
     """Serialise a snapshot, or None when a file is too recent to vouch for what was read.
 
@@ -94,7 +95,9 @@ def build_snapshot(
     ``assets`` holds (name, io, location, data hash, token, local file or None) of every
     current version; a local file's stat token is checked without loading any backend.
     ``valid_until`` (UTC seconds) is when the clock adds a partition key (a day ends): the
-    snapshot vouches for nothing from then on (docs/partitions.md).
+    snapshot vouches for nothing from then on (docs/partitions.md). ``partitions`` maps each
+    partitioned asset and source to {"keys": every key of its definition, "missing": the keys
+    without data}: what ``status`` shows of it while the snapshot holds (``fast_status``).
     """
     stats, listings = _code_stats(config, code_tokens)
     tokens = {**stats, **{f: t for _, matched in sources.values() for f, t in matched.items()}}
@@ -116,6 +119,7 @@ def build_snapshot(
         "sources": {name: {"pattern": pattern, "files": dict(matched)} for name, (pattern, matched) in sources.items()},
         "assets": [list(a) for a in assets],
         "valid_until": valid_until,
+        "partitions": dict(partitions or {}),
     })
     return seal(body)  # sealed: a corrupted snapshot never vouches
 
@@ -159,7 +163,13 @@ def _listings_unchanged(listings: Mapping[str, list[str] | None]) -> bool:
 
 
 def check_snapshot(config: ProjectConfig, text: str | None) -> list[str] | None:
-    """The asset names if the snapshot proves everything is fresh, else None."""
+    """The asset names (``name[key]`` for partitions) if the snapshot proves everything is fresh, else None."""
+    snapshot = verified_snapshot(config, text)
+    return None if snapshot is None else [a[0] for a in snapshot["assets"]]
+
+
+def verified_snapshot(config: ProjectConfig, text: str | None) -> dict[str, Any] | None:
+    """The snapshot if it proves everything is fresh, else None."""
     if text is None or os.environ.get(DISABLE_ENV):
         return None
     snapshot = unseal(text)
@@ -173,14 +183,8 @@ def check_snapshot(config: ProjectConfig, text: str | None) -> list[str] | None:
         return None
     if any(_content(path, kind) != digest for path, (kind, digest) in snapshot["young"].items()):
         return None  # too young for its stat to vouch, and its content moved
-    from assetflow.declare import SourceSpec
-    from assetflow.fingerprint.source import source_files
-
     for name, entry in snapshot["sources"].items():
-        matched = source_files(SourceSpec(path=entry["pattern"], name=name), config.root)
-        if {str(p) for p in matched} != set(entry["files"]):
-            return None
-        if any(_token(str(p)) != entry["files"][str(p)] for p in matched):
+        if _source_tokens(config, name, entry["pattern"]) != entry["files"]:
             return None
     backends = None
     for name, io, location, data_hash, token, local_file in snapshot["assets"]:
@@ -198,7 +202,31 @@ def check_snapshot(config: ProjectConfig, text: str | None) -> list[str] | None:
             return None
         if result.status != "ok" or result.token != token:
             return None
-    return [a[0] for a in snapshot["assets"]]
+    return snapshot
+
+
+def _source_tokens(config: ProjectConfig, name: str, pattern: str) -> dict[str, str | None]:
+    """The files a source's pattern matches now, each with its stat token (one stat a file:
+    a partitioned source may have 10,000)."""
+    import stat
+
+    if not any(ch in pattern for ch in "*?["):
+        from assetflow.declare import SourceSpec
+        from assetflow.fingerprint.source import source_files
+
+        return {str(p): _token(str(p)) for p in source_files(SourceSpec(path=pattern, name=name), config.root)}
+    import glob
+
+    found: dict[str, str | None] = {}
+    base = str(Path(pattern) if os.path.isabs(pattern) else config.root / pattern)  # as source_files joins it
+    for path in glob.glob(base, recursive=True):
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue  # gone since the glob: as if not matched
+        if stat.S_ISREG(st.st_mode):
+            found[path] = token_of(st)
+    return found
 
 
 def _open_state(project_dir: Path | None, modules: Iterable[str],
@@ -338,7 +366,11 @@ class CachedGraph(AssetGraph):
 
 def fast_status(project_dir: Path | None, modules: Iterable[str], files: Iterable[str], select: Iterable[str],
                 exclude: Iterable[str]) -> list[AssetStatus] | None:
-    """Status rows from the state alone, or None when the full check is needed."""
+    """Status rows from the state alone, or None when the full check is needed.
+
+    A partitioned asset or source is summarised from the snapshot's key lists: while the
+    snapshot holds, every partition that can be built is fresh and the others have no data.
+    """
     opened = None if os.environ.get(DISABLE_ENV) else _open_state(project_dir, modules, files)
     if opened is None:
         return None
@@ -347,14 +379,23 @@ def fast_status(project_dir: Path | None, modules: Iterable[str], files: Iterabl
         graph = load_graph_cache(config, store.get_meta(GRAPH_KEY))
         if graph is None:
             return None
-        fresh = check_snapshot(config, store.get_meta(SNAPSHOT_KEY))
+        snapshot = verified_snapshot(config, store.get_meta(SNAPSHOT_KEY))
+        if snapshot is None:
+            return None
+        partitioned: dict[str, dict[str, list[str]]] = snapshot.get("partitions") or {}
+        fresh = {a[0] for a in snapshot["assets"]}
         assets = [n for n in graph.order if graph.specs[n].kind == "asset"]
-        if fresh is None or set(fresh) != set(assets):
+        if any(n not in fresh and n not in partitioned for n in assets) \
+                or any(n not in graph.specs for n in partitioned):
             return None
         current = store.current_summary()
-        if any(n not in current for n in assets):
+        if any(n not in current for n in assets if n not in partitioned):
             return None
-        rows = _rows(config, current, store.source_versions(), graph, select, exclude)
+        from assetflow.state.partitions import current_partition_rows
+
+        rows = _rows(config, current, store.source_versions(), graph, select, exclude,
+                     _Partitioned(partitioned, current_partition_rows(store) if partitioned else {},
+                                  snapshot["sources"]))
         return _with_verdicts(rows, graph, store)
     finally:
         store.close()
@@ -367,7 +408,7 @@ def _with_verdicts(rows: list[AssetStatus], graph: AssetGraph, store: Any) -> li
     found = []
     for row in rows:
         spec = graph.specs[row.name]
-        if row.kind == "asset" and getattr(spec, "checks", ()):
+        if row.kind == "asset" and row.partitions is None and getattr(spec, "checks", ()):
             verdicts = current_verdicts(store, spec, row.data_hash)
             if any(not v["passed"] for v in verdicts) or len(verdicts) != len(spec.checks):  # type: ignore[attr-defined]
                 return None
@@ -376,8 +417,18 @@ def _with_verdicts(rows: list[AssetStatus], graph: AssetGraph, store: Any) -> li
     return found
 
 
-def _rows(config: ProjectConfig, current: dict[str, tuple[str, int | None, float]], source_hashes: dict[str, str], graph: AssetGraph,
-          select: Iterable[str], exclude: Iterable[str]) -> list[AssetStatus]:
+@dataclasses.dataclass
+class _Partitioned:
+    """What the snapshot and the state say of partitioned assets and sources."""
+
+    keys: dict[str, dict[str, list[str]]]  # name -> {"keys": [...], "missing": [...]}
+    current: dict[str, dict[str, tuple[int | None, float]]]  # asset -> key -> (rows, finished_at)
+    sources: dict[str, dict[str, Any]]  # the snapshot's sources: name -> {"pattern", "files": {path: token}}
+
+
+def _rows(config: ProjectConfig, current: dict[str, tuple[str, int | None, float]], source_hashes: dict[str, str],
+          graph: AssetGraph, select: Iterable[str], exclude: Iterable[str],
+          partitioned: _Partitioned | None = None) -> list[AssetStatus]:
     from assetflow.select import select as select_names
 
     now = time.time()
@@ -386,12 +437,44 @@ def _rows(config: ProjectConfig, current: dict[str, tuple[str, int | None, float
     def row(name: str) -> AssetStatus:
         found = rows.get(name)
         if found is None:
-            found = rows[name] = _row(config, graph.specs[name], current, source_hashes, now)  # type: ignore[arg-type]
+            spec = graph.specs[name]
+            if partitioned is not None and name in partitioned.keys:
+                found = _partitioned_row(config, spec, partitioned, now)  # type: ignore[arg-type]
+            else:
+                found = _row(config, spec, current, source_hashes, now)  # type: ignore[arg-type]
+            rows[name] = found
         return found
 
     names = select_names(graph, list(select), list(exclude), default_io=config.default_io,
                          statuses=lambda: state_map(row(n) for n in graph.order))
     return [row(n) for n in names]
+
+
+def _partitioned_row(config: ProjectConfig, spec: CachedSpec, partitioned: _Partitioned, now: float) -> AssetStatus:
+    """A partitioned asset's or source's row as the full check would build it, from the snapshot."""
+    from assetflow.partitions.summary import snapshot_report
+
+    entry = partitioned.keys[spec.name]
+    missing = set(entry["missing"])
+    report, reasons = snapshot_report(entry["keys"], missing, spec.kind == "source")
+    if spec.kind == "source":
+        files = partitioned.sources.get(spec.name, {}).get("files", {})
+        mtimes = [int(token.rsplit(":", 1)[1]) / 1e9 for token in files.values()]
+        updated = max(mtimes) if mtimes else None
+        by, why = overdue(spec.freshness, updated, now)
+        return status_row(spec.name, "source", ["observed"] + (["overdue"] if by is not None else []),
+                          reasons + ([why] if why else []), data_hash=None, rows=None, materialized_at=None,
+                          group=spec.group, io=None, tags=dict(spec.tags), updated_at=updated,
+                          freshness=spec.freshness, overdue_by=by, partitions=report)
+    built = [v for k, v in partitioned.current.get(spec.name, {}).items() if k not in missing]
+    finished = max((f for _, f in built), default=None)
+    counts = [r for r, _ in built if r is not None]
+    by, why = overdue(spec.freshness, finished, now) if spec.freshness else (None, None)
+    state = "fresh" if len(missing) < len(entry["keys"]) else "missing"  # no partition can be built yet
+    return status_row(spec.name, "asset", [state] + (["overdue"] if why else []), reasons + ([why] if why else []),
+                      data_hash=None, rows=sum(counts) if built else None, materialized_at=finished,
+                      group=spec.group, io=spec.io or config.default_io, tags=dict(spec.tags), updated_at=finished,
+                      freshness=spec.freshness, overdue_by=by, partitions=report)
 
 
 def _row(config: ProjectConfig, spec: CachedSpec, current: dict[str, tuple[str, int | None, float]],

@@ -399,6 +399,33 @@ def test_rows_that_contradict_the_partition_column_fail_that_partition(tmp_path:
     assert "Asset 'orders', partition '2024-01-02': 1 row(s) have day=datetime.date(2024, 1, 1)" in (failed.error or "")
 
 
+def _age_files(root: Path) -> None:
+    past = 1_600_000_000 * 10**9  # files older than the racy window, so the run can vouch for them
+    for path in root.rglob("*"):
+        if path.is_file():
+            os.utime(path, ns=(past, past))
+
+
+def test_status_from_the_snapshot_equals_the_full_check(partitioned: Path) -> None:
+    import dataclasses
+
+    _age_files(partitioned)
+    _run(partitioned)
+    fast, answered = api.status_fast_or_full(project_dir=partitioned)
+    assert answered  # read from the snapshot: the project was not imported, no partition assessed
+    full = api.status(project=partitioned)
+    assert [dataclasses.asdict(r) for r in fast] == [dataclasses.asdict(r) for r in full]
+    daily_row = next(r for r in fast if r.name == "daily_events")
+    assert daily_row.reasons == ["2024-01-01..2024-01-03 fresh, 2024-01-04..2024-01-05 missing (no source data yet)"]
+    assert daily_row.rows == 6 and daily_row.partitions is not None
+    stale, answered = api.status_fast_or_full("status:stale", project_dir=partitioned)
+    assert answered and stale == []
+    _day(partitioned, 2, 20)  # a changed file: the full check answers, and says which partition
+    rows, answered = api.status_fast_or_full(project_dir=partitioned)
+    assert not answered
+    assert next(r for r in rows if r.name == "daily_events").partitions["partitions"]["2024-01-02"] == "stale"  # type: ignore[index]
+
+
 def test_the_no_op_fast_path_covers_partitions_until_a_file_or_a_day_arrives(partitioned: Path) -> None:
     from click.testing import CliRunner
 
@@ -406,10 +433,7 @@ def test_the_no_op_fast_path_covers_partitions_until_a_file_or_a_day_arrives(par
     from assetflow.partitions.run import next_key_instant
 
     project = ["--project", str(partitioned)]
-    past = 1_600_000_000 * 10**9  # files older than the racy window, so the run can vouch for them
-    for path in partitioned.rglob("*"):
-        if path.is_file():
-            os.utime(path, ns=(past, past))
+    _age_files(partitioned)
     _run(partitioned)
     fast = CliRunner().invoke(main, ["materialize", "--json", *project])
     assert '"fast_path": true' in fast.stdout and '"daily_events[2024-01-02]"' in fast.stdout

@@ -211,14 +211,15 @@ class Run:
         assets = [(m.asset, m.io, m.location, m.data_hash, m.token, self.ws.backends.local_file(m.io, m.location))
                   for m in current.values()]
         valid_until = None
+        partitions = None
         if is_partitioned(self.graph):
             from assetflow.partitions.run import snapshot_parts
 
-            more_sources, more_assets, valid_until = snapshot_parts(self.ws)
+            more_sources, more_assets, valid_until, partitions = snapshot_parts(self.ws)
             sources.update(more_sources)
             assets += more_assets
         return build_snapshot(self.ws.config, self.ws.code_tokens(), sources, assets, self.ws.loaded_at_ns,
-                              valid_until, contents)
+                              valid_until, contents, partitions)
 
     def _run_all(self) -> None:
         """Decide each asset once its upstreams settle; keep the executor full; settle results as they come."""

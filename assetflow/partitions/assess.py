@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from assetflow.declare import AssetSpec, SourceSpec
-from assetflow.partitions.summary import describe, ranges
+from assetflow.partitions.summary import NO_SOURCE_DATA, describe, ranges
 from assetflow.partitions.units import PartitionPlan, PartitionWorkspace, combined_hash, split_unit, unit_id
 from assetflow.plan import Assessment
 
@@ -114,7 +114,7 @@ def key_states(name: str, plan: PartitionPlan, partitions: dict[str, Assessment]
     for key in plan.keys.get(name, ()):
         verdict = partitions.get(key)
         if verdict is None:
-            items.append((key, "missing", "no source data yet"))
+            items.append((key, "missing", NO_SOURCE_DATA))
         else:
             items.append((key, verdict.state, verdict.reasons[0] if verdict.reasons else ""))
     return items

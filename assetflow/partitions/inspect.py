@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.errors import UnknownAssetError
 from assetflow.partitions.assess import key_states
-from assetflow.partitions.summary import ranges
+from assetflow.partitions.summary import snapshot_report
 
 if TYPE_CHECKING:
     from assetflow.plan import Assessment
@@ -59,13 +59,10 @@ def _concat(values: list[Any]) -> Any:
 
 def partition_report(ws: PartitionWorkspace, name: str, verdict: Assessment) -> dict[str, Any]:
     """For status --json and the page: each key's state, and the ranges."""
-    plan = ws.partition_plan
-    from assetflow.partitions.summary import describe
+    from assetflow.partitions.summary import describe, report
 
-    items = key_states(name, plan, verdict.partitions or {})
-    found = ranges(items)
-    return {"partitions": {k: s for k, s, _ in items}, "ranges": [r.as_json() for r in found],
-            "summary": describe(found) if found else "no partitions yet"}
+    found_report, found = report(key_states(name, ws.partition_plan, verdict.partitions or {}))
+    return {**found_report, "summary": describe(found) if found else "no partitions yet"}
 
 
 def source_report(ws: PartitionWorkspace, spec: SourceSpec) -> tuple[list[str], dict[str, Any], float | None]:
@@ -73,10 +70,7 @@ def source_report(ws: PartitionWorkspace, spec: SourceSpec) -> tuple[list[str], 
     assert spec.name is not None
     plan = ws.partition_plan
     versions = ws.source_partitions(spec.name)
-    items = [(k, "observed" if k in versions else "missing", "" if k in versions else "no file yet")
-             for k in plan.keys[spec.name]]
-    found = ranges(items)
+    keys = plan.keys[spec.name]
+    found_report, reasons = snapshot_report(keys, {k for k in keys if k not in versions}, source=True)
     mtimes = [int(t.rsplit(":", 1)[1]) / 1e9 for v in versions.values() for _, t, _ in v.files]
-    report = {"partitions": {k: s for k, s, _ in items}, "ranges": [r.as_json() for r in found]}
-    reasons = [", ".join(str(r) for r in found[:6])] if found else ["no partition yet"]
-    return reasons, report, max(mtimes) if mtimes else None
+    return reasons, found_report, max(mtimes) if mtimes else None

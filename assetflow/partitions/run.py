@@ -202,12 +202,14 @@ def check_partition(ws: PartitionWorkspace, order: Sequence[str], partition: str
             select_keys(partition, spec.partitions, plan.keys[name], name, plan.latest(name))
 
 
-def snapshot_parts(ws: Workspace) -> tuple[dict[str, tuple[str, dict[str, str]]], list[tuple], float | None]:
+def snapshot_parts(ws: PartitionWorkspace) -> tuple[dict[str, tuple[str, dict[str, str]]], list[tuple], float | None,
+                                                    dict[str, dict[str, list[str]]]]:
     """What the no-op fast path must also find unchanged in a partitioned project.
 
     Each partitioned source as a glob of its placeholder (a new file, say a new day, falls
     back to the full check), every current partition's version, and the instant the clock
-    next adds a key to a time definition.
+    next adds a key to a time definition. Last, for ``status`` from the snapshot, every
+    partitioned asset's and source's keys and those of them without data.
     """
     import glob
     import re
@@ -229,10 +231,15 @@ def snapshot_parts(ws: Workspace) -> tuple[dict[str, tuple[str, dict[str, str]]]
         sources[spec.name] = (pattern, matched)
     assets = [(unit_id(a, k), m.io, m.location, m.data_hash, m.token, ws.backends.local_file(m.io, m.location))
               for (a, k), m in ws.store.current_partitions().items()]
-    return sources, assets, next_key_instant(ws)
+    plan = ws.partition_plan
+    keys = {}
+    for name, all_keys in plan.keys.items():
+        have = ws.source_partitions(name) if isinstance(ws.graph.specs[name], SourceSpec) else plan.available[name]
+        keys[name] = {"keys": list(all_keys), "missing": [k for k in all_keys if k not in have]}
+    return sources, assets, next_key_instant(ws), keys
 
 
-def next_key_instant(ws: Workspace) -> float | None:
+def next_key_instant(ws: PartitionWorkspace) -> float | None:
     """The earliest UTC instant at which a time definition of the project gains a key."""
     import datetime
 

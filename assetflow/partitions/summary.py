@@ -7,7 +7,10 @@ reason; ``status``, ``--dry-run`` and the page all summarise through ``ranges``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
+
+NO_SOURCE_DATA = "no source data yet"  # an asset's key whose upstream data is absent
+NO_FILE = "no file yet"  # a partitioned source's key without its file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,17 +34,43 @@ class KeyRange:
 
 def ranges(items: Iterable[tuple[str, str, str]]) -> list[KeyRange]:
     """Runs of consecutive (key, state, reason) items, in the order given, sharing state and reason."""
-    found: list[KeyRange] = []
+    runs: list[list] = []  # [first, last, state, reason, count]: one object per run, not per key
     for key, state, reason in items:
-        if found and found[-1].state == state and found[-1].reason == reason:
-            last = found[-1]
-            found[-1] = dataclasses.replace(last, last=key, count=last.count + 1)
+        if runs and runs[-1][2] == state and runs[-1][3] == reason:
+            run = runs[-1]
+            run[1] = key
+            run[4] += 1
         else:
-            found.append(KeyRange(key, key, state, reason))
-    return found
+            runs.append([key, key, state, reason, 1])
+    return [KeyRange(*run) for run in runs]
 
 
 def describe(found: list[KeyRange], limit: int = 6) -> str:
     """One line: the first ``limit`` ranges, then how many more."""
     shown = ", ".join(str(r) for r in found[:limit])
     return shown + (f", and {len(found) - limit} more ranges" if len(found) > limit else "")
+
+
+def source_reasons(found: list[KeyRange]) -> list[str]:
+    """A partitioned source's reasons: its first ranges (observed, or missing without a file)."""
+    return [", ".join(str(r) for r in found[:6])] if found else ["no partition yet"]
+
+
+def report(items: list[tuple[str, str, str]]) -> tuple[dict[str, object], list[KeyRange]]:
+    """status --json's per-key states and ranges of (key, state, reason) items, and the ranges."""
+    found = ranges(items)
+    return {"partitions": {k: s for k, s, _ in items}, "ranges": [r.as_json() for r in found]}, found
+
+
+def snapshot_report(keys: Sequence[str], missing: Collection[str],
+                    source: bool) -> tuple[dict[str, object], list[str]]:
+    """The status report and reasons of a partitioned asset (or source) that the no-op snapshot
+    vouches for: every key with data is fresh (observed), the others have none."""
+    if source:
+        items = [(k, "missing", NO_FILE) if k in missing else (k, "observed", "") for k in keys]
+    else:
+        items = [(k, "missing", NO_SOURCE_DATA) if k in missing else (k, "fresh", "") for k in keys]
+    found_report, found = report(items)
+    if source:
+        return found_report, source_reasons(found)
+    return found_report, [describe(found) if found else "no partitions yet"]

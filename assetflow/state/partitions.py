@@ -56,3 +56,18 @@ def save_source_partitions(store: StateStore, name: str, versions: Mapping[str, 
             "observed_at = excluded.observed_at",
             [(name, key, h, now) for key, h in changed.items()],
         )
+
+
+def current_partition_rows(store: StateStore) -> dict[str, dict[str, tuple[int | None, float]]]:
+    """asset -> key -> (rows, finished_at) of every current partition: what status sums, without
+    building a ``Materialization`` per partition (the fast path over thousands of them)."""
+    from assetflow.state.store import PROD
+
+    found: dict[str, dict[str, tuple[int | None, float]]] = {}
+    rows = store._db.execute(  # noqa: SLF001 - state/ owns the connection
+        "SELECT c.asset, c.partition, m.rows, m.finished_at FROM pointers c JOIN materializations m "
+        "ON m.id = c.materialization WHERE c.env = ? AND c.partition != '' AND m.asset = c.asset "
+        "AND m.partition = c.partition", (PROD,))
+    for asset, key, count, finished in rows:
+        found.setdefault(asset, {})[key] = (count, finished)
+    return found
