@@ -251,6 +251,39 @@ def test_status_summarises_partitions_as_ranges(partitioned: Path) -> None:
     assert set(api.selected(Workspace.load(partitioned), "status:stale")) == {"daily_events", "rolling", "total", "by_day"}
 
 
+def test_a_failed_partition_fails_its_asset_and_says_which(partitioned: Path) -> None:
+    pipe = partitioned / "pipe.py"
+    pipe.write_text(pipe.read_text().replace(
+        "    return events.with_columns(pl.lit(partition.key).alias(\"day\"))",
+        "    if events[\"amount\"][0] < 0:\n        raise ValueError(\"negative amount\")\n"
+        "    return events.with_columns(pl.lit(partition.key).alias(\"day\"))"))
+    _day(partitioned, 2, -1)
+    _day(partitioned, 3, -1)
+    outcomes = _run(partitioned)
+    assert outcomes["daily_events[2024-01-02]"] == "failed" and outcomes["daily_events[2024-01-01]"] == "ran"
+    rows = {r.name: r for r in api.status(project=partitioned)}
+    daily_row = rows["daily_events"]
+    assert daily_row.state == "failed" and "failed" in daily_row.states
+    assert daily_row.reasons == [
+        "the last run failed for partitions 2024-01-02..2024-01-03 (2): ValueError: negative amount",
+        "2024-01-01 fresh, 2024-01-02..2024-01-03 failed (ValueError: negative amount), "
+        "2024-01-04..2024-01-05 missing (no source data yet)"]
+    assert daily_row.partitions is not None
+    assert daily_row.partitions["partitions"]["2024-01-02"] == "failed"
+    assert {"first": "2024-01-02", "last": "2024-01-03", "state": "failed", "reason": "ValueError: negative amount",
+            "count": 2} in daily_row.partitions["ranges"]  # type: ignore[operator]
+    assert rows["rolling"].state != "failed"  # downstream was skipped, not failed
+    shown = api.show("daily_events", project=partitioned)
+    assert shown["state"] == "failed" and shown["reasons"][0].startswith("the last run failed for partitions")
+    _day(partitioned, 2, 2)  # one fixed: only the other still fails, named alone
+    _run(partitioned)
+    daily_row = next(r for r in api.status(project=partitioned) if r.name == "daily_events")
+    assert daily_row.reasons[0] == "the last run failed for partition 2024-01-03: ValueError: negative amount"
+    _day(partitioned, 3, 3)
+    _run(partitioned)
+    assert next(r for r in api.status(project=partitioned) if r.name == "daily_events").state == "fresh"
+
+
 def test_a_deleted_partition_file_makes_only_that_partition_missing(partitioned: Path) -> None:
     _run(partitioned)
     ws = Workspace.load(partitioned)

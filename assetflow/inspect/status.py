@@ -84,6 +84,7 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
                                   and specs[n].partitions is None])
     last_events = ws.store.last_events() if asset_names else {}
     in_progress = _in_progress(ws) if asset_names else None
+    failures: dict[str, dict[str, str | None]] | None = None  # of partitions, read once if a partitioned asset asks
     rows = []
     for name in names:
         spec = specs[name]
@@ -126,8 +127,18 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
         if verdict.partitions is not None:
             from assetflow.partitions.inspect import partition_report
 
-            report = partition_report(ws, name, verdict)
+            if failures is None:
+                from assetflow.state.partitions import last_failures
+
+                failures = last_failures(ws.store)
+            failed_keys = {k: _summary(d or "") for k, d in failures.get(name, {}).items()
+                           if k in verdict.partitions and not verdict.partitions[k].fresh}
+            report = partition_report(ws, name, verdict, failed_keys)
             failed = [r for r in reasons if r.startswith("the last run failed")]
+            failed_line = report.pop("failed")
+            if failed_line:  # one partition failing fails its asset, naming the partitions as ranges
+                states.append("failed")
+                failed = [str(failed_line)]
             reasons = failed + [str(report.pop("summary"))]  # every key as ranges: fresh, stale (why), missing
             current = max((v.current for v in verdict.partitions.values() if v.current is not None),
                           key=lambda m: m.finished_at, default=None)

@@ -9,7 +9,7 @@ are ranges (``2024-03-31 stale (source `events` changed)``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.partitions.summary import NO_SOURCE_DATA, describe, ranges
@@ -108,12 +108,16 @@ def summarise(name: str, plan: PartitionPlan, units: dict[str, Assessment]) -> A
     return Assessment(name, state, reasons, None, None, partitions=partitions)  # type: ignore[arg-type]
 
 
-def key_states(name: str, plan: PartitionPlan, partitions: dict[str, Assessment]) -> list[tuple[str, str, str]]:
-    """(key, state, first reason) for every key of the definition, those without data included."""
+def key_states(name: str, plan: PartitionPlan, partitions: dict[str, Assessment],
+               failed: Mapping[str, str] | None = None) -> list[tuple[str, str, str]]:
+    """(key, state, first reason) for every key of the definition, those without data included;
+    ``failed`` (key -> the error in one line) marks the keys whose last run failed."""
     items = []
     for key in plan.keys.get(name, ()):
         verdict = partitions.get(key)
-        if verdict is None:
+        if failed and key in failed:
+            items.append((key, "failed", failed[key]))
+        elif verdict is None:
             items.append((key, "missing", NO_SOURCE_DATA))
         else:
             items.append((key, verdict.state, verdict.reasons[0] if verdict.reasons else ""))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.errors import UnknownAssetError
 from assetflow.partitions.assess import key_states
-from assetflow.partitions.summary import snapshot_report
+from assetflow.partitions.summary import KeyRange, snapshot_report
 
 if TYPE_CHECKING:
     from assetflow.plan import Assessment
@@ -57,12 +58,25 @@ def _concat(values: list[Any]) -> Any:
     return pa.concat_tables(values, promote_options="default")
 
 
-def partition_report(ws: PartitionWorkspace, name: str, verdict: Assessment) -> dict[str, Any]:
-    """For status --json and the page: each key's state, and the ranges."""
+def partition_report(ws: PartitionWorkspace, name: str, verdict: Assessment,
+                     failed: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """For status --json and the page: each key's state, and the ranges; ``failed`` (key -> the
+    error in one line) the partitions whose last run failed, also summarised under "failed"."""
     from assetflow.partitions.summary import describe, report
 
-    found_report, found = report(key_states(name, ws.partition_plan, verdict.partitions or {}))
-    return {**found_report, "summary": describe(found) if found else "no partitions yet"}
+    found_report, found = report(key_states(name, ws.partition_plan, verdict.partitions or {}, failed))
+    failures = [r for r in found if r.state == "failed"]
+    return {**found_report, "summary": describe(found) if found else "no partitions yet",
+            "failed": failure_line(failures) if failures else None}
+
+
+def failure_line(failures: list[KeyRange]) -> str:
+    """``the last run failed for partitions 2024-01-02..2024-01-03 (2): ValueError: ...``."""
+    count = sum(r.count for r in failures)
+    spans = ", ".join(r.span for r in failures[:6]) + (", ..." if len(failures) > 6 else "")
+    noun = "partition" if count == 1 else "partitions"
+    return f"the last run failed for {noun} {spans}" + (f" ({count})" if count > 1 else "") + \
+        (f": {failures[0].reason}" if failures[0].reason else "")
 
 
 def source_report(ws: PartitionWorkspace, spec: SourceSpec) -> tuple[list[str], dict[str, Any], float | None]:

@@ -71,3 +71,14 @@ def current_partition_rows(store: StateStore) -> dict[str, dict[str, tuple[int |
     for asset, key, count, finished in rows:
         found.setdefault(asset, {})[key] = (count, finished)
     return found
+
+
+def last_failures(store: StateStore) -> dict[str, dict[str, str | None]]:
+    """asset -> key -> the error of every partition whose latest event is a failure."""
+    found: dict[str, dict[str, str | None]] = {}
+    rows = store._db.execute(  # noqa: SLF001 - state/ owns the connection
+        "SELECT asset, partition, detail FROM events WHERE id IN "
+        "(SELECT max(id) FROM events WHERE partition != '' GROUP BY asset, partition) AND outcome = 'failed'")
+    for asset, key, detail in rows:
+        found.setdefault(asset, {})[key] = detail
+    return found
