@@ -8,6 +8,7 @@ can never disagree about the rules.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Mapping
 from typing import Literal
@@ -34,8 +35,9 @@ class Recipe:
     deps: tuple[str, ...]  # order-only upstreams: their names count, their data does not
     partition: str = ""
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
+        """The recipe's hash (computed once: a run asks for it at the decision, the restore and the record)."""
         digest = Digest("recipe").fields(self.code, self.config, self.io, self.partition)
         digest.field(str(len(self.upstream)))
         for name in sorted(self.upstream):

@@ -110,6 +110,7 @@ class Run:
         self.results: dict[str, AssetResult] = {}
         self._unreadable: set[str] = set()  # sources whose files could not be read in this run
         self._fresh_events: list[tuple[str, str, str, float | None, str | None, str]] = []
+        self._saved_code: set[str] = set()  # code fingerprints whose sources this run has recorded
         self._gate: Gate | None = None  # judges checked assets' versions (built on first use)
 
     # -- planning ---------------------------------------------------------------------------
@@ -602,9 +603,11 @@ class Run:
             return
         with self.ws.store.transaction(f"recording asset {name!r}") as db:
             mat_id = self.ws.store.record(db, mat)
-            self.ws.store.save_code_sources(db, code.digest, code.sources)
+            if code.digest not in self._saved_code:  # once a run: the partitions of an asset share their code
+                self.ws.store.save_code_sources(db, code.digest, code.sources)
             self.ws.store.add_events(db, [(self.run_id, asset, "ran", duration, "; ".join(reasons) or None, key)])
             failpoint("before_state_commit")
+        self._saved_code.add(code.digest)
         failpoint("after_state_commit")
         self.current[name] = dataclasses.replace(mat, id=mat_id)
         self.results[name] = asset_result
