@@ -15,6 +15,7 @@ daemon stores as a tick's identity.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import functools
@@ -79,14 +80,22 @@ class Cron:
 
     def between(self, start: float, end: float, limit: int = 100_000) -> list[float]:
         """Due instants in (start, end], oldest first, at most ``limit`` of them (the newest kept)."""
-        found: list[float] = []
+        return self.window(start, end, limit)[0]
+
+    def window(self, start: float, end: float, limit: int = 100_000) -> tuple[list[float], int]:
+        """``between``, and how many instants fell in (start, end] in all (more than ``limit`` kept)."""
+        found: collections.deque[float] = collections.deque(maxlen=limit)
+        total = 0
         for stamp in self.after(start):
             if stamp > end:
                 break
             found.append(stamp)
-            if len(found) > limit:
-                found.pop(0)
-        return found
+            total += 1
+        return list(found), total
+
+    def label(self, instant: float) -> str:
+        """An instant as the schedule's wall clock, for reasons people read ("2026-05-04 06:00 CEST")."""
+        return self._at(instant).strftime("%Y-%m-%d %H:%M %Z").strip()
 
 
 @functools.lru_cache(maxsize=4096)

@@ -5,13 +5,17 @@
   ``automation=on_upstream_change()`` is loaded by a ``Daemon`` with an injected clock; after the first evaluation
   (which records first sightings and evaluates every condition), each further tick steps the clock
   5 s with nothing due. Reported: open time, first tick, median and max of the idle ticks.
+- **little changed**: the project materialized once, then the staleness assessment a due tick runs
+  (a schedule over one asset's cone, and over the whole project) and the conditions' evaluation,
+  when nothing changed, when a source was rewritten with the same bytes, and when one value changed.
 - **idle CPU**: the same daemon serving in real time at ``--interval`` (default 5 s) for
   ``--idle-seconds``; CPU seconds of the process over wall seconds.
 - **soak**: a small project (20 assets, 20 schedules every 5-30 minutes with ``force``, a sensor, an
   eager asset) ticked ``--soak-ticks`` times with a clock stepping 60 s (so schedules, the sensor and
   conditions really run); RSS and open file descriptors sampled along the way.
 
-Usage: ``python bench/bench_automation.py [--n 10000] [--schedules 1000] [--soak-ticks 3000] [--json OUT]``.
+Usage: ``python bench/bench_automation.py [--n 10000] [--schedules 1000] [--soak-ticks 3000] [--json OUT]
+[--skip tick idle little latency soak]``.
 """
 
 from __future__ import annotations
@@ -107,6 +111,69 @@ def bench_tick(folder: Path, ticks: int) -> dict[str, float]:
     return {"open_s": opened, "first_tick_s": first.seconds, "idle_tick_median_s": statistics.median(durations),
             "idle_tick_max_s": max(durations), "idle_ticks": ticks, "claimed_while_idle": claimed,
             "schedules": len(daemon.schedules), "automated_assets": len(daemon.automated)}
+
+
+def _timed(fn, *args):  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    value = fn(*args)
+    return value, time.perf_counter() - started
+
+
+def bench_little_changed(folder: Path, jobs: int) -> dict[str, object]:
+    """A tick that must assess staleness, on the materialized project, when little or nothing changed.
+
+    A due schedule's tick asks which of its selection is stale before it runs anything
+    (``Daemon._not_fresh``, the full assessment of issue 17); a changed source makes the daemon
+    re-evaluate every automated asset's condition (``evaluate_conditions``). Both are timed as the
+    tick runs them, on three states of the project: right after a complete run (nothing changed),
+    after one source rewritten with the same bytes (new mtime and inode), and after one value of
+    that source changed (its downstream cone is stale). Selections: one asset of the last layer with
+    its upstream cone (``+aLAST``), and the whole project (a schedule without ``select``).
+    """
+    from assetflow.automation.daemon import Daemon
+
+    manifest = json.loads((folder / "bench-manifest.json").read_text())
+    cold_started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "assetflow", "materialize", "--project", str(folder), "--jobs",
+                    str(jobs)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cold = time.perf_counter() - cold_started
+    last = f"a{manifest['n'] - 1:05d}"
+    source = folder / manifest["sources"]["src_0"]["path"]
+    original = source.read_bytes()
+    results: dict[str, object] = {"little_cold_run_s": cold, "little_jobs": jobs}
+    clock = [time.time()]
+    daemon = Daemon(folder, clock=lambda: clock[0], executor="inprocess").open(readonly=True)
+    everything = daemon._selected([])
+    cone = daemon._selected([f"+{last}"])
+    results["little_cone_assets"] = len(cone)
+    results["little_project_assets"] = len(everything)
+    _, results["little_first_assessment_s"] = _timed(daemon._not_fresh, everything)  # warm-up: imports, caches
+
+    def measure(state: str) -> None:
+        clock[0] = time.time()
+        daemon._sources_changed()  # what the tick does first: stat sources, forget those that moved
+        stale_cone, seconds = _timed(daemon._not_fresh, cone)
+        results[f"little_{state}_cone_s"] = seconds
+        results[f"little_{state}_cone_stale"] = len(stale_cone)
+        stale_all, seconds = _timed(daemon._not_fresh, everything)
+        results[f"little_{state}_project_s"] = seconds
+        results[f"little_{state}_project_stale"] = len(stale_all)
+        _, seconds = _timed(daemon.evaluate_conditions, clock[0])
+        results[f"little_{state}_conditions_s"] = seconds
+        print(state, {k: v for k, v in results.items() if state in k}, file=sys.stderr, flush=True)
+
+    measure("nothing_changed")
+    source.unlink()
+    source.write_bytes(original)  # same bytes, new inode and mtime
+    measure("same_bytes")
+    lines = original.decode().splitlines()
+    header, first = lines[0].split(","), lines[1].split(",")
+    first[header.index("tag")] = str(int(first[header.index("tag")]) + 1)
+    source.write_text("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n")
+    measure("one_value")
+    source.write_bytes(original)
+    daemon.close()
+    return results
 
 
 def bench_idle_cpu(folder: Path, seconds: float, interval: float) -> dict[str, float]:
@@ -231,19 +298,23 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--soak-ticks", type=int, default=3000)
     parser.add_argument("--latency-rounds", type=int, default=10)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["tick", "idle", "soak", "latency"])
+    parser.add_argument("--jobs", type=int, default=2, help="Workers of the cold run before --only little.")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["tick", "idle", "soak", "latency", "little"])
     parser.add_argument("--json", type=Path, default=None, help="Write the results here too.")
     args = parser.parse_args()
     results: dict[str, object] = {"n": args.n, "machine_cores": os.cpu_count(), "load_average": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp) / "project"
-        if "tick" not in args.skip or "idle" not in args.skip:
+        if {"tick", "idle", "little"} - set(args.skip):
             generate(project, args.n, args.schedules)
         if "tick" not in args.skip:
             results.update(bench_tick(project, args.ticks))
             print(json.dumps(results), file=sys.stderr, flush=True)
         if "idle" not in args.skip:
             results.update(bench_idle_cpu(project, args.idle_seconds, args.interval))
+            print(json.dumps(results), file=sys.stderr, flush=True)
+        if "little" not in args.skip:
+            results.update(bench_little_changed(project, args.jobs))
             print(json.dumps(results), file=sys.stderr, flush=True)
         if "latency" not in args.skip:
             results.update(bench_source_latency(Path(tmp) / "latency", args.interval, args.latency_rounds))

@@ -136,11 +136,54 @@ def test_missed_ticks_follow_the_catchup_policy(tmp_path: Path, catchup: str, ex
     clock.at("2026-05-04T12:00+00:00")  # the daemon was down for three 06:00 ticks
     d = daemon(root, clock)
     d.tick()
-    ran = [t for t in ticks_of(d, "schedule:s") if t.status == "succeeded"]
+    ticks = ticks_of(d, "schedule:s")
+    assert len(ticks) == 3  # every due tick is recorded, whatever ran
+    ran = [t for t in ticks if t.status == "succeeded"]
     assert len(ran) == expected
     if catchup == "none":
-        [missed] = ticks_of(d, "schedule:s")
-        assert missed.status == "skipped" and "missed 3 tick(s)" in (missed.reason or "")
+        assert [(t.status, t.reason) for t in ticks] == [
+            ("skipped", "missed while no daemon ran (catchup='none')")] * 3
+    d.close()
+
+
+def test_latest_catchup_records_each_missed_tick_as_superseded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Down for three days: the 06:00 of the third runs, the two before are each recorded, skipped, with why."""
+    root = make(tmp_path, MARTS + 'schedule("daily", cron="0 6 * * *", select="+revenue", force=True, '
+                                  'timezone="Europe/Paris")\n')
+    clock = Clock(0).at("2026-05-01T12:00+02:00")
+    daemon(root, clock).close()  # first seen
+    clock.at("2026-05-04T09:00+02:00")
+    d = daemon(root, clock)
+    d.tick()
+    ticks = ticks_of(d, "schedule:daily")
+    local = [datetime.datetime.fromtimestamp(t.tick_at, PARIS).strftime("%m-%d %H:%M") for t in ticks]
+    assert local == ["05-02 06:00", "05-03 06:00", "05-04 06:00"]
+    superseded = "superseded by the tick of 2026-05-04 06:00 CEST (catchup='latest')"
+    assert [(t.status, t.reason) for t in ticks[:2]] == [("skipped", superseded)] * 2
+    assert ticks[2].status == "succeeded" and ticks[2].run_id is not None
+    assert (ticks[2].reason or "").startswith("catch-up: newest of 3 due tick(s) (catchup='latest')")
+    clock.at("2026-05-04T09:01+02:00")
+    d.tick()  # evaluating again records nothing twice
+    assert len(ticks_of(d, "schedule:daily")) == 3
+    d.close()
+    monkeypatch.chdir(root)
+    shown = CliRunner().invoke(main, ["ticks", "daily"]).output
+    assert shown.count(superseded) == 2 and shown.count("schedule:daily") == 3, shown
+
+
+def test_catchup_beyond_its_limit_says_how_many_ticks_were_not_recorded(tmp_path: Path) -> None:
+    from assetflow.automation.evaluate import MAX_CATCHUP
+
+    root = make(tmp_path, MARTS + 'schedule("minutely", cron="* * * * *", select="+revenue", timezone="UTC")\n')
+    clock = Clock(0).at("2026-05-01T00:00+00:00")
+    daemon(root, clock).close()
+    clock.now += 60 * (MAX_CATCHUP + 200) + 30  # 1,200 minutes missed
+    d = daemon(root, clock)
+    d.tick()
+    ticks = ticks_of(d, "schedule:minutely")
+    assert len(ticks) == MAX_CATCHUP
+    assert [t.status for t in ticks].count("skipped") == MAX_CATCHUP - 1
+    assert "200 earlier due tick(s) from 2026-05-01 00:01 UTC on were neither run nor recorded" in (ticks[0].reason or "")
     d.close()
 
 
@@ -215,7 +258,12 @@ def test_a_started_tick_whose_run_finished_is_closed_not_run_again(tmp_path: Pat
     d.close()
 
 
-def test_a_started_tick_whose_run_died_is_resumed_once_without_redoing_settled_assets(tmp_path: Path) -> None:
+@pytest.mark.parametrize("leftover", ["running", "abandoned", "never-began"])
+def test_a_started_tick_whose_run_died_is_resumed_once_without_redoing_settled_assets(tmp_path: Path,
+                                                                                      leftover: str) -> None:
+    """``running``: the killed run as it died; ``abandoned``: a person's run marked it failed (abandoned)
+    before the daemon came back, which is an interruption, not a failure; ``never-began``: a resuming
+    daemon was killed after starting the tick with a new run id but before that run began."""
     root = make(tmp_path, MARTS + 'schedule("s", cron="0 6 * * *", select="+revenue", force=True, timezone="UTC")\n')
     clock = Clock(0).at("2026-05-01T05:00+00:00")
     d = daemon(root, clock)
@@ -231,6 +279,10 @@ def test_a_started_tick_whose_run_died_is_resumed_once_without_redoing_settled_a
                    "('schedule:s', ?, 'started', 'dead-run', ?, ?)",
                    (tick_at, json.dumps({"select": ["+revenue"], "force": True}), tick_at))
         db.execute("UPDATE runs SET status = 'running', finished_at = NULL WHERE run_id = 'dead-run'")
+    if leftover == "abandoned":
+        store.mark_abandoned_runs(lambda pid, host: False)
+    if leftover == "never-began":
+        d.ticks.start_many([("schedule:s", tick_at)], "unborn-run", resumes=["dead-run"])
     clock.at("2026-05-01T06:00:30+00:00")
     report = d.tick()
     [tick] = ticks_of(d, "schedule:s")

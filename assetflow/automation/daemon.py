@@ -257,10 +257,8 @@ class Daemon:
         cron = parse_cron(spec.cron, spec.timezone)
         definition = spec.definition()
         with self.ws.store.transaction(f"claiming ticks of schedule {spec.name!r}") as db:  # type: ignore[union-attr]
-            if due.missed and spec.catchup == "none":
-                missed_at = max(t for t in cron.between(since, now) if t not in due.ticks)
-                TickStore.claim(db, spec.origin, missed_at, now, definition, status="skipped",
-                                reason=f"missed {due.missed} tick(s) while no daemon ran (catchup='none')")
+            for tick_at, why in due.skipped:  # every due tick is recorded: those let go say why
+                TickStore.claim(db, spec.origin, tick_at, now, definition, status="skipped", reason=why)
             for tick_at in due.ticks:
                 if TickStore.claim(db, spec.origin, tick_at, now, definition, reason=due.reason):
                     report.claimed.append(f"{spec.origin}@{tick_at:.0f}")
@@ -428,7 +426,9 @@ class Daemon:
             if state is not None and state[0] in ("succeeded", "failed"):
                 self._finish(group, state[0], f"run {first.run_id} {state[0]} (noted after a restart)")
                 return None
-            resumes = [*ticks.run_resumes(first.run_id), first.run_id] if state is not None else []
+            earlier = first.definition.get("resumes")
+            chain = [str(r) for r in earlier] if isinstance(earlier, list) else ticks.run_resumes(first.run_id)
+            resumes = [*chain, first.run_id] if state is not None else chain  # None: killed before it began
         select = sorted({s for t in group for s in t.definition.get("select", [])})  # type: ignore[union-attr]
         force = any(bool(t.definition.get("force")) for t in group)
         try:
@@ -449,7 +449,7 @@ class Daemon:
             return None
         run_id = new_run_id()
         trigger = self._trigger(group, resumes)
-        ticks.start_many(keys, run_id)
+        ticks.start_many(keys, run_id, resumes)
         log.info("%s: run %s of %d asset(s)%s", ", ".join(t.origin for t in group), run_id, len(names),
                  f" (resuming {resumes[-1]})" if resumes else "")
         from assetflow.execute.runner import Run

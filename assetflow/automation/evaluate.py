@@ -22,36 +22,60 @@ MAX_CATCHUP = 1000  # catchup="all" runs at most this many missed ticks (the new
 
 @dataclasses.dataclass(frozen=True)
 class ScheduleDue:
-    """The ticks of one schedule to claim now, and how many missed ones were let go."""
+    """The ticks of one schedule to claim now, and the due ticks let go, each with its reason."""
 
     ticks: tuple[float, ...]
-    missed: int
     reason: str | None  # why a tick runs although others were missed (shown with the tick)
+    skipped: tuple[tuple[float, str], ...] = ()  # (instant, why it does not run): recorded as skipped ticks
+
+    @property
+    def missed(self) -> int:
+        return len(self.skipped)
 
 
 def schedule_due(spec: ScheduleSpec, since: float, now: float, lateness: float) -> ScheduleDue:
-    """Ticks of ``spec`` in (since, now], per its catch-up policy.
+    """Ticks of ``spec`` in (since, now], per its catch-up policy; every other due tick with its reason.
 
     A tick within ``lateness`` of ``now`` is on time (the daemon was evaluating); older ones were
     missed while no daemon ran: ``latest`` keeps the newest of them, ``all`` keeps each (up to
-    ``MAX_CATCHUP``), ``none`` keeps only on-time ticks.
+    ``MAX_CATCHUP``), ``none`` keeps only on-time ticks. The ticks let go are returned too, so that
+    each due tick is recorded (``assetflow ticks`` shows every one, skipped with why); at most
+    ``MAX_CATCHUP`` of them, the newest, the oldest saying how many earlier ones were not recorded.
     """
-    due = parse_cron(spec.cron, spec.timezone).between(since, now, limit=MAX_CATCHUP)
+    cron = parse_cron(spec.cron, spec.timezone)
+    due, total = cron.window(since, now, limit=MAX_CATCHUP)
     if not due:
-        return ScheduleDue((), 0, None)
+        return ScheduleDue((), None)
     on_time = [t for t in due if now - t <= lateness]
     late = [t for t in due if now - t > lateness]
-    if not late:
-        return ScheduleDue(tuple(on_time[-1:]) if spec.catchup != "all" else tuple(on_time), 0, None)
+    dropped = total - len(due)  # older than the newest MAX_CATCHUP: neither run nor recorded one by one
     if spec.catchup == "all":
-        return ScheduleDue(tuple(due), 0, f"catch-up: {len(late)} missed tick(s) run (catchup='all')")
-    if spec.catchup == "none":
+        kept: tuple[float, ...] = tuple(due)
+        reason = f"catch-up: {len(late)} missed tick(s) run (catchup='all')" if late else None
+    elif spec.catchup == "none":
         kept = tuple(on_time[-1:])
-        return ScheduleDue(kept, len(late), None)
-    newest = due[-1]
-    return ScheduleDue((newest,), len(due) - 1,
-                       None if not late or newest in on_time and len(late) == 0
-                       else f"catch-up: newest of {len(due)} due tick(s) (catchup='latest')")
+        reason = None
+    else:
+        kept = (due[-1],)
+        reason = f"catch-up: newest of {total} due tick(s) (catchup='latest')" if late else None
+    skipped = []
+    for t in due:
+        if t in kept:
+            continue
+        if spec.catchup == "none" and t in late:
+            why = "missed while no daemon ran (catchup='none')"
+        else:
+            why = f"superseded by the tick of {cron.label(max(kept) if kept else due[-1])} (catchup='{spec.catchup}')"
+        skipped.append((t, why))
+    if dropped and (skipped or kept):
+        first, why = skipped[0] if skipped else (kept[0], "")
+        note = (f"{dropped} earlier due tick(s) from {cron.label(cron.next(since))} on were neither run nor "
+                f"recorded one by one (at most {MAX_CATCHUP} are)")
+        if skipped:
+            skipped[0] = (first, f"{why}; {note}")
+        else:
+            reason = f"{reason}; {note}" if reason else note
+    return ScheduleDue(kept, reason, tuple(skipped))
 
 
 @dataclasses.dataclass(frozen=True)

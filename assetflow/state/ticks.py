@@ -93,10 +93,18 @@ class TickStore:
             db.execute("UPDATE ticks SET status = 'started', run_id = ?, reason = coalesce(?, reason) "
                        "WHERE origin = ? AND tick_at = ?", (run_id, reason, origin, tick_at))
 
-    def start_many(self, ticks: Iterable[tuple[str, float]], run_id: str) -> None:
-        with self.store.transaction("starting a run of conditions") as db:
-            db.executemany("UPDATE ticks SET status = 'started', run_id = ? WHERE origin = ? AND tick_at = ?",
-                           [(run_id, o, t) for o, t in ticks])
+    def start_many(self, ticks: Iterable[tuple[str, float]], run_id: str, resumes: Iterable[str] = ()) -> None:
+        """Record the run ticks are about to start, with the earlier runs it resumes.
+
+        The chain of resumed runs is kept on the tick itself (``definition.resumes``), not only in the
+        new run's trigger: a daemon killed after this write but before its run began leaves a run id
+        the runs table never heard of, and the next start must still know which runs settled what.
+        """
+        chain = json.dumps(list(resumes))
+        with self.store.transaction("starting a tick's run") as db:
+            db.executemany("UPDATE ticks SET status = 'started', run_id = ?, "
+                           "definition = json_set(definition, '$.resumes', json(?)) WHERE origin = ? AND tick_at = ?",
+                           [(run_id, chain, o, t) for o, t in ticks])
 
     def finish(self, origin: str, tick_at: float, status: str, reason: str | None, now: float) -> None:
         with self.store.transaction("finishing a tick") as db:
@@ -138,11 +146,18 @@ class TickStore:
         return [_tick(r) for r in rows]
 
     def run_state(self, run_id: str) -> tuple[str, dict[str, int] | None] | None:
-        """(status, summary) of a run, or None when it never began."""
+        """(status, summary) of a run, or None when it never began.
+
+        A run its process never finished (SIGKILL) reads ``running`` until the next run's start marks
+        it ``failed`` with the summary ``{"abandoned": 1}``; both mean "interrupted", not "failed".
+        """
         row = self._db.execute("SELECT status, summary FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             return None
-        return row[0], json.loads(row[1]) if row[1] else None
+        summary = json.loads(row[1]) if row[1] else None
+        if row[0] == "failed" and summary == {"abandoned": 1}:
+            return "interrupted", summary
+        return row[0], summary
 
     def run_resumes(self, run_id: str) -> list[str]:
         """The earlier runs a run resumed (from its trigger), oldest first."""
