@@ -108,13 +108,14 @@ for line in sys.stdin:
 PIPELINE = f"""
 import os
 import time
+from pathlib import Path
 import polars as pl
 from assetflow import asset
 from assetflow.automation import schedule
 
 
 def _computing(name: str) -> None:
-    with open("marks.log", "a") as marks:  # the battery kills mid-run after seeing this
+    with open(Path(__file__).parent / "marks.log", "a") as marks:  # the battery kills mid-run after seeing this
         marks.write(f"{{os.getpid()}} {{name}}\\n")
     time.sleep({SLOW})
 
