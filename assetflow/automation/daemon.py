@@ -13,8 +13,9 @@ One evaluation (``Daemon.tick``), in order:
    interrupted before it finished is resumed by a new run (forced runs skip the assets the earlier
    run already settled), never started twice for one tick.
 
-Runs are sequential: the queue is the ``ticks`` table, worked through one run at a time (the
-project's run lock admits one run at a time anyway). Per-tick work when nothing is due is stat
+Runs are sequential: the queue is the ``ticks`` table, worked through one run at a time, because
+the project's run lock admits one run at a time and a run's crash recovery relies on it
+(docs/automation.md, "The run queue", says what disjoint runs in parallel would need). Per-tick work when nothing is due is stat
 calls and one indexed query; staleness is assessed only for what is due. The clock is injected
 (``clock``): tests and the soak step time without sleeping.
 """
