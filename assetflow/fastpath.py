@@ -157,7 +157,7 @@ def _code_stats(config: ProjectConfig,
 
 
 def _listings_unchanged(listings: Mapping[str, list[str] | None]) -> bool:
-    from assetflow.fingerprint.imports import importable_names
+    from assetflow.fingerprint.listing import importable_names
 
     return all(importable_names(folder) == names for folder, names in listings.items())
 

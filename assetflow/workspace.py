@@ -319,9 +319,9 @@ class Workspace:
         if is_partitioned(self.graph):
             from assetflow.partitions.assess import assess_units
 
-            verdicts = assess_units(self, names)
+            units = assess_units(self, names)
             self.save_code_cache()
-            return verdicts
+            return units
         wanted = set(self.graph.order if names is None else names)
         needed = wanted | self.graph.ancestors(wanted)
         order = [n for n in self.graph.order if n in needed]

@@ -154,7 +154,7 @@ def test_a_module_appearing_during_the_run_is_seen_by_the_next(tmp_path: Path, m
 
 
 def test_a_worker_that_imports_other_bytes_than_were_fingerprinted_refuses(tmp_path: Path, module_name: str) -> None:
-    """The same-size, same-mtime edit between the coordinator's import and a worker's: stat tokens agree, bytes do not."""
+    """The same-size, same-mtime edit between the coordinator's import and a worker's: stats agree, bytes do not."""
     path = write_project(tmp_path, module_name, 3)
     ws = Workspace.load(tmp_path)
     token = register_workspace(ws)
@@ -197,7 +197,8 @@ def test_the_code_fingerprint_cache_holds_only_for_the_same_compiled_bytes(
     write_module(path, 4, keep_mtime=True)  # same size, same mtime: only the bytes tell
     edited = Workspace.load(tmp_path)
     rows = {row.name: row for row in assetflow.status(project=edited)}
-    assert "value" in edited._code and edited.code_digest(edited.graph.specs["value"]) != digest  # type: ignore[arg-type]
+    assert "value" in edited._code
+    assert edited.code_digest(edited.graph.specs["value"]) != digest  # type: ignore[arg-type]
     assert rows["value"].state == "missing"
     edited.close()
 
@@ -233,7 +234,7 @@ def test_a_daemon_reloads_after_an_edit_that_landed_during_its_load(
 
 # -- the stress test: random edits around real runs -------------------------------------------------------
 
-STRESS_RUNS_ENV = "ASSETFLOW_EDIT_STRESS_RUNS"  # materialize runs in all (default below); e.g. 2000 for a long local run
+STRESS_RUNS_ENV = "ASSETFLOW_EDIT_STRESS_RUNS"  # materialize runs in all (default below); 600 for a long local run
 STRESS_SEED_ENV = "ASSETFLOW_EDIT_STRESS_SEED"
 KNOBS = {  # file -> (template, the two values an edit switches between: equal sizes)
     "consts.py": ("FACTOR = {}\n", (3, 4)),
@@ -276,7 +277,8 @@ def count(base):
     return len(base)
 '''
 PIPELINE_STRESS += "".join(
-    f'\n\n@asset(io="json")\ndef slow_{i}(scaled, body):\n    time.sleep(0.02)\n    return [bump(v) + body for v in scaled]\n'
+    f'\n\n@asset(io="json")\ndef slow_{i}(scaled, body):\n    time.sleep(0.02)\n'
+    f'    return [bump(v) + body for v in scaled]\n'
     for i in range(4)
 )
 
@@ -329,7 +331,8 @@ class StressProject:
             return self.clean[key]
 
 
-def run(root: Path, *args: str, check: bool = False, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(root: Path, *args: str, check: bool = False,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([sys.executable, "-m", "assetflow", *args], cwd=root, capture_output=True, text=True,
                           timeout=120, env=env or _env(write_bytecode=False))
     if check and proc.returncode != 0:
@@ -413,7 +416,8 @@ def _stress(project: StressProject, rng: random.Random, runs: int, mislabelled: 
             tally["fresh checked"] += 1
             if row["data_hash"] != expected[row["name"]]:
                 tally["stale but fresh"] += 1
-                mislabelled.append(f"{project.root.name} run {index} ({executor}): {row['name']}, knobs {project.values}")
+                mislabelled.append(
+                    f"{project.root.name} run {index} ({executor}): {row['name']}, knobs {project.values}")
     return tally
 
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.machinery
-import importlib.util
-import marshal
 import os
 import sys
 import time
@@ -29,17 +27,17 @@ import types
 from collections.abc import Sequence
 from pathlib import Path
 
+from assetflow.fingerprint.listing import importable_names
 from assetflow.hashing import hash_fields, token_of
 
-__all__ = ["LoadedSource", "ProjectLoader", "code_digests", "folder_listing", "importable_names", "install", "is_project_file", "loaded_source",
-           "module_source"]
+__all__ = ["LoadedSource", "ProjectLoader", "code_digests", "folder_listing", "importable_names", "install",
+           "is_project_file", "loaded_source", "module_source"]
 
 _VENDOR_DIRS = frozenset({"site-packages", "dist-packages", ".venv"})
 _HASH_PYC_FLAGS = 0b11  # PEP 552: hash-based, checked against the source
 _LOADED: dict[str, LoadedSource] = {}  # the path a module was compiled under -> what was read
 _ROOTS: list[str] = []  # project roots whose modules ProjectFinder hands to ProjectLoader
 _LISTINGS: dict[str, list[str] | None] = {}  # real folder path -> its importable names, before the load's first search
-_IMPORTABLE = tuple(importlib.machinery.all_suffixes())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +52,7 @@ class LoadedSource:
 
 
 def loaded_source(path: str) -> LoadedSource | None:
-    """The bytes the module compiled from ``path`` ran (its latest import in this process), if ProjectLoader loaded it."""
+    """What the module compiled from ``path`` was read from (its latest import here), if ProjectLoader loaded it."""
     return _LOADED.get(path)
 
 
@@ -80,6 +78,9 @@ class ProjectLoader(importlib.machinery.SourceFileLoader):
 
 def _code_for(path: str, data: bytes) -> types.CodeType:
     """Compile ``data``, through a hash-checked ``.pyc`` (never one validated by mtime and size alone)."""
+    import importlib.util  # here, not above: the no-op fast path imports this module and compiles nothing
+    import marshal
+
     source_hash = importlib.util.source_hash(data)
     try:
         cache = importlib.util.cache_from_source(path)
@@ -107,6 +108,9 @@ def _code_for(path: str, data: bytes) -> types.CodeType:
 
 def _write_pyc(cache: str, source_hash: bytes, code: types.CodeType) -> None:
     """Write a checked-hash ``.pyc`` atomically; any failure only costs a compile next time."""
+    import importlib.util
+    import marshal
+
     body = importlib.util.MAGIC_NUMBER + _HASH_PYC_FLAGS.to_bytes(4, "little") + source_hash + marshal.dumps(code)
     temporary = f"{cache}.{os.getpid()}.tmp"
     try:
@@ -147,20 +151,6 @@ class ProjectFinder:
     @classmethod
     def invalidate_caches(cls) -> None:
         return None
-
-
-def importable_names(folder: str) -> list[str] | None:
-    """What an import can find in ``folder``: its modules and possible packages (None: unreadable).
-
-    Compared instead of the folder's stat token, which assetflow's own writes (``.assetflow``,
-    ``__pycache__``) move and which cannot vouch for a listing as recent as the run anyway.
-    """
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return None
-    return sorted(n for n in names if not n.startswith(".") and n != "__pycache__"
-                  and (n.endswith(_IMPORTABLE) or n.isidentifier()))
 
 
 def folder_listing(folder: str) -> list[str] | None:
