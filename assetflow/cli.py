@@ -70,13 +70,13 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
     finally:
         if progress:
             progress.close()
-    from assetflow.cli_render import plural, render_plan, render_run
+    from assetflow.cli_render import all_fresh, render_plan, render_run
     from assetflow.documents import run_payload
 
     if as_json:
         emit_json(run_payload(result))
     elif result.fast_path:
-        click.echo(f"Everything is fresh: {plural(len(result.results), 'asset')}, nothing to do.")
+        click.echo(all_fresh(result))
     elif dry_run:
         render_plan(result)
     else:

@@ -172,7 +172,7 @@ def render_run(result: RunResult, progress_printed: bool = False) -> None:
     for r in result.by_outcome("skipped"):
         click.echo(f"  skipped {r.name}: {'; '.join(r.reasons)}", err=True)
     if counts["ran"] == counts["restored"] == counts["failed"] == counts["skipped"] == 0:
-        click.echo(f"Everything is fresh: {plural(len(result.results), 'asset')}, nothing to do.")
+        click.echo(all_fresh(result))
         return
     parts = [f"{counts[k]} {_VERB[k] if k != 'failed' else 'failed'}" for k in
              ("ran", "restored", "cutoff", "fresh", "failed", "skipped") if counts[k]]
@@ -500,3 +500,13 @@ def render_last_tick(last: dict[str, Any] | None) -> str:
     run = f", run {last['run_id']} ({last.get('run_status')})" if last.get("run_id") else ""
     return (f"  last: {local_time(last['tick_at'], last['definition'].get('timezone'))} {last['status']}: "
             f"{last.get('reason') or ''}{run}")
+
+
+def all_fresh(result: RunResult) -> str:
+    """``Everything is fresh: 3 assets (20,000 partitions), nothing to do.``: partitions (``name[key]``) are
+    counted apart from the assets they belong to."""
+    names = list(result.results)
+    partitions = [n for n in names if n.endswith("]") and "[" in n]
+    assets = {n.partition("[")[0] for n in partitions} | {n for n in names if not (n.endswith("]") and "[" in n)}
+    counted = plural(len(assets), "asset") + (f" ({plural(len(partitions), 'partition')})" if partitions else "")
+    return f"Everything is fresh: {counted}, nothing to do."
