@@ -196,6 +196,8 @@ def test_a_refused_check_shows_on_the_node_and_in_the_panel(page: Page, example:
         checks_of = "(name) => window.assetflowGraph.cy.getElementById(name).data('checks')"
         assert eventually(lambda: page.page.evaluate(checks_of, "stg_arrivals") == "failed", timeout=30)
         assert page.page.evaluate(checks_of, "stg_orders") == "passed"
+        page.page.evaluate("(name) => window.assetflowGraph.cy.center(window.assetflowGraph.cy.getElementById(name))",
+                           "stg_arrivals")  # earlier tests left the view elsewhere (a panel open over the graph)
         page.click_node("stg_arrivals")
         page.page.wait_for_selector("#panel-body[data-asset='stg_arrivals']", timeout=30_000)
         text = page.page.inner_text("#panel")

@@ -50,6 +50,7 @@ class ProjectView:
         self._cache: dict[tuple[str, ...], dict[str, Any]] = {}
         self.status_cost = 0.0  # seconds the last status build took
         self._state_seen: tuple[Any, ...] = ()
+        self._sources_seen: tuple[Any, ...] = ()
         self._state_quiet_for: tuple[Any, ...] | None = None  # the code stats the quiet window holds for
         self._state_quiet_until = 0.0
         self._reload()
@@ -68,7 +69,13 @@ class ProjectView:
         state = _stats(self.config.state_path / name for name in ("state.db", "state.db-wal"))
         if code == self._state_quiet_for and now < self._state_quiet_until:
             state = self._state_seen  # a run is writing: see its progress once per status build, not per write
-        token = f"{hash((code, state, self._source_stats())) & 0xFFFFFFFFFFFF:012x}"
+        sources = self._source_stats()
+        if sources != self._sources_seen and self._workspace is not None:
+            # New or changed data files: the workspace's observations of its sources are out of date.
+            for spec in self._workspace.graph.sources():
+                self._workspace.forget_source(spec.name or "")
+        self._sources_seen = sources
+        token = f"{hash((code, state, sources)) & 0xFFFFFFFFFFFF:012x}"
         if state != self._state_seen:
             self._state_seen = state
             # Rebuilding status costs what the last build cost (seconds for a large project whose

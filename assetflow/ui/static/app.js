@@ -65,9 +65,11 @@
   }
   // A checked asset's node carries the verdict on its current version (docs/checks.md): a mark and a border.
   const CHECK_MARK = { passed: " ✓", warned: " ⚠", failed: " ✗" };
-  function checksBadge(verdicts) {
-    if (verdicts.some((v) => !v.passed && v.severity === "error")) return "failed";
-    return verdicts.some((v) => !v.passed) ? "warned" : "passed";
+  function checksBadge(a) {  // failed: the last run's new version was refused, or the current one fails a check
+    const refused = (a.reasons || []).some((r) => r.startsWith("the last run failed: check ")
+      || r.startsWith("the current version fails check "));
+    if (refused || a.checks.some((v) => !v.passed && v.severity === "error")) return "failed";
+    return a.checks.some((v) => !v.passed) ? "warned" : "passed";
   }
   const badge = (state) => el("span", { class: "badge", style: `background:${COLORS[state] || COLORS.unknown}` }, state);
   const short = (digest) => (digest ? String(digest).replace(/^blake3:/, "").slice(0, 12) : "-");
@@ -482,7 +484,7 @@
     model.commonPrefix = commonFolder(list.assets);
     model.status = status;
     model.states = new Map(status.assets.map((a) => [a.name, a.state]));
-    model.checks = new Map(status.assets.filter((a) => a.checks && a.checks.length).map((a) => [a.name, checksBadge(a.checks)]));
+    model.checks = new Map(status.assets.filter((a) => a.checks && a.checks.length).map((a) => [a.name, checksBadge(a)]));
     model.ranges = new Map(status.assets.filter((a) => a.ranges).map((a) => [a.name, a.ranges]));
     drawCounts(status);
     const shape = shapeOf(list);
