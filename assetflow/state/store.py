@@ -247,6 +247,12 @@ class StateStore:
         """The current materialization of every unpartitioned asset that has one."""
         return {asset: mat for (asset, _), mat in self._pointed(env, "c.partition = ''").items()}
 
+    def current_of(self, assets: Iterable[str], env: str = PROD) -> dict[str, Materialization]:
+        """``current`` for these assets only: what a caller interested in a few of 10,000 reads
+        (parsing every record costs ~1 s at 10,000 assets; the daemon's conditions need ~a hundred)."""
+        where = "c.partition = '' AND c.asset IN (SELECT value FROM json_each(?))"
+        return {asset: mat for (asset, _), mat in self._pointed(env, where, (json.dumps(sorted(set(assets))),)).items()}
+
     def current_partitions(self, env: str = PROD, asset: str | None = None) -> dict[tuple[str, str], Materialization]:
         """(asset, partition) -> current materialization, for every partition of every (or one) asset."""
         if asset is None:
