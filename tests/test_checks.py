@@ -325,3 +325,4 @@ def test_status_from_the_fast_path_shows_the_same_verdicts(root: Path) -> None:
     rows, fast_path = status_fast_or_full(project_dir=root)
     assert not fast_path
     assert "warning: check amounts_are_small: largest amount 300" in next(r for r in rows if r.name == "orders").reasons
+

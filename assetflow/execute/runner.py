@@ -35,7 +35,7 @@ from concurrent.futures import CancelledError, Future
 from assetflow.contracts import Executor, InputRef
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.durations import format_duration
-from assetflow.errors import RunInterrupted, TaskTimeout, WorkerLost
+from assetflow.errors import AssetflowError, RunInterrupted, TaskTimeout, WorkerLost
 from assetflow.execute.dry_run import predict, restorable
 from assetflow.execute.executors import make_executor
 from assetflow.execute.results import AssetResult, Outcome, RunResult
@@ -491,6 +491,9 @@ class Run:
             checked = None
             if spec.checks and verdict.current is not None:  # a check added or edited since: judge the current version
                 checked = self._judge(spec, verdict.current, restamp=False)
+                if isinstance(checked, str):
+                    self._record_event(AssetResult(name, "failed", reasons, error=checked))
+                    return None
                 if not checked.ok:
                     self._record_event(AssetResult(name, "failed", reasons, error=_check_failure(checked, current=True),
                                                    checks=checked.results))
@@ -614,10 +617,15 @@ class Run:
         if self.listener is not None:
             self.listener(asset_result)
 
-    def _judge(self, spec: AssetSpec, mat: Materialization, restamp: bool = True) -> CheckRun:
+    def _judge(self, spec: AssetSpec, mat: Materialization, restamp: bool = True) -> CheckRun | str:
+        """The verdicts on a version, or why it could not be judged (its data unreadable): never publishable."""
         if self._gate is None:
             self._gate = Gate(self.ws, self.run_id)
-        return self._gate.judge(spec, mat, self.current, restamp)
+        try:
+            return self._gate.judge(spec, mat, self.current, restamp)
+        except AssetflowError as exc:  # the stored data or the state cannot be read: this asset fails, not the run
+            return (f"The checks of `{spec.name}` could not read version {mat.id} ({type(exc).__name__}: {exc}); it "
+                    f"was not published. Fix the problem named, then run `assetflow materialize` again.")
 
     def _publish_checked(self, name: str, mat: Materialization, outcome: Outcome, reasons: list[str],
                          duration: float | None = None, attempts: int = 0) -> None:
@@ -626,6 +634,10 @@ class Run:
         spec = self.graph.specs[asset]
         assert isinstance(spec, AssetSpec) and mat.id is not None
         checked = self._judge(spec, mat)
+        if isinstance(checked, str):
+            self._record_event(AssetResult(name, "failed", reasons, duration, data_hash=mat.data_hash, error=checked,
+                                           attempts=attempts))
+            return
         if not checked.ok:
             self._record_event(AssetResult(name, "failed", reasons, duration, data_hash=mat.data_hash,
                                            error=checked.rejection(name in self.current), attempts=attempts,
