@@ -301,11 +301,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="Workers of the cold run before --only little.")
     parser.add_argument("--skip", nargs="*", default=[], choices=["tick", "idle", "soak", "latency", "little"])
     parser.add_argument("--json", type=Path, default=None, help="Write the results here too.")
+    parser.add_argument("--reuse", type=Path, default=None,
+                        help="A project this script generated before (kept, not regenerated; for --skip tick idle).")
     args = parser.parse_args()
     results: dict[str, object] = {"n": args.n, "machine_cores": os.cpu_count(), "load_average": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
-        project = Path(tmp) / "project"
-        if {"tick", "idle", "little"} - set(args.skip):
+        project = args.reuse or Path(tmp) / "project"
+        if {"tick", "idle", "little"} - set(args.skip) and args.reuse is None:
             generate(project, args.n, args.schedules)
         if "tick" not in args.skip:
             results.update(bench_tick(project, args.ticks))
