@@ -122,12 +122,13 @@ class Workspace:
         """What the code-fingerprint cache is valid for: this assetflow and Python, and these exact module bytes."""
         if os.environ.get("ASSETFLOW_NO_FAST_PATH"):  # fastpath.DISABLE_ENV
             return None
+        from assetflow.fingerprint.code import FINGERPRINT_SCHEME
         from assetflow.fingerprint.imports import code_digests
         from assetflow.hashing import hash_fields
         from assetflow.version import __version__
 
         digests = sorted(f"{path}:{digest}" for path, digest in code_digests(self.root).items())
-        return hash_fields("code-cache", __version__, sys.version, *digests)
+        return hash_fields("code-cache", __version__, str(FINGERPRINT_SCHEME), sys.version, *digests)
 
     def _code_cache(self) -> dict[str, str]:
         if self._cached_code is None:

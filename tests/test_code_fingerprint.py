@@ -189,8 +189,9 @@ def test_sources_hold_every_dependency_and_show_what_changed(fingerprint: Finger
     assert before.sources["assets.LIMIT"] == "10"
     assert before.sources["assets.KEYS"] == "set{'a', 'b', 'c'}"
     assert "docstring" not in before.sources["assets.orders"]
-    assert "# global double -> assets.double" in before.sources["assets.orders"]
-    assert "# attr helpers.clean -> helpers.clean" in before.sources["assets.orders"]
+    assert "# global double -> double" in before.sources["assets.orders"]  # named without its module:
+    assert "# attr helpers.clean -> clean" in before.sources["assets.orders"]  # moving code is no change
+    assert "# global helpers -> project module" in before.sources["assets.orders"]
     changed = {name for name in before.sources if before.sources[name] != after.sources[name]}
     assert changed == {"assets.add"}
     assert before.libraries == {}

@@ -12,6 +12,12 @@ Each entry's text ends with one ``# <how> <name> -> <target>`` line per name it 
 rebinding a name (``import pandas as pl``) changes the digest, and ``sources`` shows a
 user exactly what changed. Everything is rendered without ``hash()``, ``id()`` or set
 order, so the digest is the same in every process and under every ``PYTHONHASHSEED``.
+
+The digest is what the code computes, not where it lives: project-local objects are named
+in it by their qualified name inside their module (``clean_name``, ``Cleaner.run``), never
+by module, and a project module bound to a name is just "a project module" (what is read
+through it is followed). So moving an asset or a helper between modules, or renaming a
+module, changes no digest; ``sources`` keeps the full names, so ``why`` still says where.
 """
 
 from __future__ import annotations
@@ -38,7 +44,9 @@ from pathlib import Path, PurePath
 from assetflow.fingerprint.imports import _is_local_path, is_project_file
 from assetflow.hashing import Digest, hash_fields
 
-__all__ = ["CodeFingerprint", "fingerprint_function", "is_project_file"]
+__all__ = ["FINGERPRINT_SCHEME", "CodeFingerprint", "fingerprint_function", "is_project_file"]
+
+FINGERPRINT_SCHEME = 2  # 2: location-independent (project objects named without their module)
 
 # Types whose repr is a complete, address-free description of the value.
 _FAITHFUL_REPR = (range, PurePath, datetime.date, datetime.time, datetime.timedelta,
@@ -82,9 +90,9 @@ def fingerprint_function(
     if version is not None:
         return CodeFingerprint(hash_fields("code-version", version), {key: walker.sources()[key]}, walker.libraries)
     sources = walker.sources()
-    digest = Digest("code").field(key)
-    for name in sorted(sources):
-        digest.field(name).field(sources[name])
+    digest = Digest("code").field(walker.local_name(key))
+    for name, text in sorted((walker.local_name(k), v) for k, v in sources.items()):
+        digest.field(name).field(text)
     return CodeFingerprint(digest.hexdigest(), sources, dict(sorted(walker.libraries.items())))
 
 
@@ -304,7 +312,12 @@ class _Walker:
         self._seen: dict[int, object] = {}  # id -> object; holding the object keeps the id unique
         self._queue: list[object] = []
         self._files: dict[str, _SourceFile | None] = {}
+        self._local_names: dict[str, str] = {}  # entry key (module.qualname) -> qualname, for the digest
         self.libraries: dict[str, str] = {}
+
+    def local_name(self, key: str) -> str:
+        """An entry's name without its module: what the digest counts, so code can move between modules."""
+        return self._local_names.get(key, key)
 
     def run(self, func: types.FunctionType) -> str:
         self._seen[id(func)] = func
@@ -329,7 +342,7 @@ class _Walker:
     def _function(self, func: types.FunctionType, *, is_root: bool) -> str:
         code = func.__code__
         namespace = func.__globals__
-        key = f"{namespace.get('__name__', '__main__')}.{code.co_qualname}"
+        key = self._name(namespace.get("__name__", "__main__"), code.co_qualname)
         source = self._source(code.co_filename)
         found = source.function(code) if source is not None else None
         lines: set[str] = set()
@@ -362,7 +375,7 @@ class _Walker:
         return key
 
     def _class(self, cls: type) -> None:
-        key = f"{cls.__module__}.{cls.__qualname__}"
+        key = self._name(cls.__module__, cls.__qualname__)
         module = sys.modules.get(cls.__module__)
         namespace: dict[str, object] = vars(module) if module is not None else {}
         filename = getattr(module, "__file__", None)
@@ -408,7 +421,7 @@ class _Walker:
             if not hasattr(builtins, name):
                 lines.add(f"# global {name} -> <undefined>")
             return
-        self._bind(lines, "global", name, value, f"{namespace.get('__name__', '__main__')}.{name}")
+        self._bind(lines, "global", name, value, self._name(namespace.get("__name__", "__main__"), name))
 
     def _bind_chain(self, lines: set[str], chain: _Chain, namespace: dict[str, object]) -> None:
         """``helpers.clean``: follow only the attribute read, and only through project modules."""
@@ -417,15 +430,21 @@ class _Walker:
             owner, obj = obj.__name__, getattr(obj, chain[depth], _MISSING)
             depth += 1
         if depth > 1 and obj is not _MISSING and not isinstance(obj, types.ModuleType):
-            self._bind(lines, "attr", ".".join(chain[:depth]), obj, f"{owner}.{chain[depth - 1]}")
+            self._bind(lines, "attr", ".".join(chain[:depth]), obj, self._name(owner, chain[depth - 1]))
 
     def _bind(self, lines: set[str], how: str, name: str, value: object, value_key: str | None) -> None:
         """Record one binding; a global constant also becomes its own entry (``module.CONST``)."""
         is_value, text = self._describe(value, ())
         if is_value and value_key is not None:
             self._add(value_key, text)
-            text = value_key
+            text = self.local_name(value_key)
         lines.add(f"# {how} {name} {'=' if is_value and value_key is None else '->'} {text}")
+
+    def _name(self, module: object, qualname: str) -> str:
+        """An entry's key, ``module.qualname``; the digest will know it as ``qualname`` alone."""
+        key = f"{module}.{qualname}"
+        self._local_names[key] = qualname
+        return key
 
     def _add(self, key: str, text: str) -> None:
         self._entries.setdefault(key, set()).add(text)
@@ -450,11 +469,11 @@ class _Walker:
         """How a function, class or module is named in a binding; project-local ones are walked."""
         if isinstance(obj, types.ModuleType):
             if self._is_local(obj):
-                return f"module {obj.__name__}"
+                return "project module"  # what is read through it is followed; its name is where, not what
         elif isinstance(obj, types.FunctionType) and self._is_local(obj):
-            return self._follow(obj, f"{obj.__globals__.get('__name__', '__main__')}.{obj.__code__.co_qualname}")
+            return self._follow(obj, obj.__code__.co_qualname)
         elif isinstance(obj, type) and self._is_local(obj):
-            return self._follow(obj, f"{obj.__module__}.{obj.__qualname__}")
+            return self._follow(obj, obj.__qualname__)
         module = _module_name(obj)
         top = module.partition(".")[0]
         if top not in sys.stdlib_module_names and top not in _NOT_LIBRARIES:
