@@ -8,12 +8,11 @@ identifier later and must be safe as both.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import dataclasses
 import datetime
 import inspect
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, overload
 
@@ -23,6 +22,7 @@ from assetflow.errors import DefinitionError
 from assetflow.freshness import validate_policy
 from assetflow.names import validate_name
 from assetflow.partitioning import PartitionsDefinition
+from assetflow.recorder import Recorder
 
 CONFIG_PARAMETER = "config"
 PARTITION_PARAMETER = "partition"  # receives the partition being computed (assetflow.partitions.Partition)
@@ -134,31 +134,21 @@ class SourceSpec:
         return f"{self.file}:{self.line}"
 
 
-_declared: contextvars.ContextVar[list[AssetSpec | SourceSpec] | None] = contextvars.ContextVar(
-    "assetflow_declared", default=None)
+_declared: Recorder[AssetSpec | SourceSpec] = Recorder("assetflow_declared")
 
 
-@contextlib.contextmanager
-def recording_declarations() -> Iterator[list[AssetSpec | SourceSpec]]:
+def recording_declarations() -> contextlib.AbstractContextManager[list[AssetSpec | SourceSpec]]:
     """Collect every asset and source declared inside the block (while a project is imported).
 
     A module's variables hold only the last definition of a name, so a second
     ``def orders`` silently replaces the first; the record still has both, and
     ``project.collect_specs`` reports them as duplicates.
     """
-    declared: list[AssetSpec | SourceSpec] = []
-    token = _declared.set(declared)
-    try:
-        yield declared
-    finally:
-        _declared.reset(token)
+    return _declared.recording()
 
 
 def _noted(spec: AssetSpec | SourceSpec) -> AssetSpec | SourceSpec:
-    record = _declared.get()
-    if record is not None:
-        record.append(spec)
-    return spec
+    return _declared.note(spec)
 
 
 def _duration(value: object, what: str) -> float:

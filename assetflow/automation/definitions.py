@@ -10,13 +10,13 @@ replay its past ticks.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 from assetflow.errors import DefinitionError
+from assetflow.recorder import Recorder
 
 CATCHUP_POLICIES = ("latest", "all", "none")
 DEFAULT_SENSOR_INTERVAL = 30.0
@@ -105,25 +105,16 @@ class SensorSpec:
 
 AutomationSpec = ScheduleSpec | SensorSpec
 
-_declared: contextvars.ContextVar[list[AutomationSpec] | None] = contextvars.ContextVar(
-    "assetflow_automation_declared", default=None)
+_declared: Recorder[AutomationSpec] = Recorder("assetflow_automation_declared")
 
 
-@contextlib.contextmanager
-def recording_automation() -> Iterator[list[AutomationSpec]]:
+def recording_automation() -> contextlib.AbstractContextManager[list[AutomationSpec]]:
     """Collect every schedule and sensor declared inside the block (wrap the project's import)."""
-    declared: list[AutomationSpec] = []
-    token = _declared.set(declared)
-    try:
-        yield declared
-    finally:
-        _declared.reset(token)
+    return _declared.recording()
 
 
 def _note(spec: AutomationSpec) -> None:
-    record = _declared.get()
-    if record is not None:
-        record.append(spec)
+    _declared.note(spec)
 
 
 def _selection(select: object, where: str, what: str) -> tuple[str, ...]:

@@ -9,15 +9,15 @@ can fuse the built-ins of one asset into one polars ``select`` and key each resu
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import dataclasses
 import inspect
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from assetflow.errors import CheckDefinitionError, DefinitionError
 from assetflow.names import validate_name
+from assetflow.recorder import Recorder
 
 SEVERITIES = ("error", "warn")  # error: blocking (the default); warn: recorded and shown, never blocking
 
@@ -341,19 +341,12 @@ def relationship(column: str, *, to: str, severity: str = "error") -> Check:
 
 # -- @check functions -----------------------------------------------------------------------
 
-_declared: contextvars.ContextVar[list[FunctionCheck] | None] = contextvars.ContextVar(
-    "assetflow_declared_checks", default=None)
+_declared: Recorder[FunctionCheck] = Recorder("assetflow_declared_checks")
 
 
-@contextlib.contextmanager
-def recording_checks() -> Iterator[list[FunctionCheck]]:
+def recording_checks() -> contextlib.AbstractContextManager[list[FunctionCheck]]:
     """Collect every ``@check`` function declared inside the block (while a project is imported)."""
-    declared: list[FunctionCheck] = []
-    token = _declared.set(declared)
-    try:
-        yield declared
-    finally:
-        _declared.reset(token)
+    return _declared.recording()
 
 
 def check(fn: Callable[..., object] | None = None, /, *, asset: Any = None, name: str | None = None,
@@ -386,10 +379,7 @@ def check(fn: Callable[..., object] | None = None, /, *, asset: Any = None, name
         value = target if target in names else names[0]
         spec = FunctionCheck(_severity(severity, f"@check {check_name!r}", where), file, line, func, target,
                              check_name, value, tuple(n for n in names if n != value))
-        record = _declared.get()
-        if record is not None:
-            record.append(spec)
-        return spec
+        return _declared.note(spec)
 
     if fn is not None:
         return decorate(fn)
