@@ -127,6 +127,32 @@ def test_schedule_first_seen_never_replays_then_runs_its_tick_with_trigger(tmp_p
     d.close()
 
 
+def test_a_due_tick_asks_the_snapshot_first_and_is_not_fooled_by_it(tmp_path: Path) -> None:
+    """Nothing changed since a complete run: skipped through the no-op snapshot; a source changed: it runs."""
+    from assetflow.state.snapshot import SNAPSHOT_KEY
+
+    from reliability_harness import backdate  # type: ignore[import-not-found]
+
+    root = make(tmp_path, MARTS + 'schedule("s", cron="0 6 * * *", select="+revenue", timezone="UTC")\n')
+    for path in (root / "pyproject.toml", root / "pipeline.py", root / "data" / "orders.csv", root / "data", root):
+        backdate(path)  # out of the racy-clean window, so that a complete run seals a snapshot
+    clock = Clock(0).at("2026-05-01T05:00+00:00")
+    d = daemon(root, clock)
+    d.tick()
+    clock.at("2026-05-01T06:00:10+00:00")
+    d.tick()
+    assert d.ws.store.get_meta(SNAPSHOT_KEY) is not None  # the tick's run covered the project: sealed
+    assert d.ws.store.current_of(["revenue", "nope"]) == {"revenue": d.ws.store.current()["revenue"]}
+    clock.at("2026-05-02T06:00:10+00:00")
+    d.tick()
+    (root / "data" / "orders.csv").write_text("id,amount\n1,10\n2,7\n")
+    clock.at("2026-05-03T06:00:10+00:00")
+    d.tick()
+    assert [(t.status, t.reason) for t in ticks_of(d, "schedule:s")][1:] == [
+        ("skipped", "nothing in s is stale"), ("succeeded", "ran 2")]
+    d.close()
+
+
 @pytest.mark.parametrize(("catchup", "expected"), [("latest", 1), ("all", 3), ("none", 0)])
 def test_missed_ticks_follow_the_catchup_policy(tmp_path: Path, catchup: str, expected: int) -> None:
     root = make(tmp_path, MARTS + f'schedule("s", cron="0 6 * * *", select="+revenue", catchup="{catchup}", '
