@@ -6,7 +6,8 @@
 Scenarios, each a separate ``assetflow`` process timed from outside: cold (every partition
 runs, in process), no-op ``materialize`` (median of 3, plain output: the budgeted figure; and
 ``--json``, which prints a row per partition), ``status`` (median of 3), one source file changed
-(exactly one partition and its downstream run). The per-partition engine overhead is measured as
+(exactly one partition and its downstream run); ``status`` is timed plain (budgeted) and with
+``--json`` (a state per key of every partitioned asset and source). The per-partition engine overhead is measured as
 ``bench_engine.py`` measures it per asset: fresh projects of 500 and 2,000 days materialized cold
 in process (``api.materialize``, in-process executor), the slope of the run time over the number
 of partitions minus the slope of the partitions' own time (load, call, store, as the task measures
@@ -23,6 +24,7 @@ import datetime
 import json
 import multiprocessing
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -65,12 +67,22 @@ def generate(root: Path, n: int) -> list[str]:
     return days
 
 
+CPU: dict[str, list[float]] = {}  # command -> CPU seconds (user + system) of each run: the machine is shared
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(root: Path, *args: str) -> tuple[float, dict]:
+    cpu_before = _children_cpu()
     started = time.perf_counter()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as users run it: .pyc cached
     proc = subprocess.run([*ASSETFLOW, *args, "--project", str(root)], capture_output=True, text=True, cwd=root,
                           env=env)
     took = time.perf_counter() - started
+    CPU.setdefault(" ".join(args), []).append(_children_cpu() - cpu_before)
     if proc.returncode != 0:
         raise SystemExit(f"assetflow {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return took, json.loads(proc.stdout) if "--json" in args else {}
@@ -155,12 +167,14 @@ def main() -> None:
             noops_json.append(took)
         results["noop_materialize_s"] = round(statistics.median(noops), 3)
         results["noop_materialize_json_s"] = round(statistics.median(noops_json), 3)
-        statuses = []
+        statuses, statuses_json = [], []
         for _ in range(3):
+            statuses.append(timed(root, "status")[0])
             took, payload = timed(root, "status", "--json")
             assert payload["fast_path"], "nothing changed: status reads the snapshot"
-            statuses.append(took)
+            statuses_json.append(took)
         results["status_s"] = round(statistics.median(statuses), 3)
+        results["status_json_s"] = round(statistics.median(statuses_json), 3)  # a state per key: 30,000 entries
         changed = root / "data" / "events" / f"{days[len(days) // 2]}.csv"
         changed.write_text("user,amount\na,5\nb,7\n")
         took, payload = timed(root, "materialize", "--json")
@@ -178,6 +192,8 @@ def main() -> None:
             results["backfill_s"] = {str(j): round(t, 2) for j, t in times.items()}
             results["backfill_speedup"] = round(times[1] / times[options.jobs], 2)
             results["parallel_ceiling"] = round(parallel_ceiling(), 2)
+    results["cpu_s_median"] = {command: round(statistics.median(runs), 3) for command, runs in CPU.items()}
+    results["load_average"] = [round(x, 2) for x in os.getloadavg()]
     options.out.parent.mkdir(parents=True, exist_ok=True)
     options.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
