@@ -232,6 +232,20 @@ def test_a_daemon_reloads_after_an_edit_that_landed_during_its_load(
     daemon.close()
 
 
+def test_the_project_finder_answers_only_for_project_sources(tmp_path: Path, module_name: str) -> None:
+    """Anything else is left to the usual finders and hooks (pytest's assertion rewriting, editable installs)."""
+    from assetflow.fingerprint.imports import ProjectFinder, ProjectLoader
+
+    write_project(tmp_path, module_name, 3)
+    Workspace.load(tmp_path)
+    assert ProjectFinder in sys.meta_path
+    spec = ProjectFinder.find_spec(module_name)
+    assert spec is not None and isinstance(spec.loader, ProjectLoader)
+    assert ProjectFinder.find_spec("textwrap") is None  # the standard library: not the project's
+    assert ProjectFinder.find_spec("pytest") is None  # a site-packages distribution
+    assert ProjectFinder.find_spec("json.decoder", [str(Path(json.__file__).parent)]) is None
+
+
 # -- the stress test: random edits around real runs -------------------------------------------------------
 
 STRESS_RUNS_ENV = "ASSETFLOW_EDIT_STRESS_RUNS"  # materialize runs in all (default below); 600 for a long local run

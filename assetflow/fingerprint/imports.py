@@ -128,8 +128,11 @@ def _write_pyc(cache: str, source_hash: bytes, code: types.CodeType) -> None:
 class ProjectFinder:
     """A meta path finder that gives the project's own ``.py`` modules a ``ProjectLoader``.
 
-    It finds exactly as the standard path finder does, and only swaps the loader of a
-    source module whose file is a project's code (under a root, outside any venv).
+    It searches as the standard path finder does (a submodule of a package outside every
+    project is not searched at all) and answers only for a source module whose file is a
+    project's code (under a root, outside any venv); for anything else it answers None, so the
+    usual finders (and any other hook, pytest's or an editable install's) decide as if it were
+    not there.
     """
 
     @classmethod
@@ -141,11 +144,13 @@ class ProjectFinder:
             folder = os.path.realpath(folder)
             if folder not in _LISTINGS:  # listed before the search, so the search saw this listing or a newer one
                 _LISTINGS[folder] = importable_names(folder)
+        # A top-level module is searched along the whole sys.path, so precedence is Python's own (a module
+        # of another project loaded earlier in this process never shadows this one's).
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
-        if spec is None or type(spec.loader) is not importlib.machinery.SourceFileLoader or not spec.origin:
-            return spec
-        if any(_is_local_path(spec.origin, root) for root in _ROOTS):
-            spec.loader = ProjectLoader(fullname, spec.origin)
+        if spec is None or type(spec.loader) is not importlib.machinery.SourceFileLoader or not spec.origin \
+                or not any(_is_local_path(spec.origin, root) for root in _ROOTS):
+            return None
+        spec.loader = ProjectLoader(fullname, spec.origin)
         return spec
 
     @classmethod
