@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import textwrap
 from pathlib import Path
@@ -275,6 +276,20 @@ def test_a_failed_partition_fails_its_asset_and_says_which(partitioned: Path) ->
     assert rows["rolling"].state != "failed"  # downstream was skipped, not failed
     shown = api.show("daily_events", project=partitioned)
     assert shown["state"] == "failed" and shown["reasons"][0].startswith("the last run failed for partitions")
+    from click.testing import CliRunner
+    from starlette.testclient import TestClient
+
+    from assetflow.cli import main
+    from assetflow.ui.app import create_app
+    from assetflow.ui.project_view import ProjectView
+
+    printed = CliRunner().invoke(main, ["status", "--json", "--project", str(partitioned)])
+    with TestClient(create_app(ProjectView(partitioned)), base_url="http://127.0.0.1:8765") as client:
+        served = client.get("/api/status").json()  # what the page draws its strip and panel from
+    for document in (json.loads(printed.stdout), served):
+        row = next(a for a in document["assets"] if a["name"] == "daily_events")
+        assert row["state"] == "failed" and row["partitions"]["2024-01-03"] == "failed"
+        assert [r["state"] for r in row["ranges"]] == ["fresh", "failed", "missing"]
     _day(partitioned, 2, 2)  # one fixed: only the other still fails, named alone
     _run(partitioned)
     daily_row = next(r for r in api.status(project=partitioned) if r.name == "daily_events")
