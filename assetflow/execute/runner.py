@@ -37,7 +37,7 @@ from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.durations import format_duration
 from assetflow.errors import AssetflowError, RunInterrupted, TaskTimeout, WorkerLost
 from assetflow.execute.dry_run import predict, restorable
-from assetflow.execute.executors import make_executor
+from assetflow.execute.executors import EXECUTOR_ENV, InProcessExecutor, make_executor
 from assetflow.execute.results import AssetResult, Outcome, RunResult
 from assetflow.checks.report import one_line, upstream_problem
 from assetflow.execute.gate import CheckRun, Gate
@@ -52,6 +52,8 @@ from assetflow.state.logs import write_log
 from assetflow.state.store import Materialization
 from assetflow.storage.files import remove_temp_files
 from assetflow.workspace import Workspace
+SMALL_PLAN = 2  # at most this many assets to compute: in this process, not in a worker it would start
+
 
 @dataclasses.dataclass
 class _Launch:
@@ -197,6 +199,24 @@ class Run:
         self._owns_executor = False
         return self._executor
 
+    def _run_small_plan_here(self, stale: list[str]) -> None:
+        """Compute a small plan in this process: starting a worker costs more than a few assets' work.
+
+        A worker is a fork-server start plus importing the project and polars again (about a
+        second, twice the whole run when one asset changed). Only when nobody chose where tasks
+        run (no ``--executor``, ``$ASSETFLOW_EXECUTOR`` or ``--jobs``), in the main thread (the
+        in-process executor times out with SIGALRM) and when none of them has a timeout (a pool
+        can kill a call stuck in C, SIGALRM cannot interrupt one).
+        """
+        if (self._executor is not None or os.environ.get(EXECUTOR_ENV) or self._executor_options["jobs"] is not None
+                or not self._owns_executor or threading.current_thread() is not threading.main_thread()):
+            return
+        if any(getattr(self.graph.specs[split_unit(n)[0]], "timeout", None) is not None for n in stale):
+            return
+        if "executor" in self.__dict__:
+            self.executor.shutdown()  # built to validate the options; it started no worker
+        self.__dict__["executor"] = InProcessExecutor()
+
     def _snapshot(self) -> str | None:
         """Everything the no-op fast path must find unchanged to skip loading the project."""
         sources = {}
@@ -239,6 +259,8 @@ class Run:
         backoff: list[tuple[float, int, str]] = []  # (due, sequence, name): failed attempts waiting to retry
         jitter = random.Random()
         stale = len(units) if self.force else sum(1 for v in predicted.values() if not v.fresh)
+        if 0 < stale <= SMALL_PLAN:
+            self._run_small_plan_here([n for n in units if self.force or not predicted[n].fresh])
         warm_up = getattr(self.executor, "warm_up", None) if stale else None
         if warm_up is not None:
             warm_up(self.ws.config, stale)

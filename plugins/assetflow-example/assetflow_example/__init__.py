@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any, ClassVar
-
-import pyarrow as pa
-import pyarrow.csv as pacsv
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from assetflow.ext import (
     CheckResult,
@@ -29,17 +26,19 @@ from assetflow.ext import (
     confined,
     hookimpl,
     stat_token,
-    table_hash,
 )
+
+if TYPE_CHECKING:  # pyarrow is imported where data moves: loading the plugin (every run) must not pay for it
+    import pyarrow as pa
 
 __version__ = "0.1.0"
 
-# Empty unquoted fields are nulls, quoted "" is the empty string: both survive the round trip.
-_READ = pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=False)
-
-
 def read_csv(data: bytes) -> pa.Table:
-    return pacsv.read_csv(io.BytesIO(data), convert_options=_READ)
+    import pyarrow.csv as pacsv
+
+    # Empty unquoted fields are nulls, quoted "" is the empty string: both survive the round trip.
+    options = pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=False)
+    return pacsv.read_csv(io.BytesIO(data), convert_options=options)
 
 
 class CsvBackend(TableBackend):
@@ -63,6 +62,10 @@ class CsvBackend(TableBackend):
     def store_table(self, asset: str, table: pa.Table, data_hash: str) -> StoredData:
         # TableBackend.store made the value a table (a clear error for any other value) and
         # hashed it with the canonical Arrow hash: equal to Parquet's for equal content.
+        import pyarrow.csv as pacsv
+
+        from assetflow.ext import table_hash
+
         buffer = io.BytesIO()
         pacsv.write_csv(table, buffer)
         data = buffer.getvalue()
@@ -107,6 +110,10 @@ class CsvBackend(TableBackend):
             data = path.read_bytes()
         except FileNotFoundError:
             return CheckResult("missing")
+        import pyarrow as pa
+
+        from assetflow.ext import table_hash
+
         try:
             intact = table_hash(read_csv(data)) == data_hash
         except pa.ArrowInvalid:  # no longer valid CSV

@@ -33,14 +33,15 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from assetflow.ext import CheckResult, StorageError, StoredData, TableBackend, ValueKind
-from assetflow_postgres import types
 from assetflow_postgres.dsn import describe, mask, resolve_dsn
 
+if TYPE_CHECKING:  # pyarrow is imported where data moves: loading the plugin (every run) must not pay for it
+    import pyarrow as pa
+
+MAX_IDENTIFIER_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1
 DEFAULT_SCHEMA = "assetflow"
 VERSIONS_TABLE = "assetflow$versions"  # "$" cannot occur in an asset name: no clash with a view
 HASH_DIGITS = 16
@@ -73,7 +74,7 @@ def version_table(asset: str, data_hash: str) -> str:
     """
     digits = data_hash.split(":", 1)[-1][:HASH_DIGITS]
     name = f"{asset}__{digits}"
-    if len(name) > types.MAX_IDENTIFIER_BYTES:
+    if len(name) > MAX_IDENTIFIER_BYTES:
         name = f"{asset[:36]}_{hashlib.sha256(asset.encode()).hexdigest()[:8]}__{digits}"
     return name
 
@@ -190,6 +191,8 @@ class PostgresBackend(TableBackend):
     # -- the backend protocol ---------------------------------------------------------------
 
     def store_table(self, asset: str, table: pa.Table, data_hash: str) -> StoredData:
+        from assetflow_postgres import types
+
         stored = types.to_storage(table)
         name = version_table(asset, data_hash)
         schema_bytes = table.schema.serialize().to_pybytes()
@@ -276,6 +279,10 @@ class PostgresBackend(TableBackend):
             self._bulk().rollback()  # end the read-only transaction
         if not rows:
             return data  # no recorded schema: return what is there (a check will call it modified)
+        import pyarrow as pa
+
+        from assetflow_postgres import types
+
         return types.from_storage(data, pa.ipc.read_schema(pa.py_buffer(rows[0][0])))
 
     def load(self, asset: str, location: str, kind: ValueKind) -> object:

@@ -31,12 +31,12 @@ from __future__ import annotations
 import pyarrow as pa
 
 from assetflow.ext import StorageError
+from assetflow_postgres.backend import MAX_IDENTIFIER_BYTES
 
 _WIDEN = {
     pa.int8(): pa.int16(), pa.uint8(): pa.int16(), pa.uint16(): pa.int32(),
     pa.uint32(): pa.int64(), pa.uint64(): pa.int64(), pa.float16(): pa.float32(),
 }  # fmt: skip
-MAX_IDENTIFIER_BYTES = 63
 
 
 class UnsupportedType(StorageError):

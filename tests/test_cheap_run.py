@@ -1,0 +1,101 @@
+"""A run costs its work: small plans compute in the run's own process, and a run that computes
+nothing imports neither polars nor pyarrow (issue 17; docs/execution.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ProjectDir
+
+# polars only inside the functions: what the run imports is then assetflow's (and its plugins') doing.
+LAZY_PIPELINE = """
+    import os
+    from assetflow import asset
+
+    PIDS = {pids!r}
+
+    def note(name):
+        with open(PIDS, "a") as handle:
+            handle.write(f"{{name}} {{os.getpid()}}\\n")
+
+    @asset
+    def first():
+        import polars as pl
+        note("first")
+        return pl.DataFrame({{"x": [1, 2, 3]}})
+
+    @asset
+    def second(first):
+        note("second")
+        return first.head(2)
+
+    @asset
+    def third(second):
+        note("third")
+        return second.head({value})
+"""
+
+PROBE = """
+import json, sys
+sys.argv = ["assetflow", "materialize", "--json"] + sys.argv[1:]
+from assetflow.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"polars", "pyarrow", "duckdb", "pandas", "numpy"})
+print(json.dumps({"pid": __import__("os").getpid(), "heavy": heavy}), file=sys.stderr)
+"""
+
+
+def _probe(project: ProjectDir, *args: str, env: dict[str, str] | None = None) -> tuple[dict[str, str], dict]:
+    """Run materialize --json in a child that reports its pid and the heavy modules it imported."""
+    proc = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=project.root, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(proc.stdout)
+    probe = json.loads(proc.stderr.strip().splitlines()[-1])
+    return {a["name"]: a["outcome"] for a in payload["assets"]}, probe
+
+
+def _pids(path: os.PathLike[str]) -> dict[str, set[int]]:
+    found: dict[str, set[int]] = {}
+    for line in open(path).read().split("\n"):
+        if line:
+            name, pid = line.split()
+            found.setdefault(name, set()).add(int(pid))
+    return found
+
+
+def test_a_run_that_computes_nothing_imports_neither_polars_nor_pyarrow(project: ProjectDir, tmp_path) -> None:
+    pids = tmp_path / "pids.txt"
+    project.write("pipeline.py", LAZY_PIPELINE.format(pids=str(pids), value=3))
+    outcomes, _ = _probe(project)
+    assert set(outcomes.values()) == {"ran"}
+    # the fast path off: the full check loads the project, the plugins and the storage backends
+    outcomes, probe = _probe(project, env={"ASSETFLOW_NO_FAST_PATH": "1"})
+    assert set(outcomes.values()) == {"fresh"}
+    assert probe["heavy"] == [], f"a run that computed nothing imported {probe['heavy']}"
+
+
+def test_a_small_plan_runs_in_process_and_a_chosen_executor_is_kept(project: ProjectDir, tmp_path) -> None:
+    pids = tmp_path / "pids.txt"
+    project.write("pipeline.py", LAZY_PIPELINE.format(pids=str(pids), value=3))
+    outcomes, probe = _probe(project)  # three assets: more than a small plan, so workers compute them
+    assert set(outcomes.values()) == {"ran"}
+    assert probe["pid"] not in set().union(*_pids(pids).values())
+
+    pids.unlink()
+    project.write("pipeline.py", LAZY_PIPELINE.format(pids=str(pids), value=4))
+    outcomes, probe = _probe(project)  # only the leaf's code changed
+    assert outcomes == {"first": "fresh", "second": "fresh", "third": "ran"}
+    assert _pids(pids) == {"third": {probe["pid"]}}, "a one-asset plan started a worker"
+
+    pids.unlink()
+    project.write("pipeline.py", LAZY_PIPELINE.format(pids=str(pids), value=5))
+    outcomes, probe = _probe(project, "--executor", "processes")
+    assert outcomes["third"] == "ran"
+    assert probe["pid"] not in _pids(pids)["third"], "--executor processes was not honoured"
