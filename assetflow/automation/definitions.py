@@ -145,7 +145,9 @@ def schedule(name: str, *, cron: str, select: str | Sequence[str] | None = None,
 
     A tick runs what is stale in the selection (``force=True``: all of it) and is skipped, with the
     reason recorded, when nothing is. ``catchup`` says what happens to ticks missed while no daemon
-    ran: ``"latest"`` runs the newest of them once, ``"all"`` runs each, ``"none"`` runs none.
+    ran: ``"latest"`` runs the newest of them once, ``"all"`` runs each, ``"none"`` runs none. Every
+    due tick is recorded either way: those let go as skipped ticks saying why (``superseded by the
+    tick of ...``), so ``assetflow ticks`` shows each instant the schedule was due.
     """
     from assetflow.cron import CronError, parse_cron
     from assetflow.declare import validate_name
