@@ -18,16 +18,17 @@ __all__ = ["TEMP_PREFIX", "atomic_target", "confined", "confined_for_write", "fs
 TEMP_PREFIX = ".tmp-"
 
 
-def confined(root: Path, relative: str) -> Path:
+def confined(root: Path, relative: str, base: Path | None = None) -> Path:
     """``root / relative``, refusing any path that would resolve outside ``root``.
 
     Resolution follows symlinks, so a link pointing out of the storage root is refused too.
     The path returned keeps its last component unresolved: a stored file that is a link
     inside the root (a deduplication tool makes these) is read through, but a write replaces
     the link (``atomic_target`` renames over it) and a delete removes the link, never the
-    file it points at, which may be another asset's version.
+    file it points at, which may be another asset's version. ``base`` is ``root.resolve()``
+    when the caller already has it (a backend checking 20,000 partitions resolves its root once).
     """
-    base = root.resolve()
+    base = root.resolve() if base is None else base
     lexical = base / relative
     target = lexical.resolve()
     if target != base and base not in target.parents:

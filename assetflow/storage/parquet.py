@@ -31,9 +31,14 @@ class ParquetBackend(TableBackend):
         if not self.root.is_absolute():
             self.root = root / self.root
         self.compression = str(options.get("compression", "zstd"))
+        self._base: Path | None = None  # the root, resolved on first read
 
     def _path(self, location: str) -> Path:
-        return confined(self.root, location)
+        """Where a version is, for reading and checking: every location is resolved (a link out of
+        the root is refused), the root once per backend, as the backend found it first."""
+        if self._base is None:
+            self._base = self.root.resolve()
+        return confined(self.root, location, self._base)
 
     def local_file(self, location: str) -> Path:
         return self._path(location)
