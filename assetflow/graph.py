@@ -7,6 +7,7 @@ no cycles, no unknown upstreams and one definition per name.
 from __future__ import annotations
 
 import difflib
+import functools
 import heapq
 from collections.abc import Iterable, Mapping
 
@@ -27,10 +28,15 @@ class AssetGraph:
                 downstream[up].append(name)
         self.downstream: dict[str, tuple[str, ...]] = {n: tuple(sorted(d)) for n, d in downstream.items()}
         self.order: tuple[str, ...] = self._topological_order()
-        if any(getattr(s, "partitions", None) is not None for s in self.specs.values()):
+        if self.partitioned:
             from assetflow.partitions.units import validate
 
             validate(self)  # a mapping that cannot work is a definition error at load, naming both assets
+
+    @functools.cached_property
+    def partitioned(self) -> bool:
+        """Whether any asset or source is partitioned: asked per asset by the runner, so scanned once."""
+        return any(getattr(s, "partitions", None) is not None for s in self.specs.values())
 
     def __contains__(self, name: object) -> bool:
         return name in self.specs

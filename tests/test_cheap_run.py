@@ -99,3 +99,32 @@ def test_a_small_plan_runs_in_process_and_a_chosen_executor_is_kept(project: Pro
     outcomes, probe = _probe(project, "--executor", "processes")
     assert outcomes["third"] == "ran"
     assert probe["pid"] not in _pids(pids)["third"], "--executor processes was not honoured"
+
+
+def test_assets_reading_one_source_share_its_read_never_its_frame(project: ProjectDir) -> None:
+    """A worker parses a source once for all the assets that read it (issue 17); each gets its own frame,
+    so one changing its input in place changes nothing for the others, and new bytes are read again."""
+    from assetflow import api
+
+    project.write("data/s.csv", "x,y\n1,2\n3,4\n")
+    project.write("pipeline.py", '''
+        import polars as pl
+        from assetflow import asset, source
+
+        s = source("data/s.csv")
+
+        @asset
+        def mutates(s: pl.DataFrame) -> pl.DataFrame:
+            s.drop_in_place("y")  # in place, on its own input
+            return s
+
+        @asset
+        def keeps(mutates: pl.DataFrame, s: pl.DataFrame) -> pl.DataFrame:
+            return s
+    ''')
+    api.materialize(project=project.root, executor="inprocess")
+    assert api.load("mutates", project=project.root).columns == ["x"]
+    assert api.load("keeps", project=project.root).to_dict(as_series=False) == {"x": [1, 3], "y": [2, 4]}
+    project.write("data/s.csv", "x,y\n5,6\n")
+    api.materialize(project=project.root, executor="inprocess")
+    assert api.load("keeps", project=project.root).to_dict(as_series=False) == {"x": [5], "y": [6]}

@@ -102,7 +102,8 @@ def definition_of(spec: AssetSpec | SourceSpec) -> PartitionsDefinition | None:
 
 
 def is_partitioned(graph: AssetGraph) -> bool:
-    return any(definition_of(s) is not None for s in graph.specs.values())
+    """Whether any asset or source of the graph is partitioned (computed once, when the graph is built)."""
+    return graph.partitioned
 
 
 def validate(graph: AssetGraph) -> dict[tuple[str, str], PartitionMapping | None]:
