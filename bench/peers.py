@@ -236,8 +236,13 @@ def _s(value: float | None) -> str:
 
 def render_markdown(results: dict[str, Any]) -> str:
     """The side-by-side table: the issue's figures (old) and this run's (new), ratio assetflow / doit."""
-    lines = ["| cell | N | old: assetflow / doit (s) | old ratio | new: assetflow / doit (s), median | "
-             "new ratio (median of pairs) | CPU assetflow / doit (s) |", "|---|---|---|---|---|---|---|"]
+    base = results.get("baseline") or {}
+    base_cells = {(e["shape"], e["n"], k): c for e in base.get("projects", []) for k, c in e.get("cells", {}).items()}
+    base_commit = base.get("versions", {}).get("git_commit", "")[:10]
+    lines = ["| cell | N | old: assetflow / doit (s) | old ratio | "
+             + (f"first same-run ratio (commit {base_commit}) | " if base else "")
+             + "new: assetflow / doit (s), median | new ratio (median of pairs) | CPU assetflow / doit (s) |",
+             "|---|---|---|---|" + ("---|" if base else "") + "---|---|---|"]
     for e in results.get("projects", []):
         n, shape = e["n"], e["shape"]
         if e["status"] != "ok" and not e["cells"]:
@@ -253,6 +258,9 @@ def render_markdown(results: dict[str, Any]) -> str:
             old_s = f"{_s(old[0])} / {_s(old[1])}" if old else "-"
             old_r = f"{old[0] / old[1]:.2f}" if old else "-"
             a, b = cell["assetflow"], cell["doit"]
+            if base:
+                first = base_cells.get((shape, n, key))
+                old_r += f" | {first['ratio_median']:.2f}" if first else " | -"
             lines.append(f"| {label} | {n:,} | {old_s} | {old_r} | {_s(a['median_s'])} / {_s(b['median_s'])} | "
                          f"{cell['ratio_median']:.2f} | {_s(a['cpu_median_s'])} / {_s(b['cpu_median_s'])} |")
         if e["status"] != "ok":
@@ -294,6 +302,8 @@ def main() -> None:
     parser.add_argument("--doit", default=str(venv_bin / "doit"))
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--update-doc", action="store_true", help="Rewrite the table in docs/benchmarks.md.")
+    parser.add_argument("--baseline", type=Path, default=None, help="An earlier peers.json whose ratios are "
+                        "shown beside this run's (kept in the results as 'baseline').")
     parser.add_argument("--report-only", action="store_true", help="Only print (and --update-doc) from --out.")
     args = parser.parse_args()
     args.out = args.out or (QUICK_RESULTS if args.quick else RESULTS)
@@ -326,6 +336,10 @@ def main() -> None:
             if not args.keep:
                 shutil.rmtree(workdir, ignore_errors=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    if args.baseline:
+        earlier = json.loads(args.baseline.read_text(encoding="utf-8"))
+        results["baseline"] = {k: earlier[k] for k in ("date", "versions", "projects")}
         args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     print(render_markdown(results))
     if args.update_doc:
