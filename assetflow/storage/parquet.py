@@ -43,6 +43,47 @@ class ParquetBackend(TableBackend):
     def local_file(self, location: str) -> Path:
         return self._path(location)
 
+    def store(self, asset: str, value: object) -> StoredData:
+        """A polars LazyFrame goes through polars' streaming sink; any other value as every table backend does."""
+        if type(value).__name__ == "LazyFrame" and type(value).__module__.startswith("polars"):
+            return self._sink(asset, value)
+        return super().store(asset, value)
+
+    def _sink(self, asset: str, frame: Any) -> StoredData:
+        """Stream a LazyFrame to Parquet, then hash the file a column at a time: the table is never held
+        whole, and its data hash equals the one the collected frame would get (``parquet_file_hash``).
+
+        The location is the hash, known only once the file is written: the sink writes a temporary file
+        beside the versions (removed by the next run if this one dies), which then takes the same
+        fsync-and-rename path (``atomic_target``, with its failpoints) as every stored value.
+        """
+        import os
+        import tempfile
+
+        import pyarrow.parquet as pq
+
+        from assetflow.fingerprint.data import parquet_file_hash
+        from assetflow.storage.files import TEMP_PREFIX
+
+        folder = confined_for_write(self.root, f"{asset}/{TEMP_PREFIX}sink.parquet").parent
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".parquet", dir=folder)
+        os.close(fd)
+        staging = Path(name)
+        try:
+            frame.sink_parquet(staging, compression=self.compression)
+            data_hash = parquet_file_hash(staging)
+            with pq.ParquetFile(staging) as parquet:
+                rows, schema = parquet.metadata.num_rows, [(f.name, str(f.type)) for f in parquet.schema_arrow]
+            location = f"{asset}/{data_hash.split(':', 1)[1]}.parquet"
+            final = confined_for_write(self.root, location)
+            with atomic_target(final) as temp:
+                os.replace(staging, temp)
+        finally:
+            staging.unlink(missing_ok=True)
+        return StoredData(data_hash=data_hash, location=location, rows=rows, schema=schema,
+                          bytes=final.stat().st_size, token=stat_token(final))
+
     def store_table(self, asset: str, table: pa.Table, data_hash: str) -> StoredData:
         import pyarrow.parquet as pq
 
