@@ -304,21 +304,29 @@
 
   // -- the panel ----------------------------------------------------------------------------
 
+  let panelLoads = 0;  // the newest load wins: a slow answer never overwrites a newer one
+
   async function openPanel(name) {
     model.panelFor = name;
+    const load = ++panelLoads;
     if ($("panel").hidden) { $("panel").hidden = false; refit(); }
     const body = $("panel-body");
-    body.replaceChildren(el("h2", {}, name), el("p", {}, "loading…"));
+    if (body.dataset.asset !== name) {  // a refresh of the asset shown keeps its content until the new one is in
+      delete body.dataset.asset;  // data-asset names the asset whose content is shown, never a loading one
+      body.replaceChildren(el("h2", {}, name), el("p", {}, "loading…"));
+    }
     let show, why, lineage, logs;
     try {
       [show, why, lineage, logs] = await Promise.all([getDoc("show", name), getDoc("why", name).catch(() => null),
         getDoc("lineage", name, { version: "current" }).catch(() => null),
         MODE === "export" ? null : getDoc("logs", name).catch(() => null)]);
     } catch (error) {
+      if (load !== panelLoads) return;
+      delete body.dataset.asset;
       body.replaceChildren(el("h2", {}, name), el("pre", {}, error.message));
       return;
     }
-    if (model.panelFor !== name) return;
+    if (load !== panelLoads) return;
     body.replaceChildren(...panelContent(show.assets[0], why, lineage), ...logSection(logs));
     body.dataset.asset = name;
   }
