@@ -15,8 +15,9 @@ the state store let ``materialize`` and ``status`` skip the import while nothing
   from; while those are unchanged the graph is the same (``load_graph_cache``).
 
 With the snapshot alone, ``materialize`` knows there is nothing to do; with both,
-``status`` is read from the state store (``fast_status``). Any difference, however
-harmless (a touched file), falls back to the full check, which writes them afresh.
+``status`` is read from the state store (``fast_status``). A file whose stat moved is
+hashed again, and only it: the same bytes (a touched file, a source rewritten unchanged)
+still vouch. Any other difference falls back to the full check, which writes them afresh.
 
 Not covered, by design: module-level code whose result depends on something other
 than the files (environment variables, the clock, the network). Set
@@ -45,7 +46,7 @@ from assetflow.version import __version__
 __all__ = ["DISABLE_ENV", "GRAPH_KEY", "SNAPSHOT_KEY", "build_snapshot", "cache_graph_after_run", "check_snapshot",
            "fast_status", "fresh_without_import", "load_graph_cache", "save_graph_cache", "verified_snapshot"]
 
-SNAPSHOT_VERSION = 4  # 4: the keys of partitioned assets and sources
+SNAPSHOT_VERSION = 5  # 5: the content of every file whose bytes were read, not only the young ones
 GRAPH_CACHE_VERSION = 4  # 4: each asset's checks (name, severity, file:line)
 DISABLE_ENV = "ASSETFLOW_NO_FAST_PATH"
 
@@ -90,7 +91,8 @@ def build_snapshot(
     that was read, given in ``contents`` (file -> ("code", digest of the compiled bytes) or
     ("data", a source file's content hash)): the check hashes it again, and only it, instead
     of the next run checking everything in full. A young file without a known content means
-    no snapshot. ``sources`` maps a source name to (its path pattern, {absolute file: stat
+    no snapshot. Every other file's content is kept too: one whose stat token later moves
+    (touched, rewritten with the same bytes) is hashed again instead of failing the check. ``sources`` maps a source name to (its path pattern, {absolute file: stat
     token when it was hashed});
     ``assets`` holds (name, io, location, data hash, token, local file or None) of every
     current version; a local file's stat token is checked without loading any backend.
@@ -116,6 +118,7 @@ def build_snapshot(
         "stats": stats,
         "listings": listings,
         "young": young,
+        "contents": {path: list(found) for path, found in (contents or {}).items() if path in tokens},
         "sources": {name: {"pattern": pattern, "files": dict(matched)} for name, (pattern, matched) in sources.items()},
         "assets": [list(a) for a in assets],
         "valid_until": valid_until,
@@ -177,14 +180,16 @@ def verified_snapshot(config: ProjectConfig, text: str | None) -> dict[str, Any]
         return None
     if snapshot.get("valid_until") is not None and time.time() >= snapshot["valid_until"]:
         return None  # a new partition key appeared with the clock
-    if any(_token(path) != token for path, token in snapshot["stats"].items()):
+    kept = snapshot.get("contents", {})
+    stats = snapshot["stats"]
+    if not _same_files(stats, {path: _token(path) for path in stats}, kept):
         return None
     if not _listings_unchanged(snapshot["listings"]):
         return None
     if any(_content(path, kind) != digest for path, (kind, digest) in snapshot["young"].items()):
         return None  # too young for its stat to vouch, and its content moved
     for name, entry in snapshot["sources"].items():
-        if _source_tokens(config, name, entry["pattern"]) != entry["files"]:
+        if not _same_files(entry["files"], _source_tokens(config, name, entry["pattern"]), kept):
             return None
     backends = None
     for name, io, location, data_hash, token, local_file in snapshot["assets"]:
@@ -203,6 +208,26 @@ def verified_snapshot(config: ProjectConfig, text: str | None) -> dict[str, Any]
         if result.status != "ok" or result.token != token:
             return None
     return snapshot
+
+
+def _same_files(recorded: dict[str, str | None], now: Mapping[str, str | None],
+                kept: Mapping[str, list[str]]) -> bool:
+    """Whether the files are those recorded, each at its token or, where its stat moved, with the same bytes.
+
+    A file whose bytes were read when the snapshot was taken is hashed again when its token
+    moved (touched, rewritten unchanged): the check then costs the files that moved, not a
+    full check of the project. The new token replaces the recorded one in ``recorded``, so
+    what the snapshot reports (a source's newest file) is what is on disk.
+    """
+    if recorded.keys() != now.keys():
+        return False
+    for path, token in now.items():
+        if token == recorded[path]:
+            continue
+        if token is None or path not in kept or _content(path, kept[path][0]) != kept[path][1]:
+            return False
+        recorded[path] = token
+    return True
 
 
 def _source_tokens(config: ProjectConfig, name: str, pattern: str) -> dict[str, str | None]:

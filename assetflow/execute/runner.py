@@ -223,7 +223,10 @@ class Run:
         contents: dict[str, tuple[str, str]] = {f: ("code", d) for f, d in self.ws.code_contents().items()}
         for spec in self.graph.sources():
             assert spec.name is not None
-            if spec.partitions is not None:
+            if spec.partitions is not None:  # its files: snapshot_parts; their bytes as each partition read them
+                contents.update({str(self.ws.root / rel): ("data", content)
+                                 for version in self.ws.source_partitions(spec.name).values()
+                                 for rel, _, content in version.files})
                 continue
             version = self.ws.observe_sources([spec.name])[spec.name]
             sources[spec.name] = (spec.path, {str(self.ws.root / rel): token for rel, token, _ in version.files})
