@@ -66,8 +66,22 @@ class Digest:
         return self
 
     def fields(self, *items: bytes | str) -> Self:
+        """Add each item as one framed field: the same digest as ``field`` on each, in one update.
+
+        A recipe key is about ten short fields; framing them into one buffer halves the cost
+        of planning a project whose every asset is current (docs/benchmarks.md).
+        """
+        framed: list[bytes] = []
         for item in items:
-            self.field(item)
+            data = item.encode("utf-8") if isinstance(item, str) else item
+            if not isinstance(data, bytes):  # a buffer of another item size: framed by its bytes
+                self._hasher.update(b"".join(framed))
+                framed.clear()
+                self.field(data)
+                continue
+            framed.append(_LENGTH.pack(len(data)))
+            framed.append(data)
+        self._hasher.update(b"".join(framed))
         return self
 
     def hexdigest(self) -> str:

@@ -38,13 +38,12 @@ class Recipe:
     @functools.cached_property
     def key(self) -> str:
         """The recipe's hash (computed once: a run asks for it at the decision, the restore and the record)."""
-        digest = Digest("recipe").fields(self.code, self.config, self.io, self.partition)
-        digest.field(str(len(self.upstream)))
+        items = [self.code, self.config, self.io, self.partition, str(len(self.upstream))]
         for name in sorted(self.upstream):
-            digest.fields(name, self.upstream[name])
-        digest.field(str(len(self.deps)))
-        digest.fields(*sorted(self.deps))
-        return digest.hexdigest()
+            items += (name, self.upstream[name])
+        items.append(str(len(self.deps)))
+        items += sorted(self.deps)
+        return Digest("recipe").fields(*items).hexdigest()
 
 
 def canonical_config(config: object | None) -> str:
