@@ -45,6 +45,8 @@ def load(tmp_path: Path) -> Iterator[Load]:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(textwrap.dedent(text))
         forget()
+        for name in files:  # a module of that name another test's project left behind (loads keep theirs)
+            sys.modules.pop(name.removesuffix(".py").replace("/", "."), None)
         importlib.invalidate_caches()
         sys.path.insert(0, str(root))
         try:
