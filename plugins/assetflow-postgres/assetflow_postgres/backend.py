@@ -37,11 +37,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from assetflow.ext import CheckResult, StorageError, StoredData, TableBackend, ValueKind
 from assetflow_postgres.dsn import describe, mask, resolve_dsn
+from assetflow_postgres.limits import MAX_IDENTIFIER_BYTES
 
 if TYPE_CHECKING:  # pyarrow is imported where data moves: loading the plugin (every run) must not pay for it
     import pyarrow as pa
 
-MAX_IDENTIFIER_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1
 DEFAULT_SCHEMA = "assetflow"
 VERSIONS_TABLE = "assetflow$versions"  # "$" cannot occur in an asset name: no clash with a view
 HASH_DIGITS = 16

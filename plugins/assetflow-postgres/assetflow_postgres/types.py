@@ -31,7 +31,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from assetflow.ext import StorageError
-from assetflow_postgres.backend import MAX_IDENTIFIER_BYTES
+from assetflow_postgres.limits import MAX_IDENTIFIER_BYTES
 
 _WIDEN = {
     pa.int8(): pa.int16(), pa.uint8(): pa.int16(), pa.uint16(): pa.int32(),
