@@ -103,6 +103,10 @@ def build_snapshot(
     """
     stats, listings = _code_stats(config, code_tokens)
     tokens = {**stats, **{f: t for _, matched in sources.values() for f, t in matched.items()}}
+    if config.pyproject is not None and config.pyproject_digest is not None:
+        if _content(str(config.pyproject), "code") != config.pyproject_digest:
+            return None  # edited since the configuration was parsed: its stat would vouch for other bytes
+        contents = {**(contents or {}), str(config.pyproject): ("code", config.pyproject_digest)}
     young: dict[str, tuple[str, str]] = {}
     for path, token in tokens.items():
         if token is None:

@@ -44,15 +44,17 @@ def test_files_written_just_before_the_run_are_trusted_by_content_only(project: 
     vouches for it by the content that was read, re-hashed by the check (only that file, not a full check)."""
     project.write("pipeline.py", PIPELINE)
     csv = project.write("data/parts/a.csv", "id\n1\n")
-    past, soon = time.time_ns() - 60 * 10**9, time.time_ns() + 600 * 10**9
-    os.utime(project.root / "pyproject.toml", ns=(past, past))  # its bytes are not kept: a young one still refuses
-    for path in (csv, project.root / "pipeline.py"):
+    pyproject = project.root / "pyproject.toml"
+    soon = time.time_ns() + 600 * 10**9
+    for path in (csv, project.root / "pipeline.py", pyproject):
         os.utime(path, ns=(soon, soon))  # young for the whole test, however slow the machine
     assert project.ran() == {"combined"}
     assert fast(project)  # young files, unchanged content: the fast path holds
-    for path, text in ((csv, "id\n2\n"), (project.root / "pipeline.py", PIPELINE.replace('"id"', "'id'"))):
+    edits = ((csv, "id\n2\n"), (project.root / "pipeline.py", textwrap.dedent(PIPELINE).replace('"id"', "'id'")),
+             (pyproject, pyproject.read_text().replace('"pipeline"', "'pipeline'")))
+    for path, text in edits:
         before = path.stat()
-        path.write_text(textwrap.dedent(text) if path.suffix == ".py" else text)  # same size, same mtime:
+        path.write_text(text)  # same size, same mtime:
         os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # the stat token cannot tell
         assert not fast(project), path.name
 
@@ -108,3 +110,20 @@ def test_tampered_stored_file_is_seen(built: ProjectDir) -> None:
 def test_disabled_by_environment(built: ProjectDir) -> None:
     proc = built.run("materialize", "--json", env={"ASSETFLOW_NO_FAST_PATH": "1"})
     assert '"fast_path"' not in proc.stdout
+
+
+def test_no_snapshot_vouches_for_a_pyproject_edited_after_it_was_parsed(tmp_path) -> None:
+    """The configuration a run used came from the bytes it parsed: an edit landing before the snapshot is
+    written (whatever its mtime) must not be vouched for by the stat token taken then."""
+    from assetflow.fastpath import build_snapshot
+    from assetflow.project import load_config
+
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[tool.assetflow]\nmodules = ["pipeline"]\n')
+    past = time.time_ns() - 60 * 10**9
+    os.utime(pyproject, ns=(past, past))
+    config = load_config(tmp_path)
+    assert build_snapshot(config, {}, {}, [], time.time_ns()) is not None
+    pyproject.write_text('[tool.assetflow]\nmodules = ["pipelin2"]\n')
+    os.utime(pyproject, ns=(past, past))  # an old mtime: the stat alone would vouch
+    assert build_snapshot(config, {}, {}, [], time.time_ns()) is None
