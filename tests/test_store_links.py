@@ -94,3 +94,25 @@ def test_materialize_and_doctor_with_a_link_in_the_store(project: ProjectDir) ->
     assert not a_file.is_symlink() and a_file.read_bytes() == before
     assert (store / "c").is_dir() and not (store / "c").is_symlink()
     assert CliRunner().invoke(main, ["doctor", "--no-verify-data", *args]).exit_code == 0
+
+
+def test_resolved_folders_cached_for_reads_give_the_same_paths_and_refusals(tmp_path: Path) -> None:
+    """A backend checking thousands of partitions resolves each folder once: the path returned, and every
+    link that leads out of the root, must be what resolving the whole path gives."""
+    from assetflow.storage.files import confined
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "a").mkdir(parents=True)
+    outside.mkdir()
+    (root / "a" / "v1.parquet").write_bytes(b"x")
+    (outside / "v2.parquet").write_bytes(b"y")
+    (root / "a" / "v2.parquet").symlink_to(outside / "v2.parquet")  # a file link out of the root
+    (root / "b").symlink_to(outside, target_is_directory=True)  # a folder link out of the root
+    (root / "c").symlink_to(root / "a", target_is_directory=True)  # a folder link inside it
+    folders: dict[Path, Path] = {}
+    for location in ("a/v1.parquet", "a/missing.parquet", "c/v1.parquet", "a/../a/v1.parquet"):
+        assert confined(root, location, folders=folders) == confined(root, location), location
+    for location in ("a/v2.parquet", "b/v2.parquet"):
+        for cache in (folders, None):
+            with pytest.raises(StorageError, match="outside the storage root"):
+                confined(root, location, folders=cache)

@@ -18,7 +18,7 @@ __all__ = ["TEMP_PREFIX", "atomic_target", "confined", "confined_for_write", "fs
 TEMP_PREFIX = ".tmp-"
 
 
-def confined(root: Path, relative: str, base: Path | None = None) -> Path:
+def confined(root: Path, relative: str, base: Path | None = None, folders: dict[Path, Path] | None = None) -> Path:
     """``root / relative``, refusing any path that would resolve outside ``root``.
 
     Resolution follows symlinks, so a link pointing out of the storage root is refused too.
@@ -26,19 +26,33 @@ def confined(root: Path, relative: str, base: Path | None = None) -> Path:
     inside the root (a deduplication tool makes these) is read through, but a write replaces
     the link (``atomic_target`` renames over it) and a delete removes the link, never the
     file it points at, which may be another asset's version. ``base`` is ``root.resolve()``
-    when the caller already has it (a backend checking 20,000 partitions resolves its root once).
+    when the caller already has it (a backend checking 20,000 partitions resolves its root once);
+    ``folders`` caches the resolved folders: a file that is not a link then costs one ``lstat``
+    instead of one per path component (a third of checking 6,000 partitions).
     """
     base = root.resolve() if base is None else base
     lexical = base / relative
+    if folders is not None and lexical.name not in ("", ".", ".."):
+        folder = folders.get(lexical.parent)
+        if folder is None:
+            folder = lexical.parent.resolve()
+            _refuse_outside(relative, folder, base)
+            folders[lexical.parent] = folder
+        if not os.path.islink(lexical):
+            return folder / lexical.name  # what resolving the whole path gives for a file that is no link
     target = lexical.resolve()
+    _refuse_outside(relative, target, base)
+    if target.name == lexical.name and not os.path.islink(lexical):
+        return target  # the usual case: one lstat more than resolving, not a second resolve
+    return lexical.parent.resolve() / lexical.name
+
+
+def _refuse_outside(relative: str, target: Path, base: Path) -> None:
     if target != base and base not in target.parents:
         raise StorageError(
             f"Storage path {relative!r} resolves to {target}, outside the storage root {base}. "
             f"Remove the symlink or fix the location; assetflow never writes outside its root."
         )
-    if target.name == lexical.name and not os.path.islink(lexical):
-        return target  # the usual case: one lstat more than resolving, not a second resolve
-    return lexical.parent.resolve() / lexical.name
 
 
 def confined_for_write(root: Path, relative: str) -> Path:

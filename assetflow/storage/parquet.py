@@ -32,13 +32,14 @@ class ParquetBackend(TableBackend):
             self.root = root / self.root
         self.compression = str(options.get("compression", "zstd"))
         self._base: Path | None = None  # the root, resolved on first read
+        self._folders: dict[Path, Path] = {}  # each asset's folder, resolved on its first read
 
     def _path(self, location: str) -> Path:
         """Where a version is, for reading and checking: every location is resolved (a link out of
-        the root is refused), the root once per backend, as the backend found it first."""
+        the root is refused), the root and each folder once per backend, as the backend found them first."""
         if self._base is None:
             self._base = self.root.resolve()
-        return confined(self.root, location, self._base)
+        return confined(self.root, location, self._base, self._folders)
 
     def local_file(self, location: str) -> Path:
         return self._path(location)
