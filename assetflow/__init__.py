@@ -1,24 +1,14 @@
 """assetflow: declare data assets in Python; materialize only what changed.
 
-Declaration is imported eagerly (user modules need it and it is cheap); the
-operations load lazily so ``import assetflow`` stays fast.
+Declaration of assets is imported eagerly (user modules need it and it is cheap); the
+operations and the check kinds load lazily so ``import assetflow`` stays fast (a no-op
+``materialize`` imports no user module and declares nothing).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from assetflow.checks.definitions import (
-    CheckOutcome,
-    accepted_values,
-    check,
-    expr,
-    not_null,
-    relationship,
-    row_count,
-    schema,
-    unique,
-)
 from assetflow.declare import AssetSpec, SourceSpec, asset, source
 from assetflow.secrets import Secret, secret
 from assetflow.version import __version__
@@ -41,6 +31,17 @@ from assetflow.errors import (
 
 if TYPE_CHECKING:
     from assetflow.api import lineage, load, materialize, run_checks, status, why
+    from assetflow.checks.definitions import (
+        CheckOutcome,
+        accepted_values,
+        check,
+        expr,
+        not_null,
+        relationship,
+        row_count,
+        schema,
+        unique,
+    )
     from assetflow.hookspecs import hookimpl
     from assetflow.sql.spec import sql_asset
 
@@ -88,7 +89,9 @@ __all__ = [
 _LAZY = {"lineage": "assetflow.api", "load": "assetflow.api", "materialize": "assetflow.api", "status": "assetflow.api",
          "run_checks": "assetflow.api",
          "why": "assetflow.api",
-         "hookimpl": "assetflow.hookspecs", "sql_asset": "assetflow.sql.spec"}
+         "hookimpl": "assetflow.hookspecs", "sql_asset": "assetflow.sql.spec",
+         **dict.fromkeys(("CheckOutcome", "accepted_values", "check", "expr", "not_null", "relationship", "row_count",
+                          "schema", "unique"), "assetflow.checks.definitions")}
 
 
 def __getattr__(name: str) -> Any:
