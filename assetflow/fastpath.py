@@ -37,7 +37,7 @@ from typing import Any
 
 from assetflow.errors import PluginError, StorageError
 from assetflow.graph import AssetGraph
-from assetflow.hashing import is_racy, stat_token, token_of
+from assetflow.hashing import code_bytes_digest, is_racy, stat_token, token_of
 from assetflow.inspect.status import AssetStatus, overdue, state_map, status_row
 from assetflow.project import ProjectConfig
 from assetflow.state.snapshot import GRAPH_KEY, SNAPSHOT_KEY, seal, unseal
@@ -46,7 +46,7 @@ from assetflow.version import __version__
 __all__ = ["DISABLE_ENV", "GRAPH_KEY", "SNAPSHOT_KEY", "build_snapshot", "cache_graph_after_run", "check_snapshot",
            "fast_status", "fresh_without_import", "load_graph_cache", "save_graph_cache", "verified_snapshot"]
 
-SNAPSHOT_VERSION = 5  # 5: the content of every file whose bytes were read, not only the young ones
+SNAPSHOT_VERSION = 6  # 5: the content of every file whose bytes were read; 6: "young" names files of "contents"
 GRAPH_CACHE_VERSION = 4  # 4: each asset's checks (name, severity, file:line)
 DISABLE_ENV = "ASSETFLOW_NO_FAST_PATH"
 
@@ -92,8 +92,9 @@ def build_snapshot(
     ("data", a source file's content hash)): the check hashes it again, and only it, instead
     of the next run checking everything in full. A young file without a known content means
     no snapshot. Every other file's content is kept too: one whose stat token later moves
-    (touched, rewritten with the same bytes) is hashed again instead of failing the check. ``sources`` maps a source name to (its path pattern, {absolute file: stat
-    token when it was hashed});
+    (touched, rewritten with the same bytes) is hashed again instead of failing the check.
+    ``sources`` maps a source name to (its path pattern, {absolute file: stat token when it
+    was hashed});
     ``assets`` holds (name, io, location, data hash, token, local file or None) of every
     current version; a local file's stat token is checked without loading any backend.
     ``valid_until`` (UTC seconds) is when the clock adds a partition key (a day ends): the
@@ -103,18 +104,17 @@ def build_snapshot(
     """
     stats, listings = _code_stats(config, code_tokens)
     tokens = {**stats, **{f: t for _, matched in sources.values() for f, t in matched.items()}}
-    if config.pyproject is not None and config.pyproject_digest is not None:
-        if _content(str(config.pyproject), "code") != config.pyproject_digest:
-            return None  # edited since the configuration was parsed: its stat would vouch for other bytes
-        contents = {**(contents or {}), str(config.pyproject): ("code", config.pyproject_digest)}
-    young: dict[str, tuple[str, str]] = {}
+    contents = dict(contents or {})
+    if config.pyproject_read is not None:  # the bytes the configuration was parsed from
+        contents[str(config.pyproject)] = ("code", config.pyproject_read[1])
+    young: list[str] = []
     for path, token in tokens.items():
         if token is None:
             return None
         if is_racy(token, loaded_at_ns):
-            if contents is None or path not in contents:
+            if path not in contents:
                 return None
-            young[path] = contents[path]
+            young.append(path)
     if not _listings_unchanged(listings):
         return None  # a module appeared or left during the run: what the import saw is no longer there
     body = json.dumps({
@@ -122,7 +122,7 @@ def build_snapshot(
         "stats": stats,
         "listings": listings,
         "young": young,
-        "contents": {path: list(found) for path, found in (contents or {}).items() if path in tokens},
+        "contents": {path: list(found) for path, found in contents.items() if path in tokens},
         "sources": {name: {"pattern": pattern, "files": dict(matched)} for name, (pattern, matched) in sources.items()},
         "assets": [list(a) for a in assets],
         "valid_until": valid_until,
@@ -132,13 +132,11 @@ def build_snapshot(
 
 
 def _content(path: str, kind: str) -> str | None:
-    """A young file's content hash now, as the snapshot recorded it (None: unreadable)."""
+    """A file's content hash now, as the snapshot recorded it (None: unreadable)."""
     try:
         if kind == "code":
-            from assetflow.hashing import hash_fields
-
             with open(path, "rb") as handle:
-                return hash_fields("source", handle.read())
+                return code_bytes_digest(handle.read())
         from assetflow.fingerprint.source import file_hash
 
         return file_hash(Path(path))
@@ -155,8 +153,9 @@ def _code_stats(config: ProjectConfig,
     changes the listing, while assetflow's own writes there do not.
     """
     tokens = dict(code_tokens)
-    if config.pyproject is not None:
-        tokens.setdefault(str(config.pyproject), _token(str(config.pyproject)))
+    if config.pyproject is not None:  # as it was before it was parsed, like every code file
+        tokens.setdefault(str(config.pyproject),
+                          config.pyproject_read[0] if config.pyproject_read else _token(str(config.pyproject)))
     from assetflow.fingerprint.imports import folder_listing
 
     folders = sorted({str(Path(f).parent) for f in tokens if not f.endswith(".sql") and not Path(f).is_dir()})
@@ -190,7 +189,7 @@ def verified_snapshot(config: ProjectConfig, text: str | None) -> dict[str, Any]
         return None
     if not _listings_unchanged(snapshot["listings"]):
         return None
-    if any(_content(path, kind) != digest for path, (kind, digest) in snapshot["young"].items()):
+    if any(_content(path, kept[path][0]) != kept[path][1] for path in snapshot["young"]):
         return None  # too young for its stat to vouch, and its content moved
     for name, entry in snapshot["sources"].items():
         if not _same_files(entry["files"], _source_tokens(config, name, entry["pattern"]), kept):

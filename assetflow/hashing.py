@@ -94,6 +94,12 @@ def hash_fields(domain: str, *items: bytes | str) -> str:
     return Digest(domain).fields(*items).hexdigest()
 
 
+def code_bytes_digest(data: bytes) -> str:
+    """The digest of a code or configuration file's bytes: what the fingerprint, the workers'
+    agreement on code and the no-op snapshot compare, so one formula for all of them."""
+    return hash_fields("source", data)
+
+
 def stat_token(path: str | os.PathLike[str]) -> str:
     """A cheap change detector for a file: device, inode, size and mtime in nanoseconds.
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from assetflow.declare import AssetSpec, SourceSpec, Spec, recording_declarations, validate_name
 from assetflow.errors import AssetflowError, DuplicateAssetError, ProjectLoadError
-from assetflow.hashing import hash_fields
+from assetflow.hashing import code_bytes_digest, stat_token
 
 DEFAULT_STATE_DIR = ".assetflow"
 DEFAULT_IO = "parquet"
@@ -42,9 +42,9 @@ class ProjectConfig:
     pools: dict[str, int] = dataclasses.field(default_factory=dict)  # [tool.assetflow.pools]: limit per pool
     sql: tuple[str, ...] = ()  # folders of .sql assets, relative to the root (docs/sql.md)
     vars: dict[str, Any] = dataclasses.field(default_factory=dict)  # [tool.assetflow.vars]: $name in SQL assets
-    # The digest of the pyproject bytes this configuration was parsed from: the no-op snapshot vouches for a
-    # pyproject.toml too young for its stat token by them, and never for bytes it did not parse.
-    pyproject_digest: str | None = dataclasses.field(default=None, compare=False)
+    # (stat token taken before the read, digest of the bytes parsed) of pyproject.toml: the no-op snapshot
+    # vouches for the configuration as it was read, like every code file (assetflow/fastpath.py).
+    pyproject_read: tuple[str, str] | None = dataclasses.field(default=None, compare=False)
 
     @property
     def state_path(self) -> Path:
@@ -94,11 +94,12 @@ def load_config(
     pyproject = find_pyproject(start)
     table: dict[str, Any] = {}
     root = start
-    pyproject_digest = None
+    pyproject_read = None
     if pyproject is not None:
         root = pyproject.parent
+        token = stat_token(pyproject)
         raw = pyproject.read_bytes()
-        pyproject_digest = hash_fields("source", raw)
+        pyproject_read = (token, code_bytes_digest(raw))
         table = tomllib.loads(raw.decode("utf-8"))["tool"]["assetflow"]
     if modules or files:
         cfg_modules, cfg_files = tuple(modules), tuple(files)
@@ -140,7 +141,7 @@ def load_config(
         pools=dict(pools),
         sql=sql_folders,
         vars=dict(variables),
-        pyproject_digest=pyproject_digest,
+        pyproject_read=pyproject_read,
     )
 
 

@@ -113,9 +113,9 @@ def test_disabled_by_environment(built: ProjectDir) -> None:
 
 
 def test_no_snapshot_vouches_for_a_pyproject_edited_after_it_was_parsed(tmp_path) -> None:
-    """The configuration a run used came from the bytes it parsed: an edit landing before the snapshot is
-    written (whatever its mtime) must not be vouched for by the stat token taken then."""
-    from assetflow.fastpath import build_snapshot
+    """The configuration a run used came from the bytes it parsed: an edit landing between that read and
+    the snapshot must not be vouched for by the stat token the file has when the snapshot is written."""
+    from assetflow.fastpath import build_snapshot, verified_snapshot
     from assetflow.project import load_config
 
     pyproject = tmp_path / "pyproject.toml"
@@ -123,7 +123,7 @@ def test_no_snapshot_vouches_for_a_pyproject_edited_after_it_was_parsed(tmp_path
     past = time.time_ns() - 60 * 10**9
     os.utime(pyproject, ns=(past, past))
     config = load_config(tmp_path)
-    assert build_snapshot(config, {}, {}, [], time.time_ns()) is not None
-    pyproject.write_text('[tool.assetflow]\nmodules = ["pipelin2"]\n')
-    os.utime(pyproject, ns=(past, past))  # an old mtime: the stat alone would vouch
-    assert build_snapshot(config, {}, {}, [], time.time_ns()) is None
+    assert verified_snapshot(config, build_snapshot(config, {}, {}, [], time.time_ns())) is not None
+    pyproject.write_text('[tool.assetflow]\nmodules = ["pipelin2"]\n')  # after the parse, before the snapshot
+    os.utime(pyproject, ns=(past + 10**9, past + 10**9))  # an old mtime: no longer too young for its stat
+    assert verified_snapshot(config, build_snapshot(config, {}, {}, [], time.time_ns())) is None

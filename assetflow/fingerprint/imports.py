@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from assetflow.fingerprint.listing import importable_names
-from assetflow.hashing import hash_fields, token_of
+from assetflow.hashing import code_bytes_digest, token_of
 
 __all__ = ["LoadedSource", "ProjectLoader", "code_digests", "folder_listing", "importable_names", "install",
            "is_project_file", "loaded_source", "module_source"]
@@ -72,7 +72,7 @@ class ProjectLoader(importlib.machinery.SourceFileLoader):
         read_at = time.time_ns()
         token = token_of(os.stat(path))
         data = self.get_data(path)
-        _LOADED[path] = LoadedSource(path, data, hash_fields("source", data), token, read_at)
+        _LOADED[path] = LoadedSource(path, data, code_bytes_digest(data), token, read_at)
         return _code_for(path, data)
 
 
@@ -195,7 +195,7 @@ def code_digests(root: Path, *, excluded: frozenset[str] = frozenset({"__main__"
         else:
             try:
                 with open(filename, "rb") as handle:
-                    digest = hash_fields("source", handle.read())
+                    digest = code_bytes_digest(handle.read())
             except OSError:
                 continue
         found[os.path.relpath(os.path.realpath(filename), base)] = digest
