@@ -31,17 +31,7 @@ from assetflow.errors import (
 
 if TYPE_CHECKING:
     from assetflow.api import lineage, load, materialize, run_checks, status, why
-    from assetflow.checks.definitions import (
-        CheckOutcome,
-        accepted_values,
-        check,
-        expr,
-        not_null,
-        relationship,
-        row_count,
-        schema,
-        unique,
-    )
+    from assetflow.checks import *  # noqa: F403 - the check kinds, named once in assetflow.checks.__all__
     from assetflow.hookspecs import hookimpl
     from assetflow.sql.spec import sql_asset
 
@@ -86,12 +76,13 @@ __all__ = [
     "why",
 ]
 
+_CHECK_KINDS = ("CheckOutcome", "accepted_values", "check", "expr", "not_null", "relationship", "row_count",
+                "schema", "unique")
 _LAZY = {"lineage": "assetflow.api", "load": "assetflow.api", "materialize": "assetflow.api", "status": "assetflow.api",
          "run_checks": "assetflow.api",
          "why": "assetflow.api",
          "hookimpl": "assetflow.hookspecs", "sql_asset": "assetflow.sql.spec",
-         **dict.fromkeys(("CheckOutcome", "accepted_values", "check", "expr", "not_null", "relationship", "row_count",
-                          "schema", "unique"), "assetflow.checks.definitions")}
+         **dict.fromkeys(_CHECK_KINDS, "assetflow.checks")}
 
 
 def __getattr__(name: str) -> Any:
