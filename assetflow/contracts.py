@@ -103,6 +103,9 @@ class Executor(Protocol):
 
     Optional: ``warm_up(project, tasks)`` is called before the first submit of a run
     that will compute ``tasks`` assets, to start workers and import the project early.
+    Optional: ``affinity(arg) -> int`` scores how much of what ``arg`` reads the worker that
+    would run it next already holds; of the tasks ready, the runner submits the first one
+    scoring highest (the process pool: tables its workers stored, ``execute.handoff``).
     """
 
     name: ClassVar[str]
@@ -124,3 +127,4 @@ class InputRef:
     location: str | None
     source_files: tuple[tuple[str, str, str], ...] = ()
     parts: tuple[tuple[str, InputRef], ...] = ()  # several upstream partitions: (key, where), in key order
+    data_hash: str = ""  # the stored version's content (``execute.handoff`` hands it over from memory)

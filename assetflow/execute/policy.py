@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 __all__ = ["MAX_RETRY_DELAY", "PoolLimits", "retry_delay"]
 
 MAX_RETRY_DELAY = 600.0  # backoff never waits longer than this between two attempts
+LOOKAHEAD = 32  # waiting assets scored for the next free slot (``PoolLimits.pop_startable``)
 
 
 def retry_delay(first: float, failures: int, *, jitter: random.Random | None = None) -> float:
@@ -46,8 +47,12 @@ class PoolLimits:
         self._sequence += 1
         self._queues.setdefault(pools, deque()).append((self._sequence, name))
 
-    def pop_startable(self) -> tuple[str, frozenset[str]] | None:
-        """The longest-waiting asset whose pools all have room, taking its slots; else None."""
+    def pop_startable(self, score: Callable[[str], int] | None = None) -> tuple[str, frozenset[str]] | None:
+        """The longest-waiting asset whose pools all have room, taking its slots; else None.
+
+        With ``score``, of the first ``LOOKAHEAD`` waiting in that asset's queue, the first one
+        scoring highest (an executor's ``affinity``: where its inputs already are).
+        """
         best: tuple[int, frozenset[str]] | None = None
         for pools, queue in self._queues.items():
             if queue and (best is None or queue[0][0] < best[0]) and all(
@@ -57,7 +62,13 @@ class PoolLimits:
         if best is None:
             return None
         pools = best[1]
-        _, name = self._queues[pools].popleft()
+        queue = self._queues[pools]
+        index = 0
+        if score is not None and len(queue) > 1:
+            scores = [score(queue[i][1]) for i in range(min(LOOKAHEAD, len(queue)))]
+            index = scores.index(max(scores))
+        _, name = queue[index]
+        del queue[index]
         for pool in pools:
             self.in_use[pool] += 1
         return name, pools

@@ -42,6 +42,7 @@ START_METHOD_ENV = "ASSETFLOW_START_METHOD"
 # Importing polars or pyarrow there would start their threads (jemalloc, polars) before fork.
 WATCH_EVERY = 1.0  # seconds between a worker's checks that its coordinator is alive
 MAX_STARTUP_DEATHS = 3  # consecutive workers dying before they are ready: give up on the queue
+MADE_KEPT = 4096  # results remembered per worker (its kept tables are fewer: bounded by bytes)
 _PRELOAD = ["assetflow.execute.task", "assetflow.storage.base", "assetflow.project"]
 
 
@@ -58,9 +59,11 @@ class _Job:
 
 
 class _Worker:
-    """One worker process and the coordinator's end of its pipe."""
+    """One worker process and the coordinator's end of its pipe, and what its tasks made
+    (a result's ``made``: the worker may still hold that value in memory, ``execute.handoff``)."""
 
     def __init__(self, context: Any, project: ProjectConfig | None) -> None:
+        self.made: dict[object, None] = {}  # insertion-ordered, the last MADE_KEPT results' ``made``
         self.conn, child = context.Pipe(duplex=True)
         self.process = context.Process(target=_worker_main, args=(child, project, os.getpid()), daemon=True,
                                        name="assetflow-worker")
@@ -126,6 +129,10 @@ def _worker_main(conn: Connection, project: ProjectConfig | None, coordinator: i
             conn.send(reply)
         except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result
             conn.send(("done", job_id, False, f"cannot send the result back: {exc!r}"))
+
+
+def _hits(worker: _Worker, arg: object) -> int:
+    return sum(1 for key in getattr(arg, "reads", ()) if key in worker.made)
 
 
 def _watch(coordinator: int) -> None:
@@ -228,6 +235,23 @@ class ProcessExecutor:
             until = min([d for d in (limit, *deadlines) if d is not None], default=None)
             self._poll(None if until is None else max(0.0, until - now))
 
+    def affinity(self, arg: object) -> int:
+        """How many of the inputs ``arg`` reads the free worker holding most of them made.
+
+        A task says what it reads (``reads``) and its result what it made (``made``): a
+        ``ComputeTask`` and its ``ComputeResult`` do. The runner submits, of the tasks ready,
+        the one scoring highest, and ``_dispatch`` sends it to that worker, so a task runs where
+        its inputs were made and the worker hands them over from memory instead of reading
+        files (``execute.handoff``).
+        """
+        return max((_hits(worker, arg) for worker in self._idle), default=0)
+
+    def _best_idle(self, arg: object) -> int:
+        """The index of the free worker that made most of what ``arg`` reads (the last one on a tie)."""
+        hits = [_hits(worker, arg) for worker in self._idle]
+        best = max(hits)
+        return len(hits) - 1 - hits[::-1].index(best)
+
     def shutdown(self, cancel: bool = False) -> None:
         """Stop every worker; with ``cancel`` kill running ones at once instead of letting them finish."""
         for job in self._queue:
@@ -279,7 +303,7 @@ class ProcessExecutor:
     def _dispatch(self) -> None:
         """Hand queued jobs to ready workers; start workers for what is left, up to capacity."""
         while self._queue and self._idle:
-            worker = self._idle.pop()
+            worker = self._idle.pop(self._best_idle(self._queue[0].arg))
             if not worker.process.is_alive():  # died while idle (killed from outside): forget it
                 worker.kill()
                 continue
@@ -344,6 +368,11 @@ class ProcessExecutor:
         del self._busy[job.id]
         self._idle.append(worker)
         if ok:
+            made = getattr(payload, "made", None)
+            if made is not None:
+                worker.made[made] = None
+                if len(worker.made) > MADE_KEPT:
+                    del worker.made[next(iter(worker.made))]
             job.future.set_result(payload)
         else:
             job.future.set_exception(RemoteError(str(payload)))

@@ -37,6 +37,7 @@ from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.durations import format_duration
 from assetflow.errors import AssetflowError, RunInterrupted, TaskTimeout, WorkerLost
 from assetflow.execute.dry_run import predict, restorable
+from assetflow.execute import handoff
 from assetflow.execute.executors import EXECUTOR_ENV, InProcessExecutor, make_executor
 from assetflow.execute.results import AssetResult, Outcome, RunResult
 from assetflow.checks.report import one_line, upstream_problem
@@ -186,6 +187,7 @@ class Run:
                 store.finish_run(self.run_id, status, result.counts())
         finally:
             lock.release()
+            handoff.clear()  # tables kept for this run's inputs (``--executor inprocess``)
             if self._owns_executor and "executor" in self.__dict__:
                 self.executor.shutdown()
         return result
@@ -269,6 +271,8 @@ class Run:
             warm_up(self.ws.config, stale)
         capacity = max(1, int(self.executor.capacity))
         self._notify("begin", len(units), stale, capacity)
+        affinity = getattr(self.executor, "affinity", None)  # optional: where a task's inputs already are
+        score = None if affinity is None else (lambda name: affinity(launches[name].task))
 
         def settle(name: str) -> None:
             for down in unit_downstream[name]:
@@ -292,7 +296,7 @@ class Run:
                     name = heapq.heappop(backoff)[2]
                     limits.push(name, launches[name].pools)
                 while len(running) < capacity:
-                    startable = limits.pop_startable()
+                    startable = limits.pop_startable(score)
                     if startable is None:
                         break
                     name = startable[0]
@@ -562,7 +566,7 @@ class Run:
                 refs.append(InputRef(up, None, None, version.files))
             else:
                 mat = self.current[up]
-                refs.append(InputRef(up, mat.io, mat.location))
+                refs.append(InputRef(up, mat.io, mat.location, data_hash=mat.data_hash))
         return tuple(refs)
 
     def _inputs_changed(self, spec: AssetSpec, upstream: dict[str, str], key: str = "") -> list[str]:

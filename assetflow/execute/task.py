@@ -15,6 +15,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from assetflow.contracts import InputRef, StoredData, ValueKind
@@ -26,6 +27,7 @@ from assetflow.errors import (
     SourceReadError,
     SqlExecutionError,
 )
+from assetflow.execute import handoff
 from assetflow.execute.capture import captured
 from assetflow.hashing import hash_fields
 from assetflow.project import ProjectConfig
@@ -55,6 +57,11 @@ class ComputeTask:
     code_token: str = ""
     partition: str = ""  # the partition key computed ("" for an unpartitioned asset)
 
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The stored versions it reads (locations), for an executor that runs a task where they were made."""
+        return tuple(ref.location for ref in _stored_refs(self.inputs) if ref.location)
+
 
 @dataclasses.dataclass(frozen=True)
 class ComputeResult:
@@ -65,6 +72,16 @@ class ComputeResult:
     error: str | None = None  # formatted traceback when the asset failed
     unreadable_source: str | None = None  # the source whose file could not be read, when that was the failure
     log: str = ""  # what the asset printed and logged while it ran (``assetflow.execute.capture``)
+
+    @property
+    def made(self) -> str | None:
+        """The stored version it made (a location): the process may still hold it (``execute.handoff``)."""
+        return self.stored.location if self.stored is not None else None
+
+
+def _stored_refs(refs: tuple[InputRef, ...]) -> Iterator[InputRef]:
+    for ref in refs:
+        yield from _stored_refs(tuple(part for _, part in ref.parts)) if ref.parts else [ref]
 
 
 def _project_key(config: ProjectConfig) -> tuple[object, ...]:
@@ -186,6 +203,9 @@ def _load_input(workspace: Any, spec: AssetSpec, ref: InputRef) -> object:
         value = value.clone()  # type: ignore[attr-defined]  # cheap (shared buffers); the asset may change it in place
         return _lazy(value) if kind == "lazy" else value
     assert ref.location is not None
+    kept = handoff.take(ref, kind)
+    if kept is not None:
+        return kept
     value = workspace.backends.get(ref.io).load(ref.name, ref.location, kind)
     return _lazy(value) if kind == "lazy" else value
 
@@ -239,7 +259,7 @@ def _compute(task: ComputeTask, started: float) -> ComputeResult:
                 f"Asset `{task.asset}` ({spec.where}) returned None: did you forget `return`? Return the "
                 f"table it makes (e.g. `return df`); it was not stored."))
         try:
-            stored = workspace.backends.get(task.io).store(task.asset, value)
+            stored = handoff.store(workspace.backends.get(task.io), task.io, task.asset, value)
         except AssetflowError as exc:  # the backend's own refusal says what to do; its frames are noise
             return ComputeResult(task.asset, None, started, time.time(), f"{type(exc).__name__}: {redact(str(exc))}")
     except SystemExit as exc:

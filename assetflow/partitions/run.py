@@ -115,7 +115,7 @@ def input_refs(ws: PartitionWorkspace, spec: AssetSpec, key: str,
             version = ws.source_partitions(up)[part] if part else ws.observe_sources([up])[up]
             return InputRef(up, None, None, version.files)
         mat = current[unit_id(up, part)]
-        return InputRef(up, mat.io, mat.location)
+        return InputRef(up, mat.io, mat.location, data_hash=mat.data_hash)
 
     refs = []
     for up in spec.upstreams:

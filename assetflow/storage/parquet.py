@@ -25,6 +25,7 @@ class ParquetBackend(TableBackend):
 
     name: ClassVar[str] = "parquet"
     format: ClassVar[str] = "parquet"
+    loads_as_stored: ClassVar[bool] = True  # a table read back is the one stored (``execute.handoff``)
 
     def __init__(self, root: Path, options: dict[str, Any]) -> None:
         self.root = Path(options.get("path", root / "parquet"))

@@ -27,6 +27,10 @@ class TableBackend:
 
     name: ClassVar[str]
     format: ClassVar[str]
+    # True when ``load`` returns exactly the table ``store_table`` wrote, for the column types Parquet keeps
+    # exactly: a process may then hand that table to the next asset instead of reading it back
+    # (``assetflow.execute.handoff``). Off by default: a database may convert types on the way back.
+    loads_as_stored: ClassVar[bool] = False
 
     def store(self, asset: str, value: object) -> StoredData:
         """Turn ``value`` into an Arrow table (or refuse it), hash it, and store it with ``store_table``."""

@@ -1,0 +1,212 @@
+"""Upstream tables handed over in memory (issue 17, ``assetflow.execute.handoff``).
+
+What an asset receives must not depend on whether its upstream ran in the same process: a kept
+table is handed out only when it equals what the backend reads back, type for type, and each
+consumer gets its own frame.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from polars.testing import assert_frame_equal
+
+from assetflow import api
+from assetflow.contracts import InputRef
+from assetflow.execute import handoff
+from assetflow.execute.policy import PoolLimits
+from assetflow.storage.parquet import ParquetBackend
+
+EXACT = {
+    "i8": pa.array([1, None, -3], pa.int8()),
+    "u64": pa.array([1, 2**63, None], pa.uint64()),
+    "f32": pa.array([1.5, None, -0.0], pa.float32()),
+    "f64": pa.array([float("nan"), None, 1e300]),
+    "flag": pa.array([True, None, False]),
+    "s": pa.array(["a", None, "é"], pa.string()),
+    "ls": pa.array(["a", None, ""], pa.large_string()),
+    "bin": pa.array([b"a", None, b""], pa.binary()),
+    "day": pa.array([dt.date(2020, 1, 1), None, dt.date(1, 1, 1)], pa.date32()),
+    "ms": pa.array([0, None, 1_700_000_000_000], pa.timestamp("ms")),
+    "ns_paris": pa.array([0, None, 1], pa.timestamp("ns", "Europe/Paris")),
+    "us_utc": pa.array([0, None, 1], pa.timestamp("us", "UTC")),
+}
+INEXACT = {
+    "seconds": pa.table({"t": pa.array([0, 1], pa.timestamp("s"))}),  # Parquet reads it back in ms
+    "dictionary": pa.table({"d": pa.array(["a", "b"]).dictionary_encode()}),
+    "metadata": pa.table({"x": [1, 2]}).replace_schema_metadata({"k": "v"}),
+    "struct": pa.table({"st": pa.array([{"a": 1}, None])}),
+}
+
+
+@pytest.fixture(autouse=True)
+def _empty_store():
+    handoff.clear()
+    yield
+    handoff.clear()
+
+
+def _ref(stored, name: str = "up") -> InputRef:
+    return InputRef(name, "parquet", stored.location, data_hash=stored.data_hash)
+
+
+@pytest.mark.parametrize("column", sorted(EXACT))
+def test_a_kept_table_is_what_the_backend_reads_back(tmp_path: Path, column: str) -> None:
+    backend = ParquetBackend(tmp_path, {})
+    stored = handoff.store(backend, "parquet", "up", pa.table({column: EXACT[column]}))
+    assert handoff.kept_count() == 1
+    ref = _ref(stored)
+    read_arrow = backend.load("up", stored.location, "arrow")
+    kept_arrow = handoff.take(ref, "arrow")
+    assert kept_arrow.schema == read_arrow.schema
+    assert kept_arrow.to_pylist() == read_arrow.to_pylist() or column == "f64"  # NaN != NaN
+    assert_frame_equal(handoff.take(ref, "polars"), backend.load("up", stored.location, "polars"))
+    assert_frame_equal(handoff.take(ref, "lazy").collect(), backend.load("up", stored.location, "lazy").collect())
+
+
+@pytest.mark.parametrize("kind", sorted(INEXACT))
+def test_a_table_parquet_would_change_is_read_back_not_kept(tmp_path: Path, kind: str) -> None:
+    stored = handoff.store(ParquetBackend(tmp_path, {}), "parquet", "up", INEXACT[kind])
+    assert handoff.kept_count() == 0
+    assert handoff.take(_ref(stored), "polars") is None
+
+
+def test_only_the_very_version_is_handed_over(tmp_path: Path) -> None:
+    stored = handoff.store(ParquetBackend(tmp_path, {}), "parquet", "up", pl.DataFrame({"x": [1]}))
+    assert handoff.take(_ref(stored), "polars") is not None
+    assert handoff.take(InputRef("up", "parquet", stored.location), "polars") is None  # no hash: not vouched for
+    assert handoff.take(InputRef("up", "parquet", stored.location, data_hash="blake3:00"), "polars") is None
+    assert handoff.take(InputRef("up", "duckdb", stored.location, data_hash=stored.data_hash), "polars") is None
+
+
+def test_the_store_is_bounded_by_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    table = pa.table({"x": pa.array(range(1000), pa.int64())})  # 8,000 bytes
+    monkeypatch.setattr(handoff, "BUDGET_BYTES", 4 * table.nbytes)
+    backend = ParquetBackend(tmp_path, {})
+    stored = [handoff.store(backend, "parquet", f"a{i}", table) for i in range(6)]
+    assert handoff.kept_count() == 4
+    assert handoff.take(_ref(stored[0], "a0"), "arrow") is None  # least recently used, out first
+    assert handoff.take(_ref(stored[5], "a5"), "arrow") is not None
+    big = pa.table({"x": pa.array(range(1001), pa.int64())})  # over a quarter of the budget
+    handoff.store(backend, "parquet", "big", big)
+    assert handoff.kept_count() == 4
+
+
+PIPELINE = """
+    import polars as pl
+    import pyarrow as pa
+    from assetflow import asset
+
+    @asset
+    def up() -> pl.DataFrame:
+        return pl.DataFrame({"a": [1, 2, 3], "b": ["x", "y", None]})
+
+    @asset
+    def changes_its_input_in_place(up: pl.DataFrame) -> pl.DataFrame:
+        up.drop_in_place("a")
+        return up
+
+    @asset
+    def reads_it_after(changes_its_input_in_place: pl.DataFrame, up: pl.DataFrame) -> pl.DataFrame:
+        return up.with_columns(width=pl.lit(up.width))
+
+    @asset
+    def as_arrow(up: pa.Table) -> pa.Table:
+        return up.append_column("kind", pa.array([type(up).__name__] * up.num_rows))
+
+    @asset
+    def lazily(up: pl.LazyFrame) -> pl.LazyFrame:
+        return up.with_columns(kind=pl.lit(type(up).__name__))
+"""
+
+
+def test_a_run_hands_over_the_same_values_as_files_would(project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In one process, with and without the handoff: the same data hash for every asset, and an asset
+    that changes its input in place changes nothing another asset receives."""
+    project.write("pipeline.py", PIPELINE)
+    hashes = {}
+    handed: list[str] = []
+    take = handoff.take
+
+    def counted(ref: InputRef, kind: str) -> object:
+        value = take(ref, kind)  # type: ignore[arg-type]
+        if value is not None:
+            handed.append(ref.name)
+        return value
+
+    monkeypatch.setattr(handoff, "take", counted)
+    for budget in (handoff.BUDGET_BYTES, 0):
+        monkeypatch.setattr(handoff, "BUDGET_BYTES", budget)
+        result = api.materialize(project=project.root, executor="inprocess", force=True)
+        assert {r.outcome for r in result.results.values()} == {"ran"}
+        hashes[budget] = {name: r.data_hash for name, r in result.results.items()}
+    assert sorted(handed) == ["changes_its_input_in_place", *["up"] * 4]  # the first run's, all from memory
+    assert hashes[max(hashes)] == hashes[0]
+    after = api.load("reads_it_after", project=project.root)
+    assert after["width"].to_list() == [2, 2, 2]  # `a` and `b`: the in-place drop stayed in its own frame
+    assert api.load("as_arrow", project=project.root)["kind"][0] == "Table"
+    assert api.load("lazily", project=project.root)["kind"][0] == "LazyFrame"
+
+
+def test_the_next_free_slot_goes_to_the_task_whose_inputs_are_there() -> None:
+    limits = PoolLimits({})
+    for name in ("first", "second", "third"):
+        limits.push(name, frozenset())
+    held = {"second": 2, "third": 2}
+    assert limits.pop_startable(lambda name: held.get(name, 0)) == ("second", frozenset())  # first of the best
+    assert limits.pop_startable() == ("first", frozenset())  # no score: the longest waiting
+
+
+CHAIN = """
+    import os
+    import polars as pl
+    from assetflow import asset
+
+    def ran_here(frame: pl.DataFrame, name: str) -> pl.DataFrame:
+        return pl.concat([frame, pl.DataFrame({"asset": [name], "pid": [os.getpid()]})])
+
+    @asset
+    def a() -> pl.DataFrame:
+        return ran_here(pl.DataFrame(schema={"asset": pl.String, "pid": pl.Int64}), "a")
+
+    @asset
+    def b(a: pl.DataFrame) -> pl.DataFrame:
+        return ran_here(a, "b")
+
+    @asset
+    def c(b: pl.DataFrame) -> pl.DataFrame:
+        return ran_here(b, "c")
+
+    @asset
+    def d(c: pl.DataFrame) -> pl.DataFrame:
+        return ran_here(c, "d")
+"""
+
+
+def test_a_pool_runs_each_task_where_its_input_was_made(project) -> None:
+    """Two workers, a chain: every link runs in the worker that made (and keeps) its upstream."""
+    project.write("pipeline.py", CHAIN)
+    assert project.ran("--jobs", "2") == {"a", "b", "c", "d"}
+    trail = api.load("d", project=project.root)
+    assert trail["asset"].to_list() == ["a", "b", "c", "d"]
+    assert trail["pid"].n_unique() == 1, trail
+
+
+def test_the_free_worker_that_made_a_tasks_inputs_gets_it() -> None:
+    """Scoring without processes: the pool's choice among its free workers, and the score the runner sees."""
+    from types import SimpleNamespace
+
+    from assetflow.execute.pool import ProcessExecutor
+
+    pool = ProcessExecutor(jobs=3)
+    made_a, made_b, made_none = ({"a/1.parquet": None}, {"b/2.parquet": None, "c/3.parquet": None}, {})
+    pool._idle = [SimpleNamespace(made=m) for m in (made_a, made_b, made_none)]  # type: ignore[misc]
+    reads_b_c = SimpleNamespace(reads=("b/2.parquet", "c/3.parquet"))
+    assert pool.affinity(reads_b_c) == 2
+    assert pool._best_idle(reads_b_c) == 1
+    assert pool._best_idle(SimpleNamespace(reads=("a/1.parquet",))) == 0
+    assert pool._best_idle(SimpleNamespace(reads=())) == 2  # nothing held anywhere: the last free one, as before
