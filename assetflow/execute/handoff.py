@@ -11,8 +11,7 @@ What an asset receives must not depend on where its upstream ran, so a table is 
 when reading it back is known to give the same value: the backend says its loads return what
 it stored (``loads_as_stored``: the built-in Parquet backend), and every column has a type that
 Parquet keeps exactly (integers, floats, booleans, strings, binary, dates, timestamps
-below the second) with no
-schema metadata. Anything else is read back as before. Tables are immutable, and each polars
+below the second) with no schema metadata. Anything else is read back as before. Tables are immutable, and each polars
 value handed out is a new DataFrame over the shared buffers, so an asset that changes its
 input in place changes nobody else's.
 
@@ -36,22 +35,13 @@ _kept_bytes = 0
 
 
 def store(backend: Any, io: str, asset: str, value: object) -> StoredData:
-    """Store ``value`` through ``backend`` and keep its table for later inputs when that is exact.
-
-    A backend that promises ``loads_as_stored`` stores a table exactly as ``TableBackend.store``
-    does (``store_table`` of the value's table and its hash); a LazyFrame keeps its own path (a
-    streaming sink: the table is never held, so there is nothing to keep).
-    """
-    if not getattr(backend, "loads_as_stored", False) or type(value).__name__ == "LazyFrame":
+    """Store ``value`` through ``backend``; keep the table it stored for later inputs when that is exact."""
+    if not getattr(backend, "loads_as_stored", False):
         return backend.store(asset, value)  # type: ignore[no-any-return]
-    from assetflow.fingerprint.data import table_hash
-    from assetflow.storage.table import require_table
-
-    table = require_table(asset, value, backend.name)
-    stored: StoredData = backend.store_table(asset, table, table_hash(table))
-    if _exact_in_parquet(table):
+    stored, table = backend.store_with_table(asset, value)
+    if table is not None and _exact_in_parquet(table):
         _keep((io, asset, stored.location, stored.data_hash), table)
-    return stored
+    return stored  # type: ignore[no-any-return]
 
 
 def take(ref: InputRef, kind: ValueKind) -> object | None:
@@ -79,7 +69,7 @@ def clear() -> None:
 
 
 def kept_count() -> int:
-    """How many tables are kept now (for tests and the bench)."""
+    """How many tables are kept now (what the tests look at)."""
     return len(_kept)
 
 

@@ -45,11 +45,12 @@ class ParquetBackend(TableBackend):
     def local_file(self, location: str) -> Path:
         return self._path(location)
 
-    def store(self, asset: str, value: object) -> StoredData:
-        """A polars LazyFrame goes through polars' streaming sink; any other value as every table backend does."""
+    def store_with_table(self, asset: str, value: object) -> tuple[StoredData, pa.Table | None]:
+        """A polars LazyFrame goes through polars' streaming sink (no table is held); any other value as
+        every table backend does."""
         if type(value).__name__ == "LazyFrame" and type(value).__module__.startswith("polars"):
-            return self._sink(asset, value)
-        return super().store(asset, value)
+            return self._sink(asset, value), None
+        return super().store_with_table(asset, value)
 
     def _sink(self, asset: str, frame: Any) -> StoredData:
         """Stream a LazyFrame to Parquet, then hash the file a column at a time: the table is never held

@@ -34,10 +34,15 @@ class TableBackend:
 
     def store(self, asset: str, value: object) -> StoredData:
         """Turn ``value`` into an Arrow table (or refuse it), hash it, and store it with ``store_table``."""
+        return self.store_with_table(asset, value)[0]
+
+    def store_with_table(self, asset: str, value: object) -> tuple[StoredData, pa.Table | None]:
+        """``store``, and the Arrow table it stored (None when the value was never held as one): a process
+        may hand that table to the next asset instead of loading it (``assetflow.execute.handoff``)."""
         from assetflow.fingerprint.data import table_hash
 
         table = require_table(asset, value, self.name)
-        return self.store_table(asset, table, table_hash(table))
+        return self.store_table(asset, table, table_hash(table)), table
 
     def store_table(self, asset: str, table: pa.Table, data_hash: str) -> StoredData:
         """Write ``table`` (whose canonical hash is ``data_hash``) atomically and report it."""
