@@ -8,7 +8,7 @@ the run's); the bench reports wall time, peak RSS, and checks that every asset's
 the same in both (the streamed hash equals the in-memory path's).
 
 Results: bench/results/streaming.json (``--quick``: a 20 MB CSV, to bench/results/tmp/). Usage:
-``.venv/bin/python bench/bench_streaming.py [--mb 500] [--quick]``.
+``.venv/bin/python bench/bench_streaming.py [--mb 500] [--quick] [--out FILE]``.
 """
 
 from __future__ import annotations
@@ -83,9 +83,10 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=500.0, help="CSV size in MB.")
     parser.add_argument("--quick", action="store_true", help="A 20 MB CSV; results to bench/results/tmp/.")
     parser.add_argument("--assetflow", default=str(REPO / ".venv" / "bin" / "assetflow"))
+    parser.add_argument("--out", type=Path, help="Results file (default: bench/results/streaming.json).")
     args = parser.parse_args()
     megabytes = 20.0 if args.quick else args.mb
-    out = QUICK_RESULTS if args.quick else RESULTS
+    out = args.out or (QUICK_RESULTS if args.quick else RESULTS)
     work = Path(tempfile.mkdtemp(prefix="assetflow-streaming-"))
     try:
         csv = work / "big.csv"

@@ -4,11 +4,15 @@ a column at a time; its data hash equals the in-memory path's (issue 17; docs/st
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from assetflow import api
+from assetflow.fingerprint import data
 from assetflow.fingerprint.data import parquet_file_hash, table_hash
 from conftest import ProjectDir
 
@@ -72,3 +76,59 @@ def test_a_lazyframe_asset_is_sunk_and_hashed_like_its_collected_twin(project: P
     assert not list((project.root / ".assetflow").rglob(".tmp-*")), "the sink's staging file was left behind"
     again = api.materialize(project=project.root, executor="inprocess")
     assert {r.outcome for r in again.results.values()} == {"fresh"}
+
+
+@pytest.mark.parametrize("row_group_size", [1, 7, 3_000, 50_000])
+def test_a_large_flat_column_is_hashed_a_row_group_at_a_time_to_the_same_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, row_group_size: int
+) -> None:
+    """Above the threshold a flat column is read a row group at a time, once per field of the canonical
+    form (validity, offsets, bytes): the hash must not move, whatever the row groups and nulls."""
+    rows = 20_000 if row_group_size > 100 else 300
+    table = pa.table({
+        "id": pa.array(range(rows), pa.int64()),
+        "name": pa.array([None if i % 7 == 0 else f"name-{i % 113}" * (i % 3) for i in range(rows)]),
+        "big": pa.array([f"{i}" if i % 11 else None for i in range(rows)], pa.large_string()),
+        "blob": pa.array([bytes([i % 256]) * (i % 5) for i in range(rows)], pa.binary()),
+        "v": pa.array([i * 0.5 if i % 5 else None for i in range(rows)], pa.float64()),
+        "small": pa.array([i % 100 if i % 2 else None for i in range(rows)], pa.int16()),
+        "flag": pa.array([i % 3 == 0 for i in range(rows)]),
+        "when": pa.array([i * 1_000 for i in range(rows)], pa.timestamp("us", tz="UTC")),
+        "tags": pa.array([[str(i)] * (i % 3) for i in range(rows)]),
+    })
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path, row_group_size=row_group_size)
+    expected = table_hash(table)
+    assert parquet_file_hash(path) == expected
+    passes: list[str] = []
+    original = data._hash_flat_stream
+
+    def counting(digest: Any, read: Any, rows: int, dtype: pa.DataType) -> None:
+        passes.append(str(dtype))
+        original(digest, read, rows, dtype)
+
+    monkeypatch.setattr(data, "_STREAM_COLUMN_BYTES", 0)
+    monkeypatch.setattr(data, "_hash_flat_stream", counting)
+    assert parquet_file_hash(path) == expected
+    # Every flat non-boolean column took the streamed path; booleans and lists kept the whole-column one.
+    assert sorted(passes) == sorted(["int64", "string", "large_string", "binary", "double", "int16",
+                                     "timestamp[us, tz=UTC]"])
+
+
+def test_the_streamed_hash_tells_a_changed_value_and_a_moved_null(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(data, "_STREAM_COLUMN_BYTES", 0)
+    base = {"s": ["a", None, "ccc", "dd"] * 50, "n": [1, 2, None, 4] * 50}
+
+    def hash_of(columns: dict[str, list[Any]]) -> str:
+        path = tmp_path / "x.parquet"
+        pq.write_table(pa.table(columns), path, row_group_size=9)
+        return parquet_file_hash(path)
+
+    hashes = {hash_of(base)}
+    for change in ({"s": ["a", "", "ccc", "dd"] * 50}, {"s": ["a", None, "cc", "cdd"] * 50},
+                   {"n": [1, 2, 0, 4] * 50}, {"n": [1, None, 2, 4] * 50}):
+        changed = {**base, **change}
+        digest = hash_of(changed)
+        assert digest == table_hash(pa.table(changed))
+        hashes.add(digest)
+    assert len(hashes) == 5, "a changed value or null went unseen by the streamed hash"

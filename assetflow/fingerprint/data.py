@@ -35,8 +35,9 @@ from __future__ import annotations
 import json
 import struct
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -111,8 +112,10 @@ def parquet_file_hash(path: str | Path) -> str:
     """``table_hash`` of the table in a Parquet file, read one column at a time.
 
     The canonical form is column by column, so a column's chunks (its row groups) are all the
-    hash needs at once: a table written by a streaming sink is hashed without ever being held
-    whole in memory, and the hash equals the in-memory path's for the same content.
+    hash needs at once, and the hash equals the in-memory path's for the same content. A large
+    flat column (more than ``_STREAM_COLUMN_BYTES`` decoded) is not even held whole: it is read
+    a row group at a time, once per field of the canonical form, so a file written by a
+    streaming sink is hashed in memory bounded by its row groups, not by its size.
     """
     import pyarrow.parquet as pq
 
@@ -120,19 +123,86 @@ def parquet_file_hash(path: str | Path) -> str:
         raise NotImplementedError("data hashes are defined on little-endian hosts only")
     with pq.ParquetFile(path) as parquet:
         schema = parquet.schema_arrow
+        metadata = parquet.metadata
         digest = Digest(_DOMAIN)
         digest.field(_INT64.pack(len(schema)))
         for field in schema:
             digest.field(field.name)
             digest.field(json.dumps(_type_descriptor(field.type, field.name), separators=(",", ":")))
-        digest.field(_INT64.pack(parquet.metadata.num_rows))
-        for index, field in enumerate(schema):
-            chunks = [parquet.read_row_group(g, columns=[field.name]).column(0)
-                      for g in range(parquet.num_row_groups)]
-            arrays = [chunk for column in chunks for chunk in column.chunks]
-            _hash_array(digest, arrays, field.type, field.name)
-            del chunks, arrays
+        digest.field(_INT64.pack(metadata.num_rows))
+        leaves = _leaf_indices(parquet)
+        for field in schema:
+            groups = range(parquet.num_row_groups)
+
+            def read(name: str = field.name) -> Iterator[pa.Array]:
+                for group in groups:
+                    yield from parquet.read_row_group(group, columns=[name]).column(0).chunks
+
+            leaf = leaves.get(field.name)
+            decoded = 0 if leaf is None else sum(
+                metadata.row_group(g).column(leaf).total_uncompressed_size for g in groups)
+            if leaf is not None and decoded > _STREAM_COLUMN_BYTES and _is_streamable(field.type):
+                _hash_flat_stream(digest, read, metadata.num_rows, field.type)
+            else:
+                _hash_array(digest, list(read()), field.type, field.name)
     return digest.hexdigest()
+
+
+_STREAM_COLUMN_BYTES = 64 << 20  # a flat column larger than this (decoded) is hashed a row group at a time
+
+
+def _leaf_indices(parquet: Any) -> dict[str, int]:
+    """The Parquet column index of each top-level field stored as one leaf column (a flat field)."""
+    schema = parquet.metadata.schema
+    paths = [schema.column(i).path for i in range(parquet.metadata.num_columns)]
+    return {path: index for index, path in enumerate(paths) if "." not in path}
+
+
+def _is_streamable(dtype: pa.DataType) -> bool:
+    """Types whose canonical form ``_hash_flat_stream`` can produce a row group at a time."""
+    if pa.types.is_boolean(dtype) or pa.types.is_dictionary(dtype) or isinstance(dtype, pa.ExtensionType):
+        return False
+    if _is_plain_binary(dtype):
+        return True
+    try:
+        return dtype.byte_width > 0
+    except ValueError:
+        return False
+
+
+def _hash_flat_stream(digest: Digest, read: Callable[[], Iterator[pa.Array]], rows: int, dtype: pa.DataType) -> None:
+    """The same fields as ``_hash_array`` for a flat column, from chunks that ``read`` yields again on
+    every call: only the validity bits (1 bit a row) and a chunk's span are kept between passes."""
+    validity: list[pa.Array] = []
+    any_null = False
+    spans: list[tuple[int, int]] = []
+    plain = _is_plain_binary(dtype)
+    offset_type = _offset_type(dtype)
+    for chunk in read():
+        if chunk.null_count:
+            any_null = True
+        validity.append(chunk.is_valid())
+        if plain and len(chunk):
+            chunk = _empty_null_slots(chunk, dtype)
+            ends = _offsets(chunk, offset_type)
+            spans.append((ends[0].as_py(), ends[len(chunk)].as_py()))
+    if any_null:
+        digest.field_parts(_bit_parts(validity))
+    else:
+        digest.field(b"")
+    del validity
+    if not plain:
+        digest.field_parts(_fixed_width_parts(read(), dtype.byte_width), rows * dtype.byte_width)
+        return
+
+    def nonempty() -> Iterator[pa.Array]:
+        return (_empty_null_slots(chunk, dtype) for chunk in read() if len(chunk))
+
+    digest.field_parts(_offset_parts(zip(nonempty(), spans, strict=True), dtype), 8 * rows)
+    digest.field_parts(
+        (memoryview(chunk.buffers()[2]).cast("B")[first:last] for chunk, (first, last) in zip(nonempty(), spans, strict=True)),
+        sum(last - first for first, last in spans),
+    )
 
 
 def _type_descriptor(dtype: pa.DataType, column: str) -> object:
@@ -245,7 +315,7 @@ def _hash_fixed_width(digest: Digest, chunks: list[pa.Array], width: int) -> Non
     digest.field_parts(_fixed_width_parts(chunks, width), sum(len(c) for c in chunks) * width)
 
 
-def _fixed_width_parts(chunks: list[pa.Array], width: int) -> Iterator[memoryview]:
+def _fixed_width_parts(chunks: Iterable[pa.Array], width: int) -> Iterator[memoryview]:
     for chunk in chunks:
         for block in _blocks(chunk) if chunk.null_count else [chunk]:
             if block.null_count:
@@ -280,33 +350,45 @@ def _hash_binary(digest: Digest, chunks: list[pa.Array], dtype: pa.DataType) -> 
     binary chunks. Offsets are zero-copy when they are int64 already and start where the
     previous chunk ended (true of an unsliced first chunk), else rebased block by block.
     """
-    is_binary = pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype)
-    large = pa.types.is_large_string(dtype) or pa.types.is_large_binary(dtype)
-    offset_type = pa.int64() if large else pa.int32()
-    spans: list[tuple[pa.Array, int, int]] = []  # (chunk, first offset, last offset)
+    offset_type = _offset_type(dtype)
+    spans: list[tuple[pa.Array, tuple[int, int]]] = []  # (chunk, (first offset, last offset))
     for chunk in chunks:
         if not len(chunk):
             continue
-        if chunk.null_count and not _null_slots_are_empty(chunk, offset_type):
-            # Rebuilt: null slots become empty, the bytes under them are dropped.
-            chunk = pc.fill_null(chunk, pa.scalar(b"" if is_binary else "", dtype))
+        chunk = _empty_null_slots(chunk, dtype)
         ends = _offsets(chunk, offset_type)
-        spans.append((chunk, ends[0].as_py(), ends[len(chunk)].as_py()))
-
-    def offset_parts() -> Iterator[memoryview]:
-        base = 0
-        for chunk, first, last in spans:
-            ends = _offsets(chunk, offset_type).slice(1)
-            if large and first == base:
-                yield from _fixed_width_parts([ends], 8)
-            else:
-                for block in _blocks(ends):
-                    yield _rebased(block, base - first)
-            base += last - first
-
-    digest.field_parts(offset_parts(), 8 * sum(len(chunk) for chunk, _, _ in spans))
-    data = [memoryview(chunk.buffers()[2]).cast("B")[first:last] for chunk, first, last in spans]
+        spans.append((chunk, (ends[0].as_py(), ends[len(chunk)].as_py())))
+    digest.field_parts(_offset_parts(spans, dtype), 8 * sum(len(chunk) for chunk, _ in spans))
+    data = [memoryview(chunk.buffers()[2]).cast("B")[first:last] for chunk, (first, last) in spans]
     digest.field_parts(data)
+
+
+def _offset_type(dtype: pa.DataType) -> pa.DataType:
+    large = pa.types.is_large_string(dtype) or pa.types.is_large_binary(dtype)
+    return pa.int64() if large else pa.int32()
+
+
+def _empty_null_slots(chunk: pa.Array, dtype: pa.DataType) -> pa.Array:
+    """``chunk``, rebuilt only if a null slot spans bytes: null slots become empty, their bytes dropped."""
+    if chunk.null_count and not _null_slots_are_empty(chunk, _offset_type(dtype)):
+        is_binary = pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype)
+        return pc.fill_null(chunk, pa.scalar(b"" if is_binary else "", dtype))
+    return chunk
+
+
+def _offset_parts(spans: Iterable[tuple[pa.Array, tuple[int, int]]], dtype: pa.DataType) -> Iterator[memoryview]:
+    """The end offsets of non-empty chunks as one int64 sequence counted from 0."""
+    offset_type = _offset_type(dtype)
+    large = offset_type == pa.int64()
+    base = 0
+    for chunk, (first, last) in spans:
+        ends = _offsets(chunk, offset_type).slice(1)
+        if large and first == base:
+            yield from _fixed_width_parts([ends], 8)
+        else:
+            for block in _blocks(ends):
+                yield _rebased(block, base - first)
+        base += last - first
 
 
 def _rebased(offsets: pa.Array, shift: int) -> memoryview:
