@@ -132,3 +132,19 @@ def test_the_streamed_hash_tells_a_changed_value_and_a_moved_null(tmp_path: Path
         assert digest == table_hash(pa.table(changed))
         hashes.add(digest)
     assert len(hashes) == 5, "a changed value or null went unseen by the streamed hash"
+
+
+@pytest.mark.parametrize("size", [0, 1, 1023, 1024, 3_500])
+def test_a_source_file_hashed_through_a_small_buffer_hashes_its_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """Source files are read through a bounded buffer (not mapped, whose pages count as resident memory):
+    every buffer boundary must hash to the bytes' own BLAKE3."""
+    import blake3
+
+    from assetflow.fingerprint import source
+
+    monkeypatch.setattr(source, "_READ_BYTES", 1024)
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    (tmp_path / "f.csv").write_bytes(payload)
+    assert source.file_hash(tmp_path / "f.csv") == f"blake3:{blake3.blake3(payload).hexdigest()}"

@@ -139,9 +139,8 @@ def parquet_file_hash(path: str | Path) -> str:
                     yield from parquet.read_row_group(group, columns=[name]).column(0).chunks
 
             leaf = leaves.get(field.name)
-            decoded = 0 if leaf is None else sum(
-                metadata.row_group(g).column(leaf).total_uncompressed_size for g in groups)
-            if leaf is not None and decoded > _STREAM_COLUMN_BYTES and _is_streamable(field.type):
+            if leaf is not None and _is_streamable(field.type) and _decoded_bytes(
+                    metadata, leaf, field.type) > _STREAM_COLUMN_BYTES:
                 _hash_flat_stream(digest, read, metadata.num_rows, field.type)
             else:
                 _hash_array(digest, list(read()), field.type, field.name)
@@ -156,6 +155,14 @@ def _leaf_indices(parquet: Any) -> dict[str, int]:
     schema = parquet.metadata.schema
     paths = [schema.column(i).path for i in range(parquet.metadata.num_columns)]
     return {path: index for index, path in enumerate(paths) if "." not in path}
+
+
+def _decoded_bytes(metadata: Any, leaf: int, dtype: pa.DataType) -> int:
+    """About what a flat column takes in memory once read: its values (or 8-byte offsets) plus its
+    uncompressed pages. The pages alone say little: a delta-encoded integer column is a few KB."""
+    width = 8 if _is_plain_binary(dtype) else dtype.byte_width
+    pages = sum(metadata.row_group(g).column(leaf).total_uncompressed_size for g in range(metadata.num_row_groups))
+    return int(metadata.num_rows) * width + pages
 
 
 def _is_streamable(dtype: pa.DataType) -> bool:

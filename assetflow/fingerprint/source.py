@@ -54,9 +54,22 @@ def glob_files(pattern: str, root: Path) -> list[str]:
     return sorted((p for p in glob.glob(base, recursive=True) if os.path.isfile(p)), key=lambda p: p.split("/"))
 
 
+_READ_BYTES = 8 << 20
+
+
 def file_hash(path: Path) -> str:
+    """The content hash of a file, read through one buffer of at most 8 MiB.
+
+    Not ``update_mmap``: a mapped file's pages count in the process's resident memory, so
+    hashing a 5 GB CSV showed as 5 GB of RSS (and reading was twice as slow, 0.59 against
+    0.30 s a GB).
+    """
     hasher = blake3.blake3()
-    hasher.update_mmap(path)
+    with open(path, "rb", buffering=0) as handle:
+        buffer = bytearray(max(1, min(_READ_BYTES, os.fstat(handle.fileno()).st_size)))
+        view = memoryview(buffer)
+        while read := handle.readinto(buffer):
+            hasher.update(view[:read])
     return f"{ALGORITHM}:{hasher.hexdigest()}"
 
 
