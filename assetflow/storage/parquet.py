@@ -38,9 +38,16 @@ class ParquetBackend(TableBackend):
     def _path(self, location: str) -> Path:
         """Where a version is, for reading and checking: every location is resolved (a link out of
         the root is refused), the root and each folder once per backend, as the backend found them first."""
+        return confined(self.root, location, self._resolved_root(), self._folders)
+
+    def _path_for_write(self, location: str) -> Path:
+        """Where a version is written: checked on every write (no folder cache), the root resolved once."""
+        return confined_for_write(self.root, location, self._resolved_root())
+
+    def _resolved_root(self) -> Path:
         if self._base is None:
             self._base = self.root.resolve()
-        return confined(self.root, location, self._base, self._folders)
+        return self._base
 
     def local_file(self, location: str) -> Path:
         return self._path(location)
@@ -53,7 +60,7 @@ class ParquetBackend(TableBackend):
         return super().store_with_table(asset, value)
 
     def _sink(self, asset: str, frame: Any) -> StoredData:
-        """Stream a LazyFrame to Parquet, then hash the file a column at a time: the table is never held
+        """Stream a LazyFrame to Parquet, then hash the file a column (or row group) at a time: the table is never held
         whole, and its data hash equals the one the collected frame would get (``parquet_file_hash``).
 
         The location is the hash, known only once the file is written: the sink writes a temporary file
@@ -68,7 +75,7 @@ class ParquetBackend(TableBackend):
         from assetflow.fingerprint.data import parquet_file_hash
         from assetflow.storage.files import TEMP_PREFIX
 
-        folder = confined_for_write(self.root, f"{asset}/{TEMP_PREFIX}sink.parquet").parent
+        folder = self._path_for_write(f"{asset}/{TEMP_PREFIX}sink.parquet").parent
         folder.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".parquet", dir=folder)
         os.close(fd)
@@ -79,7 +86,7 @@ class ParquetBackend(TableBackend):
             with pq.ParquetFile(staging) as parquet:
                 rows, schema = parquet.metadata.num_rows, [(f.name, str(f.type)) for f in parquet.schema_arrow]
             location = f"{asset}/{data_hash.split(':', 1)[1]}.parquet"
-            final = confined_for_write(self.root, location)
+            final = self._path_for_write(location)
             with atomic_target(final) as temp:
                 os.replace(staging, temp)
         finally:
@@ -91,7 +98,7 @@ class ParquetBackend(TableBackend):
         import pyarrow.parquet as pq
 
         location = f"{asset}/{data_hash.split(':', 1)[1]}.parquet"
-        final = confined_for_write(self.root, location)  # a linked file is replaced, a linked folder refused
+        final = self._path_for_write(location)  # a linked file is replaced, a linked folder refused
         with atomic_target(final) as temp:
             pq.write_table(table, temp, compression=self.compression)
         return StoredData(
@@ -138,7 +145,7 @@ class ParquetBackend(TableBackend):
         return CheckResult("ok" if actual == data_hash else "modified", current)
 
     def delete(self, asset: str, location: str) -> None:
-        confined_for_write(self.root, location).unlink(missing_ok=True)  # a link: only the link goes
+        self._path_for_write(location).unlink(missing_ok=True)  # a link: only the link goes
 
 
 @hookimpl
