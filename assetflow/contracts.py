@@ -106,6 +106,10 @@ class Executor(Protocol):
     Optional: ``affinity(arg) -> int`` scores how much of what ``arg`` reads the worker that
     would run it next already holds; of the tasks ready, the runner submits the first one
     scoring highest (the process pool: tables its workers stored, ``execute.handoff``).
+    Optional: ``shares_host = True`` says every task runs on this machine (this kernel's page
+    cache): workers then store files without fsyncs and the runner makes them durable with one
+    ``syncfs`` per batch of results, before recording them (``storage.files.deferred_sync``).
+    Leave it unset for workers on other hosts.
     """
 
     name: ClassVar[str]

@@ -12,7 +12,8 @@ The points (see docs/RELIABILITY.md for what each proves):
 ``after_data_write``
     a stored value is fully written to its temporary file, not yet renamed into place
 ``after_rename``
-    the value is renamed into place (and the folder synced); the state knows nothing yet
+    the value is renamed into place (synced, or listed for the coordinator's one syncfs before it
+    records: ``storage.files.deferred_sync``); the state knows nothing yet
 ``before_state_commit``
     the materialization is inserted in an open state transaction, not yet committed
 ``after_state_commit``

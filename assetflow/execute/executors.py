@@ -43,6 +43,7 @@ class InProcessExecutor:
 
     name: ClassVar[str] = "inprocess"
     capacity = 1
+    shares_host: ClassVar[bool] = True  # its files are on this kernel: the runner syncs them (``deferred_sync``)
 
     def __init__(self, *, jobs: int | None = None, address: str | None = None) -> None:
         if jobs not in (None, 1):

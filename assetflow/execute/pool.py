@@ -185,6 +185,7 @@ class ProcessExecutor:
     """
 
     name: ClassVar[str] = "processes"
+    shares_host: ClassVar[bool] = True  # workers are this host's processes: the runner syncs their files
 
     def __init__(self, *, jobs: int | None = None, address: str | None = None) -> None:
         if address is not None:

@@ -51,7 +51,7 @@ from assetflow.plan import Assessment
 from assetflow.state.lock import ProjectLock
 from assetflow.state.logs import write_log
 from assetflow.state.store import Materialization
-from assetflow.storage.files import remove_temp_files
+from assetflow.storage.files import make_durable, remove_temp_files
 from assetflow.workspace import Workspace
 SMALL_PLAN = 2  # at most this many assets to compute: in this process, not in a worker it would start
 
@@ -113,6 +113,7 @@ class Run:
         self.results: dict[str, AssetResult] = {}
         self._unreadable: set[str] = set()  # sources whose files could not be read in this run
         self._fresh_events: list[tuple[str, str, str, float | None, str | None, str]] = []
+        self._defer_sync = False  # set once the executor is known (``_run_all``)
         self._saved_code: set[str] = set()  # code fingerprints whose sources this run has recorded
         self._gate: Gate | None = None  # judges checked assets' versions (built on first use)
 
@@ -270,6 +271,8 @@ class Run:
         if warm_up is not None:
             warm_up(self.ws.config, stale)
         capacity = max(1, int(self.executor.capacity))
+        # Workers on this host leave their files' fsyncs to this process: one syncfs per batch of results.
+        self._defer_sync = bool(getattr(self.executor, "shares_host", False))
         self._notify("begin", len(units), stale, capacity)
         affinity = getattr(self.executor, "affinity", None)  # optional: where a task's inputs already are
         score = None if affinity is None else (lambda name: affinity(launches[name].task))
@@ -314,7 +317,10 @@ class Run:
                     if wait is not None:
                         time.sleep(wait)
                     continue
-                for future in self.executor.wait_any(list(running), timeout=wait):
+                done = self.executor.wait_any(list(running), timeout=wait)
+                make_durable([path for future in done if _has_result(future)
+                              for path in getattr(future.result(), "unsynced", ())])  # before any is recorded
+                for future in done:
                     name = running.pop(future)
                     self._lock.note_running(running.values())
                     launch = launches[name]
@@ -542,7 +548,8 @@ class Run:
             self.current[name] = earlier
             self._record_event(AssetResult(name, "restored", verdict.reasons, data_hash=earlier.data_hash))
             return None
-        task = ComputeTask(self.ws.config, asset, self._inputs(spec, key), self.ws.io_of(spec), self.code_token, key)
+        task = ComputeTask(self.ws.config, asset, self._inputs(spec, key), self.ws.io_of(spec), self.code_token, key,
+                           defer_sync=self._defer_sync)
         return _Launch(task, verdict, upstream, self._pools(spec))
 
     def _pools(self, spec: AssetSpec) -> frozenset[str]:

@@ -32,6 +32,7 @@ from assetflow.execute.capture import captured
 from assetflow.hashing import hash_fields
 from assetflow.project import ProjectConfig
 from assetflow.secrets import redact
+from assetflow.storage.files import deferred_sync
 
 VALUE_FORMATS = ("json", "pickle")  # backends for which None is a value to store, not a forgotten `return`
 _WORKSPACES: dict[tuple[object, ...], tuple[Any, str]] = {}  # project key -> (workspace, code token)
@@ -56,6 +57,7 @@ class ComputeTask:
     io: str
     code_token: str = ""
     partition: str = ""  # the partition key computed ("" for an unpartitioned asset)
+    defer_sync: bool = False  # files stored unsynced, listed in the result: the coordinator syncs (same host only)
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -72,6 +74,7 @@ class ComputeResult:
     error: str | None = None  # formatted traceback when the asset failed
     unreadable_source: str | None = None  # the source whose file could not be read, when that was the failure
     log: str = ""  # what the asset printed and logged while it ran (``assetflow.execute.capture``)
+    unsynced: tuple[str, ...] = ()  # files stored without fsync (``ComputeTask.defer_sync``): sync before recording
 
     @property
     def made(self) -> str | None:
@@ -259,7 +262,8 @@ def _compute(task: ComputeTask, started: float) -> ComputeResult:
                 f"Asset `{task.asset}` ({spec.where}) returned None: did you forget `return`? Return the "
                 f"table it makes (e.g. `return df`); it was not stored."))
         try:
-            stored = handoff.store(workspace.backends.get(task.io), task.io, task.asset, value)
+            with deferred_sync(task.defer_sync) as unsynced:
+                stored = handoff.store(workspace.backends.get(task.io), task.io, task.asset, value)
         except AssetflowError as exc:  # the backend's own refusal says what to do; its frames are noise
             return ComputeResult(task.asset, None, started, time.time(), f"{type(exc).__name__}: {redact(str(exc))}")
     except SystemExit as exc:
@@ -273,7 +277,7 @@ def _compute(task: ComputeTask, started: float) -> ComputeResult:
         return ComputeResult(task.asset, None, started, time.time(), redact(f"{type(exc).__name__}: {exc}"))
     except Exception as exc:  # noqa: BLE001 - the asset's failure is data for the coordinator
         return ComputeResult(task.asset, None, started, time.time(), _asset_traceback(exc))
-    return ComputeResult(task.asset, stored, started, time.time())
+    return ComputeResult(task.asset, stored, started, time.time(), unsynced=tuple(unsynced))
 
 
 def _end_forked_child(asset: str, parent: int) -> None:

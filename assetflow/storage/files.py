@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import os
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from assetflow.errors import StorageError
 from assetflow.failpoints import failpoint
 from assetflow.hashing import stat_token
 
-__all__ = ["TEMP_PREFIX", "atomic_target", "confined", "confined_for_write", "fsync_dir", "links_under",
+__all__ = ["TEMP_PREFIX", "atomic_target", "confined", "confined_for_write", "deferred_sync", "fsync_dir",
+           "links_under", "make_durable",
            "remove_temp_files", "replace_link_with_copy", "stat_token"]
 
 TEMP_PREFIX = ".tmp-"
@@ -141,27 +145,103 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+_UNSYNCED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("assetflow_unsynced", default=None)
+
+
 @contextlib.contextmanager
 def atomic_target(final: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; on success fsync and rename it into place.
 
     A crash at any instant leaves either the old file or the new complete one at
-    ``final``, plus perhaps a ``.tmp-*`` file that cleanup removes later.
+    ``final``, plus perhaps a ``.tmp-*`` file that cleanup removes later. Inside
+    ``deferred_sync`` the file is renamed without its two fsyncs and listed instead:
+    whoever records it makes it durable first (``make_durable``).
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=final.parent)
     os.close(fd)
     temp = Path(temp_name)
+    unsynced = _UNSYNCED.get()
     try:
         yield temp
         failpoint("after_data_write")
-        with open(temp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        if unsynced is None:
+            with open(temp, "rb+") as handle:
+                os.fsync(handle.fileno())
         os.replace(temp, final)
-        fsync_dir(final.parent)
+        if unsynced is None:
+            fsync_dir(final.parent)
+        else:
+            unsynced.append(str(final))
         failpoint("after_rename")
     finally:
         temp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def deferred_sync(enabled: bool = True) -> Iterator[list[str]]:
+    """Within: files ``atomic_target`` renames into place are listed, not fsynced, one by one.
+
+    For a worker on the coordinator's host: the coordinator makes all that its workers wrote
+    since its last record durable with one ``syncfs`` (``make_durable``) before it records any
+    of them, instead of two fsyncs a file (0.42 against ~0.1 ms an asset here). Never across
+    hosts: a ``syncfs`` reaches only this kernel's page cache. Disabled, the list stays empty.
+    """
+    written: list[str] = []
+    if not enabled:
+        yield written
+        return
+    token = _UNSYNCED.set(written)
+    try:
+        yield written
+    finally:
+        _UNSYNCED.reset(token)
+
+
+def make_durable(paths: Iterable[str]) -> None:
+    """Flush files renamed without fsync (``deferred_sync``) and their folders to disk.
+
+    One ``syncfs`` per file system where Linux has it; elsewhere, or if it fails, each file
+    and its folder are fsynced as ``atomic_target`` would have. A file already replaced or
+    removed needs nothing.
+    """
+    by_device: dict[int, list[str]] = {}
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            by_device.setdefault(os.stat(path).st_dev, []).append(path)
+    syncfs = _syncfs()
+    for files in by_device.values():
+        if syncfs is not None:
+            fd = os.open(os.path.dirname(files[0]), os.O_RDONLY)
+            try:
+                if syncfs(fd) == 0:
+                    continue
+            finally:
+                os.close(fd)
+        for path in files:
+            with contextlib.suppress(FileNotFoundError):
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            fsync_dir(Path(path).parent)
+
+
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    """libc's ``syncfs(fd)`` (Linux), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function  # type: ignore[no-any-return]
 
 
 def remove_temp_files(root: Path) -> int:

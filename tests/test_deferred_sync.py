@@ -1,0 +1,111 @@
+"""Grouped fsyncs (issue 17, ``storage.files.deferred_sync``): a worker on the coordinator's host stores
+its files without their two fsyncs and lists them; the coordinator makes them durable with one syncfs
+per batch of results, before it records any of them. Crash safety is the battery's
+(tests/test_reliability_crash.py); here: what is synced, when, and the fallback."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assetflow import api
+from assetflow.storage import files
+from conftest import ProjectDir
+
+
+class Syscalls:
+    """Counts fsync and syncfs calls, and keeps the order of syncs and state commits."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, syncfs: bool = True) -> None:
+        self.fsyncs = 0
+        self.events: list[str] = []
+        real_fsync = os.fsync
+        real_syncfs = files._syncfs()
+
+        def fsync(fd: int) -> None:
+            self.fsyncs += 1
+            real_fsync(fd)
+
+        def counting_syncfs(fd: int) -> int:
+            self.events.append("syncfs")
+            return real_syncfs(fd) if real_syncfs is not None else 0
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(files, "_syncfs", lambda: counting_syncfs if syncfs else None)
+
+
+def test_inside_deferred_sync_a_file_is_renamed_unsynced_and_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = Syscalls(monkeypatch)
+    with files.deferred_sync() as written:
+        with files.atomic_target(tmp_path / "a" / "one.bin") as temp:
+            temp.write_bytes(b"1")
+        with files.atomic_target(tmp_path / "b" / "two.bin") as temp:
+            temp.write_bytes(b"2")
+    assert calls.fsyncs == 0 and written == [str(tmp_path / "a" / "one.bin"), str(tmp_path / "b" / "two.bin")]
+    assert (tmp_path / "a" / "one.bin").read_bytes() == b"1"
+    files.make_durable(written)
+    assert calls.events == ["syncfs"] and calls.fsyncs == 0  # one file system: one syncfs for both
+    with files.atomic_target(tmp_path / "c.bin") as temp:  # outside: synced as always (file and folder)
+        temp.write_bytes(b"3")
+    assert calls.fsyncs == 2
+
+
+def test_disabled_or_without_syncfs_every_file_and_folder_is_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = Syscalls(monkeypatch, syncfs=False)
+    with files.deferred_sync(enabled=False) as written:
+        with files.atomic_target(tmp_path / "x.bin") as temp:
+            temp.write_bytes(b"x")
+    assert written == [] and calls.fsyncs == 2
+    with files.deferred_sync() as written:
+        for name in ("p.bin", "q.bin"):
+            with files.atomic_target(tmp_path / name) as temp:
+                temp.write_bytes(b"p")
+    (tmp_path / "q.bin").unlink()  # replaced or removed since: nothing to sync
+    files.make_durable(written)
+    assert calls.fsyncs == 2 + 2 and calls.events == []
+
+
+@pytest.mark.parametrize("executor", ["inprocess", "processes"])
+def test_a_run_syncs_its_workers_files_before_it_records_them(project: ProjectDir, monkeypatch: pytest.MonkeyPatch,
+                                                               executor: str) -> None:
+    project.write("pipeline.py", '''
+        import polars as pl
+        from assetflow import asset
+
+        @asset
+        def a() -> pl.DataFrame:
+            return pl.DataFrame({"x": [1, 2]})
+
+        @asset
+        def b(a: pl.DataFrame) -> pl.DataFrame:
+            return a.with_columns(y=a["x"] * 2)
+
+        @asset
+        def c(a: pl.DataFrame) -> pl.DataFrame:
+            return a.head(1)
+    ''')
+    calls = Syscalls(monkeypatch)
+    from assetflow.state.store import StateStore
+
+    real_record = StateStore.record
+
+    def record(self: StateStore, db: Any, mat: Any, *args: Any, **kwargs: Any) -> Any:
+        stored = list(project.root.rglob(Path(mat.location).name))
+        calls.events.append(f"record {mat.asset}:{len(stored) == 1}")
+        return real_record(self, db, mat, *args, **kwargs)
+
+    monkeypatch.setattr(StateStore, "record", record)
+    result = api.materialize(project=project.root, executor=executor)
+    assert {n: r.outcome for n, r in result.results.items()} == dict.fromkeys("abc", "ran")
+    records = [e for e in calls.events if e.startswith("record")]
+    assert sorted(records) == ["record a:True", "record b:True", "record c:True"]
+    # The coordinator synced before each record, and never more often than it recorded.
+    assert calls.events[0] == "syncfs" and 1 <= calls.events.count("syncfs") <= 3
+    for index, event in enumerate(calls.events):
+        if event.startswith("record"):
+            assert "syncfs" in calls.events[:index]
+    if executor == "inprocess":
+        assert calls.fsyncs == 0, "the stores' own fsyncs were not left to the coordinator"
