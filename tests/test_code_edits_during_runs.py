@@ -209,6 +209,28 @@ def test_the_code_fingerprint_cache_holds_only_for_the_same_compiled_bytes(
     unsure.close()
 
 
+def test_a_run_keeps_the_code_digests_it_walked_for_the_next_full_check(tmp_path: Path, module_name: str) -> None:
+    """A cold run fingerprints each asset at its turn (its upstreams were missing when it was planned);
+    those digests are kept, so the next full check walks no code (it used to walk every asset again)."""
+    (tmp_path / "pyproject.toml").write_text(f'[tool.assetflow]\nmodules = ["{module_name}"]\n')
+    (tmp_path / f"{module_name}.py").write_text(
+        "from assetflow import asset\n\n\n@asset(io=\"json\")\ndef first() -> int:\n    return 1\n\n\n"
+        "@asset(io=\"json\")\ndef second(first: int) -> int:\n    return first + 1\n\n\n"
+        "@asset(io=\"json\")\ndef third(second: int) -> int:\n    return second + 1\n")
+    ws = Workspace.load(tmp_path)
+    result = assetflow.materialize(project=ws, executor="inprocess")
+    assert {n: r.outcome for n, r in result.results.items()} == dict.fromkeys(["first", "second", "third"], "ran")
+    walked = {n: ws._code[n].digest for n in ("first", "second", "third")}
+    ws.close()
+
+    again = Workspace.load(tmp_path)
+    verdicts = again.assess_all()
+    assert {n: v.state for n, v in verdicts.items()} == dict.fromkeys(walked, "fresh")
+    assert again._code == {}  # every digest came from the cache: no asset's code was walked
+    assert {n: again.code_digest(again.graph.specs[n]) for n in walked} == walked  # type: ignore[arg-type]
+    again.close()
+
+
 def test_a_daemon_reloads_after_an_edit_that_landed_during_its_load(
     tmp_path: Path, module_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -173,6 +173,7 @@ class Run:
             try:
                 with self._ctrl_c():
                     self._run_all()
+                self.ws.save_code_cache()  # the digests walked at each asset's turn: the next full check reuses them
                 status = "succeeded" if all(r.outcome not in ("failed", "skipped") for r in self.results.values()) else "failed"
                 if (status == "succeeded" and len(self.order) == len(self.graph.assets())
                         and self.partition in (None, "all")):  # a backfill of a range leaves other keys as they are
