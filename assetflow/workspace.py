@@ -306,7 +306,9 @@ class Workspace:
         if current is not None and current.code_fingerprint != recipe.code:
             old_code = self.store.code_sources(current.code_fingerprint)
             new_code = self.code(spec).sources
-        source_names = frozenset(u for u in spec.upstreams if isinstance(self.graph.specs[u], SourceSpec))
+        source_names = frozenset()  # named only in the reason for an upstream that changed
+        if current is not None and current.upstream != recipe.upstream:
+            source_names = frozenset(u for u in spec.upstreams if isinstance(self.graph.specs[u], SourceSpec))
         return assess(spec.name, recipe, current, check, sources=source_names, old_code=old_code, new_code=new_code)
 
     def assess_all(self, names: Iterable[str] | None = None) -> dict[str, Assessment]:

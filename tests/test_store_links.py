@@ -116,3 +116,27 @@ def test_resolved_folders_cached_for_reads_give_the_same_paths_and_refusals(tmp_
         for cache in (folders, None):
             with pytest.raises(StorageError, match="outside the storage root"):
                 confined(root, location, folders=cache)
+
+
+def test_a_check_in_a_folder_already_checked_still_sees_links_edits_and_removals(tmp_path: Path) -> None:
+    """Checks after the first in a folder take one lstat (issue 17); they must see what the first one would."""
+    backend = ParquetBackend(tmp_path / "data", {})
+    kept = backend.store("a", pl.DataFrame({"x": [1, 2]}))
+    other = backend.store("a", pl.DataFrame({"x": [3]}))
+    assert backend.check("a", kept.location, kept.data_hash, kept.token).status == "ok"  # the folder is now known
+    assert backend.check("a", other.location, other.data_hash, other.token).status == "ok"
+
+    path = backend.root / other.location
+    path.unlink()
+    assert backend.check("a", other.location, other.data_hash, other.token).status == "missing"
+
+    outside = tmp_path / "outside.parquet"
+    (backend.root / kept.location).rename(outside)
+    (backend.root / kept.location).symlink_to(outside)  # a link out of the root, where a version was
+    with pytest.raises(StorageError, match="outside the storage root"):
+        backend.check("a", kept.location, kept.data_hash, kept.token)
+
+    (backend.root / kept.location).unlink()
+    pl.DataFrame({"x": [9, 9]}).write_parquet(backend.root / kept.location)  # edited outside assetflow
+    found = backend.check("a", kept.location, kept.data_hash, kept.token)
+    assert found.status == "modified" and found.token != kept.token

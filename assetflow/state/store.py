@@ -13,7 +13,7 @@ import dataclasses
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -274,23 +274,45 @@ class StateStore:
         cached = self._pointed_cache.get(key)
         if cached is not None and cached[0] == stamp:
             return dict(cached[1])
-        found = self._read_pointed(env, where, args)
+        found = self._read_pointed(env, where, args, cached[1] if cached is not None else {})
         if len(self._pointed_cache) >= 4:
             self._pointed_cache.clear()
         self._pointed_cache[key] = (stamp, found)
         return dict(found)
 
-    def _read_pointed(self, env: str, where: str, args: tuple[object, ...]) -> dict[tuple[str, str], Materialization]:
-        rows = self._db.execute(
-            f"SELECT c.asset, c.partition, {', '.join('m.' + c.strip() for c in _MAT_COLUMNS.split(','))} "
+    def _read_pointed(self, env: str, where: str, args: tuple[object, ...],
+                      known: Mapping[tuple[str, str], Materialization]) -> dict[tuple[str, str], Materialization]:
+        """The pointed records, parsing only those not in ``known`` (the last read of the same rows).
+
+        A record never changes but for its stat token (``update_token``), so one already parsed,
+        with the same id, run and token, is the same record: after a run that moved a few
+        pointers of 10,000, only those few are parsed again (parsing all costs ~0.2 s).
+        """
+        by_id = {mat.id: mat for mat in known.values()}
+        pointed: list[tuple[tuple[str, str], int]] = []
+        parsed: dict[int, Materialization] = {}
+        for asset, partition, mid, run_id, token in self._db.execute(
+            f"SELECT c.asset, c.partition, m.id, m.run_id, m.token "
             f"FROM pointers c JOIN materializations m ON m.id = c.materialization WHERE c.env = ? AND {where}",
             (env, *args),
-        )
-        found = {}
-        for asset, partition, *row in rows:
-            mat = row_to_materialization(tuple(row))
+        ):
+            pointed.append(((asset, partition), mid))
+            mat = by_id.get(mid)
+            if mat is not None and mat.run_id == run_id and mat.token == token:
+                parsed[mid] = mat
+        unparsed = sorted({mid for _, mid in pointed if mid not in parsed})
+        if unparsed:
+            for row in self._db.execute(
+                f"SELECT {_MAT_COLUMNS} FROM materializations WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(unparsed),),
+            ):
+                mat = row_to_materialization(tuple(row))
+                parsed[mat.id] = mat  # type: ignore[index]
+        found: dict[tuple[str, str], Materialization] = {}
+        for (asset, partition), mid in pointed:
+            mat = parsed.get(mid)
             # A pointer at another asset's (or partition's) record is damage: no version, not a wrong one.
-            if mat.asset == asset and mat.partition == partition:
+            if mat is not None and mat.asset == asset and mat.partition == partition:
                 found[(asset, partition)] = mat
         return found
 
