@@ -32,7 +32,7 @@ from assetflow.storage.files import atomic_target, confined, stat_token
 
 if TYPE_CHECKING:
     from assetflow.execute.pool import main_module_hidden
-    from assetflow.execute.task import warm_up
+    from assetflow.execute.task import run_ended, warm_up
     from assetflow.fingerprint.data import table_hash
     from assetflow.storage.table import require_table
     from assetflow.storage.table import TableBackend
@@ -55,6 +55,7 @@ __all__ = [
     "hookimpl",
     "main_module_hidden",
     "require_table",
+    "run_ended",
     "stat_token",
     "table_hash",
     "warm_up",
@@ -64,6 +65,7 @@ _LAZY = {
     "TableBackend": "assetflow.storage.table",
     "main_module_hidden": "assetflow.execute.pool",
     "require_table": "assetflow.storage.table",
+    "run_ended": "assetflow.execute.task",
     "table_hash": "assetflow.fingerprint.data",
     "warm_up": "assetflow.execute.task",
 }

@@ -124,3 +124,32 @@ def test_dask_local_cluster_runs_the_plan_and_survives_killed_workers(project: P
     assert {n: o for n, o in again.items() if n != "_"} == {
         "left": "fresh", "right": "fresh", "joined": "fresh", "killed_for_good": "ran",
     }
+
+
+def test_workers_of_your_own_cluster_drop_the_kept_tables_when_a_run_ends(project: ProjectDir) -> None:
+    """A cluster given by --address outlives the run: its workers must not keep the run's tables (up to 256 MB each)."""
+    from distributed import Client, LocalCluster
+
+    project.write("pipeline.py", """
+        import polars as pl
+        from assetflow import asset
+
+        @asset
+        def first() -> pl.DataFrame:
+            return pl.DataFrame({"x": list(range(1000))})
+
+        @asset
+        def second(first: pl.DataFrame) -> pl.DataFrame:
+            return first.with_columns(y=pl.col("x") * 2)
+    """)
+
+    def kept() -> int:
+        from assetflow.execute import handoff
+
+        return handoff.kept_count()
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        result = project.materialize("--executor", "dask", "--address", cluster.scheduler_address)
+        assert {n: o for n, o in result.items() if n != "_"} == {"first": "ran", "second": "ran"}
+        assert list(client.run(kept).values()) == [0]  # the worker stored two tables and dropped them at the end

@@ -156,6 +156,12 @@ def warm_up(config: ProjectConfig) -> None:
         _WORKSPACES.pop(_project_key(config), None)
 
 
+def run_ended() -> None:
+    """What a long-lived worker drops when a run ends: the tables it kept for that run's inputs
+    (``execute.handoff``). Process-pool workers end with their run; a Dask cluster's stay up."""
+    handoff.clear()
+
+
 def value_kind(spec: AssetSpec, parameter: str) -> ValueKind:
     """What a parameter receives: a LazyFrame (annotated ``pl.LazyFrame``), an Arrow table
     (annotated ``pa.Table``), else a polars DataFrame."""

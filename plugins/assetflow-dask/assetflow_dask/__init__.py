@@ -201,12 +201,24 @@ class DaskExecutor:
                 task.future.set_exception(WorkerLost("the run was stopped while this task ran"))
         self._queue.clear()
         self._running.clear()
+        if self._client is not None and self._cluster is None:
+            self._release_workers()
         if self._client is not None:
             self._client.close()
             self._client = None
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+
+    def _release_workers(self) -> None:
+        """Tell your own cluster's workers the run ended, so they drop the tables kept for its inputs
+        (up to 256 MB a worker, ``assetflow.ext.run_ended``); a LocalCluster of ours just closes."""
+        from assetflow.ext import run_ended
+
+        try:
+            self._client.run(run_ended)
+        except Exception as exc:  # noqa: BLE001 - a worker gone or unreachable has nothing to drop
+            logging.getLogger(__name__).debug("could not tell the workers the run ended: %s", exc)
 
     def kill_now(self) -> None:
         """A second Ctrl-C: kill the LocalCluster's worker processes without ceremony."""
