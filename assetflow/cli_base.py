@@ -90,7 +90,25 @@ def emit_json(payload: dict[str, Any]) -> None:
     emit(json.dumps(document(context.info_name if context else None, payload), indent=2, default=str))
 
 
+COLLECTOR_THRESHOLDS = (100_000, 20, 20)  # Python's default: (700, 10, 10)
+
+
+def tune_collector() -> None:
+    """Python's cycle collector run less often in an ``assetflow`` process, as mypy does for its own.
+
+    Assessing a project allocates a few objects per asset, none in a cycle, and every few
+    hundred allocations the default thresholds walk the young objects, and regularly all of
+    them: with 10,000 assets loaded (a daemon, a full ``status``) a full collection took
+    0.17-0.2 s of each 0.5 s assessment. Memory is still freed by reference counting; only
+    cyclic garbage waits longer. Set for the command's own process, never by the library.
+    """
+    import gc
+
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
+
+
 @click.group(cls=JsonAwareGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="assetflow")
 def main() -> None:
     """assetflow: declare data assets in Python; materialize only what changed."""
+    tune_collector()

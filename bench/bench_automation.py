@@ -309,6 +309,9 @@ def main() -> None:
     parser.add_argument("--reuse", type=Path, default=None,
                         help="A project this script generated before (kept, not regenerated; for --skip tick idle).")
     args = parser.parse_args()
+    from assetflow.cli_base import tune_collector
+
+    tune_collector()  # what the `assetflow` command does for its process, the daemon's included
     results: dict[str, object] = {"n": args.n, "machine_cores": os.cpu_count(), "load_average": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
         project = args.reuse or Path(tmp) / "project"
