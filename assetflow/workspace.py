@@ -44,7 +44,8 @@ class Workspace:
         self._cached_code: dict[str, str] | None = None  # asset -> code digest from an earlier run, same code
         self._sources: dict[str, SourceVersion] = {}
         self._source_partitions: dict[str, dict[str, SourceVersion]] = {}
-        self._verified: dict[tuple[str, str, str], str] = {}  # (io, location, data hash) -> token checked ok
+        # (io, location, data hash) -> token checked ok, during one assessment (``assess_all`` empties it)
+        self._verified: dict[tuple[str, str, str], str] = {}
         self.now: float | None = None  # the instant partition keys are listed at (None: the clock); tests set it
         self.key_clock: object | None = None  # the partition keys listed once per load (partitions.keys.key_clock)
         # The schedules and sensors declared while the project was imported, when the loader recorded
@@ -317,6 +318,9 @@ class Workspace:
         An asset whose upstream is stale or missing is stale too, with that reason,
         since the upstream will be recomputed before it.
         """
+        # Tokens verified by an earlier assessment may be older than the records now: a run since
+        # rewrote that location (``--force``), and a long-lived process would keep every one.
+        self._verified.clear()
         from assetflow.partitions.units import is_partitioned
 
         if is_partitioned(self.graph):

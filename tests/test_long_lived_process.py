@@ -93,3 +93,27 @@ def test_python_stdin_in_the_project_folder_keeps_its_main(project: ProjectDir) 
                               env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == "ok True"
+
+
+def test_a_kept_workspace_checks_a_rewritten_version_by_its_new_record(project: ProjectDir, monkeypatch) -> None:
+    """A daemon keeps one workspace across ticks. A run elsewhere (``--force``) rewrites a version at the same
+    content-addressed location; the next assessment trusts the new record's token instead of the one it verified
+    before, which read the whole file back to hash it on every such tick (and kept every token ever verified)."""
+    import assetflow.fingerprint.data as data_module
+    from assetflow.workspace import Workspace
+
+    project.write("pipeline.py", PIPELINE.replace("VALUE", "3"))
+    project.write("helpers.py", "def factor() -> int:\n    return 1\n")
+    assert api.materialize(project=project.root, executor="inprocess").ok
+    kept = Workspace.load(project.root)
+    try:
+        assert kept.assess_all()["scaled"].fresh
+        assert api.materialize("scaled", force=True, project=project.root, executor="inprocess").ok
+        hashed: list[object] = []
+        table_hash = data_module.table_hash
+        monkeypatch.setattr(data_module, "table_hash", lambda table: hashed.append(table) or table_hash(table))
+        assert kept.assess_all()["scaled"].fresh
+        assert hashed == []  # the file was checked by its stat token, not read back
+        assert len(kept._verified) == 1
+    finally:
+        kept.close()
