@@ -140,3 +140,21 @@ def test_a_check_in_a_folder_already_checked_still_sees_links_edits_and_removals
     pl.DataFrame({"x": [9, 9]}).write_parquet(backend.root / kept.location)  # edited outside assetflow
     found = backend.check("a", kept.location, kept.data_hash, kept.token)
     assert found.status == "modified" and found.token != kept.token
+
+
+def test_a_checked_folder_that_is_a_link_is_resolved_and_confined(tmp_path: Path) -> None:
+    """Only real folders take the one-lstat way; a linked folder is resolved (and refused out of the root)."""
+    first = ParquetBackend(tmp_path / "data", {})
+    stored = first.store("a", A)
+    folder = first.root / "a"
+    moved = first.root / "elsewhere"
+    folder.rename(moved)
+    folder.symlink_to(moved)  # a link inside the root: read through it
+    assert ParquetBackend(tmp_path / "data", {}).check("a", stored.location, stored.data_hash, stored.token).status == "ok"
+
+    outside = tmp_path / "outside"
+    folder.unlink()
+    moved.rename(outside)
+    folder.symlink_to(outside)  # a link out of the root
+    with pytest.raises(StorageError, match="outside the storage root"):
+        ParquetBackend(tmp_path / "data", {}).check("a", stored.location, stored.data_hash, stored.token)

@@ -66,7 +66,10 @@ def overdue(policy_text: str | None, updated_at: float | None, now: float) -> tu
 def status_row(name: str, kind: str, states: list[str], reasons: list[str], **fields: object) -> AssetStatus:
     """The one builder of a status row (the full assessment here, the fast path in ``fastpath``):
     ``states`` in any order, kept in ``PRECEDENCE`` order, the first of them the row's ``state``."""
-    ordered = tuple(s for s in PRECEDENCE if s in states)
+    if len(states) == 1 and states[0] in PRECEDENCE:
+        ordered: tuple[str, ...] = (states[0],)  # most rows: a third of building one, 10,000 per full status
+    else:
+        ordered = tuple(s for s in PRECEDENCE if s in states)
     return AssetStatus(name=name, kind=kind, state=ordered[0], reasons=reasons, states=ordered,
                        **fields)  # type: ignore[arg-type]
 

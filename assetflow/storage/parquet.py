@@ -133,12 +133,16 @@ class ParquetBackend(TableBackend):
     def _token(self, location: str) -> tuple[Path | str, str | None]:
         """A version's path and stat token (None: no such file), as ``check`` needs them.
 
-        Once a folder is resolved (inside the root, or refused), a plain file in it costs one
+        A plain file in a folder known to be plain (``_plain_folder``) or already resolved costs one
         ``lstat`` and no ``Path``: a full check stats every asset's version, 10,000 of them on
-        every tick of a daemon that must assess a large selection.
+        every tick of a daemon that must assess a large selection, and in every new process.
         """
         folder, _, name = location.rpartition("/")
         known = self._checked_folders.get(folder)
+        if known is None:
+            known = self._plain_folder(folder)
+            if known is not None:
+                self._checked_folders[folder] = known
         if known is not None and name not in ("", ".", ".."):
             plain = f"{known}/{name}"
             try:
@@ -155,6 +159,22 @@ class ParquetBackend(TableBackend):
             return path, stat_token(path)
         except FileNotFoundError:
             return path, None
+
+    def _plain_folder(self, folder: str) -> str | None:
+        """``folder`` below the resolved root if each of its components is a real folder (no link, no
+        ``..``): one ``lstat`` a component, the first time a process checks a version in it. Anything
+        else (a link, a missing folder) takes ``confined``'s way."""
+        path = str(self._resolved_root())
+        for part in folder.split("/") if folder else ():
+            if part in ("", ".", ".."):
+                return None
+            path = f"{path}/{part}"
+            try:
+                if not stat.S_ISDIR(os.lstat(path).st_mode):  # a link is not a folder to lstat
+                    return None
+            except OSError:
+                return None
+        return path
 
     def check(self, asset: str, location: str, data_hash: str, token: str) -> CheckResult:
         path, current = self._token(location)
