@@ -158,3 +158,18 @@ def test_a_checked_folder_that_is_a_link_is_resolved_and_confined(tmp_path: Path
     folder.symlink_to(outside)  # a link out of the root
     with pytest.raises(StorageError, match="outside the storage root"):
         ParquetBackend(tmp_path / "data", {}).check("a", stored.location, stored.data_hash, stored.token)
+
+
+def test_the_snapshots_local_file_is_the_confined_path(tmp_path: Path) -> None:
+    """``local_file`` (what the no-op snapshot stats) gives what ``confined`` gives, links included."""
+    backend = ParquetBackend(tmp_path / "data", {})
+    a, b = backend.store("a", A), backend.store("b", B)
+    root = backend.root.resolve()
+    assert backend.local_file(a.location) == root / a.location
+    (root / a.location).unlink()
+    (root / a.location).symlink_to(root / b.location)  # a link inside the root: the link, not its target
+    assert ParquetBackend(tmp_path / "data", {}).local_file(a.location) == root / a.location
+    (root / a.location).unlink()
+    (root / a.location).symlink_to(tmp_path)  # out of the root: refused
+    with pytest.raises(StorageError, match="outside the storage root"):
+        ParquetBackend(tmp_path / "data", {}).local_file(a.location)

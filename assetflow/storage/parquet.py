@@ -54,6 +54,15 @@ class ParquetBackend(TableBackend):
         return self._base
 
     def local_file(self, location: str) -> Path:
+        """The version's file as the no-op snapshot stats it: ``_path``, with ``_token``'s shortcut for a
+        plain file in a plain folder (the snapshot after a run names every partition's file)."""
+        plain = self._plain_file(location)
+        if plain is not None:
+            try:
+                if not stat.S_ISLNK(os.lstat(plain).st_mode):
+                    return Path(plain)
+            except FileNotFoundError:
+                return Path(plain)  # where it would be: what ``confined`` gives for a missing file too
         return self._path(location)
 
     def store_with_table(self, asset: str, value: object) -> tuple[StoredData, pa.Table | None]:
@@ -137,14 +146,8 @@ class ParquetBackend(TableBackend):
         ``lstat`` and no ``Path``: a full check stats every asset's version, 10,000 of them on
         every tick of a daemon that must assess a large selection, and in every new process.
         """
-        folder, _, name = location.rpartition("/")
-        known = self._checked_folders.get(folder)
-        if known is None:
-            known = self._plain_folder(folder)
-            if known is not None:
-                self._checked_folders[folder] = known
-        if known is not None and name not in ("", ".", ".."):
-            plain = f"{known}/{name}"
+        plain = self._plain_file(location)
+        if plain is not None:
             try:
                 st = os.lstat(plain)
             except FileNotFoundError:
@@ -152,6 +155,7 @@ class ParquetBackend(TableBackend):
             if not stat.S_ISLNK(st.st_mode):
                 return plain, token_of(st)
         path = self._path(location)  # resolves the folder (refusing one outside the root) and follows a link
+        folder = location.rpartition("/")[0]
         resolved = self._folders.get(self._resolved_root() / folder)
         if resolved is not None:
             self._checked_folders[folder] = str(resolved)
@@ -159,6 +163,20 @@ class ParquetBackend(TableBackend):
             return path, stat_token(path)
         except FileNotFoundError:
             return path, None
+
+    def _plain_file(self, location: str) -> str | None:
+        """``location`` under its folder as already resolved or found plain, as text; None when the
+        folder is neither (a link, ``..``) or the name is not a file name: then ``_path`` decides."""
+        folder, _, name = location.rpartition("/")
+        if name in ("", ".", ".."):
+            return None
+        known = self._checked_folders.get(folder)
+        if known is None:
+            known = self._plain_folder(folder)
+            if known is None:
+                return None
+            self._checked_folders[folder] = known
+        return f"{known}/{name}"
 
     def _plain_folder(self, folder: str) -> str | None:
         """``folder`` below the resolved root if each of its components is a real folder (no link, no
