@@ -12,10 +12,11 @@ import importlib
 import importlib.util
 import os
 import sys
+import time
 import tomllib
 import traceback
 import types
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -202,8 +203,34 @@ def _note_imported(config: ProjectConfig, before: set[str]) -> None:
             _IMPORTED.add(name)
 
 
-def load_specs(config: ProjectConfig) -> dict[str, Spec]:
-    """Import the project afresh and collect its assets and sources (duplicates are an error)."""
+SAVE_RETRIES = 5  # loads tried again after a failure while a module file was being saved in place
+SAVE_PAUSE_S = 0.05  # how long a save is given to complete before the files are compared
+
+
+def load_specs(config: ProjectConfig, pause: Callable[[float], None] = time.sleep) -> dict[str, Spec]:
+    """Import the project afresh and collect its assets and sources (duplicates are an error).
+
+    An editor that saves in place (truncate, then write) can be caught half-way: the module
+    then fails to import, and its file moves as the save completes. Such a failure is retried
+    (up to ``SAVE_RETRIES`` times, after ``pause(SAVE_PAUSE_S)``); a failure whose files did not
+    move is the user's error, reported at once.
+    """
+    from assetflow.fingerprint.imports import moved_since_read
+
+    for attempt in range(SAVE_RETRIES + 1):
+        started = time.time_ns()
+        try:
+            return _load_specs(config)
+        except ProjectLoadError:
+            if attempt == SAVE_RETRIES:
+                raise
+            pause(SAVE_PAUSE_S)
+            if not moved_since_read(started):
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _load_specs(config: ProjectConfig) -> dict[str, Spec]:
     from assetflow.checks.definitions import attach_checks, recording_checks
 
     with recording_declarations() as declared, recording_checks() as checks:

@@ -231,6 +231,36 @@ def test_a_run_keeps_the_code_digests_it_walked_for_the_next_full_check(tmp_path
     again.close()
 
 
+def test_a_load_caught_in_an_in_place_save_is_tried_again(tmp_path: Path, module_name: str) -> None:
+    """An editor saving in place (truncate, then write) can be caught half-way: the import fails and the file
+    moves once the save lands. The load looks again instead of failing the command (it used to exit 2)."""
+    from assetflow.project import SAVE_PAUSE_S, load_config, load_specs
+
+    path = write_project(tmp_path, module_name, 3)
+    path.write_text("from assetflow import asset\n\nFACTOR = 4\n\n\n@asset(io=\"json\")\ndef value() -> int:\n")
+    pauses: list[float] = []
+
+    def the_save_lands(seconds: float) -> None:
+        pauses.append(seconds)
+        write_module(path, 4)
+
+    specs = load_specs(load_config(tmp_path), pause=the_save_lands)
+    assert pauses == [SAVE_PAUSE_S]
+    assert specs["value"].fn() == 40  # type: ignore[union-attr]
+
+
+def test_an_import_error_in_files_that_stay_put_is_reported_after_one_look(tmp_path: Path, module_name: str) -> None:
+    from assetflow.errors import ProjectLoadError
+    from assetflow.project import SAVE_PAUSE_S, load_config, load_specs
+
+    path = write_project(tmp_path, module_name, 3)
+    path.write_text("from assetflow import asset\n\ndef broken(:\n")
+    pauses: list[float] = []
+    with pytest.raises(ProjectLoadError, match="SyntaxError"):
+        load_specs(load_config(tmp_path), pause=pauses.append)
+    assert pauses == [SAVE_PAUSE_S]  # one look: nothing moved, so the error is the user's
+
+
 def test_a_daemon_reloads_after_an_edit_that_landed_during_its_load(
     tmp_path: Path, module_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

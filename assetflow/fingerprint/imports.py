@@ -31,7 +31,7 @@ from assetflow.fingerprint.listing import importable_names
 from assetflow.hashing import code_bytes_digest, token_of
 
 __all__ = ["LoadedSource", "ProjectLoader", "code_digests", "folder_listing", "importable_names", "install",
-           "is_project_file", "loaded_source", "module_source"]
+           "is_project_file", "loaded_source", "module_source", "moved_since_read"]
 
 _VENDOR_DIRS = frozenset({"site-packages", "dist-packages", ".venv"})
 _HASH_PYC_FLAGS = 0b11  # PEP 552: hash-based, checked against the source
@@ -62,6 +62,25 @@ def module_source(module: types.ModuleType) -> LoadedSource | None:
     if not isinstance(filename, str) or not isinstance(getattr(module, "__loader__", None), ProjectLoader):
         return None
     return _LOADED.get(filename)
+
+
+def moved_since_read(since_ns: int) -> list[str]:
+    """Project files read by imports that began at or after ``since_ns`` whose stat moved since (or that are gone).
+
+    A module caught half-written by an in-place save (truncated, then written) fails to import;
+    its file then moves once the save completes, which tells that failure from a real error.
+    """
+    moved = []
+    for path, loaded in list(_LOADED.items()):
+        if loaded.read_at_ns < since_ns:
+            continue
+        try:
+            now = token_of(os.stat(path))
+        except OSError:
+            now = None
+        if now != loaded.token:
+            moved.append(path)
+    return sorted(moved)
 
 
 class ProjectLoader(importlib.machinery.SourceFileLoader):
