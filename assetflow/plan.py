@@ -42,23 +42,19 @@ class Recipe:
         Remembered per process by the recipe's content (``_KEYS``): a daemon assesses the same
         10,000 recipes on every due tick, and hashing them was a third of that assessment.
         """
-        content = (self.code, self.config, self.io, self.partition, tuple(sorted(self.upstream.items())),
-                   tuple(sorted(self.deps)))
-        found = _KEYS.get(content)
+        upstream = sorted(self.upstream.items())
+        content = (self.code, self.config, self.io, self.partition, str(len(upstream)),
+                   *(x for pair in upstream for x in pair), str(len(self.deps)), *sorted(self.deps))
+        found = _KEYS.get(content)  # the very fields hashed, so two recipes share an entry only if equal
         if found is None:
-            items = [self.code, self.config, self.io, self.partition, str(len(self.upstream))]
-            for name, data_hash in content[4]:
-                items += (name, data_hash)
-            items.append(str(len(self.deps)))
-            items += content[5]
-            found = Digest("recipe").fields(*items).hexdigest()
+            found = Digest("recipe").fields(*content).hexdigest()
             if len(_KEYS) >= _KEYS_KEPT:
                 _KEYS.clear()  # a bound, not an eviction policy: the next assessment fills it again
             _KEYS[content] = found
         return found
 
 
-_KEYS: dict[tuple[object, ...], str] = {}  # recipe content -> key, for ``Recipe.key``
+_KEYS: dict[tuple[str, ...], str] = {}  # recipe content -> key, for ``Recipe.key``
 _KEYS_KEPT = 200_000
 
 

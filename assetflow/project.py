@@ -217,17 +217,15 @@ def load_specs(config: ProjectConfig, pause: Callable[[float], None] = time.slee
     """
     from assetflow.fingerprint.imports import moved_since_read
 
-    for attempt in range(SAVE_RETRIES + 1):
+    for _ in range(SAVE_RETRIES):
         started = time.time_ns()
         try:
             return _load_specs(config)
         except ProjectLoadError:
-            if attempt == SAVE_RETRIES:
-                raise
             pause(SAVE_PAUSE_S)
             if not moved_since_read(started):
                 raise
-    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+    return _load_specs(config)  # the last try: its error, if any, is the one reported
 
 
 def _load_specs(config: ProjectConfig) -> dict[str, Spec]:

@@ -135,9 +135,13 @@ def bench_little_changed(folder: Path, jobs: int) -> dict[str, object]:
     from assetflow.automation.daemon import Daemon
 
     manifest = json.loads((folder / "bench-manifest.json").read_text())
+
+    def materialize(*args: str) -> None:
+        subprocess.run([sys.executable, "-m", "assetflow", "materialize", "--project", str(folder), *args],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     cold_started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "assetflow", "materialize", "--project", str(folder), "--jobs",
-                    str(jobs)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    materialize("--jobs", str(jobs))
     cold = time.perf_counter() - cold_started
     last = f"a{manifest['n'] - 1:05d}"
     source = folder / manifest["sources"]["src_0"]["path"]
@@ -174,12 +178,10 @@ def bench_little_changed(folder: Path, jobs: int) -> dict[str, object]:
     source.write_text("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n")
     measure("one_value")
     # What a daemon's run leaves: a partial run (the changed source's downstream cone), so no snapshot.
-    subprocess.run([sys.executable, "-m", "assetflow", "materialize", "--project", str(folder), "src_0+"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    materialize("src_0+")
     measure("after_partial_run")
     # The most common daemon state: a schedule's run of a few assets since the last assessment.
-    subprocess.run([sys.executable, "-m", "assetflow", "materialize", "--project", str(folder), "--force", last],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    materialize("--force", last)
     measure("after_one_asset_run")
     source.write_bytes(original)
     daemon.close()

@@ -16,8 +16,7 @@ from assetflow.failpoints import failpoint
 from assetflow.hashing import stat_token
 
 __all__ = ["TEMP_PREFIX", "atomic_target", "confined", "confined_for_write", "deferred_sync", "fsync_dir",
-           "links_under", "make_durable",
-           "remove_temp_files", "replace_link_with_copy", "stat_token"]
+           "links_under", "make_durable", "remove_temp_files", "replace_link_with_copy", "stat_token", "unlinked"]
 
 TEMP_PREFIX = ".tmp-"
 
@@ -56,10 +55,16 @@ def confined(root: Path, relative: str, base: Path | None = None, folders: dict[
 
 
 def _without_links(base: Path, relative: str) -> Path | None:
-    """``base / relative`` if resolving it would change nothing (no ``..``, no link below the resolved
-    ``base``), else None. One ``lstat`` per component of ``relative`` (an asset's version: two) instead
-    of one per component of the whole path, twice."""
-    parts = relative.split("/")
+    """``base / relative`` if resolving it would change nothing, else None (``unlinked``)."""
+    plain = unlinked(base, relative)
+    return None if plain is None else Path(plain)
+
+
+def unlinked(base: Path, relative: str) -> str | None:
+    """``base / relative`` as text if resolving it would change nothing (no ``..``, no link below the
+    resolved ``base``; ``""`` is ``base`` itself), else None. One ``lstat`` per component of
+    ``relative`` (an asset's version: two) instead of one per component of the whole path, twice."""
+    parts = relative.split("/") if relative else []
     if any(part in ("", ".", "..") for part in parts):
         return None
     path = str(base)
@@ -67,7 +72,7 @@ def _without_links(base: Path, relative: str) -> Path | None:
         path = f"{path}/{part}"
         if os.path.islink(path):
             return None
-    return Path(path)
+    return path
 
 
 def _refuse_outside(relative: str, target: Path, base: Path) -> None:
@@ -138,7 +143,12 @@ def replace_link_with_copy(link: Path, root: Path) -> bool:
 
 
 def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+    _fsync(folder)
+
+
+def _fsync(path: str | Path) -> None:
+    """fsync a file or a folder by its path."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -166,8 +176,7 @@ def atomic_target(final: Path) -> Iterator[Path]:
         yield temp
         failpoint("after_data_write")
         if unsynced is None:
-            with open(temp, "rb+") as handle:
-                os.fsync(handle.fileno())
+            _fsync(temp)
         os.replace(temp, final)
         if unsynced is None:
             fsync_dir(final.parent)
@@ -220,11 +229,7 @@ def make_durable(paths: Iterable[str]) -> None:
                 os.close(fd)
         for path in files:
             with contextlib.suppress(FileNotFoundError):
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                _fsync(path)
             fsync_dir(Path(path).parent)
 
 

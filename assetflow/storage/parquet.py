@@ -16,7 +16,7 @@ from assetflow.contracts import CheckResult, StoredData, ValueKind
 from assetflow.errors import StorageError
 from assetflow.hashing import token_of
 from assetflow.hookspecs import hookimpl
-from assetflow.storage.files import atomic_target, confined, confined_for_write, stat_token
+from assetflow.storage.files import atomic_target, confined, confined_for_write, stat_token, unlinked
 from assetflow.storage.table import TableBackend
 
 if TYPE_CHECKING:
@@ -54,16 +54,8 @@ class ParquetBackend(TableBackend):
         return self._base
 
     def local_file(self, location: str) -> Path:
-        """The version's file as the no-op snapshot stats it: ``_path``, with ``_token``'s shortcut for a
-        plain file in a plain folder (the snapshot after a run names every partition's file)."""
-        plain = self._plain_file(location)
-        if plain is not None:
-            try:
-                if not stat.S_ISLNK(os.lstat(plain).st_mode):
-                    return Path(plain)
-            except FileNotFoundError:
-                return Path(plain)  # where it would be: what ``confined`` gives for a missing file too
-        return self._path(location)
+        """The version's file as the no-op snapshot stats it: where ``check`` looks (``_token``)."""
+        return Path(self._token(location)[0])
 
     def store_with_table(self, asset: str, value: object) -> tuple[StoredData, pa.Table | None]:
         """A polars LazyFrame goes through polars' streaming sink (no table is held); any other value as
@@ -142,7 +134,7 @@ class ParquetBackend(TableBackend):
     def _token(self, location: str) -> tuple[Path | str, str | None]:
         """A version's path and stat token (None: no such file), as ``check`` needs them.
 
-        A plain file in a folder known to be plain (``_plain_folder``) or already resolved costs one
+        A plain file in a folder without links (``files.unlinked``) or already resolved costs one
         ``lstat`` and no ``Path``: a full check stats every asset's version, 10,000 of them on
         every tick of a daemon that must assess a large selection, and in every new process.
         """
@@ -150,7 +142,7 @@ class ParquetBackend(TableBackend):
         if plain is not None:
             try:
                 st = os.lstat(plain)
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):  # no such file (a file where its folder should be)
                 return plain, None
             if not stat.S_ISLNK(st.st_mode):
                 return plain, token_of(st)
@@ -165,34 +157,18 @@ class ParquetBackend(TableBackend):
             return path, None
 
     def _plain_file(self, location: str) -> str | None:
-        """``location`` under its folder as already resolved or found plain, as text; None when the
-        folder is neither (a link, ``..``) or the name is not a file name: then ``_path`` decides."""
+        """``location`` under its folder as already resolved or found without links, as text; None when
+        the folder has a link or ``..`` or the name is not a file name: then ``_path`` decides."""
         folder, _, name = location.rpartition("/")
         if name in ("", ".", ".."):
             return None
         known = self._checked_folders.get(folder)
         if known is None:
-            known = self._plain_folder(folder)
+            known = unlinked(self._resolved_root(), folder)
             if known is None:
                 return None
             self._checked_folders[folder] = known
         return f"{known}/{name}"
-
-    def _plain_folder(self, folder: str) -> str | None:
-        """``folder`` below the resolved root if each of its components is a real folder (no link, no
-        ``..``): one ``lstat`` a component, the first time a process checks a version in it. Anything
-        else (a link, a missing folder) takes ``confined``'s way."""
-        path = str(self._resolved_root())
-        for part in folder.split("/") if folder else ():
-            if part in ("", ".", ".."):
-                return None
-            path = f"{path}/{part}"
-            try:
-                if not stat.S_ISDIR(os.lstat(path).st_mode):  # a link is not a folder to lstat
-                    return None
-            except OSError:
-                return None
-        return path
 
     def check(self, asset: str, location: str, data_hash: str, token: str) -> CheckResult:
         path, current = self._token(location)
