@@ -110,6 +110,9 @@ class Executor(Protocol):
     cache): workers then store files without fsyncs and the runner makes them durable with one
     ``syncfs`` per batch of results, before recording them (``storage.files.deferred_sync``).
     Leave it unset for workers on other hosts.
+    Optional: ``computes_in_submit = True`` says ``submit`` runs the task before it returns (in
+    process): the runner then records each result before submitting the next. Otherwise a
+    worker freed by a result is given its next ready task before that result is recorded.
     """
 
     name: ClassVar[str]

@@ -133,6 +133,47 @@ def test_a_plugin_executor_is_found_by_name(tmp_path: Path) -> None:
     assert Counting.submitted == ["counted"]
 
 
+def test_a_freed_worker_starts_its_next_task_before_the_result_it_returned_is_recorded(tmp_path: Path) -> None:
+    """Recording a result is the coordinator's serial work (~1 ms); the worker it freed computes meanwhile."""
+    from assetflow import api
+    from assetflow.execute.pool import ProcessExecutor
+    from assetflow.hookspecs import hookimpl
+    from assetflow.plugins import plugin_manager
+
+    order: list[str] = []
+
+    class Ordered(ProcessExecutor):
+        name: ClassVar[str] = "ordered"
+
+        def submit(self, fn: Any, arg: Any, *, timeout: float | None = None) -> Any:
+            order.append(f"submit {arg.asset}")
+            return super().submit(fn, arg, timeout=timeout)
+
+    class Plugin:
+        @hookimpl
+        def assetflow_executors(self) -> list[type]:
+            return [Ordered]
+
+    (tmp_path / "two_pipeline.py").write_text(
+        "from assetflow import asset\nimport polars as pl\n\n"
+        "@asset\ndef first() -> pl.DataFrame:\n    return pl.DataFrame({'x': [1]})\n\n"
+        "@asset\ndef second() -> pl.DataFrame:\n    return pl.DataFrame({'x': [2]})\n"
+    )
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["two_pipeline"]\n')
+    manager = plugin_manager()
+    plugin = Plugin()
+    manager.register(plugin, name="test-ordered-executor")
+    try:
+        api.materialize(project=tmp_path, executor="ordered", jobs=1,
+                        listener=lambda result: order.append(f"recorded {result.name}"))
+    finally:
+        manager.unregister(plugin)
+    assert len(order) == 4 and order[0].startswith("submit")
+    first = order[0].split()[1]
+    second = "second" if first == "first" else "first"
+    assert order == [f"submit {first}", f"submit {second}", f"recorded {first}", f"recorded {second}"]
+
+
 def test_unknown_executor_is_a_usage_error_naming_the_installed_ones(project: ProjectDir) -> None:
     project.write("pipeline.py", "from assetflow import asset\n\n@asset\ndef a() -> int:\n    return 1\n")
     proc = project.run("materialize", "--executor", "nope", check=False)

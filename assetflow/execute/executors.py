@@ -44,6 +44,7 @@ class InProcessExecutor:
     name: ClassVar[str] = "inprocess"
     capacity = 1
     shares_host: ClassVar[bool] = True  # its files are on this kernel: the runner syncs them (``deferred_sync``)
+    computes_in_submit: ClassVar[bool] = True  # the runner records each result before it submits the next
 
     def __init__(self, *, jobs: int | None = None, address: str | None = None) -> None:
         if jobs not in (None, 1):

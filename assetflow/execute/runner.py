@@ -263,6 +263,7 @@ class Run:
         limits = PoolLimits(self.ws.config.pools)
         launches: dict[str, _Launch] = {}
         running: dict[Future[object], str] = {}
+        settling: dict[Future[object], str] = {}  # done, not yet recorded
         backoff: list[tuple[float, int, str]] = []  # (due, sequence, name): failed attempts waiting to retry
         jitter = random.Random()
         stale = len(units) if self.force else sum(1 for v in predicted.values() if not v.fresh)
@@ -272,11 +273,30 @@ class Run:
         if warm_up is not None:
             warm_up(self.ws.config, stale)
         capacity = max(1, int(self.executor.capacity))
+        # A worker freed by a result starts its next task before that result is recorded: recording costs
+        # the coordinator ~1 ms a result, a third of a worker's time on small assets (docs/execution.md).
+        refill_first = not getattr(self.executor, "computes_in_submit", False)
         # Workers on this host leave their files' fsyncs to this process: one syncfs per batch of results.
         self._defer_sync = bool(getattr(self.executor, "shares_host", False))
         self._notify("begin", len(units), stale, capacity)
         affinity = getattr(self.executor, "affinity", None)  # optional: where a task's inputs already are
         score = None if affinity is None else (lambda name: affinity(launches[name].task))
+
+        def start_ready() -> None:
+            while len(running) < capacity:
+                startable = limits.pop_startable(score)
+                if startable is None:
+                    return
+                name = startable[0]
+                launch = launches[name]
+                launch.attempts += 1
+                spec = self.graph.specs[split_unit(name)[0]]
+                assert isinstance(spec, AssetSpec)
+                self._notify("started", name)
+                self._lock.note_running([*running.values(), name])
+                self._submitting = name  # an in-process executor computes it inside submit
+                running[self.executor.submit(compute, launch.task, timeout=spec.timeout)] = name
+                self._submitting = None
 
         def settle(name: str) -> None:
             for down in unit_downstream[name]:
@@ -299,33 +319,25 @@ class Run:
                 while backoff and backoff[0][0] <= now:
                     name = heapq.heappop(backoff)[2]
                     limits.push(name, launches[name].pools)
-                while len(running) < capacity:
-                    startable = limits.pop_startable(score)
-                    if startable is None:
-                        break
-                    name = startable[0]
-                    launch = launches[name]
-                    launch.attempts += 1
-                    spec = self.graph.specs[split_unit(name)[0]]
-                    assert isinstance(spec, AssetSpec)
-                    self._notify("started", name)
-                    self._lock.note_running([*running.values(), name])
-                    self._submitting = name  # an in-process executor computes it inside submit
-                    running[self.executor.submit(compute, launch.task, timeout=spec.timeout)] = name
-                    self._submitting = None
+                start_ready()
                 wait = max(0.0, backoff[0][0] - time.monotonic()) if backoff else None
                 if not running:
                     if wait is not None:
                         time.sleep(wait)
                     continue
                 done = self.executor.wait_any(list(running), timeout=wait)
+                for future in done:
+                    settling[future] = running.pop(future)
+                    limits.release(launches[settling[future]].pools)
+                self._lock.note_running(running.values())
+                if refill_first:  # the freed workers get tasks decided before; they compute while these are recorded
+                    start_ready()
                 make_durable([path for future in done if _has_result(future)
                               for path in getattr(future.result(), "unsynced", ())])  # before any is recorded
-                for future in done:
-                    name = running.pop(future)
-                    self._lock.note_running(running.values())
+                while settling:
+                    future = next(iter(settling))
+                    name = settling.pop(future)
                     launch = launches[name]
-                    limits.release(launch.pools)
                     error = self._attempt_error(name, future)
                     launch.logs.append(getattr(future.result(), "log", "") if _has_result(future) else "")
                     spec = self.graph.specs[split_unit(name)[0]]
@@ -343,7 +355,7 @@ class Run:
             self._flush_events()
             self._activate_views()
         except KeyboardInterrupt as exc:
-            cancelled = sorted({*running.values(), *([self._submitting] if self._submitting else [])})
+            cancelled = sorted({*running.values(), *settling.values(), *([self._submitting] if self._submitting else [])})
             self.executor.shutdown(cancel=True)  # running assets stop; their results are never recorded
             with contextlib.suppress(Exception):
                 self._flush_events()
