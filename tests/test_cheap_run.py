@@ -101,6 +101,69 @@ def test_a_small_plan_runs_in_process_and_a_chosen_executor_is_kept(project: Pro
     assert probe["pid"] not in _pids(pids)["third"], "--executor processes was not honoured"
 
 
+TIMED_PIPELINE = """
+    import os
+    import time
+    from pathlib import Path
+
+    import polars as pl
+    from assetflow import asset, source
+
+    PIDS = {pids!r}
+    s = source("data/s.csv")
+
+    def note(name):
+        with open(PIDS, "a") as handle:
+            handle.write(f"{{name}} {{os.getpid()}}\\n")
+
+    @asset
+    def first(s: pl.DataFrame) -> pl.DataFrame:
+        note("first")
+        return s
+
+    @asset
+    def second(first: pl.DataFrame) -> pl.DataFrame:
+        note("second")
+        time.sleep(float((Path(PIDS).parent / "delay").read_text()))  # how long: data, not code
+        return first
+
+    @asset
+    def third(second: pl.DataFrame) -> pl.DataFrame:
+        note("third")
+        return second
+"""
+
+
+def test_a_plan_whose_assets_ran_quickly_last_time_runs_in_process_and_a_slow_one_in_workers(
+        project: ProjectDir, tmp_path) -> None:
+    """Three assets are more than SMALL_PLAN, but if their last runs took less than starting workers
+    costs (SMALL_WORK_S), the run computes them itself; an asset never run, or one that took long, gets workers."""
+    from assetflow.execute.runner import SMALL_PLAN, SMALL_WORK_S
+
+    assert SMALL_PLAN < 3
+    pids = tmp_path / "pids.txt"
+    (tmp_path / "delay").write_text("0")
+    project.write("pipeline.py", TIMED_PIPELINE.format(pids=str(pids)))
+    project.write("data/s.csv", "x\n1\n")
+    outcomes, probe = _probe(project)  # never run: how long they take is unknown
+    assert set(outcomes.values()) == {"ran"}
+    assert probe["pid"] not in set().union(*_pids(pids).values())
+
+    pids.unlink()
+    project.write("data/s.csv", "x\n2\n")
+    (tmp_path / "delay").write_text(str(SMALL_WORK_S + 0.1))
+    outcomes, probe = _probe(project)  # quick last time: here, although `second` now sleeps
+    assert outcomes == {"first": "ran", "second": "ran", "third": "ran"}
+    assert _pids(pids) == {"first": {probe["pid"]}, "second": {probe["pid"]}, "third": {probe["pid"]}}
+
+    pids.unlink()
+    project.write("data/s.csv", "x\n3\n")
+    (tmp_path / "delay").write_text("0")
+    outcomes, probe = _probe(project)  # `second` took longer than starting workers: workers
+    assert set(outcomes.values()) == {"ran"}
+    assert probe["pid"] not in set().union(*_pids(pids).values())
+
+
 def test_assets_reading_one_source_share_its_read_never_its_frame(project: ProjectDir) -> None:
     """A worker parses a source once for all the assets that read it (issue 17); each gets its own frame,
     so one changing its input in place changes nothing for the others, and new bytes are read again."""
