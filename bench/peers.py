@@ -13,11 +13,13 @@ downstream tasks, as assetflow's data fingerprint does not.
 
 Cells (each a whole process timed from outside, assetflow then doit, the ratio taken pair by pair):
 
-- ``cold``: no state, every asset runs (checked for both).
+- ``cold``: no state, every asset runs (checked for both); median of ``--repeat-cold`` pairs, both tools
+  wiped back to no state before each.
 - ``noop_first``: the no-op right after a run (assetflow: files younger than its racy-clean window).
 - ``noop``: the steady no-op, median of ``--repeat`` pairs (assetflow's fast path).
 - ``identical``: a source rewritten with the same bytes before each run, median of ``--repeat`` pairs.
-- ``changed``: one value of that source changed (checked: exactly its downstream cone ran, both).
+- ``changed``: one value of that source changed (checked: exactly its downstream cone ran, both); median
+  of ``--repeat-cold`` pairs, a new value each time.
 - ``cold_wide_jobs``: with ``--wide``, a cold run of the wide shape with ``--jobs J`` / ``doit -n J``.
 
 Results go to bench/results/peers.json (``--quick``: N=100, to bench/results/tmp/peers-quick.json);
@@ -174,16 +176,31 @@ def bench_pair(shape: str, n: int, workdir: Path, args: argparse.Namespace) -> d
                         f"(e.g. unexpected {sorted(doit_ran - ran)[:5]}, missing {sorted(ran - doit_ran)[:5]})")
         return a, b
 
+    def start_over() -> None:
+        """Both tools back to no state at all, for another cold pair."""
+        shutil.rmtree(folder / ".assetflow", ignore_errors=True)
+        shutil.rmtree(folder / DOIT_OUT, ignore_errors=True)
+        for db in folder.glob(".doit.db*"):
+            db.unlink()
+
+    def cold_pair(index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        if index:
+            start_over()
+        return pair("cold run", everything)
+
+    def changed_pair(index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        af.write_source(changed_source, bump=index + 1)  # a new value each time: the cone runs again
+        return pair(f"one value of {changed_source} changed", cone)
+
     cells = entry["cells"]
     try:
-        cells["cold"] = _cell([pair("cold run", everything)])
+        cells["cold"] = _cell([cold_pair(i) for i in range(args.repeat_cold)])
         cells["noop_first"] = _cell([pair("no-op right after a run", set())])
         cells["noop"] = _cell([pair("no-op", set()) for _ in range(args.repeat)])
         cells["identical"] = _cell([pair("same bytes rewritten", set(),
                                          lambda: af.write_source(changed_source, identical=True))
                                     for _ in range(args.repeat)])
-        af.write_source(changed_source, bump=1)
-        cells["changed"] = {**_cell([pair(f"one value of {changed_source} changed", cone)]), "ran": len(cone)}
+        cells["changed"] = {**_cell([changed_pair(i) for i in range(args.repeat_cold)]), "ran": len(cone)}
         for key, cell in cells.items():
             say(f"{key}: assetflow {cell['assetflow']['median_s']:.3f} s, doit {cell['doit']['median_s']:.3f} s, "
                 f"ratio {cell['ratio_median']:.2f}")
@@ -227,6 +244,10 @@ def bench_wide_jobs(n: int, jobs: int, workdir: Path, args: argparse.Namespace) 
 
 
 # -- report -----------------------------------------------------------------------------------
+
+def _pairs(count: int) -> str:
+    return "one pair" if count == 1 else f"medians of {count} pairs"
+
 
 def _s(value: float | None) -> str:
     if value is None:
@@ -274,7 +295,8 @@ def render_markdown(results: dict[str, Any]) -> str:
     lines += ["", f"Old: the issue's figures (one run, a quiet 16-core machine). New: run {results['date']} on "
               f"{m['cpu']} ({m['cores']} cores, shared), assetflow commit {v.get('git_commit', '')[:10]}, "
               f"doit {results.get('doit_version', '?')}, polars {v.get('polars')}; medians of "
-              f"{results['settings']['repeat']} pairs for the no-op and the rewrite, one pair otherwise. "
+              f"{results['settings']['repeat']} pairs for the no-op and the rewrite, "
+              f"{_pairs(results['settings'].get('repeat_cold', 1))} for cold, one source changed and wide. "
               "Raw figures: `bench/results/peers.json`."]
     return "\n".join(lines) + "\n"
 
@@ -297,7 +319,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000", help="Comma-separated N for the layered shape.")
     parser.add_argument("--wide", default="1000:2", help="N:JOBS for the wide cold runs ('' to skip).")
     parser.add_argument("--repeat", type=int, default=5, help="Pairs for the no-op and the rewrite cells.")
-    parser.add_argument("--repeat-cold", type=int, default=1, help="Pairs for the wide cold cell.")
+    parser.add_argument("--repeat-cold", type=int, default=1, help="Pairs for the cold and one-source-changed cells (each a new cold project or a new value).")
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=1200.0)
@@ -323,7 +345,7 @@ def main() -> None:
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "machine": machine(), "versions": versions(args.assetflow),
             "doit_version": found["stdout"].split()[0] if found["stdout"] else "?",
-            "settings": {"repeat": args.repeat, "rows": args.rows, "seed": args.seed}, "projects": [],
+            "settings": {"repeat": args.repeat, "repeat_cold": args.repeat_cold, "rows": args.rows, "seed": args.seed}, "projects": [],
         }
         python = str(Path(args.assetflow).with_name("python"))
         for warm in ([args.assetflow, "--help"], [python, "-c", "import polars, pyarrow, assetflow.cli"]):
