@@ -22,6 +22,11 @@ from assetflow.storage.table import TableBackend
 if TYPE_CHECKING:
     import pyarrow as pa
 
+# Under this many bytes of Arrow data, ``compression = "auto"`` writes snappy rather than zstd: pyarrow's
+# zstd costs ~0.3 ms more per file whatever its size (0.87 against 0.56 ms for a 1,000-row table of six
+# columns, 27 against 32 KiB), a third of a small asset's storage time, for a few KiB saved.
+SMALL_TABLE_BYTES = 1 << 20
+
 
 class ParquetBackend(TableBackend):
     """Parquet files on the local file system (the default backend)."""
@@ -34,7 +39,7 @@ class ParquetBackend(TableBackend):
         self.root = Path(options.get("path", root / "parquet"))
         if not self.root.is_absolute():
             self.root = root / self.root
-        self.compression = str(options.get("compression", "zstd"))
+        self.compression = str(options.get("compression", "auto"))
         self._base: Path | None = None  # the root, resolved on first read
         self._folders: dict[Path, Path] = {}  # each asset's folder, resolved on its first read
         self._checked_folders: dict[str, str] = {}  # location's folder -> that folder resolved (``_token``)
@@ -86,7 +91,7 @@ class ParquetBackend(TableBackend):
         os.close(fd)
         staging = Path(name)
         try:
-            frame.sink_parquet(staging, compression=self.compression)
+            frame.sink_parquet(staging, compression="zstd" if self.compression == "auto" else self.compression)
             data_hash = parquet_file_hash(staging)
             with pq.ParquetFile(staging) as parquet:
                 rows, schema = parquet.metadata.num_rows, [(f.name, str(f.type)) for f in parquet.schema_arrow]
@@ -105,7 +110,7 @@ class ParquetBackend(TableBackend):
         location = f"{asset}/{data_hash.split(':', 1)[1]}.parquet"
         final = self._path_for_write(location)  # a linked file is replaced, a linked folder refused
         with atomic_target(final) as temp:
-            pq.write_table(table, temp, compression=self.compression)
+            pq.write_table(table, temp, compression=self._codec(table))
         return StoredData(
             data_hash=data_hash,
             location=location,
@@ -114,6 +119,13 @@ class ParquetBackend(TableBackend):
             bytes=final.stat().st_size,
             token=stat_token(final),
         )
+
+    def _codec(self, table: pa.Table) -> str:
+        """The configured codec; for "auto" (the default), snappy for a small table, zstd for a large one,
+        whose bytes are worth the codec's fixed cost (``SMALL_TABLE_BYTES``)."""
+        if self.compression != "auto":
+            return self.compression
+        return "snappy" if table.nbytes < SMALL_TABLE_BYTES else "zstd"
 
     def load(self, asset: str, location: str, kind: ValueKind) -> object:
         path = self._path(location)

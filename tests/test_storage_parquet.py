@@ -1,0 +1,48 @@
+"""The Parquet backend's codec: small tables snappy, large ones zstd, unless the project chooses one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from assetflow.storage.parquet import SMALL_TABLE_BYTES, ParquetBackend
+
+SMALL = pl.DataFrame({"id": range(1_000), "v": [float(i) for i in range(1_000)]})
+LARGE = pl.DataFrame({"id": range(SMALL_TABLE_BYTES // 8 + 1)})  # one int64 column just over the threshold
+
+
+def codecs(backend: ParquetBackend, location: str) -> set[str]:
+    metadata = pq.ParquetFile(backend.root / location).metadata
+    return {metadata.row_group(g).column(c).compression
+            for g in range(metadata.num_row_groups) for c in range(metadata.num_columns)}
+
+
+@pytest.mark.parametrize(("options", "value", "expected"), [
+    ({}, SMALL, {"SNAPPY"}),
+    ({}, LARGE, {"ZSTD"}),
+    ({"compression": "auto"}, SMALL, {"SNAPPY"}),
+    ({"compression": "zstd"}, SMALL, {"ZSTD"}),
+    ({"compression": "none"}, LARGE, {"UNCOMPRESSED"}),
+])
+def test_codec_follows_the_setting_and_by_default_the_tables_size(
+    tmp_path: Path, options: dict[str, str], value: pl.DataFrame, expected: set[str]
+) -> None:
+    backend = ParquetBackend(tmp_path, options)
+    stored = backend.store("t", value)
+    assert codecs(backend, stored.location) == expected
+    assert backend.load("t", stored.location, "polars").equals(value)
+
+
+def test_the_codec_never_changes_the_data_hash(tmp_path: Path) -> None:
+    hashes = {ParquetBackend(tmp_path / codec, {"compression": codec}).store("t", SMALL).data_hash
+              for codec in ("auto", "zstd", "snappy", "none")}
+    assert len(hashes) == 1
+
+
+def test_a_lazy_frame_streamed_with_auto_is_zstd(tmp_path: Path) -> None:
+    backend = ParquetBackend(tmp_path, {})
+    stored = backend.store("t", SMALL.lazy())
+    assert codecs(backend, stored.location) == {"ZSTD"}
