@@ -109,3 +109,29 @@ def test_a_run_syncs_its_workers_files_before_it_records_them(project: ProjectDi
             assert "syncfs" in calls.events[:index]
     if executor == "inprocess":
         assert calls.fsyncs == 0, "the stores' own fsyncs were not left to the coordinator"
+
+
+def test_results_are_recorded_in_batches_while_every_worker_has_a_next_task(
+        project: ProjectDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a task queued behind every busy worker, finished results wait (up to ``SETTLE_EVERY_S``) and
+    are made durable together: far fewer syncfs than results, and still each before its records."""
+    from assetflow.execute import runner
+
+    monkeypatch.setattr(runner, "SETTLE_EVERY_S", 60.0)  # only an empty queue (or the run's end) settles
+    project.write("pipeline.py", "import polars as pl\nfrom assetflow import asset\n" + "".join(
+        f"\n@asset\ndef a{i}() -> pl.DataFrame:\n    return pl.DataFrame({{'x': [{i}]}})\n" for i in range(24)))
+    calls = Syscalls(monkeypatch)
+    from assetflow.state.store import StateStore
+
+    real_record = StateStore.record
+
+    def record(self: StateStore, db: Any, mat: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.events.append(f"record {mat.asset}")
+        return real_record(self, db, mat, *args, **kwargs)
+
+    monkeypatch.setattr(StateStore, "record", record)
+    result = api.materialize(project=project.root, executor="processes", jobs=2)
+    assert {r.outcome for r in result.results.values()} == {"ran"} and len(result.results) == 24
+    syncs = calls.events.count("syncfs")
+    assert 1 <= syncs <= 4, calls.events  # 22 results while tasks were queued: one batch; then the last two
+    assert calls.events[0] == "syncfs" and calls.events.count("syncfs") + 24 == len(calls.events)
