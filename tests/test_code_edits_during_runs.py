@@ -231,6 +231,46 @@ def test_a_run_keeps_the_code_digests_it_walked_for_the_next_full_check(tmp_path
     again.close()
 
 
+def test_a_rerun_records_the_cached_code_without_walking_it_and_with_the_libraries_installed_now(
+    tmp_path: Path, module_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An asset rerun because its input changed, its code unchanged, records the cached digest, the same
+    libraries at today's versions, and no second copy of its sources; code that changed is walked."""
+    from assetflow.fingerprint import code as code_module
+
+    (tmp_path / "pyproject.toml").write_text(f'[tool.assetflow]\nmodules = ["{module_name}"]\n')
+    (tmp_path / "numbers.csv").write_text("n\n1\n")
+    (tmp_path / f"{module_name}.py").write_text(
+        "import polars as pl\nfrom assetflow import asset, source\n\nnumbers = source('numbers.csv')\n\n\n"
+        "@asset\ndef doubled(numbers: pl.DataFrame) -> pl.DataFrame:\n    return numbers.with_columns(pl.col('n') * 2)\n")
+    ws = Workspace.load(tmp_path)
+    assetflow.materialize(project=ws, executor="inprocess")
+    first = ws.store.current()["doubled"]
+    ws.close()
+    assert "polars" in first.libraries
+
+    (tmp_path / "numbers.csv").write_text("n\n2\n")
+    monkeypatch.setattr(code_module, "_version", lambda name: f"{name}-upgraded")  # installed versions moved
+    again = Workspace.load(tmp_path)
+    result = assetflow.materialize(project=again, executor="inprocess")
+    assert result.results["doubled"].outcome == "ran"
+    second = again.store.current()["doubled"]
+    assert "doubled" not in again._code  # recorded without walking the code
+    assert second.code_fingerprint == first.code_fingerprint
+    assert second.libraries == {name: f"{name}-upgraded" for name in first.libraries}
+    assert again.store.code_sources(second.code_fingerprint) is not None
+    again.close()
+
+    source = (tmp_path / f"{module_name}.py").read_text()
+    (tmp_path / f"{module_name}.py").write_text(source.replace("* 2", "* 3"))
+    edited = Workspace.load(tmp_path)
+    assetflow.materialize(project=edited, executor="inprocess")
+    third = edited.store.current()["doubled"]
+    assert third.code_fingerprint != first.code_fingerprint
+    assert "* 3" in json.dumps(edited.store.code_sources(third.code_fingerprint))
+    edited.close()
+
+
 def test_a_load_caught_in_an_in_place_save_is_tried_again(tmp_path: Path, module_name: str) -> None:
     """An editor saving in place (truncate, then write) can be caught half-way: the import fails and the file
     moves once the save lands. The load looks again instead of failing the command (it used to exit 2)."""

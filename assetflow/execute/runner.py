@@ -650,7 +650,7 @@ class Run:
             return
         stored = result.stored
         assert verdict.recipe is not None
-        code = self.ws.code(spec)
+        code = self.ws.code_to_record(spec, self.current.get(name))
         mat = Materialization(
             asset=asset, partition=key, run_id=self.run_id, recipe_key=verdict.recipe.key, data_hash=stored.data_hash,
             code_fingerprint=code.digest, config=verdict.recipe.config, upstream=dict(verdict.recipe.upstream),
@@ -661,7 +661,8 @@ class Run:
         if spec.checks:  # stored, judged, and only then published (docs/checks.md)
             with self.ws.store.transaction(f"recording asset {name!r} before its checks") as db:
                 mat_id = self.ws.store.record(db, mat, point=False)
-                self.ws.store.save_code_sources(db, code.digest, code.sources)
+                if code.sources:  # empty: stored with the earlier record of this digest (``code_to_record``)
+                    self.ws.store.save_code_sources(db, code.digest, code.sources)
             failpoint("before_publish")
             self._publish_checked(name, dataclasses.replace(mat, id=mat_id), "ran", reasons, duration, launch.attempts)
             return
@@ -670,7 +671,7 @@ class Run:
             return
         with self.ws.store.transaction(f"recording asset {name!r}") as db:
             mat_id = self.ws.store.record(db, mat)
-            if code.digest not in self._saved_code:  # once a run: the partitions of an asset share their code
+            if code.sources and code.digest not in self._saved_code:  # once a run: partitions share their code
                 self.ws.store.save_code_sources(db, code.digest, code.sources)
             self.ws.store.add_events(db, [(self.run_id, asset, "ran", duration, "; ".join(reasons) or None, key)])
             failpoint("before_state_commit")

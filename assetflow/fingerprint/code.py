@@ -305,6 +305,11 @@ def _distributions() -> dict[str, list[str]]:
     return dict(importlib.metadata.packages_distributions())  # slow: scans every installed dist
 
 
+def installed_versions(distributions: Iterable[str]) -> dict[str, str]:
+    """Each distribution's installed version now ("unknown" when it is gone), as ``libraries`` records it."""
+    return {name: _version(name) for name in sorted(distributions)}
+
+
 @functools.cache
 def _version(distribution: str) -> str:
     try:
