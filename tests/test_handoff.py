@@ -152,6 +152,25 @@ def test_a_run_hands_over_the_same_values_as_files_would(project, monkeypatch: p
     assert api.load("lazily", project=project.root)["kind"][0] == "LazyFrame"
 
 
+def test_a_source_of_several_files_reaches_its_assets_in_one_chunk(project) -> None:
+    """Each chunk would be carried through every asset's work, its hash and its Parquet file."""
+    project.write("parts/a.csv", "n\n1\n2\n")
+    project.write("parts/b.csv", "n\n3\n")
+    project.write("pipeline.py", """
+        import polars as pl
+        from assetflow import asset, source
+
+        parts = source("parts/*.csv")
+
+        @asset
+        def chunks(parts: pl.DataFrame) -> pl.DataFrame:
+            return pl.DataFrame({"chunks": [parts.n_chunks()], "total": [parts["n"].sum()]})
+    """)
+    assert pl.concat([pl.read_csv(project.root / "parts" / f) for f in ("a.csv", "b.csv")]).n_chunks() == 2
+    api.materialize(project=project.root, executor="inprocess")
+    assert api.load("chunks", project=project.root).row(0) == (1, 6)
+
+
 def test_the_next_free_slot_goes_to_the_task_whose_inputs_are_there() -> None:
     limits = PoolLimits({})
     for name in ("first", "second", "third"):
