@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import os
 import sys
@@ -59,9 +60,10 @@ class ComputeTask:
     partition: str = ""  # the partition key computed ("" for an unpartitioned asset)
     defer_sync: bool = False  # files stored unsynced, listed in the result: the coordinator syncs (same host only)
 
-    @property
+    @functools.cached_property
     def reads(self) -> tuple[str, ...]:
-        """The stored versions it reads (locations), for an executor that runs a task where they were made."""
+        """The stored versions it reads (locations), for an executor that runs a task where they were made
+        (asked for each free slot while the task waits: computed once)."""
         return tuple(ref.location for ref in _stored_refs(self.inputs) if ref.location)
 
 
