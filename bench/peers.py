@@ -290,8 +290,10 @@ def render_markdown(results: dict[str, Any]) -> str:
     m, v = results["machine"], results["versions"]
     for e in results.get("projects", []):
         if "run" in e:  # a project measured in a later run (e.g. N=10,000), merged into these results
-            lines += ["", f"{e['shape']} N={e['n']:,}: measured in its own run, {e['run']['date']}, commit "
-                      f"{e['run']['git_commit'][:10]}, medians of {e['run']['repeat']} pairs."]
+            run = e["run"]
+            lines += ["", f"{e['shape']} N={e['n']:,}: measured in its own run, {run['date']}, commit "
+                      f"{run['git_commit'][:10]}, medians of {run['repeat']} pairs for the no-op and the rewrite, "
+                      f"{_pairs(run.get('repeat_cold', 1))} for cold and one source changed."]
     lines += ["", f"Old: the issue's figures (one run, a quiet 16-core machine). New: run {results['date']} on "
               f"{m['cpu']} ({m['cores']} cores, shared), assetflow commit {v.get('git_commit', '')[:10]}, "
               f"doit {results.get('doit_version', '?')}, polars {v.get('polars')}; medians of "
