@@ -91,7 +91,7 @@ class ParquetBackend(TableBackend):
         os.close(fd)
         staging = Path(name)
         try:
-            frame.sink_parquet(staging, compression="zstd" if self.compression == "auto" else self.compression)
+            frame.sink_parquet(staging, compression=self._codec(None))
             data_hash = parquet_file_hash(staging)
             with pq.ParquetFile(staging) as parquet:
                 rows, schema = parquet.metadata.num_rows, [(f.name, str(f.type)) for f in parquet.schema_arrow]
@@ -120,12 +120,13 @@ class ParquetBackend(TableBackend):
             token=stat_token(final),
         )
 
-    def _codec(self, table: pa.Table) -> str:
+    def _codec(self, table: pa.Table | None) -> str:
         """The configured codec; for "auto" (the default), snappy for a small table, zstd for a large one,
-        whose bytes are worth the codec's fixed cost (``SMALL_TABLE_BYTES``)."""
+        whose bytes are worth the codec's fixed cost (``SMALL_TABLE_BYTES``), or one of unknown size (None:
+        a streamed LazyFrame)."""
         if self.compression != "auto":
             return self.compression
-        return "snappy" if table.nbytes < SMALL_TABLE_BYTES else "zstd"
+        return "snappy" if table is not None and table.nbytes < SMALL_TABLE_BYTES else "zstd"
 
     def load(self, asset: str, location: str, kind: ValueKind) -> object:
         path = self._path(location)
