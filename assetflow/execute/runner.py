@@ -75,6 +75,16 @@ class _Launch:
     logs: list[str] = dataclasses.field(default_factory=list)  # what each attempt printed and logged
 
 
+@dataclasses.dataclass
+class _Computed:
+    """A new version made durable, waiting for the batch that publishes and records it (``_record_computed``)."""
+
+    name: str
+    mat: Materialization
+    sources: dict[str, str]  # its code's sources to save; empty when stored with an earlier record
+    result: AssetResult
+
+
 Listener = Callable[[AssetResult], None]
 """Called with each asset's result as it settles. A listener may also have ``begin(total, to_run,
 capacity)`` (called once, before the first asset: how many are selected, how many are predicted to
@@ -121,6 +131,7 @@ class Run:
         self._fresh_events: list[tuple[str, str, str, float | None, str | None, str]] = []
         self._defer_sync = False  # set once the executor is known (``_run_all``)
         self._saved_code: set[str] = set()  # code fingerprints whose sources this run has recorded
+        self._computed: list[_Computed] = []  # settled results not yet recorded (``_record_computed``)
         self._gate: Gate | None = None  # judges checked assets' versions (built on first use)
 
     # -- planning ---------------------------------------------------------------------------
@@ -367,11 +378,14 @@ class Run:
                     self._keep_log(name, launch)
                     self._finish(name, launch, future, error)
                     settle(name)
+                self._record_computed()  # before any downstream is decided against these versions
             self._flush_events()
             self._activate_views()
         except KeyboardInterrupt as exc:
             cancelled = sorted({*running.values(), *settling.values(), *([self._submitting] if self._submitting else [])})
             self.executor.shutdown(cancel=True)  # running assets stop; their results are never recorded
+            with contextlib.suppress(Exception):
+                self._record_computed()  # settled before the interrupt: complete and durable
             with contextlib.suppress(Exception):
                 self._flush_events()
             raise RunInterrupted(self.run_id, self.results, cancelled) from exc
@@ -625,7 +639,8 @@ class Run:
         return changed
 
     def _finish(self, name: str, launch: _Launch, future: Future[object], error: str | None) -> None:
-        """Record an asset's last attempt: failed, or its new materialization (the only state write)."""
+        """Settle an asset's last attempt: a failure is recorded now, a new version joins the batch
+        ``_record_computed`` records (a checked one is recorded, judged and published at once)."""
         asset, key = split_unit(name)
         spec = self.graph.specs[asset]
         assert isinstance(spec, AssetSpec)
@@ -659,6 +674,7 @@ class Run:
             started_at=result.started_at, finished_at=result.finished_at,
         )
         if spec.checks:  # stored, judged, and only then published (docs/checks.md)
+            self._record_computed()  # a check may read any current version: record the batch first
             with self.ws.store.transaction(f"recording asset {name!r} before its checks") as db:
                 mat_id = self.ws.store.record(db, mat, point=False)
                 if code.sources:  # empty: stored with the earlier record of this digest (``code_to_record``)
@@ -666,21 +682,43 @@ class Run:
             failpoint("before_publish")
             self._publish_checked(name, dataclasses.replace(mat, id=mat_id), "ran", reasons, duration, launch.attempts)
             return
-        asset_result = AssetResult(name, "ran", reasons, duration, data_hash=stored.data_hash, attempts=launch.attempts)
-        if not self._activated(name, mat, reasons, duration, launch.attempts):
+        result_of = AssetResult(name, "ran", reasons, duration, data_hash=stored.data_hash, attempts=launch.attempts)
+        self._computed.append(_Computed(name, mat, code.sources, result_of))
+
+    def _record_computed(self) -> None:
+        """Publish and record the results settled since the last batch, all in one state transaction.
+
+        A transaction costs the coordinator as much as the rest of an asset's record: results that
+        finish together (docs/execution.md, "Batched recording") are committed together. Each is
+        made current in its backend first, as one asset's would be; a crash before the commit
+        loses only these records, never leaves one half-written.
+        """
+        batch = [c for c in self._computed if self._activated(c.name, c.mat, c.result.reasons, c.result.duration,
+                                                               c.result.attempts)]
+        self._computed = []
+        if not batch:
             return
-        with self.ws.store.transaction(f"recording asset {name!r}") as db:
-            mat_id = self.ws.store.record(db, mat)
-            if code.sources and code.digest not in self._saved_code:  # once a run: partitions share their code
-                self.ws.store.save_code_sources(db, code.digest, code.sources)
-            self.ws.store.add_events(db, [(self.run_id, asset, "ran", duration, "; ".join(reasons) or None, key)])
-            failpoint("before_state_commit")
-        self._saved_code.add(code.digest)
-        failpoint("after_state_commit")
-        self.current[name] = dataclasses.replace(mat, id=mat_id)
-        self.results[name] = asset_result
-        if self.listener is not None:
-            self.listener(asset_result)
+        what = (f"recording asset {batch[0].name!r}" if len(batch) == 1
+                else f"recording {len(batch)} assets ({', '.join(repr(c.name) for c in batch[:3])}, ...)")
+        saved = set(self._saved_code)
+        with self.ws.store.transaction(what) as db:
+            ids = []
+            for computed in batch:
+                mat = computed.mat
+                ids.append(self.ws.store.record(db, mat))
+                if computed.sources and mat.code_fingerprint not in saved:  # once a run: partitions share code
+                    self.ws.store.save_code_sources(db, mat.code_fingerprint, computed.sources)
+                    saved.add(mat.code_fingerprint)
+                failpoint("before_state_commit")
+            self.ws.store.add_events(db, [(self.run_id, c.mat.asset, "ran", c.result.duration,
+                                           "; ".join(c.result.reasons) or None, c.mat.partition) for c in batch])
+        self._saved_code = saved
+        for computed, mat_id in zip(batch, ids, strict=True):
+            failpoint("after_state_commit")
+            self.current[computed.name] = dataclasses.replace(computed.mat, id=mat_id)
+            self.results[computed.name] = computed.result
+            if self.listener is not None:
+                self.listener(computed.result)
 
     def _judge(self, spec: AssetSpec, mat: Materialization, restamp: bool = True) -> CheckRun | str:
         """The verdicts on a version, or why it could not be judged (its data unreadable): never publishable."""
