@@ -452,3 +452,58 @@ def test_a_library_is_found_by_its_own_name_before_every_installed_distribution_
     finally:
         code._distributions.cache_clear()
         code._distributions_of.cache_clear()
+
+
+NESTED = '''
+import sys
+
+try:
+    import json
+except ImportError:  # pragma: no cover
+    json = None
+
+if sys.version_info >= (3, 8):
+    def shape(x):
+        """Defined in an if block."""
+        return x + 1
+else:  # pragma: no cover
+    def shape(x):
+        return x
+
+with open(__file__) as _handle:
+    class Tool:
+        """Defined in a with block."""
+        factor = 3
+
+        def apply(self, x):
+            return x * self.factor
+
+halve = lambda x: x / 2  # noqa: E731
+pair = (lambda x: x + 1, lambda x: x - 1)  # noqa: E731
+
+
+def orders(rows):
+    return [halve(shape(Tool().apply(r))) + pair[0](r) for r in rows]
+'''
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "changes"),
+    [
+        pytest.param("return x + 1", "return x + 2", True, id="def-in-if-block"),
+        pytest.param("Defined in an if block.", "Docs moved.", False, id="docstring-of-def-in-if-block"),
+        pytest.param("return x * self.factor", "return x * self.factor * 2", True, id="method-of-class-in-with-block"),
+        pytest.param("Defined in a with block.", "Other docs.", False, id="docstring-of-class-in-with-block"),
+        pytest.param("lambda x: x / 2", "lambda x: x / 4", True, id="module-lambda"),
+        pytest.param("lambda x: x - 1", "lambda x: x - 3", True, id="second-lambda-on-a-line"),
+    ],
+)
+def test_definitions_inside_blocks_and_lambdas_are_fingerprinted(
+    fingerprint: Fingerprint, old: str, new: str, changes: bool
+) -> None:
+    """Definitions are found by walking statement blocks and lambdas by a walk of the whole file (on demand)."""
+    assert old in NESTED
+    before = fingerprint({"assets.py": NESTED})
+    after = fingerprint({"assets.py": NESTED.replace(old, new)})
+    assert (before.digest != after.digest) is changes
+    assert {"assets.shape", "assets.Tool", "assets.<lambda>"} <= set(before.sources)

@@ -86,7 +86,7 @@ def fingerprint_function(
         func = func.__wrapped__  # a C-level wrapper such as functools.lru_cache: its function is the code
     if not isinstance(func, types.FunctionType):
         raise TypeError(f"Cannot fingerprint {func!r}: expected a Python function, got {type(func).__qualname__}")
-    walker = _Walker(str(project_root.resolve()), func.__globals__, walk=version is None)
+    walker = _Walker(_resolved(project_root), func.__globals__, walk=version is None)
     key = walker.run(func)
     if version is not None:
         return CodeFingerprint(hash_fields("code-version", version), {key: walker.sources()[key]}, walker.libraries)
@@ -95,6 +95,12 @@ def fingerprint_function(
     for name, text in sorted((walker.local_name(k), v) for k, v in sources.items()):
         digest.field(name).field(text)
     return CodeFingerprint(digest.hexdigest(), sources, dict(sorted(walker.libraries.items())))
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(project_root: Path) -> str:
+    """The project root's real path, resolved once per process rather than once per asset."""
+    return str(project_root.resolve())
 
 
 # -- source files: parsed once per file version, shared by every fingerprint -------------
@@ -110,6 +116,10 @@ class _Definition:
     chains: tuple[_Chain, ...]  # dotted reads rooted at a Name: ("helpers", "clean")
 
 
+# The fields of a statement (or an except/case clause) that hold further statements.
+_BLOCK_FIELDS = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
 class _SourceFile:
     """One parsed source file, docstrings stripped, with its definitions indexed by line."""
 
@@ -118,7 +128,12 @@ class _SourceFile:
         self.by_line: dict[tuple[int, str], list[ast.AST]] = {}
         self.classes: list[ast.ClassDef] = []
         self._definitions: dict[int, _Definition] = {}  # keyed by id(node); the tree keeps nodes alive
-        for node in ast.walk(self.tree):
+        self._lambdas_indexed = False
+        # Definitions are statements: walking statement blocks alone finds them all, at a fraction of
+        # visiting every expression (the whole walk cost ~40% of fingerprinting a generated module).
+        blocks = [self.tree]
+        while blocks:
+            node = blocks.pop()
             if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
                 _strip_docstring(node)
             if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
@@ -127,10 +142,22 @@ class _SourceFile:
                     self.by_line.setdefault((line, node.name), []).append(node)
                 if isinstance(node, ast.ClassDef):
                     self.classes.append(node)
-            elif isinstance(node, ast.Lambda):
-                self.by_line.setdefault((node.lineno, "<lambda>"), []).append(node)
+            for field in _BLOCK_FIELDS:
+                block = getattr(node, field, None)
+                if isinstance(block, list):
+                    blocks.extend(reversed(block))
+
+    def _index_lambdas(self) -> None:
+        """Lambdas live inside expressions: found with one walk of the whole tree, on the first asked for."""
+        if not self._lambdas_indexed:
+            self._lambdas_indexed = True
+            for node in ast.walk(self.tree):
+                if isinstance(node, ast.Lambda):
+                    self.by_line.setdefault((node.lineno, "<lambda>"), []).append(node)
 
     def function(self, code: types.CodeType) -> _Definition | None:
+        if code.co_name == "<lambda>":
+            self._index_lambdas()
         nodes = self.by_line.get((code.co_firstlineno, code.co_name), [])
         if len(nodes) == 1:
             return self.definition(nodes[0])
