@@ -174,6 +174,33 @@ def test_a_freed_worker_starts_its_next_task_before_the_result_it_returned_is_re
     assert order == [f"submit {first}", f"submit {second}", f"recorded {first}", f"recorded {second}"]
 
 
+def test_a_task_sent_ahead_behind_a_long_one_is_taken_back_for_an_idle_worker() -> None:
+    """Each worker holds its next task while it computes one, so it never waits for the coordinator;
+    but a task queued behind a long one goes back to a worker that has nothing to do."""
+    import time
+    from types import SimpleNamespace
+
+    from assetflow.execute.pool import ProcessExecutor
+
+    pool = ProcessExecutor(jobs=2)
+    try:
+        pool.warm_up(None, 2)  # type: ignore[arg-type]  # no project: the tasks are standard-library calls
+        while pool._starting:
+            pool._poll(0.1)
+        long = pool.submit(time.sleep, 4.0)
+        short_first = pool.submit(time.sleep, 0.3)
+        holder = next(w for w in pool._ready if w.jobs and w.jobs[0].future is long)
+        holder.made["held"] = None  # the next task reads what the long task's worker holds: it is sent there
+        behind = pool.submit(repr, SimpleNamespace(reads=("held",)))
+        assert [j.future for j in holder.jobs] == [long, behind]  # sent ahead, behind the long one
+        while not behind.done():
+            pool.wait_any([f for f in (long, short_first, behind) if not f.done()], timeout=10)
+        assert short_first.done() and not long.done(), "the task waited for the long one"
+        assert behind.result().startswith("namespace(")
+    finally:
+        pool.shutdown(cancel=True)
+
+
 def test_unknown_executor_is_a_usage_error_naming_the_installed_ones(project: ProjectDir) -> None:
     project.write("pipeline.py", "from assetflow import asset\n\n@asset\ndef a() -> int:\n    return 1\n")
     proc = project.run("materialize", "--executor", "nope", check=False)

@@ -220,15 +220,28 @@ def test_a_pool_runs_each_task_where_its_input_was_made(project) -> None:
 
 def test_the_free_worker_that_made_a_tasks_inputs_gets_it() -> None:
     """Scoring without processes: the pool's choice among its free workers, and the score the runner sees."""
+    from collections import deque
     from types import SimpleNamespace
 
     from assetflow.execute.pool import ProcessExecutor
 
     pool = ProcessExecutor(jobs=3)
     made_a, made_b, made_none = ({"a/1.parquet": None}, {"b/2.parquet": None, "c/3.parquet": None}, {})
-    pool._idle = [SimpleNamespace(made=m) for m in (made_a, made_b, made_none)]  # type: ignore[misc]
+    workers = [SimpleNamespace(made=m, jobs=deque()) for m in (made_a, made_b, made_none)]
+    pool._ready = workers  # type: ignore[assignment]
     reads_b_c = SimpleNamespace(reads=("b/2.parquet", "c/3.parquet"))
     assert pool.affinity(reads_b_c) == 2
-    assert pool._best_idle(reads_b_c) == 1
-    assert pool._best_idle(SimpleNamespace(reads=("a/1.parquet",))) == 0
-    assert pool._best_idle(SimpleNamespace(reads=())) == 2  # nothing held anywhere: the last free one, as before
+    assert pool._best_free(reads_b_c, pool._free()) is workers[1]
+    assert pool._best_free(SimpleNamespace(reads=("a/1.parquet",)), pool._free()) is workers[0]
+    assert pool._best_free(SimpleNamespace(reads=()), pool._free()) is workers[2]  # nothing held: the last free one
+
+    # A worker with nothing to compute is given work before another is sent a second task to hold.
+    workers[1].jobs.append("computing")
+    assert pool._free() == [workers[0], workers[2]]
+    assert pool.affinity(reads_b_c) == 0  # the worker holding b and c is busy: no free worker scores
+    for worker in (workers[0], workers[2]):
+        worker.jobs.append("computing")
+    assert pool._best_free(reads_b_c, pool._free()) is workers[1]  # all busy: it holds b and c's next task
+    for worker in workers:
+        worker.jobs.append("next")
+    assert pool._free() == [] and pool.affinity(reads_b_c) == 0  # every worker holds two: none takes more

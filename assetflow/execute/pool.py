@@ -3,7 +3,9 @@
 Each worker is started once per run (from a ``forkserver``: a clean, single-threaded
 process, because forking a coordinator that has already started polars', Arrow's or
 DuckDB's threads is unsafe), imports the project once (``task._workspace``), and then
-runs task after task sent over its own pipe. No process is spawned per asset.
+runs task after task sent over its own pipe, holding the next one while it computes one
+(``QUEUE_DEPTH``) so it never waits for the coordinator to hand it work. No process is
+spawned per asset.
 
 Why not ``concurrent.futures.ProcessPoolExecutor``: it cannot stop one task. Killing
 the worker of a timed-out asset breaks that pool and fails every other running task
@@ -43,11 +45,14 @@ START_METHOD_ENV = "ASSETFLOW_START_METHOD"
 WATCH_EVERY = 1.0  # seconds between a worker's checks that its coordinator is alive
 MAX_STARTUP_DEATHS = 3  # consecutive workers dying before they are ready: give up on the queue
 MADE_KEPT = 4096  # results remembered per worker (its kept tables are fewer: bounded by bytes)
+# Tasks a worker holds at once: the one it computes and the next, sent ahead so that it starts that
+# one the moment it finishes, whenever the coordinator gets the CPU to handle the result.
+QUEUE_DEPTH = 2
 _PRELOAD = ["assetflow.execute.task", "assetflow.storage.base", "assetflow.project"]
 
 
 class _Job:
-    __slots__ = ("arg", "deadline", "fn", "future", "id", "timeout")
+    __slots__ = ("arg", "deadline", "fn", "future", "id", "retracting", "timeout")
 
     def __init__(self, job_id: int, fn: Callable[[Any], object], arg: object, timeout: float | None) -> None:
         self.id = job_id
@@ -55,6 +60,7 @@ class _Job:
         self.arg = arg
         self.timeout = timeout
         self.deadline: float | None = None  # monotonic; set when the worker says it started
+        self.retracting = False  # asked back from the worker it was sent ahead to (``_take_back_for_idle``)
         self.future: Future[object] = Future()
 
 
@@ -70,7 +76,12 @@ class _Worker:
         with main_module_hidden():
             self.process.start()
         child.close()
-        self.job: _Job | None = None
+        self.jobs: deque[_Job] = deque()  # sent to it, in order: the first one it computes, the others wait
+
+    @property
+    def job(self) -> _Job | None:
+        """The task it computes now (or is about to start), if any."""
+        return self.jobs[0] if self.jobs else None
 
     def kill(self) -> None:
         if self.process.is_alive():
@@ -107,28 +118,75 @@ def _worker_main(conn: Connection, project: ProjectConfig | None, coordinator: i
         from assetflow.execute.task import warm_up
 
         warm_up(project)
+    inbox = _Inbox(conn)
     try:
-        conn.send(("ready",))
+        inbox.send(("ready",))
     except OSError:
         return
     while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return  # the coordinator is gone
+        message = inbox.next()
         if message is None:
-            return
+            return  # told to stop, or the coordinator is gone
         job_id, fn, arg, notify = message
         if notify:
-            conn.send(("started", job_id))
+            inbox.send(("started", job_id))
         try:
             reply: tuple[object, ...] = ("done", job_id, True, fn(arg))
         except BaseException as exc:  # noqa: BLE001 - reported to the coordinator, the worker lives on
             reply = ("done", job_id, False, "".join(traceback.format_exception(exc)))
         try:
-            conn.send(reply)
+            inbox.send(reply)
         except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result
-            conn.send(("done", job_id, False, f"cannot send the result back: {exc!r}"))
+            inbox.send(("done", job_id, False, f"cannot send the result back: {exc!r}"))
+
+
+class _Inbox:
+    """A worker's end of its pipe: tasks are read as they arrive by a thread of their own.
+
+    So the coordinator can take back a task it sent ahead while this worker still computes
+    another (``("retract", id)``, answered ``("retracted", id)`` if it had not started, else
+    ``("kept", id)``). Tasks start in the order they were sent.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._sending = threading.Lock()  # the reader answers retracts while the worker sends results
+        self._arrived = threading.Condition()
+        self._tasks: deque[Any] = deque()  # received, not started; None: stop
+        threading.Thread(target=self._read, daemon=True, name="assetflow-inbox").start()
+
+    def send(self, message: tuple[object, ...]) -> None:
+        with self._sending:
+            self._conn.send(message)
+
+    def next(self) -> Any:
+        """The next task to compute (None: stop), waiting for one."""
+        with self._arrived:
+            while not self._tasks:
+                self._arrived.wait()
+            return self._tasks.popleft()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                message = None  # the coordinator is gone
+            if message is not None and message[0] == "retract":
+                with self._arrived:
+                    waiting = [task for task in self._tasks if task is not None and task[0] == message[1]]
+                    for task in waiting:
+                        self._tasks.remove(task)
+                try:
+                    self.send(("retracted" if waiting else "kept", message[1]))
+                except OSError:
+                    return
+                continue
+            with self._arrived:
+                self._tasks.append(message)
+                self._arrived.notify()
+            if message is None:
+                return
 
 
 def _hits(worker: _Worker, arg: object) -> int:
@@ -186,6 +244,7 @@ class ProcessExecutor:
 
     name: ClassVar[str] = "processes"
     shares_host: ClassVar[bool] = True  # workers are this host's processes: the runner syncs their files
+    queue_depth: ClassVar[int] = QUEUE_DEPTH  # tasks in flight per worker (the runner keeps them supplied)
 
     def __init__(self, *, jobs: int | None = None, address: str | None = None) -> None:
         if address is not None:
@@ -200,8 +259,8 @@ class ProcessExecutor:
             self._context.set_forkserver_preload(_PRELOAD)
         self._project: ProjectConfig | None = None
         self._starting: list[_Worker] = []  # importing the project; not yet ready for tasks
-        self._idle: list[_Worker] = []
-        self._busy: dict[int, _Worker] = {}  # job id -> worker running it
+        self._ready: list[_Worker] = []  # take tasks, up to ``queue_depth`` each
+        self._busy: dict[int, _Worker] = {}  # job id -> the worker holding it (computing it, or next)
         self._queue: deque[_Job] = deque()  # submitted, waiting for a ready worker
         self._ids = itertools.count()
         self._startup_deaths = 0
@@ -232,7 +291,7 @@ class ProcessExecutor:
             now = time.monotonic()
             if limit is not None and now >= limit:
                 return set()
-            deadlines = [j.deadline for j in (w.job for w in self._busy.values()) if j and j.deadline]
+            deadlines = [j.deadline for j in (w.job for w in self._ready) if j and j.deadline]
             until = min([d for d in (limit, *deadlines) if d is not None], default=None)
             self._poll(None if until is None else max(0.0, until - now))
 
@@ -245,48 +304,56 @@ class ProcessExecutor:
         its inputs were made and the worker hands them over from memory instead of reading
         files (``execute.handoff``).
         """
-        return max((_hits(worker, arg) for worker in self._idle), default=0)
+        return max((_hits(worker, arg) for worker in self._free()), default=0)
 
-    def _best_idle(self, arg: object) -> int:
-        """The index of the free worker that made most of what ``arg`` reads (the last one on a tie)."""
-        hits = [_hits(worker, arg) for worker in self._idle]
+    def _free(self) -> list[_Worker]:
+        """The ready workers with room for a task, the least loaded only: a worker with nothing to
+        compute gets a task before another is sent a second one to hold."""
+        least = min((len(worker.jobs) for worker in self._ready), default=self.queue_depth)
+        if least >= (1 if self._starting else self.queue_depth):  # a starting worker will take the next task
+            return []
+        return [w for w in self._ready if len(w.jobs) == least]
+
+    def _best_free(self, arg: object, free: list[_Worker]) -> _Worker:
+        """Of ``free``, the worker that made most of what ``arg`` reads (the last one on a tie)."""
+        hits = [_hits(worker, arg) for worker in free]
         best = max(hits)
-        return len(hits) - 1 - hits[::-1].index(best)
+        return free[len(hits) - 1 - hits[::-1].index(best)]
 
     def shutdown(self, cancel: bool = False) -> None:
-        """Stop every worker; with ``cancel`` kill running ones at once instead of letting them finish."""
+        """Stop every worker; with ``cancel`` kill busy ones at once instead of letting them finish."""
         for job in self._queue:
             job.future.cancel()
         self._queue.clear()
         for worker in self._starting:
             worker.process.kill()  # it has done nothing yet: no need to let it finish importing
-        stopping = [*self._idle, *([] if cancel else self._busy.values())]
-        for worker in stopping:
+        busy = [worker for worker in self._ready if worker.jobs]
+        for worker in self._ready if not cancel else [w for w in self._ready if not w.jobs]:
             try:
-                worker.conn.send(None)
+                worker.conn.send(None)  # read after the tasks it holds
             except OSError:
                 pass
         if cancel:
-            for worker in self._busy.values():
+            for worker in busy:
                 worker.process.kill()
-        for worker in [*self._starting, *self._idle, *self._busy.values()]:
+        for worker in [*self._starting, *self._ready]:
             worker.process.join(10)
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join(5)
             worker.conn.close()
-            job = worker.job
-            if job is not None and not job.future.done():
-                job.future.set_exception(WorkerLost("the run was stopped while this task ran"))
+            for job in worker.jobs:
+                if not job.future.done():
+                    job.future.set_exception(WorkerLost("the run was stopped while this task ran"))
         self._starting.clear()
-        self._idle.clear()
+        self._ready.clear()
         self._busy.clear()
         if self.started_workers:
             _stop_helpers()
 
     def kill_now(self) -> None:
         """Kill every worker at once, without waiting (a second Ctrl-C)."""
-        for worker in [*self._starting, *self._idle, *self._busy.values()]:
+        for worker in [*self._starting, *self._ready]:
             try:
                 os.kill(worker.process.pid, signal.SIGKILL)
             except (ProcessLookupError, TypeError):
@@ -295,35 +362,64 @@ class ProcessExecutor:
     # -- internals --------------------------------------------------------------------------
 
     def _workers(self) -> int:
-        return len(self._starting) + len(self._idle) + len(self._busy)
+        return len(self._starting) + len(self._ready)
 
     def _spawn(self) -> _Worker:
         self.started_workers += 1
         return _Worker(self._context, self._project)
 
     def _dispatch(self) -> None:
-        """Hand queued jobs to ready workers; start workers for what is left, up to capacity."""
-        while self._queue and self._idle:
-            worker = self._idle.pop(self._best_idle(self._queue[0].arg))
-            if not worker.process.is_alive():  # died while idle (killed from outside): forget it
+        """Hand queued jobs to ready workers with room; start workers for what is left, up to capacity."""
+        while self._queue:
+            free = self._free()
+            if not free:
+                break
+            worker = self._best_free(self._queue[0].arg, free)
+            if not worker.jobs and not worker.process.is_alive():  # died while idle (killed from outside)
+                self._ready.remove(worker)
                 worker.kill()
                 continue
             job = self._queue.popleft()
             try:
                 worker.conn.send((job.id, job.fn, job.arg, job.timeout is not None))
+            except OSError:  # its pipe is closed: the worker is gone; the task goes to another
+                self._queue.appendleft(job)
+                self._lost(worker)
+                continue
             except Exception as exc:  # noqa: BLE001 - e.g. an argument that cannot be pickled
                 job.future.set_exception(exc)
-                self._idle.append(worker)
                 continue
-            worker.job = job
+            worker.jobs.append(job)
             self._busy[job.id] = worker
+        self._take_back_for_idle()
         while len(self._queue) > len(self._starting) and self._workers() < self.capacity:
             self._starting.append(self._spawn())
+
+    def _take_back_for_idle(self) -> None:
+        """With nothing queued and a worker idle, ask for a task sent ahead to a busy one back.
+
+        A task sent ahead waits for the one its worker computes, which may take minutes while
+        another worker has nothing to do. The worker's inbox gives it back if it has not started
+        it (``("retracted", id)``); ``_receive`` then queues it for the idle worker.
+        """
+        if self._queue or self._starting:
+            return
+        idle = sum(1 for worker in self._ready if not worker.jobs)
+        for worker in self._ready:
+            if idle == 0:
+                return
+            if len(worker.jobs) > 1 and not worker.jobs[-1].retracting:
+                worker.jobs[-1].retracting = True
+                try:
+                    worker.conn.send(("retract", worker.jobs[-1].id))
+                except OSError:
+                    continue  # gone: ``_poll`` sees it and queues the task again
+                idle -= 1
 
     def _poll(self, timeout: float | None) -> None:
         """Wait for messages or worker deaths; handle them, then any expired deadline."""
         by_handle: dict[object, _Worker] = {}
-        for worker in [*self._starting, *self._busy.values()]:
+        for worker in [*self._starting, *(w for w in self._ready if w.jobs)]:
             by_handle[worker.conn] = worker
             by_handle[worker.process.sentinel] = worker
         if not by_handle:
@@ -339,10 +435,10 @@ class ProcessExecutor:
             else:
                 self._lost(worker)
         now = time.monotonic()
-        for worker in list(self._busy.values()):
-            job = worker.job
-            if job is not None and job.deadline is not None and now >= job.deadline:
-                self._retire(worker)
+        for worker in [w for w in self._ready if w.jobs]:
+            job = worker.jobs[0]
+            if job.deadline is not None and now >= job.deadline:
+                self._requeue(self._retire(worker)[1:])
                 job.future.set_exception(TaskTimeout(f"stopped after {job.timeout:g}s; "
                                                      f"its worker process was killed and replaced"))
         self._dispatch()
@@ -357,17 +453,26 @@ class ProcessExecutor:
         if kind == "ready":
             self._startup_deaths = 0
             self._starting.remove(worker)
-            self._idle.append(worker)
+            self._ready.append(worker)
             return
-        job = worker.job
-        assert job is not None
+        if kind in ("retracted", "kept"):  # the answer to a retract: given back, or started already
+            job = next((j for j in worker.jobs if j.id == message[1]), None)
+            if job is None:  # "kept", and already done: the answer came after its result
+                return
+            job.retracting = False
+            if kind == "retracted":
+                worker.jobs.remove(job)
+                del self._busy[job.id]
+                self._queue.appendleft(job)
+            return
+        job = worker.job  # a worker takes its tasks in the order they were sent
+        assert job is not None and job.id == message[1]
         if kind == "started":
             job.deadline = time.monotonic() + (job.timeout or 0.0)
             return
         _, _, ok, payload = message
-        worker.job = None
+        worker.jobs.popleft()
         del self._busy[job.id]
-        self._idle.append(worker)
         if ok:
             made = getattr(payload, "made", None)
             if made is not None:
@@ -379,10 +484,10 @@ class ProcessExecutor:
             job.future.set_exception(RemoteError(str(payload)))
 
     def _lost(self, worker: _Worker) -> None:
-        """A worker died: fail its task (if any) with how it died; it is replaced on demand."""
-        job = worker.job
+        """A worker died: fail the task it was computing with how it died (the ones it held next go
+        back to the queue: they never started); it is replaced on demand."""
         starting = worker in self._starting
-        self._retire(worker)
+        jobs = self._retire(worker)
         if starting:
             self._startup_deaths += 1
             if self._startup_deaths >= MAX_STARTUP_DEATHS:
@@ -391,8 +496,9 @@ class ProcessExecutor:
                         f"{self._startup_deaths} worker processes died while starting (last exit code "
                         f"{worker.process.exitcode}); try --executor inprocess to see why"))
                 self._queue.clear()
-        if job is None:
+        if not jobs:
             return
+        self._requeue(jobs[1:])
         code = worker.process.exitcode
         if code is not None and code < 0:
             try:
@@ -403,17 +509,26 @@ class ProcessExecutor:
                 how += ", e.g. by the out-of-memory killer"
         else:
             how = f"exited with code {code}"
-        job.future.set_exception(WorkerLost(f"its worker process (pid {worker.process.pid}) {how}"))
+        jobs[0].future.set_exception(WorkerLost(f"its worker process (pid {worker.process.pid}) {how}"))
 
-    def _retire(self, worker: _Worker) -> None:
-        """Kill a worker and forget it; ``_dispatch`` starts a replacement when work needs one."""
-        if worker.job is not None:
-            del self._busy[worker.job.id]
-            worker.job = None
-        for group in (self._starting, self._idle):
+    def _requeue(self, jobs: list[_Job]) -> None:
+        """Put tasks a lost worker held but never started back at the head of the queue, in order."""
+        for job in jobs:
+            job.retracting = False
+        self._queue.extendleft(reversed(jobs))
+
+    def _retire(self, worker: _Worker) -> list[_Job]:
+        """Kill a worker and forget it, returning the tasks it held (``_dispatch`` starts a replacement
+        when work needs one)."""
+        jobs = list(worker.jobs)
+        worker.jobs.clear()
+        for job in jobs:
+            del self._busy[job.id]
+        for group in (self._starting, self._ready):
             if worker in group:
                 group.remove(worker)
         worker.kill()
+        return jobs
 
 
 def _stop_helpers() -> None:

@@ -290,6 +290,8 @@ class Run:
         if warm_up is not None:
             warm_up(self.ws.config, stale)
         capacity = max(1, int(self.executor.capacity))
+        # Tasks in flight: a pool's worker holds its next task while it computes one (``queue_depth``).
+        in_flight = capacity * max(1, int(getattr(self.executor, "queue_depth", 1)))
         # A worker freed by a result starts its next task before that result is recorded: recording costs
         # the coordinator ~1 ms a result, a third of a worker's time on small assets (docs/execution.md).
         refill_first = not getattr(self.executor, "computes_in_submit", False)
@@ -300,7 +302,7 @@ class Run:
         score = None if affinity is None else (lambda name: affinity(launches[name].task))
 
         def start_ready() -> None:
-            while len(running) < capacity:
+            while len(running) < in_flight:
                 startable = limits.pop_startable(score)
                 if startable is None:
                     return
@@ -356,7 +358,7 @@ class Run:
                     self._lock.note_running(running.values())
                     if refill_first:  # the freed workers get tasks decided before; they compute while these are recorded
                         start_ready()
-                        if len(running) >= capacity and len(limits) and time.monotonic() < settle_by:
+                        if len(running) >= in_flight and len(limits) and time.monotonic() < settle_by:
                             continue  # no worker waits on these results: record them with the next ones
                 make_durable([path for future in settling if _has_result(future)
                               for path in getattr(future.result(), "unsynced", ())])  # before any is recorded
