@@ -23,18 +23,16 @@ import multiprocessing.connection
 import os
 import signal
 import sys
-import threading
 import time
-import traceback
 import types
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
-from multiprocessing.connection import Connection
 from typing import Any, ClassVar, TypeVar
 
 from assetflow.errors import PluginError, RemoteError, TaskTimeout, WorkerLost
+from assetflow.execute.worker import serve
 from assetflow.project import ProjectConfig
 
 T = TypeVar("T")
@@ -42,13 +40,12 @@ T = TypeVar("T")
 START_METHOD_ENV = "ASSETFLOW_START_METHOD"
 # Imported once in the fork server, inherited by every worker: assetflow's own modules only.
 # Importing polars or pyarrow there would start their threads (jemalloc, polars) before fork.
-WATCH_EVERY = 1.0  # seconds between a worker's checks that its coordinator is alive
 MAX_STARTUP_DEATHS = 3  # consecutive workers dying before they are ready: give up on the queue
 MADE_KEPT = 4096  # results remembered per worker (its kept tables are fewer: bounded by bytes)
 # Tasks a worker holds at once: the one it computes and the next, sent ahead so that it starts that
 # one the moment it finishes, whenever the coordinator gets the CPU to handle the result.
 QUEUE_DEPTH = 2
-_PRELOAD = ["assetflow.execute.task", "assetflow.storage.base", "assetflow.project"]
+_PRELOAD = ["assetflow.execute.worker", "assetflow.execute.task", "assetflow.storage.base", "assetflow.project"]
 
 
 class _Job:
@@ -71,7 +68,7 @@ class _Worker:
     def __init__(self, context: Any, project: ProjectConfig | None) -> None:
         self.made: dict[object, None] = {}  # insertion-ordered, the last MADE_KEPT results' ``made``
         self.conn, child = context.Pipe(duplex=True)
-        self.process = context.Process(target=_worker_main, args=(child, project, os.getpid()), daemon=True,
+        self.process = context.Process(target=serve, args=(child, project, os.getpid()), daemon=True,
                                        name="assetflow-worker")
         with main_module_hidden():
             self.process.start()
@@ -109,119 +106,8 @@ def main_module_hidden() -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
-def _worker_main(conn: Connection, project: ProjectConfig | None, coordinator: int) -> None:
-    """A worker's loop. Says ("ready",) once the project is imported, then for each
-    (id, fn, arg, notify) received answers ("started", id) if asked and ("done", id, ok, value)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
-    threading.Thread(target=_watch, args=(coordinator,), daemon=True, name="assetflow-watchdog").start()
-    if project is not None:
-        from assetflow.execute.task import warm_up
-
-        warm_up(project)
-    inbox = _Inbox(conn)
-    try:
-        inbox.send(("ready",))
-    except OSError:
-        return
-    while True:
-        message = inbox.next()
-        if message is None:
-            return  # told to stop, or the coordinator is gone
-        job_id, fn, arg, notify = message
-        if notify:
-            inbox.send(("started", job_id))
-        try:
-            reply: tuple[object, ...] = ("done", job_id, True, fn(arg))
-        except BaseException as exc:  # noqa: BLE001 - reported to the coordinator, the worker lives on
-            reply = ("done", job_id, False, "".join(traceback.format_exception(exc)))
-        try:
-            inbox.send(reply)
-        except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result
-            inbox.send(("done", job_id, False, f"cannot send the result back: {exc!r}"))
-
-
-class _Inbox:
-    """A worker's end of its pipe: tasks are read as they arrive by a thread of their own.
-
-    So the coordinator can take back a task it sent ahead while this worker still computes
-    another (``("retract", id)``, answered ``("retracted", id)`` if it had not started, else
-    ``("kept", id)``). Tasks start in the order they were sent.
-    """
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        self._sending = threading.Lock()  # the reader answers retracts while the worker sends results
-        self._arrived = threading.Condition()
-        self._tasks: deque[Any] = deque()  # received, not started; None: stop
-        threading.Thread(target=self._read, daemon=True, name="assetflow-inbox").start()
-
-    def send(self, message: tuple[object, ...]) -> None:
-        with self._sending:
-            self._conn.send(message)
-
-    def next(self) -> Any:
-        """The next task to compute (None: stop), waiting for one."""
-        with self._arrived:
-            while not self._tasks:
-                self._arrived.wait()
-            return self._tasks.popleft()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                message = self._conn.recv()
-            except (EOFError, OSError):
-                message = None  # the coordinator is gone
-            if message is not None and message[0] == "retract":
-                with self._arrived:
-                    waiting = [task for task in self._tasks if task is not None and task[0] == message[1]]
-                    for task in waiting:
-                        self._tasks.remove(task)
-                try:
-                    self.send(("retracted" if waiting else "kept", message[1]))
-                except OSError:
-                    return
-                continue
-            with self._arrived:
-                self._tasks.append(message)
-                self._arrived.notify()
-            if message is None:
-                return
-
-
 def _hits(worker: _Worker, arg: object) -> int:
     return sum(1 for key in getattr(arg, "reads", ()) if key in worker.made)
-
-
-def _watch(coordinator: int) -> None:
-    """Exit when the coordinator is gone (killed with SIGKILL), even in the middle of an asset.
-
-    Its result could never be recorded, and an orphaned worker would hold CPU, memory and
-    locks for nothing. (An idle worker also notices through its pipe.)
-    """
-    while True:
-        time.sleep(WATCH_EVERY)
-        if _gone(coordinator):
-            os._exit(1)
-
-
-def _gone(pid: int) -> bool:
-    """Whether process ``pid`` has died, including dead but not yet reaped by its parent (a zombie).
-
-    A caller that kills ``assetflow`` and then reads its output before reaping it
-    (``subprocess.run(..., timeout=...)`` does) would otherwise wait for the asset to finish.
-    """
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rsplit(b")", 1)[1].split()[0] == b"Z"
-    except (OSError, IndexError):
-        return False  # no /proc (macOS): a zombie counts as alive until reaped
 
 
 def _start_method() -> str:
