@@ -304,7 +304,7 @@ class ProcessExecutor:
 
     def _poll(self, timeout: float | None) -> None:
         """Wait for messages or worker deaths; handle them, then any expired deadline."""
-        by_handle: dict[object, _Worker] = {}
+        by_handle: dict[Any, _Worker] = {}  # its pipe and its process's sentinel, as ``wait`` returns them
         for worker in [*self._starting, *(w for w in self._ready if w.jobs)]:
             by_handle[worker.conn] = worker
             by_handle[worker.process.sentinel] = worker
