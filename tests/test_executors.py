@@ -201,6 +201,32 @@ def test_a_task_sent_ahead_behind_a_long_one_is_taken_back_for_an_idle_worker() 
         pool.shutdown(cancel=True)
 
 
+def test_a_task_its_worker_cannot_unpickle_fails_as_a_lost_worker_instead_of_hanging() -> None:
+    """The worker's inbox thread reads tasks; one it cannot unpickle ends the worker (exit 70), so the pool
+    reports it lost rather than waiting for a result that will never come."""
+    import sys
+    import types
+
+    from assetflow.errors import WorkerLost
+    from assetflow.execute.pool import ProcessExecutor
+
+    module = types.ModuleType("assetflow_test_only_here")  # importable in this process only
+    sys.modules[module.__name__] = module
+    exec("class OnlyHere:\n    pass\n", module.__dict__)  # noqa: S102 - a class the workers cannot import
+    pool = ProcessExecutor(jobs=1)
+    try:
+        future = pool.submit(repr, module.OnlyHere())
+        assert pool.wait_any([future], timeout=60) == {future}, "the pool waited for a worker that cannot go on"
+        with pytest.raises(WorkerLost, match="exited with code 70"):
+            future.result()
+        after = pool.submit(repr, "still working")  # the pool goes on with a new worker
+        pool.wait_any([after], timeout=60)
+        assert after.result() == "'still working'"
+    finally:
+        pool.shutdown(cancel=True)
+        del sys.modules[module.__name__]
+
+
 def test_unknown_executor_is_a_usage_error_naming_the_installed_ones(project: ProjectDir) -> None:
     project.write("pipeline.py", "from assetflow import asset\n\n@asset\ndef a() -> int:\n    return 1\n")
     proc = project.run("materialize", "--executor", "nope", check=False)

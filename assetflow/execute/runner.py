@@ -700,8 +700,8 @@ class Run:
         self._computed = []
         if not batch:
             return
-        what = (f"recording asset {batch[0].name!r}" if len(batch) == 1
-                else f"recording {len(batch)} assets ({', '.join(repr(c.name) for c in batch[:3])}, ...)")
+        names = ", ".join(repr(c.name) for c in batch[:3]) + (", ..." if len(batch) > 3 else "")
+        what = f"recording asset {names}" if len(batch) == 1 else f"recording {len(batch)} assets ({names})"
         saved = set(self._saved_code)
         with self.ws.store.transaction(what) as db:
             ids = []

@@ -89,6 +89,10 @@ class Inbox:
                 message = self._conn.recv()
             except (EOFError, OSError):
                 message = None  # the coordinator is gone
+            except Exception:  # noqa: BLE001 - a task this process cannot unpickle
+                # Waiting for it would hang the run: die, so the pool reports its worker lost (exit 70).
+                traceback.print_exc()
+                os._exit(70)
             if message is not None and message[0] == "retract":
                 with self._arrived:
                     waiting = [task for task in self._tasks if task is not None and task[0] == message[1]]
