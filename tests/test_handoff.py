@@ -231,6 +231,7 @@ def test_the_free_worker_that_made_a_tasks_inputs_gets_it() -> None:
     pool._ready = workers  # type: ignore[assignment]
     reads_b_c = SimpleNamespace(reads=("b/2.parquet", "c/3.parquet"))
     assert pool.affinity(reads_b_c) == 2
+    assert pool.affinity(SimpleNamespace(reads=())) == 0  # reads only sources: no worker holds any of it
     assert pool._best_free(reads_b_c, pool._free()) is workers[1]
     assert pool._best_free(SimpleNamespace(reads=("a/1.parquet",)), pool._free()) is workers[0]
     assert pool._best_free(SimpleNamespace(reads=()), pool._free()) is workers[2]  # nothing held: the last free one

@@ -190,6 +190,8 @@ class ProcessExecutor:
         its inputs were made and the worker hands them over from memory instead of reading
         files (``execute.handoff``).
         """
+        if not getattr(arg, "reads", ()):  # reads no stored version (sources only): no worker holds any of it
+            return 0
         return max((_hits(worker, arg) for worker in self._free()), default=0)
 
     def _free(self) -> list[_Worker]:
