@@ -75,11 +75,6 @@ class _Worker:
         child.close()
         self.jobs: deque[_Job] = deque()  # sent to it, in order: the first one it computes, the others wait
 
-    @property
-    def job(self) -> _Job | None:
-        """The task it computes now (or is about to start), if any."""
-        return self.jobs[0] if self.jobs else None
-
     def kill(self) -> None:
         if self.process.is_alive():
             self.process.kill()
@@ -146,7 +141,6 @@ class ProcessExecutor:
         self._project: ProjectConfig | None = None
         self._starting: list[_Worker] = []  # importing the project; not yet ready for tasks
         self._ready: list[_Worker] = []  # take tasks, up to ``queue_depth`` each
-        self._busy: dict[int, _Worker] = {}  # job id -> the worker holding it (computing it, or next)
         self._queue: deque[_Job] = deque()  # submitted, waiting for a ready worker
         self._ids = itertools.count()
         self._startup_deaths = 0
@@ -177,7 +171,7 @@ class ProcessExecutor:
             now = time.monotonic()
             if limit is not None and now >= limit:
                 return set()
-            deadlines = [j.deadline for j in (w.job for w in self._ready) if j and j.deadline]
+            deadlines = [w.jobs[0].deadline for w in self._holding() if w.jobs[0].deadline]
             until = min([d for d in (limit, *deadlines) if d is not None], default=None)
             self._poll(None if until is None else max(0.0, until - now))
 
@@ -215,7 +209,7 @@ class ProcessExecutor:
         self._queue.clear()
         for worker in self._starting:
             worker.process.kill()  # it has done nothing yet: no need to let it finish importing
-        busy = [worker for worker in self._ready if worker.jobs]
+        busy = self._holding()
         for worker in self._ready if not cancel else [w for w in self._ready if not w.jobs]:
             try:
                 worker.conn.send(None)  # read after the tasks it holds
@@ -235,7 +229,6 @@ class ProcessExecutor:
                     job.future.set_exception(WorkerLost("the run was stopped while this task ran"))
         self._starting.clear()
         self._ready.clear()
-        self._busy.clear()
         if self.started_workers:
             _stop_helpers()
 
@@ -248,6 +241,10 @@ class ProcessExecutor:
                 pass
 
     # -- internals --------------------------------------------------------------------------
+
+    def _holding(self) -> list[_Worker]:
+        """The ready workers computing a task (and perhaps holding the next)."""
+        return [worker for worker in self._ready if worker.jobs]
 
     def _workers(self) -> int:
         return len(self._starting) + len(self._ready)
@@ -278,7 +275,6 @@ class ProcessExecutor:
                 job.future.set_exception(exc)
                 continue
             worker.jobs.append(job)
-            self._busy[job.id] = worker
         self._take_back_for_idle()
         while len(self._queue) > len(self._starting) and self._workers() < self.capacity:
             self._starting.append(self._spawn())
@@ -307,7 +303,7 @@ class ProcessExecutor:
     def _poll(self, timeout: float | None) -> None:
         """Wait for messages or worker deaths; handle them, then any expired deadline."""
         by_handle: dict[Any, _Worker] = {}  # its pipe and its process's sentinel, as ``wait`` returns them
-        for worker in [*self._starting, *(w for w in self._ready if w.jobs)]:
+        for worker in [*self._starting, *self._holding()]:
             by_handle[worker.conn] = worker
             by_handle[worker.process.sentinel] = worker
         if not by_handle:
@@ -323,7 +319,7 @@ class ProcessExecutor:
             else:
                 self._lost(worker)
         now = time.monotonic()
-        for worker in [w for w in self._ready if w.jobs]:
+        for worker in self._holding():
             job = worker.jobs[0]
             if job.deadline is not None and now >= job.deadline:
                 self._requeue(self._retire(worker)[1:])
@@ -350,17 +346,15 @@ class ProcessExecutor:
             job.retracting = False
             if kind == "retracted":
                 worker.jobs.remove(job)
-                del self._busy[job.id]
-                self._queue.appendleft(job)
+                self._requeue([job])
             return
-        job = worker.job  # a worker takes its tasks in the order they were sent
-        assert job is not None and job.id == message[1]
+        assert worker.jobs and worker.jobs[0].id == message[1]  # a worker takes its tasks in the order sent
+        job = worker.jobs[0]
         if kind == "started":
             job.deadline = time.monotonic() + (job.timeout or 0.0)
             return
         _, _, ok, payload = message
         worker.jobs.popleft()
-        del self._busy[job.id]
         if ok:
             made = getattr(payload, "made", None)
             if made is not None:
@@ -410,8 +404,6 @@ class ProcessExecutor:
         when work needs one)."""
         jobs = list(worker.jobs)
         worker.jobs.clear()
-        for job in jobs:
-            del self._busy[job.id]
         for group in (self._starting, self._ready):
             if worker in group:
                 group.remove(worker)

@@ -95,11 +95,11 @@ class Inbox:
                 os._exit(70)
             if message is not None and message[0] == "retract":
                 with self._arrived:
-                    waiting = [task for task in self._tasks if task is not None and task[0] == message[1]]
-                    for task in waiting:
-                        self._tasks.remove(task)
+                    waiting = next((t for t in self._tasks if t is not None and t[0] == message[1]), None)
+                    if waiting is not None:
+                        self._tasks.remove(waiting)
                 try:
-                    self.send(("retracted" if waiting else "kept", message[1]))
+                    self.send(("kept" if waiting is None else "retracted", message[1]))
                 except OSError:
                     return
                 continue

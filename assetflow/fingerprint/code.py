@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePath
 
-from assetflow.fingerprint.imports import _is_local_path, is_project_file
+from assetflow.fingerprint.imports import _is_local_path, is_project_file, resolved_root
 from assetflow.hashing import Digest, hash_fields
 
 __all__ = ["FINGERPRINT_SCHEME", "CodeFingerprint", "fingerprint_function", "is_project_file"]
@@ -86,7 +86,7 @@ def fingerprint_function(
         func = func.__wrapped__  # a C-level wrapper such as functools.lru_cache: its function is the code
     if not isinstance(func, types.FunctionType):
         raise TypeError(f"Cannot fingerprint {func!r}: expected a Python function, got {type(func).__qualname__}")
-    walker = _Walker(_resolved(project_root), func.__globals__, walk=version is None)
+    walker = _Walker(resolved_root(project_root), func.__globals__, walk=version is None)
     key = walker.run(func)
     if version is not None:
         return CodeFingerprint(hash_fields("code-version", version), {key: walker.sources()[key]}, walker.libraries)
@@ -95,12 +95,6 @@ def fingerprint_function(
     for name, text in sorted((walker.local_name(k), v) for k, v in sources.items()):
         digest.field(name).field(text)
     return CodeFingerprint(digest.hexdigest(), sources, dict(sorted(walker.libraries.items())))
-
-
-@functools.lru_cache(maxsize=64)
-def _resolved(project_root: Path) -> str:
-    """The project root's real path, resolved once per process rather than once per asset."""
-    return str(project_root.resolve())
 
 
 # -- source files: parsed once per file version, shared by every fingerprint -------------

@@ -226,12 +226,13 @@ def code_digests(root: Path, *, excluded: frozenset[str] = frozenset({"__main__"
 
 def is_project_file(filename: str, root: Path) -> bool:
     """Whether a file is the project's own code (under its root, outside any venv)."""
-    return _is_local_path(filename, _resolved(root))
+    return _is_local_path(filename, resolved_root(root))
 
 
 @functools.lru_cache(maxsize=64)
-def _resolved(root: Path) -> str:
-    """``root`` resolved, once: callers ask for each of the ~1,000 modules a run has imported."""
+def resolved_root(root: Path) -> str:
+    """``root`` resolved, once per process: callers ask for each of the ~1,000 modules a run has
+    imported, and the code fingerprint for each asset."""
     return str(root.resolve())
 
 
