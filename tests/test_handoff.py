@@ -68,6 +68,37 @@ def test_a_kept_table_is_what_the_backend_reads_back(tmp_path: Path, column: str
     assert_frame_equal(handoff.take(ref, "lazy").collect(), backend.load("up", stored.location, "lazy").collect())
 
 
+def test_a_polars_frame_is_handed_over_as_copies_that_read_like_the_file(tmp_path: Path) -> None:
+    """The frame the asset returned is kept: neither the asset changing it afterwards nor a consumer
+    changing what it was handed changes what the next consumer gets."""
+    backend = ParquetBackend(tmp_path, {})
+    frame = pl.DataFrame({"a": [3, 1, None], "s": ["x", None, "a string longer than twelve bytes"]})
+    stored = handoff.store(backend, "parquet", "up", frame)
+    frame.drop_in_place("a")  # the asset kept its frame and changes it later
+    ref = _ref(stored)
+    handed = handoff.take(ref, "polars")
+    assert_frame_equal(handed, backend.load("up", stored.location, "polars"))
+    handed.drop_in_place("s")
+    handed.insert_column(0, pl.Series("b", [7, 8, 9]))
+    assert_frame_equal(handoff.take(ref, "polars"), backend.load("up", stored.location, "polars"))
+    assert_frame_equal(handoff.take(ref, "lazy").collect(), backend.load("up", stored.location, "polars"))
+    arrow, read = handoff.take(ref, "arrow"), backend.load("up", stored.location, "arrow")
+    assert arrow.schema == read.schema
+    assert arrow.equals(read)
+
+
+def test_a_frame_flagged_sorted_is_handed_over_without_the_flag(tmp_path: Path) -> None:
+    """Polars trusts a sorted flag (``set_sorted`` may even be wrong); a file read back has none."""
+    backend = ParquetBackend(tmp_path, {})
+    frame = pl.DataFrame({"a": [1, 3, 2]}).with_columns(pl.col("a").set_sorted())
+    stored = handoff.store(backend, "parquet", "up", frame)
+    handed = handoff.take(_ref(stored), "polars")
+    read = backend.load("up", stored.location, "polars")
+    assert not read["a"].flags["SORTED_ASC"]
+    assert handed["a"].flags == read["a"].flags
+    assert handed["a"].max() == read["a"].max() == 3  # a flagged column's max would be its last value, 2
+
+
 @pytest.mark.parametrize("kind", sorted(INEXACT))
 def test_a_table_parquet_would_change_is_read_back_not_kept(tmp_path: Path, kind: str) -> None:
     stored = handoff.store(ParquetBackend(tmp_path, {}), "parquet", "up", INEXACT[kind])
