@@ -21,8 +21,9 @@ in a run, most of it converting strings to polars' views. Arrow inputs get the t
 stored, converted again from the frame. A frame with a sorted flag is kept as its table instead: a
 file read back carries no flag, and polars trusts the flag (``set_sorted``) where it is set.
 
-Memory is bounded: at most ``BUDGET_BYTES`` of tables, least recently used out first, none
-larger than a quarter of it; the runner empties the store when a run ends.
+Memory is bounded: at most ``BUDGET_BYTES`` of buffers held by tables (a slice counts the buffers it
+keeps alive), least recently used out first, none larger than a quarter of it; the runner empties
+the store when a run ends.
 """
 
 from __future__ import annotations
@@ -49,9 +50,9 @@ def store(backend: Any, io: str, asset: str, value: object) -> StoredData:
     if table is not None and _exact_in_parquet(table):
         key = (io, asset, stored.location, stored.data_hash)
         if _is_unflagged_polars_frame(value):
-            _keep(key, (None, value.clone(), table.nbytes))  # type: ignore[attr-defined]  # polars is not imported
+            _keep(key, (None, value.clone(), table.get_total_buffer_size()))  # type: ignore[attr-defined]  # polars is not imported
         else:
-            _keep(key, (table, None, table.nbytes))
+            _keep(key, (table, None, table.get_total_buffer_size()))
     return stored  # type: ignore[no-any-return]
 
 

@@ -126,7 +126,7 @@ class ParquetBackend(TableBackend):
         a streamed LazyFrame)."""
         if self.compression != "auto":
             return self.compression
-        return "snappy" if table is not None and table.nbytes < SMALL_TABLE_BYTES else "zstd"
+        return "snappy" if table is not None and table.get_total_buffer_size() < SMALL_TABLE_BYTES else "zstd"
 
     def load(self, asset: str, location: str, kind: ValueKind) -> object:
         path = self._path(location)
