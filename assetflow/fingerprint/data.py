@@ -40,9 +40,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from assetflow.hashing import Digest
+
+# pyarrow.compute takes ~40 ms to import (a pool worker's start-up): it is imported only by the
+# functions that need it, for nulls, booleans, lists and encodings.
 
 __all__ = ["table_hash", "to_arrow_table", "value_hash"]
 
@@ -270,6 +272,8 @@ def _hash_array(digest: Digest, chunks: list[pa.Array], dtype: pa.DataType, colu
         decoded = [c.dictionary_decode() for c in chunks]
         return _hash_array(digest, decoded, dtype.value_type, column)
     if t.is_run_end_encoded(dtype):
+        import pyarrow.compute as pc
+
         return _hash_array(digest, [pc.run_end_decode(c) for c in chunks], dtype.value_type, column)
     if isinstance(dtype, pa.ExtensionType):
         return _hash_array(digest, [c.storage for c in chunks], dtype.storage_type, column)
@@ -288,11 +292,15 @@ def _hash_array(digest: Digest, chunks: list[pa.Array], dtype: pa.DataType, colu
     if t.is_null(dtype):
         return None
     if t.is_boolean(dtype):
+        import pyarrow.compute as pc
+
         values = [pc.fill_null(c, False) if c.null_count else c for c in chunks]
         digest.field_parts(_bit_parts(values))
     elif _is_plain_binary(dtype):
         _hash_binary(digest, chunks, dtype)
     elif _is_variable_list(dtype):
+        import pyarrow.compute as pc
+
         lengths = [pc.fill_null(pc.list_value_length(c), 0).cast(pa.int64()) for c in chunks]
         _hash_fixed_width(digest, lengths, 8)
         _hash_array(digest, [c.flatten() for c in chunks], dtype.value_type, column)
@@ -326,6 +334,8 @@ def _fixed_width_parts(chunks: Iterable[pa.Array], width: int) -> Iterator[memor
     for chunk in chunks:
         for block in _blocks(chunk) if chunk.null_count else [chunk]:
             if block.null_count:
+                import pyarrow.compute as pc
+
                 as_bits = _UINT_OF_WIDTH.get(width, pa.binary(width))
                 zero = pa.scalar(0 if width in _UINT_OF_WIDTH else bytes(width), as_bits)
                 block = pc.fill_null(block.view(as_bits), zero)
@@ -345,6 +355,8 @@ def _bit_parts(chunks: list[pa.BooleanArray]) -> Parts:
         return []
     bits = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
     if bits.offset % 8:
+        import pyarrow.compute as pc
+
         bits = pc.if_else(bits, True, False)  # a fresh buffer, starting at bit 0
     start = bits.offset // 8
     view = memoryview(bits.buffers()[1]).cast("B")[start : start + (length + 7) // 8]
@@ -378,6 +390,8 @@ def _offset_type(dtype: pa.DataType) -> pa.DataType:
 def _empty_null_slots(chunk: pa.Array, dtype: pa.DataType) -> pa.Array:
     """``chunk``, rebuilt only if a null slot spans bytes: null slots become empty, their bytes dropped."""
     if chunk.null_count and not _null_slots_are_empty(chunk, _offset_type(dtype)):
+        import pyarrow.compute as pc
+
         is_binary = pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype)
         return pc.fill_null(chunk, pa.scalar(b"" if is_binary else "", dtype))
     return chunk
@@ -420,6 +434,8 @@ def _null_slots_are_empty(chunk: pa.Array, offset_type: pa.DataType) -> bool:
 
     Checking costs a few ms per 10M rows; rebuilding the array would cost several times more.
     """
+    import pyarrow.compute as pc
+
     ends = _offsets(chunk, offset_type)
     nulls = pc.indices_nonzero(chunk.is_null())
     return bool(pc.all(pc.equal(ends.take(nulls), ends.take(pc.add(nulls, 1)))).as_py())
