@@ -10,6 +10,7 @@ preloads this module, and it must start no thread of polars', Arrow's or DuckDB'
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
@@ -35,6 +36,7 @@ def serve(conn: Connection, project: ProjectConfig | None, coordinator: int) -> 
         from assetflow.execute.task import warm_up
 
         warm_up(project)
+    gc.freeze()  # the libraries and the project, imported for good: no collection walks them again
     inbox = Inbox(conn)
     try:
         inbox.send(("ready",))
