@@ -164,16 +164,18 @@ class ProcessExecutor:
     def wait_any(self, futures: Iterable[Future[object]], timeout: float | None = None) -> set[Future[object]]:
         wanted = list(futures)
         limit = None if timeout is None else time.monotonic() + timeout
+        polled = False  # the pipes are read at least once: a timeout of 0 collects what has finished
         while True:
             done = {f for f in wanted if f.done()}
             if done:
                 return done
             now = time.monotonic()
-            if limit is not None and now >= limit:
+            if limit is not None and now >= limit and polled:
                 return set()
             deadlines = [w.jobs[0].deadline for w in self._holding() if w.jobs[0].deadline]
             until = min([d for d in (limit, *deadlines) if d is not None], default=None)
             self._poll(None if until is None else max(0.0, until - now))
+            polled = True
 
     def affinity(self, arg: object) -> int:
         """How many of the inputs ``arg`` reads the free worker holding most of them made.
