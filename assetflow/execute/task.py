@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import inspect
 import os
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from assetflow.contracts import InputRef, StoredData, ValueKind
-from assetflow.declare import AssetSpec, SourceSpec
+from assetflow.declare import AssetSpec, SourceSpec, annotation_of
 from assetflow.errors import (
     AssetflowError,
     DamagedStorageError,
@@ -167,7 +166,7 @@ def run_ended() -> None:
 def value_kind(spec: AssetSpec, parameter: str) -> ValueKind:
     """What a parameter receives: a LazyFrame (annotated ``pl.LazyFrame``), an Arrow table
     (annotated ``pa.Table``), else a polars DataFrame."""
-    annotation = inspect.signature(spec.fn).parameters[parameter].annotation
+    annotation = annotation_of(spec.fn, parameter)
     text = annotation if isinstance(annotation, str) else getattr(annotation, "__module__", "") + "." + getattr(annotation, "__qualname__", "")
     if text.endswith("LazyFrame"):
         return "lazy"

@@ -7,14 +7,12 @@ partitions giving an empty frame.
 
 from __future__ import annotations
 
-import inspect
-
-from assetflow.declare import AssetSpec
+from assetflow.declare import AssetSpec, annotation_of
 from assetflow.errors import MaterializationError
 
 
 def wants_dict(spec: AssetSpec, parameter: str) -> bool:
-    annotation = inspect.signature(spec.fn).parameters[parameter].annotation
+    annotation = annotation_of(spec.fn, parameter)
     text = annotation if isinstance(annotation, str) else repr(annotation)
     return text.startswith(("dict", "Dict", "typing.Dict", "Mapping", "typing.Mapping", "collections.abc.Mapping")) \
         or annotation is dict
