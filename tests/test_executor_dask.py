@@ -153,3 +153,24 @@ def test_workers_of_your_own_cluster_drop_the_kept_tables_when_a_run_ends(projec
         result = project.materialize("--executor", "dask", "--address", cluster.scheduler_address)
         assert {n: o for n, o in result.items() if n != "_"} == {"first": "ran", "second": "ran"}
         assert list(client.run(kept).values()) == [0]  # the worker stored two tables and dropped them at the end
+
+
+@pytest.mark.slow
+def test_a_dask_executor_waited_on_without_a_timeout_collects_what_has_finished() -> None:
+    """``wait_any(timeout=0)`` is how the runner looks for results between decisions: it must look at the
+    cluster's finished tasks, neither return at once without looking nor block."""
+    import time
+
+    from assetflow_dask import DaskExecutor
+
+    executor = DaskExecutor(jobs=1)
+    try:
+        future = executor.submit(repr, "done soon")
+        give_up = time.monotonic() + 120
+        while not (done := executor.wait_any([future], timeout=0)):
+            assert time.monotonic() < give_up, "wait_any(timeout=0) never collected the finished task"
+            time.sleep(0.01)
+        assert done == {future}
+        assert future.result() == "'done soon'"
+    finally:
+        executor.shutdown()

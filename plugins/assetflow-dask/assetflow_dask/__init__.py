@@ -160,19 +160,20 @@ class DaskExecutor:
 
         wanted = list(futures)
         limit = None if timeout is None else time.monotonic() + timeout
+        looked = False  # remote results are looked at least once: a timeout of 0 collects what has finished
         while True:
             done = {f for f in wanted if f.done()}
             if done:
                 return done
             now = time.monotonic()
-            if limit is not None and now >= limit:
+            if limit is not None and now >= limit and looked:
                 return set()
             deadlines = [t.submitted + t.timeout for t in self._running.values() if t.timeout is not None]
             if self._queue or self._running:
                 deadlines.append(now + REFRESH_EVERY)  # look for dead, restarted or new workers
             until = min([d for d in (limit, *deadlines) if d is not None], default=None)
             remotes = {t.remote: t for t in self._running.values() if t.remote is not None}
-            if remotes:
+            if remotes and (limit is None or now < limit):  # past the limit: only look at what finished
                 try:
                     wait(list(remotes), timeout=None if until is None else max(0.01, until - now),
                          return_when="FIRST_COMPLETED")
@@ -190,6 +191,7 @@ class DaskExecutor:
             if now - self._refreshed >= REFRESH_EVERY:
                 self._refresh()
             self._dispatch()
+            looked = True
 
     def shutdown(self, cancel: bool = False) -> None:
         """Forget running tasks (their results are never recorded) and close what this executor started."""
