@@ -97,7 +97,9 @@ class Executor(Protocol):
       executor stops the task once it has *run* that long; its future then raises
       ``TaskTimeout``. A task whose worker dies raises ``WorkerLost``.
     - ``wait_any`` blocks until at least one of ``futures`` is done or ``timeout``
-      seconds pass, and returns the done ones (possibly none, on timeout).
+      seconds pass, and returns the done ones (possibly none, on timeout). With a
+      ``timeout`` of 0 it looks for finished tasks once without blocking: the runner does so
+      between decisions, to keep workers supplied.
     - ``shutdown`` releases workers; with ``cancel`` it stops running tasks at once
       (Ctrl-C): their results are never delivered.
 
