@@ -229,6 +229,40 @@ def test_a_pool_waited_on_without_a_timeout_collects_what_has_finished() -> None
         pool.shutdown()
 
 
+def test_a_first_run_starts_its_workers_before_assessing_the_project(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no version recorded yet every asset will be computed, so the workers import the project while
+    the run assesses it (code fingerprints: ~0.2 ms an asset); later runs start them only for what is stale."""
+    from assetflow import api
+    from assetflow.execute.executors import InProcessExecutor
+    from assetflow.workspace import Workspace
+
+    trace: list[str] = []
+    assess_all = Workspace.assess_all
+
+    def traced_assess_all(self: Workspace, *args: Any, **kwargs: Any) -> Any:
+        trace.append("assess")
+        return assess_all(self, *args, **kwargs)
+
+    class WarmedUp(InProcessExecutor):
+        def warm_up(self, project: Any, tasks: int) -> None:
+            trace.append(f"warm_up {tasks}")
+
+    monkeypatch.setattr(Workspace, "assess_all", traced_assess_all)
+    (tmp_path / "three_pipeline.py").write_text(
+        "from assetflow import asset\nimport polars as pl\n\n"
+        "@asset\ndef a() -> pl.DataFrame:\n    return pl.DataFrame({'x': [1]})\n\n"
+        "@asset\ndef b(a: pl.DataFrame) -> pl.DataFrame:\n    return a\n\n"
+        "@asset\ndef c(b: pl.DataFrame) -> pl.DataFrame:\n    return b\n")
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["three_pipeline"]\n')
+    api.materialize(project=tmp_path, executor=WarmedUp())
+    assert trace == ["warm_up 3", "assess"]
+
+    trace.clear()
+    api.materialize(project=tmp_path, executor=WarmedUp(), force=True)
+    assert trace == ["assess", "warm_up 3"]  # versions exist (some may be restored): started once the plan is known
+
+
 def test_a_task_sent_ahead_behind_a_long_one_is_taken_back_for_an_idle_worker() -> None:
     """Each worker holds its next task while it computes one, so it never waits for the coordinator;
     but a task queued behind a long one goes back to a worker that has nothing to do."""

@@ -316,6 +316,10 @@ class StateStore:
                 found[(asset, partition)] = mat
         return found
 
+    def has_versions(self) -> bool:
+        """Whether any version of any asset was ever recorded (a first run has none to restore or keep)."""
+        return self._db.execute("SELECT 1 FROM materializations LIMIT 1").fetchone() is not None
+
     def by_recipe(self, asset: str, recipe_key: str, partition: str = "") -> list[Materialization]:
         """Earlier materializations of this asset (and partition) made from exactly this recipe, newest first."""
         rows = self._db.execute(
