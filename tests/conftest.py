@@ -59,6 +59,23 @@ def project(tmp_path: Path) -> ProjectDir:
     return ProjectDir(tmp_path, ["pipeline"])
 
 
+def assert_collects_without_waiting(executor: Any) -> None:
+    """``executor.wait_any([future], timeout=0)``, asked again and again as the runner asks between
+    decisions, returns a task once it has finished: each call looks for finished tasks, none blocks."""
+    import time
+
+    try:
+        future = executor.submit(repr, "done soon")
+        give_up = time.monotonic() + 120
+        while not (done := executor.wait_any([future], timeout=0)):
+            assert time.monotonic() < give_up, "wait_any(timeout=0) never collected the finished task"
+            time.sleep(0.01)
+        assert done == {future}
+        assert future.result() == "'done soon'"
+    finally:
+        executor.shutdown()
+
+
 # -- the two lanes ---------------------------------------------------------------------------------
 # `pytest -m "not slow"` is the fast in-process lane. A test is slow when it starts processes: its
 # own code or a fixture it uses runs the CLI in a subprocess (ProjectDir.run), spawns or kills

@@ -159,18 +159,7 @@ def test_workers_of_your_own_cluster_drop_the_kept_tables_when_a_run_ends(projec
 def test_a_dask_executor_waited_on_without_a_timeout_collects_what_has_finished() -> None:
     """``wait_any(timeout=0)`` is how the runner looks for results between decisions: it must look at the
     cluster's finished tasks, neither return at once without looking nor block."""
-    import time
-
     from assetflow_dask import DaskExecutor
+    from conftest import assert_collects_without_waiting
 
-    executor = DaskExecutor(jobs=1)
-    try:
-        future = executor.submit(repr, "done soon")
-        give_up = time.monotonic() + 120
-        while not (done := executor.wait_any([future], timeout=0)):
-            assert time.monotonic() < give_up, "wait_any(timeout=0) never collected the finished task"
-            time.sleep(0.01)
-        assert done == {future}
-        assert future.result() == "'done soon'"
-    finally:
-        executor.shutdown()
+    assert_collects_without_waiting(DaskExecutor(jobs=1))

@@ -212,21 +212,10 @@ def test_the_next_task_is_sent_while_the_rest_of_a_batchs_downstream_is_still_un
 def test_a_pool_waited_on_without_a_timeout_collects_what_has_finished() -> None:
     """``wait_any(timeout=0)`` is how the runner looks for results between decisions: it must read the
     workers' pipes, not only return the futures it already knew were done."""
-    import time
-
     from assetflow.execute.pool import ProcessExecutor
+    from conftest import assert_collects_without_waiting
 
-    pool = ProcessExecutor(jobs=1)
-    try:
-        future = pool.submit(repr, "done soon")
-        give_up = time.monotonic() + 60
-        while not (done := pool.wait_any([future], timeout=0)):
-            assert time.monotonic() < give_up, "wait_any(timeout=0) never read the finished result"
-            time.sleep(0.01)
-        assert done == {future}
-        assert future.result() == "'done soon'"
-    finally:
-        pool.shutdown()
+    assert_collects_without_waiting(ProcessExecutor(jobs=1))
 
 
 def test_a_first_run_starts_its_workers_before_assessing_the_project(
