@@ -29,7 +29,7 @@ the store when a run ends.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from assetflow.contracts import InputRef, StoredData, ValueKind
 
@@ -37,8 +37,17 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 BUDGET_BYTES = 256 * 1024 * 1024
-# (io, asset, location, hash) -> (the table stored, or None; the polars frame it came from, or None), its bytes
-_kept: OrderedDict[tuple[str, str, str, str], tuple[pa.Table | None, Any, int]] = OrderedDict()
+
+
+class _Kept(NamedTuple):
+    """One kept version: the polars frame the asset returned, else the table the backend stored."""
+
+    table: pa.Table | None
+    frame: Any  # a polars DataFrame, or None
+    size: int  # the bytes of the buffers it keeps alive
+
+
+_kept: OrderedDict[tuple[str, str, str, str], _Kept] = OrderedDict()  # (io, asset, location, hash) -> kept
 _kept_bytes = 0
 
 
@@ -48,11 +57,12 @@ def store(backend: Any, io: str, asset: str, value: object) -> StoredData:
         return backend.store(asset, value)  # type: ignore[no-any-return]
     stored, table = backend.store_with_table(asset, value)
     if table is not None and _exact_in_parquet(table):
-        key = (io, asset, stored.location, stored.data_hash)
+        size = table.get_total_buffer_size()
         if _is_unflagged_polars_frame(value):
-            _keep(key, (None, value.clone(), table.get_total_buffer_size()))  # type: ignore[attr-defined]  # polars is not imported
+            kept = _Kept(None, value.clone(), size)  # type: ignore[attr-defined]  # polars is not imported
         else:
-            _keep(key, (table, None, table.get_total_buffer_size()))
+            kept = _Kept(table, None, size)
+        _keep((io, asset, stored.location, stored.data_hash), kept)
     return stored  # type: ignore[no-any-return]
 
 
@@ -65,7 +75,7 @@ def take(ref: InputRef, kind: ValueKind) -> object | None:
     if kept is None:
         return None
     _kept.move_to_end(key)
-    table, frame, _size = kept
+    table, frame = kept.table, kept.frame
     if kind == "arrow":
         if table is None:
             from assetflow.fingerprint.data import to_arrow_table
@@ -94,16 +104,14 @@ def kept_count() -> int:
     return len(_kept)
 
 
-def _keep(key: tuple[str, str, str, str], kept: tuple[pa.Table | None, Any, int]) -> None:
+def _keep(key: tuple[str, str, str, str], kept: _Kept) -> None:
     global _kept_bytes
-    size = kept[2]
-    if size > BUDGET_BYTES // 4 or key in _kept:
+    if kept.size > BUDGET_BYTES // 4 or key in _kept:
         return
     _kept[key] = kept
-    _kept_bytes += size
+    _kept_bytes += kept.size
     while _kept_bytes > BUDGET_BYTES:
-        _, (_table, _frame, dropped) = _kept.popitem(last=False)
-        _kept_bytes -= dropped
+        _kept_bytes -= _kept.popitem(last=False)[1].size
 
 
 def _is_unflagged_polars_frame(value: object) -> bool:

@@ -396,7 +396,8 @@ class ProcessExecutor:
         jobs[0].future.set_exception(WorkerLost(f"its worker process (pid {worker.process.pid}) {how}"))
 
     def _requeue(self, jobs: list[_Job]) -> None:
-        """Put tasks a lost worker held but never started back at the head of the queue, in order."""
+        """Put tasks a worker held but never started (it died, timed out or gave them back) at the head
+        of the queue, in order."""
         for job in jobs:
             job.retracting = False
         self._queue.extendleft(reversed(jobs))

@@ -273,11 +273,11 @@ class Run:
         """Decide each asset once its upstreams settle; keep the executor full; settle results as they come."""
         self.code_token = register_workspace(self.ws)
         warm_up = getattr(self.executor, "warm_up", None)
-        if warm_up is not None and len(self.order) > SMALL_PLAN and not self.ws.store.has_versions():
-            # Every asset will be computed: workers import the project while this process assesses it
-            # (on a cold run, ~0.2 ms an asset of code fingerprints when every asset is ready at once).
+        # On a first run every asset will be computed: the workers import the project while this process
+        # assesses it (~0.2 ms an asset of code fingerprints when every asset is ready at once).
+        warmed = warm_up is not None and len(self.order) > SMALL_PLAN and not self.ws.store.has_versions()
+        if warmed:
             warm_up(self.ws.config, len(self.order))
-            warm_up = None
         units, unit_upstream, predicted = self._units(self.ws.assess_all(self.order))
         self.current = self._current()
         remaining = {n: len(unit_upstream[n]) for n in units}
@@ -295,7 +295,7 @@ class Run:
         stale = len(units) if self.force else sum(1 for v in predicted.values() if not v.fresh)
         if stale and _small_plan([predicted[n] for n in units if self.force or not predicted[n].fresh]):
             self._run_small_plan_here([n for n in units if self.force or not predicted[n].fresh])
-        if warm_up is not None and stale:
+        if warm_up is not None and stale and not warmed:
             warm_up(self.ws.config, stale)
         capacity = max(1, int(self.executor.capacity))
         # Tasks in flight: a pool's worker holds its next task while it computes one (``queue_depth``).
