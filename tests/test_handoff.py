@@ -269,6 +269,7 @@ def test_the_free_worker_that_made_a_tasks_inputs_gets_it() -> None:
 
     # A worker with nothing to compute is given work before another is sent a second task to hold.
     workers[1].jobs.append("computing")
+    pool._free_now = None  # what the pool's own calls do when its workers change (next test)
     assert pool._free() == [workers[0], workers[2]]
     assert pool.affinity(reads_b_c) == 0  # the worker holding b and c is busy: no free worker scores
     for worker in (workers[0], workers[2]):
@@ -276,4 +277,30 @@ def test_the_free_worker_that_made_a_tasks_inputs_gets_it() -> None:
     assert pool._best_free(reads_b_c, pool._free()) is workers[1]  # all busy: it holds b and c's next task
     for worker in workers:
         worker.jobs.append("next")
+    pool._free_now = None
     assert pool._free() == [] and pool.affinity(reads_b_c) == 0  # every worker holds two: none takes more
+
+
+def test_scoring_waiting_tasks_finds_the_free_workers_once_between_two_calls_of_the_pool() -> None:
+    """The runner scores up to 32 waiting tasks for each one it sends: the free workers are the
+    same for all of them (only the pool's own calls change them), and found again after such a call."""
+    from collections import deque
+    from types import SimpleNamespace
+
+    from assetflow.execute.pool import ProcessExecutor
+
+    pool = ProcessExecutor(jobs=2)
+    holding_b = SimpleNamespace(made={"b/2.parquet": None}, jobs=deque(["computing"]))
+    workers = [SimpleNamespace(made={}, jobs=deque()), holding_b]
+    pool._ready = workers  # type: ignore[assignment]
+    found = []
+    free = pool._free
+    pool._free = lambda: found.append(1) or free()  # type: ignore[method-assign]
+    reads_b = SimpleNamespace(reads=("b/2.parquet",))
+    assert [pool.affinity(reads_b) for _ in range(32)] == [0] * 32  # the worker that made b is busy
+    assert len(found) == 1
+
+    holding_b.jobs.clear()  # its task finished: the next call of the pool sees it free
+    assert pool.wait_any([], timeout=0) == set()
+    assert pool.affinity(reads_b) == 1
+    assert len(found) == 2

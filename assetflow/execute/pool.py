@@ -102,7 +102,7 @@ def main_module_hidden() -> Iterator[None]:
 
 
 def _hits(worker: _Worker, arg: object) -> int:
-    return sum(1 for key in getattr(arg, "reads", ()) if key in worker.made)
+    return len(worker.made.keys() & getattr(arg, "reads", ()))
 
 
 def _start_method() -> str:
@@ -145,16 +145,21 @@ class ProcessExecutor:
         self._ids = itertools.count()
         self._startup_deaths = 0
         self.started_workers = 0
+        # ``_free()`` as of the last call that could change it: the runner scores up to 32 waiting
+        # tasks (``affinity``) between two calls, and each rebuilt the list (O(workers) each).
+        self._free_now: list[_Worker] | None = None
 
     # -- the Executor interface -------------------------------------------------------------
 
     def warm_up(self, project: ProjectConfig, tasks: int) -> None:
         """Start up to ``tasks`` workers now, so they import the project while the run plans."""
         self._project = project
+        self._free_now = None
         while self._workers() < min(self.capacity, tasks):
             self._starting.append(self._spawn())
 
     def submit(self, fn: Callable[[T], object], arg: T, *, timeout: float | None = None) -> Future[object]:
+        self._free_now = None
         job = _Job(next(self._ids), fn, arg, timeout)
         job.future.set_running_or_notify_cancel()
         self._queue.append(job)
@@ -162,6 +167,7 @@ class ProcessExecutor:
         return job.future
 
     def wait_any(self, futures: Iterable[Future[object]], timeout: float | None = None) -> set[Future[object]]:
+        self._free_now = None
         wanted = list(futures)
         limit = None if timeout is None else time.monotonic() + timeout
         polled = False  # the pipes are read at least once: a timeout of 0 collects what has finished
@@ -188,7 +194,9 @@ class ProcessExecutor:
         """
         if not getattr(arg, "reads", ()):  # reads no stored version (sources only): no worker holds any of it
             return 0
-        return max((_hits(worker, arg) for worker in self._free()), default=0)
+        if self._free_now is None:  # the workers change only in the calls that clear it
+            self._free_now = self._free()
+        return max([_hits(worker, arg) for worker in self._free_now], default=0)
 
     def _free(self) -> list[_Worker]:
         """The ready workers with room for a task, the least loaded only: a worker with nothing to
@@ -206,6 +214,7 @@ class ProcessExecutor:
 
     def shutdown(self, cancel: bool = False) -> None:
         """Stop every worker; with ``cancel`` kill busy ones at once instead of letting them finish."""
+        self._free_now = None
         for job in self._queue:
             job.future.cancel()
         self._queue.clear()
