@@ -96,7 +96,7 @@ def changed_code_names(old: Mapping[str, str] | None, new: Mapping[str, str]) ->
 
 def assess(
     name: str,
-    recipe: Recipe,
+    recipe: Recipe | None,
     current: Materialization | None,
     check: CheckResult | None,
     *,
@@ -112,6 +112,7 @@ def assess(
     """
     if current is None:
         return Assessment(name, "missing", ["never materialized"], recipe, None)
+    assert recipe is not None, "an asset with a current version is judged against its recipe"
     if check is not None and check.status == "missing":
         where = f"{current.io}: {current.location}"
         why = f"stored data cannot be read ({where}): {check.detail}" if check.detail else f"stored data is missing ({where})"

@@ -101,6 +101,14 @@ class Workspace:
             self._code[spec.name] = found
         return found
 
+    def learn_code(self, name: str, found: CodeFingerprint) -> None:
+        """Take the fingerprint a worker walked for asset ``name`` as this process's own.
+
+        The worker ran the code this process loaded (``ComputeTask.code_token``), so it is the
+        same; kept like one walked here, it is recorded and saved in the code cache (``save_code_cache``).
+        """
+        self._code.setdefault(name, found)
+
     def code_digest(self, spec: AssetSpec) -> str:
         """The digest of ``code(spec)``, from the code-fingerprint cache when the project's code is unchanged.
 
@@ -315,8 +323,13 @@ class Workspace:
 
     def assess_one(
         self, spec: AssetSpec, upstream_hashes: Mapping[str, str], current: Materialization | None,
-        partition: str = "",
+        partition: str = "", *, walk_code: bool = True,
     ) -> Assessment:
+        """``spec``'s verdict. Without ``walk_code``, an asset with no current version is judged
+        without its recipe (``recipe`` None): a run whose state holds no version at all has its
+        workers walk the code of what they compute (``Run``), and needs nothing else to know it is missing."""
+        if current is None and not walk_code:
+            return assess(spec.name, None, None, None)
         recipe = self.recipe(spec, upstream_hashes, partition)
         check = self.check(current) if current is not None else None
         old_code = new_code = None
@@ -328,11 +341,12 @@ class Workspace:
             source_names = frozenset(u for u in spec.upstreams if isinstance(self.graph.specs[u], SourceSpec))
         return assess(spec.name, recipe, current, check, sources=source_names, old_code=old_code, new_code=new_code)
 
-    def assess_all(self, names: Iterable[str] | None = None) -> dict[str, Assessment]:
+    def assess_all(self, names: Iterable[str] | None = None, *, walk_code: bool = True) -> dict[str, Assessment]:
         """Predict every asset's state from the state store as it is now (no side effects on data).
 
         An asset whose upstream is stale or missing is stale too, with that reason,
-        since the upstream will be recomputed before it.
+        since the upstream will be recomputed before it. ``walk_code``: as ``assess_one`` (partitioned
+        assets are always walked).
         """
         # Tokens verified by an earlier assessment may be older than the records now: a run since
         # rewrote that location (``--force``), and a long-lived process would keep every one.
@@ -361,7 +375,7 @@ class Workspace:
                 verdict = Assessment(name, "stale" if name in current else "missing",
                                      [f"upstream `{u}` is missing" for u in missing_ups], None, current.get(name))
             else:
-                verdict = self.assess_one(spec, hashes, current.get(name))
+                verdict = self.assess_one(spec, hashes, current.get(name), walk_code=walk_code)
             for up in spec.inputs:
                 upstream_verdict = verdicts.get(up)
                 if upstream_verdict is not None and not upstream_verdict.fresh and up not in missing_ups:

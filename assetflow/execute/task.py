@@ -16,7 +16,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assetflow.contracts import InputRef, StoredData, ValueKind
 from assetflow.declare import AssetSpec, SourceSpec, annotation_of
@@ -33,6 +33,9 @@ from assetflow.hashing import hash_fields
 from assetflow.project import ProjectConfig
 from assetflow.secrets import redact
 from assetflow.storage.files import deferred_sync
+
+if TYPE_CHECKING:
+    from assetflow.fingerprint.code import CodeFingerprint
 
 VALUE_FORMATS = ("json", "pickle")  # backends for which None is a value to store, not a forgotten `return`
 _WORKSPACES: dict[tuple[object, ...], tuple[Any, str]] = {}  # project key -> (workspace, code token)
@@ -58,6 +61,7 @@ class ComputeTask:
     code_token: str = ""
     partition: str = ""  # the partition key computed ("" for an unpartitioned asset)
     defer_sync: bool = False  # files stored unsynced, listed in the result: the coordinator syncs (same host only)
+    walk_code: bool = False  # walk the asset's code here, for its record (``ComputeResult.code``; docs/execution.md)
 
     @functools.cached_property
     def reads(self) -> tuple[str, ...]:
@@ -76,6 +80,7 @@ class ComputeResult:
     unreadable_source: str | None = None  # the source whose file could not be read, when that was the failure
     log: str = ""  # what the asset printed and logged while it ran (``assetflow.execute.capture``)
     unsynced: tuple[str, ...] = ()  # files stored without fsync (``ComputeTask.defer_sync``): sync before recording
+    code: CodeFingerprint | None = None  # the asset's code, walked here if the task asked (``ComputeTask.walk_code``)
 
     @property
     def made(self) -> str | None:
@@ -273,6 +278,8 @@ def _compute(task: ComputeTask, started: float) -> ComputeResult:
                 stored = handoff.store(workspace.backends.get(task.io), task.io, task.asset, value)
         except AssetflowError as exc:  # the backend's own refusal says what to do; its frames are noise
             return ComputeResult(task.asset, None, started, time.time(), f"{type(exc).__name__}: {redact(str(exc))}")
+        finished = time.time()
+        code = workspace.code(spec) if task.walk_code else None
     except SystemExit as exc:
         return ComputeResult(task.asset, None, started, time.time(), _asset_traceback(exc) + (
             f"Asset `{task.asset}` called sys.exit({exc.code!r}) (SystemExit): an asset cannot end the run, "
@@ -284,7 +291,7 @@ def _compute(task: ComputeTask, started: float) -> ComputeResult:
         return ComputeResult(task.asset, None, started, time.time(), redact(f"{type(exc).__name__}: {exc}"))
     except Exception as exc:  # noqa: BLE001 - the asset's failure is data for the coordinator
         return ComputeResult(task.asset, None, started, time.time(), _asset_traceback(exc))
-    return ComputeResult(task.asset, stored, started, time.time(), unsynced=tuple(unsynced))
+    return ComputeResult(task.asset, stored, started, finished, unsynced=tuple(unsynced), code=code)
 
 
 def _end_forked_child(asset: str, parent: int) -> None:

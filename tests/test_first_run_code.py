@@ -1,0 +1,134 @@
+"""A first run with many workers has each worker walk the code of the assets it computes (issue 17).
+
+The coordinator walks an asset's code (~0.2 ms) to record it; with nothing recorded yet every asset
+is new and none can be restored, so from ``WALK_CODE_IN_WORKERS_FROM`` workers the walk moves to the
+worker computing the asset and the coordinator records what it sends back (docs/execution.md).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from assetflow import api
+from assetflow.execute.runner import WALK_CODE_IN_WORKERS_FROM
+from assetflow.fingerprint import code as code_module
+from assetflow.state.snapshot import CODE_CACHE_KEY
+from assetflow.workspace import Workspace
+from tests.conftest import ProjectDir
+
+_NAMES = itertools.count()
+
+PIPELINE = """
+import polars as pl
+from assetflow import asset
+
+SCALE = 3
+
+
+def scaled(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(v=pl.col("v") * SCALE)
+
+
+@asset
+def raw() -> pl.DataFrame:
+    return pl.DataFrame({"v": [1, 2, 3]})
+
+
+@asset
+def tripled(raw: pl.DataFrame) -> pl.DataFrame:
+    return scaled(raw)
+
+
+@asset
+def total(tripled: pl.DataFrame) -> pl.DataFrame:
+    return tripled.select(pl.col("v").sum())
+
+
+@asset
+def count(raw: pl.DataFrame) -> pl.DataFrame:
+    return raw.select(pl.len())
+"""
+
+
+@pytest.fixture
+def module(tmp_path: Path) -> Iterator[ProjectDir]:
+    """A project whose module name no other test uses (it is imported into this process)."""
+    name = f"first_run_{os.getpid()}_{next(_NAMES)}"
+    project = ProjectDir(tmp_path, [name])
+    project.write(f"{name}.py", PIPELINE)
+    yield project
+    sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def walks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The functions this process walks (workers are other processes: theirs are not counted)."""
+    walked: list[str] = []
+    real = code_module.fingerprint_function
+
+    def counting(fn, **options):  # type: ignore[no-untyped-def]
+        walked.append(fn.__name__)
+        return real(fn, **options)
+
+    monkeypatch.setattr(code_module, "fingerprint_function", counting)
+    return walked
+
+
+def _run(project: ProjectDir, jobs: int) -> dict[str, str]:
+    ws = api.workspace(project.root)
+    try:
+        result = api.materialize(project=ws, jobs=jobs)
+    finally:
+        ws.close()
+    return {name: r.outcome for name, r in result.results.items()}
+
+
+def _walked_afresh(project: ProjectDir) -> dict[str, str]:
+    """Each asset's code digest as a new workspace walks it, and the digest recorded for it."""
+    ws = Workspace.load(project.root)
+    try:
+        current = ws.store.current()
+        return {spec.name: (ws.code(spec).digest, current[spec.name].code_fingerprint) for spec in ws.graph.assets()}
+    finally:
+        ws.close()
+
+
+def test_workers_walk_the_code_of_a_first_run_and_its_record_is_what_a_walk_here_finds(
+        module: ProjectDir, walks: list[str]) -> None:
+    assert _run(module, WALK_CODE_IN_WORKERS_FROM) == dict.fromkeys(("raw", "tripled", "total", "count"), "ran")
+    assert walks == []  # every asset's code was walked by the worker that computed it
+    walks.clear()
+    for name, (here, recorded) in _walked_afresh(module).items():
+        assert here == recorded, name
+
+    ws = Workspace.load(module.root)
+    try:  # the digests the workers walked are in the code cache: the next full check walks nothing
+        assert set(ws._code_cache()) == {"raw", "tripled", "total", "count"}
+        assert ws.store.get_meta(CODE_CACHE_KEY)
+    finally:
+        ws.close()
+
+
+def test_the_coordinator_walks_once_versions_exist_or_with_fewer_workers(
+        module: ProjectDir, walks: list[str], tmp_path: Path) -> None:
+    assert _run(module, WALK_CODE_IN_WORKERS_FROM - 1) == dict.fromkeys(("raw", "tripled", "total", "count"), "ran")
+    assert sorted(walks) == ["count", "raw", "total", "tripled"]  # few workers: they are fed while it walks
+    walks.clear()
+
+    name = module.root.joinpath("pyproject.toml").read_text().split('"')[1]
+    added = '\n\n@asset\ndef added(raw: pl.DataFrame) -> pl.DataFrame:\n    return raw.head(1)\n'
+    module.write(f"{name}.py", PIPELINE.replace("SCALE = 3", "SCALE = 4") + added)
+    sys.modules.pop(name, None)
+    # Versions exist: an asset may have an earlier version to restore, found by its recipe (code included),
+    # so this process walks, the code of a changed asset and of one never built alike.
+    assert _run(module, WALK_CODE_IN_WORKERS_FROM) == {"raw": "fresh", "tripled": "ran", "total": "ran",
+                                                        "count": "fresh", "added": "ran"}
+    assert {"tripled", "added"} <= set(walks)
+    for asset, (here, recorded) in _walked_afresh(module).items():
+        assert here == recorded, asset
