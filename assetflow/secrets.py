@@ -119,5 +119,13 @@ def redact_passwords(text: str) -> str:
     Deterministic (it does not depend on which secrets this process has read), so it can
     be applied to what is hashed, such as an asset's configuration.
     """
-    text = _URI_PASSWORD.sub(rf"\g<1>{MASK}\g<3>", text)
-    return _KV_PASSWORD.sub(rf"\g<1>{MASK}", text)
+    if not text.isascii():  # case-insensitive matching reaches beyond ASCII (``ſ`` matches ``s``): scan it all
+        return _KV_PASSWORD.sub(rf"\g<1>{MASK}", _URI_PASSWORD.sub(rf"\g<1>{MASK}\g<3>", text))
+    # Each scan only where it can match: the sources of every asset recorded pass here (~17 us a scan
+    # of 400 characters, against ~1 us for these tests).
+    if "://" in text:
+        text = _URI_PASSWORD.sub(rf"\g<1>{MASK}\g<3>", text)
+    lowered = text.lower()
+    if "pass" in lowered or "pwd" in lowered:
+        text = _KV_PASSWORD.sub(rf"\g<1>{MASK}", text)
+    return text

@@ -132,9 +132,24 @@ def test_secret_needs_a_variable_name(name: str) -> None:
     ("PWD=xyz;Server=s", "PWD=***;Server=s"),
     ("https://example.com/a:b@c", "https://example.com/a:b@c"),  # a path, not credentials
     ("no secrets here", "no secrets here"),
+    ("PassWd = 'q' and s3://a:b@c", "PassWd = *** and s3://a:***@c"),
+    ("pa\u017f\u017fword=hidden", "pa\u017f\u017fword=***"),  # long s: case-insensitively an "s", not ASCII
+    ("caf\u00e9 postgresql://bob:hunter22@db/x", "caf\u00e9 postgresql://bob:***@db/x"),
 ])
 def test_connection_string_passwords_are_masked(text: str, masked: str) -> None:
     assert redact(text) == masked
+
+
+def test_masking_skips_only_the_scans_that_cannot_match() -> None:
+    """Text without "://" or a password word is not scanned (recorded code passes here): the result
+    is always that of both scans, upper or lower case, ASCII or not."""
+    from assetflow.secrets import _KV_PASSWORD, _URI_PASSWORD, MASK, redact_passwords
+
+    texts = ["def f(x):\n    return x + 1\n", "url = 'postgresql://u:pw@h/d'", "Password=1", "pWd=2",
+             "passwd = \"x y\"", "pass_through(x)", "a://b", "pa\u017f\u017fword=3", "\u00e9 pwd=4 x://y:z@w"]
+    for text in texts:
+        scanned = _KV_PASSWORD.sub(rf"\g<1>{MASK}", _URI_PASSWORD.sub(rf"\g<1>{MASK}\g<3>", text))
+        assert redact_passwords(text) == scanned, text
 
 
 def test_explicit_value_is_masked_wherever_it_appears() -> None:
