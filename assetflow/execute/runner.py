@@ -282,7 +282,7 @@ class Run:
         # assesses it (~0.2 ms an asset of code fingerprints when every asset is ready at once).
         first = not self.ws.store.has_versions()
         warmed = warm_up is not None and len(self.order) > SMALL_PLAN and first
-        if warmed:
+        if warm_up is not None and warmed:
             warm_up(self.ws.config, len(self.order))
         # Nothing recorded yet: every asset is new and none can be restored, so with enough workers the one
         # computing an asset walks its code for its record, in parallel, instead of this process one at a time.
@@ -601,7 +601,8 @@ class Run:
                     self._record_event(AssetResult(name, "failed", reasons, error=_check_failure(checked, current=True),
                                                    checks=checked.results))
                     return None
-            self._record_event(AssetResult(name, outcome, reasons, checks=checked.results if checked else None,
+            self._record_event(AssetResult(name, outcome, reasons,
+                                           checks=checked.results if isinstance(checked, CheckRun) else None,
                                            data_hash=verdict.current.data_hash if verdict.current else None))
             return None
         earlier = None if self.force else restorable(self.ws, verdict)
@@ -677,7 +678,7 @@ class Run:
         assert isinstance(spec, AssetSpec)
         verdict, upstream = launch.verdict, launch.upstream
         result = None if error is not None and not _has_result(future) else future.result()
-        duration = None if result is None else result.finished_at - result.started_at
+        duration = result.finished_at - result.started_at if isinstance(result, ComputeResult) else None
         reasons = ["--force"] if self.force and verdict.fresh else verdict.reasons
         if error is not None:
             if isinstance(result, ComputeResult) and result.unreadable_source:
@@ -695,6 +696,7 @@ class Run:
             self._record_event(AssetResult(name, "failed", reasons, duration, error=message, attempts=launch.attempts))
             return
         stored = result.stored
+        assert stored is not None  # a result without an error carries what it stored
         recipe = verdict.recipe
         if recipe is None:  # a new asset, its code walked by its worker (``ComputeTask.walk_code``)
             if result.code is not None:
