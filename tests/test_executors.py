@@ -845,3 +845,45 @@ print(result.error)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "changed on disk after this run started" in proc.stdout
+
+
+def test_assets_computing_in_workers_show_as_running_while_the_run_waits_for_them(project: ProjectDir,
+                                                                                   tmp_path: Path) -> None:
+    """A pool run names the assets computing in the lock file when it waits for them (``status`` reads it),
+    not at each task sent and each result."""
+    from assetflow import api
+
+    go = tmp_path / "go"
+    project.write("pipeline.py", f"""
+        import pathlib, time
+        import polars as pl
+        from assetflow import asset
+
+        @asset
+        def first() -> pl.DataFrame:
+            return pl.DataFrame({{"n": [1]}})
+
+        @asset
+        def waiting(first: pl.DataFrame) -> pl.DataFrame:
+            deadline = time.monotonic() + 120
+            while not pathlib.Path({str(go)!r}).exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return first
+    """)
+    run = subprocess.Popen([*ASSETFLOW, "materialize", "--jobs", "2"], cwd=project.root,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        states: dict[str, str] = {}
+        while time.monotonic() < deadline and states.get("waiting") != "running":
+            time.sleep(0.1)
+            try:
+                states = {r.name: r.state for r in api.status(project=project.root)}
+            except Exception:  # noqa: BLE001 - the run may not have created its state yet
+                states = {}
+        assert states == {"first": "fresh", "waiting": "running"}
+    finally:
+        go.touch()
+        _, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    assert {r.name: r.state for r in api.status(project=project.root)} == {"first": "fresh", "waiting": "fresh"}
