@@ -887,3 +887,42 @@ def test_assets_computing_in_workers_show_as_running_while_the_run_waits_for_the
         _, err = run.communicate(timeout=120)
     assert run.returncode == 0, err
     assert {r.name: r.state for r in api.status(project=project.root)} == {"first": "fresh", "waiting": "fresh"}
+
+
+def _epoll_fds() -> int:
+    return sum(1 for fd in os.listdir("/proc/self/fd") if _link(fd) == "anon_inode:[eventpoll]")
+
+
+def _link(fd: str) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return ""
+
+
+def test_the_pool_waits_on_one_selector_while_the_same_workers_are_busy() -> None:
+    """Waiting registered every worker's pipe and sentinel anew at each call (the coordinator waits
+    about once a result): now one selector serves while the same workers are busy, and goes at shutdown."""
+    from assetflow.execute.pool import ProcessExecutor
+
+    before = _epoll_fds()
+    pool = ProcessExecutor(jobs=2)
+    try:
+        futures = [pool.submit(time.sleep, 1.0) for _ in range(2)]
+        deadline = time.monotonic() + 60
+        while len(pool._holding()) < 2 and time.monotonic() < deadline:  # both workers started, each computing
+            pool.wait_any(futures, timeout=0.02)
+        assert len(pool._holding()) == 2
+        pool.wait_any(futures, timeout=0.01)
+        selector = pool._selector
+        assert selector is not None
+        assert pool.wait_any(futures, timeout=0.01) == set()
+        assert pool._selector is selector  # the same workers busy: the same selector
+        done: set[object] = set()
+        while len(done) < 2:
+            done |= pool.wait_any([f for f in futures if f not in done])
+        assert [f.result() for f in futures] == [None, None]
+        assert pool.wait_any([pool.submit(time.sleep, 0.01)]) and pool._selector is not selector  # one worker now
+    finally:
+        pool.shutdown()
+    assert pool._selector is None and _epoll_fds() == before

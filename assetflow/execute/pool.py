@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-import multiprocessing.connection
 import os
+import selectors
 import signal
 import sys
 import time
@@ -148,6 +148,10 @@ class ProcessExecutor:
         # ``_free()`` as of the last call that could change it: the runner scores up to 32 waiting
         # tasks (``affinity``) between two calls, and each rebuilt the list (O(workers) each).
         self._free_now: list[_Worker] | None = None
+        # The pipes and process sentinels ``_poll`` waits on, kept while the workers watched stay the same:
+        # building a selector for each wait cost ~1 us a worker, and the coordinator waits once a result.
+        self._watched: tuple[_Worker, ...] = ()
+        self._selector: selectors.BaseSelector | None = None
 
     # -- the Executor interface -------------------------------------------------------------
 
@@ -240,6 +244,7 @@ class ProcessExecutor:
                     job.future.set_exception(WorkerLost("the run was stopped while this task ran"))
         self._starting.clear()
         self._ready.clear()
+        self._close_selector()
         if self.started_workers:
             _stop_helpers()
 
@@ -313,19 +318,16 @@ class ProcessExecutor:
 
     def _poll(self, timeout: float | None) -> None:
         """Wait for messages or worker deaths; handle them, then any expired deadline."""
-        by_handle: dict[Any, _Worker] = {}  # its pipe and its process's sentinel, as ``wait`` returns them
-        for worker in [*self._starting, *self._holding()]:
-            by_handle[worker.conn] = worker
-            by_handle[worker.process.sentinel] = worker
-        if not by_handle:
+        watched = (*self._starting, *self._holding())  # an idle worker sends nothing; its death shows at dispatch
+        if not watched:
             if timeout:
                 time.sleep(timeout)
             return
-        for handle in multiprocessing.connection.wait(list(by_handle), timeout):
-            worker = by_handle[handle]
+        for key, _ in self._selector_for(watched).select(timeout):
+            worker, is_pipe = key.data
             if worker.conn.closed:
                 continue  # already retired through its other handle
-            if handle is worker.conn or worker.conn.poll():
+            if is_pipe or worker.conn.poll():
                 self._receive(worker)
             else:
                 self._lost(worker)
@@ -337,6 +339,23 @@ class ProcessExecutor:
                 job.future.set_exception(TaskTimeout(f"stopped after {job.timeout:g}s; "
                                                      f"its worker process was killed and replaced"))
         self._dispatch()
+
+    def _selector_for(self, watched: tuple[_Worker, ...]) -> selectors.BaseSelector:
+        """A selector on the pipe and the process sentinel of each of ``watched``: the last one if it
+        watched the same workers (a busy pool's usual case), else a new one."""
+        if self._selector is None or watched != self._watched:
+            self._close_selector()
+            self._selector = selectors.DefaultSelector()
+            for worker in watched:
+                self._selector.register(worker.conn, selectors.EVENT_READ, (worker, True))
+                self._selector.register(worker.process.sentinel, selectors.EVENT_READ, (worker, False))
+            self._watched = watched
+        return self._selector
+
+    def _close_selector(self) -> None:
+        if self._selector is not None:
+            self._selector.close()
+        self._selector, self._watched = None, ()
 
     def _receive(self, worker: _Worker) -> None:
         try:
