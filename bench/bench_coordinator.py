@@ -30,8 +30,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generate import generate  # noqa: E402
-from peers import write_doit_project  # noqa: E402
-from run import REPO, Wrong, child_env, machine, run_child, versions  # noqa: E402
+from peers import doit_ran, write_doit_project  # noqa: E402
+from run import REPO, Wrong, child_env, machine, run_child, versions, write_between_markers  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "coordinator.json"
 DOC = REPO / "docs" / "benchmarks.md"
@@ -76,7 +76,7 @@ def _assetflow(folder: Path, jobs: int, args: argparse.Namespace, everything: se
 
 def _doit(folder: Path, jobs: int, args: argparse.Namespace, everything: set[str]) -> dict[str, Any]:
     run = _timed([sys.executable, "-c", _DOIT, "run", "-n", str(jobs)], folder, args.timeout, f"doit -n {jobs}")
-    ran = {line[len(".  asset:"):].strip() for line in run["stdout"].splitlines() if line.startswith(".  asset:")}
+    ran = doit_ran(run["stdout"])
     if ran != everything:
         raise Wrong(f"doit -n {jobs}: {len(ran)} tasks ran, expected {len(everything)}")
     return run
@@ -150,9 +150,7 @@ def render_markdown(results: dict[str, Any]) -> str:
 
 
 def update_doc(results: dict[str, Any]) -> None:
-    text = DOC.read_text(encoding="utf-8")
-    start, end = text.index(DOC_START) + len(DOC_START), text.index(DOC_END)
-    DOC.write_text(text[:start] + "\n" + render_markdown(results) + "\n" + text[end:], encoding="utf-8")
+    write_between_markers(DOC, DOC_START, DOC_END, render_markdown(results))
 
 
 def main() -> None:

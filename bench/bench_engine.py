@@ -462,9 +462,9 @@ def render(results: dict[str, Any]) -> str:
 
 
 def update_doc(results: dict[str, Any]) -> None:
-    text = DOC.read_text()
-    start, end = text.index(DOC_START) + len(DOC_START), text.index(DOC_END)
-    DOC.write_text(text[:start] + "\n" + render(results) + "\n" + text[end:])
+    from run import write_between_markers  # bench/run.py, on the path set above
+
+    write_between_markers(DOC, DOC_START, DOC_END, render(results))
 
 
 def main() -> None:

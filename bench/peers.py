@@ -130,8 +130,12 @@ class Doit:
             raise TimeoutError(f"doit {what}: no result after {self.timeout:.0f} s (killed)")
         if run["returncode"] != 0:
             raise Wrong(f"doit {what}: exit status {run['returncode']}\n{(run['stderr'] or run['stdout'])[-1500:]}")
-        ran = {line[len(".  asset:"):].strip() for line in run["stdout"].splitlines() if line.startswith(".  asset:")}
-        return run, ran
+        return run, doit_ran(run["stdout"])
+
+
+def doit_ran(stdout: str) -> set[str]:
+    """The assets whose task doit ran, from its output (``.  asset:NAME`` a task run)."""
+    return {line[len(".  asset:"):].strip() for line in stdout.splitlines() if line.startswith(".  asset:")}
 
 
 def _fig(runs: list[dict[str, Any]]) -> dict[str, Any]:

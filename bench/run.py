@@ -601,11 +601,16 @@ def render_markdown(results: dict[str, Any]) -> str:
 
 
 def update_doc(results: dict[str, Any], doc: Path = DOC) -> None:
+    write_between_markers(doc, DOC_START, DOC_END, render_markdown(results))
+
+
+def write_between_markers(doc: Path, start_marker: str, end_marker: str, body: str) -> None:
+    """Replace what stands between two markers of ``doc`` (a bench's table) with ``body``."""
     text = doc.read_text(encoding="utf-8")
-    start, end = text.find(DOC_START), text.find(DOC_END)
+    start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < start:
-        raise SystemExit(f"{doc}: markers {DOC_START} / {DOC_END} not found; add them where the tables go.")
-    doc.write_text(text[:start + len(DOC_START)] + "\n" + render_markdown(results) + text[end:], encoding="utf-8")
+        raise SystemExit(f"{doc}: markers {start_marker} / {end_marker} not found; add them where the tables go.")
+    doc.write_text(text[:start + len(start_marker)] + "\n" + body.rstrip("\n") + "\n" + text[end:], encoding="utf-8")
 
 
 def main() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,21 @@ class ProjectDir:
 @pytest.fixture
 def project(tmp_path: Path) -> ProjectDir:
     return ProjectDir(tmp_path, ["pipeline"])
+
+
+_MODULE_NAMES = itertools.count()
+
+
+@pytest.fixture
+def module_name() -> Iterator[str]:
+    """A module name no other test uses, for a test that imports its project into this process;
+    forgotten afterwards, with the workspaces this process loaded."""
+    from assetflow.execute import task as task_module
+
+    name = f"inproc_{os.getpid()}_{next(_MODULE_NAMES)}"
+    yield name
+    sys.modules.pop(name, None)
+    task_module._WORKSPACES.clear()
 
 
 def assert_collects_without_waiting(executor: Any) -> None:

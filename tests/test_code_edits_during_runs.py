@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
-import itertools
 import json
 import os
 import py_compile
@@ -18,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,18 +26,6 @@ from assetflow.execute import task as task_module
 from assetflow.execute.task import ComputeTask, compute, register_workspace
 from assetflow.fastpath import DISABLE_ENV, GRAPH_KEY, SNAPSHOT_KEY, check_snapshot, load_graph_cache, save_graph_cache
 from assetflow.workspace import Workspace
-
-_NAMES = itertools.count()
-
-
-@pytest.fixture
-def module_name() -> Iterator[str]:
-    """A module name no other test uses (these tests import projects into this process)."""
-    name = f"edits_{os.getpid()}_{next(_NAMES)}"
-    yield name
-    for key in [k for k in sys.modules if k == name]:
-        del sys.modules[key]
-    task_module._WORKSPACES.clear()
 
 
 def write_project(root: Path, name: str, factor: int) -> Path:

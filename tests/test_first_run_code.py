@@ -7,10 +7,7 @@ worker computing the asset and the coordinator records what it sends back (docs/
 
 from __future__ import annotations
 
-import itertools
-import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,11 +15,8 @@ import pytest
 from assetflow import api
 from assetflow.execute.runner import WALK_CODE_IN_WORKERS_FROM
 from assetflow.fingerprint import code as code_module
-from assetflow.state.snapshot import CODE_CACHE_KEY
 from assetflow.workspace import Workspace
-from tests.conftest import ProjectDir
-
-_NAMES = itertools.count()
+from conftest import ProjectDir
 
 PIPELINE = """
 import polars as pl
@@ -57,13 +51,11 @@ def count(raw: pl.DataFrame) -> pl.DataFrame:
 
 
 @pytest.fixture
-def module(tmp_path: Path) -> Iterator[ProjectDir]:
-    """A project whose module name no other test uses (it is imported into this process)."""
-    name = f"first_run_{os.getpid()}_{next(_NAMES)}"
-    project = ProjectDir(tmp_path, [name])
-    project.write(f"{name}.py", PIPELINE)
-    yield project
-    sys.modules.pop(name, None)
+def module(tmp_path: Path, module_name: str) -> ProjectDir:
+    """The project, imported into this process under a name no other test uses (``module_name``)."""
+    project = ProjectDir(tmp_path, [module_name])
+    project.write(f"{module_name}.py", PIPELINE)
+    return project
 
 
 @pytest.fixture
@@ -110,21 +102,19 @@ def test_workers_walk_the_code_of_a_first_run_and_its_record_is_what_a_walk_here
     ws = Workspace.load(module.root)
     try:  # the digests the workers walked are in the code cache: the next full check walks nothing
         assert set(ws._code_cache()) == {"raw", "tripled", "total", "count"}
-        assert ws.store.get_meta(CODE_CACHE_KEY)
     finally:
         ws.close()
 
 
 def test_the_coordinator_walks_once_versions_exist_or_with_fewer_workers(
-        module: ProjectDir, walks: list[str], tmp_path: Path) -> None:
+        module: ProjectDir, module_name: str, walks: list[str]) -> None:
     assert _run(module, WALK_CODE_IN_WORKERS_FROM - 1) == dict.fromkeys(("raw", "tripled", "total", "count"), "ran")
     assert sorted(walks) == ["count", "raw", "total", "tripled"]  # few workers: they are fed while it walks
     walks.clear()
 
-    name = module.root.joinpath("pyproject.toml").read_text().split('"')[1]
     added = '\n\n@asset\ndef added(raw: pl.DataFrame) -> pl.DataFrame:\n    return raw.head(1)\n'
-    module.write(f"{name}.py", PIPELINE.replace("SCALE = 3", "SCALE = 4") + added)
-    sys.modules.pop(name, None)
+    module.write(f"{module_name}.py", PIPELINE.replace("SCALE = 3", "SCALE = 4") + added)
+    sys.modules.pop(module_name, None)  # the run imports the edited module
     # Versions exist: an asset may have an earlier version to restore, found by its recipe (code included),
     # so this process walks, the code of a changed asset and of one never built alike.
     assert _run(module, WALK_CODE_IN_WORKERS_FROM) == {"raw": "fresh", "tripled": "ran", "total": "ran",

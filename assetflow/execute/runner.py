@@ -281,9 +281,10 @@ class Run:
         # On a first run every asset will be computed: the workers import the project while this process
         # assesses it (~0.2 ms an asset of code fingerprints when every asset is ready at once).
         first = not self.ws.store.has_versions()
-        warmed = warm_up is not None and len(self.order) > SMALL_PLAN and first
-        if warm_up is not None and warmed:
+        warmed = False
+        if warm_up is not None and first and len(self.order) > SMALL_PLAN:
             warm_up(self.ws.config, len(self.order))
+            warmed = True
         # Nothing recorded yet: every asset is new and none can be restored, so with enough workers the one
         # computing an asset walks its code for its record, in parallel, instead of this process one at a time.
         self._code_in_workers = (first and not is_partitioned(self.graph)
