@@ -1,4 +1,5 @@
-"""The Parquet backend's codec: small tables snappy, large ones zstd, unless the project chooses one."""
+"""The Parquet backend's codec: small tables snappy, large ones zstd, unless the project chooses one; and its
+dictionary encoding: a small table's text only, under the same "auto"."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ from assetflow.storage.parquet import SMALL_TABLE_BYTES, ParquetBackend
 
 SMALL = pl.DataFrame({"id": range(1_000), "v": [float(i) for i in range(1_000)]})
 LARGE = pl.DataFrame({"id": range(SMALL_TABLE_BYTES // 8 + 1)})  # one int64 column just over the threshold
+MIXED = pl.DataFrame({
+    "key": [i % 7 for i in range(1_000)],
+    "city": [["Oslo", "Lima", "Pune"][i % 3] for i in range(1_000)],
+    "code": [b"ab" if i % 2 else b"cd" for i in range(1_000)],
+    "kind": pl.Series([["x", "y"][i % 2] for i in range(1_000)], dtype=pl.Categorical),
+})
 
 
 def codecs(backend: ParquetBackend, location: str) -> set[str]:
@@ -49,3 +56,24 @@ def test_a_lazy_frame_streamed_with_auto_is_zstd(tmp_path: Path) -> None:
     backend = ParquetBackend(tmp_path, {})
     stored = backend.store("t", SMALL.lazy())
     assert codecs(backend, stored.location) == {"ZSTD"}
+
+
+def dictionary_encoded(backend: ParquetBackend, location: str) -> set[str]:
+    metadata = pq.ParquetFile(backend.root / location).metadata
+    return {metadata.schema.column(c).path for c in range(metadata.num_columns)
+            if metadata.row_group(0).column(c).has_dictionary_page}
+
+
+@pytest.mark.parametrize(("options", "value", "expected"), [
+    ({}, MIXED, {"city", "code", "kind"}),  # small, auto: text and bytes only; numbers plain
+    ({"compression": "snappy"}, MIXED, {"key", "city", "code", "kind"}),  # a chosen codec: pyarrow's default
+    ({}, LARGE, {"id"}),  # large, auto: every column
+])
+def test_a_small_tables_numbers_are_not_dictionary_encoded_under_auto(
+    tmp_path: Path, options: dict[str, str], value: pl.DataFrame, expected: set[str]
+) -> None:
+    backend = ParquetBackend(tmp_path, options)
+    stored = backend.store("t", value)
+    assert dictionary_encoded(backend, stored.location) == expected
+    assert backend.load("t", stored.location, "polars").equals(value)
+    assert parquet_file_hash(backend.root / stored.location) == stored.data_hash == value_hash(value)

@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 # zstd costs ~0.3 ms more per file whatever its size (0.87 against 0.56 ms for a 1,000-row table of six
 # columns, 27 against 32 KiB), a third of a small asset's storage time, for a few KiB saved.
 SMALL_TABLE_BYTES = 1 << 20
+# Under "auto", a small table's file dictionary-encodes its text and bytes columns only, where repeated values
+# are common and the dictionary pays; for numbers it rarely does at that size and costs most of the write
+# (a 1,000-row table of six columns: 0.33 against 0.18 ms, and 32.6 against 28.0 KiB).
+_DICTIONARY_TYPES = ("is_string", "is_large_string", "is_string_view", "is_binary", "is_large_binary",
+                     "is_binary_view", "is_dictionary")
 
 
 class ParquetBackend(TableBackend):
@@ -111,7 +116,7 @@ class ParquetBackend(TableBackend):
         location = f"{asset}/{data_hash.split(':', 1)[1]}.parquet"
         final = self._path_for_write(location)  # a linked file is replaced, a linked folder refused
         with atomic_target(final) as temp:
-            pq.write_table(table, temp, compression=self._codec(table))
+            pq.write_table(table, temp, compression=self._codec(table), use_dictionary=self._dictionary(table))
         return StoredData(
             data_hash=data_hash,
             location=location,
@@ -128,6 +133,17 @@ class ParquetBackend(TableBackend):
         if self.compression != "auto":
             return self.compression
         return "snappy" if table is not None and table.get_total_buffer_size() < SMALL_TABLE_BYTES else "zstd"
+
+    def _dictionary(self, table: pa.Table) -> bool | list[str]:
+        """Which columns are dictionary-encoded: all of them (pyarrow's default), except for a small table under
+        "auto", where only its text and bytes columns are (``_DICTIONARY_TYPES``). An encoding only: the file
+        reads back as the same table, and its data hash is the same."""
+        if self.compression != "auto" or table.get_total_buffer_size() >= SMALL_TABLE_BYTES:
+            return True
+        import pyarrow.types
+
+        wanted = [getattr(pyarrow.types, name) for name in _DICTIONARY_TYPES]
+        return [field.name for field in table.schema if any(is_kind(field.type) for is_kind in wanted)]
 
     def load(self, asset: str, location: str, kind: ValueKind) -> object:
         path = self._path(location)
