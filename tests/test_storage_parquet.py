@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from assetflow.fingerprint.data import parquet_file_hash, value_hash
-from assetflow.storage.parquet import SMALL_TABLE_BYTES, ParquetBackend
+from assetflow.storage.parquet import SMALL_FILE_BYTES, SMALL_TABLE_BYTES, ParquetBackend
 
 SMALL = pl.DataFrame({"id": range(1_000), "v": [float(i) for i in range(1_000)]})
 LARGE = pl.DataFrame({"id": range(SMALL_TABLE_BYTES // 8 + 1)})  # one int64 column just over the threshold
@@ -77,3 +77,50 @@ def test_a_small_tables_numbers_are_not_dictionary_encoded_under_auto(
     assert dictionary_encoded(backend, stored.location) == expected
     assert backend.load("t", stored.location, "polars").equals(value)
     assert parquet_file_hash(backend.root / stored.location) == stored.data_hash == value_hash(value)
+
+
+def every_type(rows: int) -> pl.DataFrame:
+    """A frame of every column type the backend stores, ``rows`` long, with nulls."""
+    import datetime as dt
+    import decimal
+
+    def cycle(values: list[object]) -> list[object]:
+        return [values[i % len(values)] for i in range(rows)]
+
+    return pl.DataFrame({
+        "i8": pl.Series(cycle([1, None, -3]), dtype=pl.Int8),
+        "u32": pl.Series(cycle([1, 2, 3]), dtype=pl.UInt32),
+        "f32": pl.Series(cycle([1.5, None, 3.0]), dtype=pl.Float32),
+        "b": cycle([True, False, None]),
+        "s": cycle(["a", None, "ccc"]),
+        "bin": cycle([b"x", b"y", None]),
+        "d": cycle([dt.date(2020, 1, 1), None]),
+        "ts": cycle([dt.datetime(2020, 1, 1, 1, 2, 3, 456789), None]),
+        "tsz": pl.Series(cycle([dt.datetime(2020, 1, 1), None])).dt.replace_time_zone("Europe/Paris"),
+        "tsns": pl.Series(cycle([dt.datetime(2020, 1, 1), None])).cast(pl.Datetime("ns")),
+        "t": cycle([dt.time(1, 2, 3), None]),
+        "dur": cycle([dt.timedelta(seconds=5), None]),
+        "dec": pl.Series(cycle([decimal.Decimal("1.23"), None]), dtype=pl.Decimal(10, 2)),
+        "cat": pl.Series(cycle(["a", "b"]), dtype=pl.Categorical),
+        "enum": pl.Series(cycle(["x", "y"]), dtype=pl.Enum(["x", "y"])),
+        "lst": cycle([[1, 2], [3], None]),
+        "arr": pl.Series(cycle([[1, 2], [3, 4]]), dtype=pl.Array(pl.Int64, 2)),
+        "st": cycle([{"a": 1, "b": "u"}, None]),
+        "noise": [float(i) * 1.000001 for i in range(rows)],  # makes the large file large
+    })
+
+
+@pytest.mark.parametrize("rows", [3, 80_000])  # under and over SMALL_FILE_BYTES, read by different readers
+def test_a_loaded_file_is_the_frame_polars_and_the_table_pyarrow_would_read(tmp_path: Path, rows: int) -> None:
+    backend = ParquetBackend(tmp_path, {})
+    value = every_type(rows)
+    stored = backend.store("t", value)
+    path = backend.root / stored.location
+    assert (path.stat().st_size < SMALL_FILE_BYTES) == (rows == 3)
+    loaded = backend.load("t", stored.location, "polars")
+    assert isinstance(loaded, pl.DataFrame)
+    assert loaded.schema == pl.read_parquet(path).schema == value.schema
+    assert loaded.equals(value)
+    table = backend.load("t", stored.location, "arrow")
+    assert table.equals(pq.read_table(path)) and table.schema.equals(pq.read_table(path).schema, check_metadata=True)
+    assert backend.check("t", stored.location, stored.data_hash, "another token").status == "ok"
