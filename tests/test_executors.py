@@ -926,3 +926,26 @@ def test_the_pool_waits_on_one_selector_while_the_same_workers_are_busy() -> Non
     finally:
         pool.shutdown()
     assert pool._selector is None and _epoll_fds() == before
+
+
+def test_each_worker_gets_its_share_of_blas_threads_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch) -> None:
+    """numpy's BLAS starts a thread per core in every worker that imports it; workers that already fill the
+    cores get cores // workers of them, and a user's own setting (OMP_NUM_THREADS included) is left alone."""
+    from assetflow.execute.pool import BLAS_THREADS_ENV, ProcessExecutor
+
+    for name in (*BLAS_THREADS_ENV, "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+
+    def worker_env(jobs: int, names: tuple[str, ...]) -> list[object]:
+        pool = ProcessExecutor(jobs=jobs)
+        try:
+            futures = [pool.submit(os.getenv, name) for name in names]
+            while pending := [f for f in futures if not f.done()]:
+                pool.wait_any(pending, timeout=60)
+            return [f.result() for f in futures]
+        finally:
+            pool.shutdown()
+
+    assert worker_env(os.cpu_count() or 1, BLAS_THREADS_ENV) == ["1"] * len(BLAS_THREADS_ENV)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert worker_env(1, (*BLAS_THREADS_ENV, "OMP_NUM_THREADS")) == [None] * len(BLAS_THREADS_ENV) + ["3"]

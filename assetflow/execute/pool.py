@@ -46,6 +46,11 @@ MADE_KEPT = 4096  # results remembered per worker (its kept tables are fewer: bo
 # one the moment it finishes, whenever the coordinator gets the CPU to handle the result.
 QUEUE_DEPTH = 2
 _PRELOAD = ["assetflow.execute.worker", "assetflow.execute.task", "assetflow.storage.base", "assetflow.project"]
+# The BLAS library numpy loads (OpenBLAS, MKL, Accelerate; pyarrow and polars import numpy) starts a thread per
+# core that spins at load: ~70 ms of CPU in each worker here, a tenth of a small run's, and in a pool that fills
+# the cores already, threads that oversubscribe them. Each worker gets cores // workers of them (as joblib's
+# and Dask's workers do), unless the user set any of these or OMP_NUM_THREADS, which OpenBLAS also reads.
+BLAS_THREADS_ENV = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 
 
 class _Job:
@@ -65,10 +70,10 @@ class _Worker:
     """One worker process and the coordinator's end of its pipe, and what its tasks made
     (a result's ``made``: the worker may still hold that value in memory, ``execute.handoff``)."""
 
-    def __init__(self, context: Any, project: ProjectConfig | None) -> None:
+    def __init__(self, context: Any, project: ProjectConfig | None, environ: dict[str, str]) -> None:
         self.made: dict[object, None] = {}  # insertion-ordered, the last MADE_KEPT results' ``made``
         self.conn, child = context.Pipe(duplex=True)
-        self.process = context.Process(target=serve, args=(child, project, os.getpid()), daemon=True,
+        self.process = context.Process(target=serve, args=(child, project, os.getpid(), environ), daemon=True,
                                        name="assetflow-worker")
         with main_module_hidden():
             self.process.start()
@@ -105,6 +110,14 @@ def _hits(worker: _Worker, arg: object) -> int:
     return len(worker.made.keys() & getattr(arg, "reads", ()))
 
 
+def worker_environ(workers: int) -> dict[str, str]:
+    """What a worker adds to its environment before it imports anything: its share of BLAS threads
+    (``BLAS_THREADS_ENV``), or nothing when the user chose."""
+    if any(name in os.environ for name in (*BLAS_THREADS_ENV, "OMP_NUM_THREADS")):
+        return {}
+    return dict.fromkeys(BLAS_THREADS_ENV, str(max(1, (os.cpu_count() or 1) // max(1, workers))))
+
+
 def _start_method() -> str:
     method = os.environ.get(START_METHOD_ENV, "forkserver")
     if method not in multiprocessing.get_all_start_methods():
@@ -139,6 +152,7 @@ class ProcessExecutor:
         if method == "forkserver":
             self._context.set_forkserver_preload(_PRELOAD)
         self._project: ProjectConfig | None = None
+        self._environ = worker_environ(self.capacity)
         self._starting: list[_Worker] = []  # importing the project; not yet ready for tasks
         self._ready: list[_Worker] = []  # take tasks, up to ``queue_depth`` each
         self._queue: deque[_Job] = deque()  # submitted, waiting for a ready worker
@@ -267,7 +281,7 @@ class ProcessExecutor:
 
     def _spawn(self) -> _Worker:
         self.started_workers += 1
-        return _Worker(self._context, self._project)
+        return _Worker(self._context, self._project, self._environ)
 
     def _dispatch(self) -> None:
         """Hand queued jobs to ready workers with room; start workers for what is left, up to capacity."""

@@ -27,9 +27,12 @@ __all__ = ["Inbox", "serve"]
 WATCH_EVERY = 1.0  # seconds between a worker's checks that its coordinator is alive
 
 
-def serve(conn: Connection, project: ProjectConfig | None, coordinator: int) -> None:
+def serve(conn: Connection, project: ProjectConfig | None, coordinator: int,
+          environ: dict[str, str] | None = None) -> None:
     """A worker's loop. Says ("ready",) once the project is imported, then for each
-    (id, fn, arg, notify) received answers ("started", id) if asked and ("done", id, ok, value)."""
+    (id, fn, arg, notify) received answers ("started", id) if asked and ("done", id, ok, value).
+    ``environ`` is set first, before any library reads it (``pool.worker_environ``)."""
+    os.environ.update(environ or {})
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
     threading.Thread(target=_watch, args=(coordinator,), daemon=True, name="assetflow-watchdog").start()
     if project is not None:
