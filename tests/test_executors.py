@@ -949,3 +949,19 @@ def test_each_worker_gets_its_share_of_blas_threads_unless_the_user_chose(monkey
     assert worker_env(os.cpu_count() or 1, BLAS_THREADS_ENV) == ["1"] * len(BLAS_THREADS_ENV)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert worker_env(1, (*BLAS_THREADS_ENV, "OMP_NUM_THREADS")) == [None] * len(BLAS_THREADS_ENV) + ["3"]
+
+
+def test_what_the_fork_server_preloads_starts_no_thread_and_imports_no_threaded_library() -> None:
+    """Workers fork from the fork server: a thread there (polars', Arrow's, a BLAS pool) would be forked with
+    its locks in whatever state they were. Its preload list must stay free of such imports."""
+    from assetflow.execute.pool import _PRELOAD
+
+    probe = (
+        "import importlib, os, sys\n"
+        f"for name in {_PRELOAD!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(len(os.listdir('/proc/self/task')), sorted(m for m in ('polars', 'pyarrow', 'numpy', 'duckdb')"
+        " if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.split(maxsplit=1) == ["1", "[]\n"]

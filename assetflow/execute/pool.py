@@ -38,14 +38,19 @@ from assetflow.project import ProjectConfig
 T = TypeVar("T")
 
 START_METHOD_ENV = "ASSETFLOW_START_METHOD"
-# Imported once in the fork server, inherited by every worker: assetflow's own modules only.
-# Importing polars or pyarrow there would start their threads (jemalloc, polars) before fork.
 MAX_STARTUP_DEATHS = 3  # consecutive workers dying before they are ready: give up on the queue
 MADE_KEPT = 4096  # results remembered per worker (its kept tables are fewer: bounded by bytes)
 # Tasks a worker holds at once: the one it computes and the next, sent ahead so that it starts that
 # one the moment it finishes, whenever the coordinator gets the CPU to handle the result.
 QUEUE_DEPTH = 2
-_PRELOAD = ["assetflow.execute.worker", "assetflow.execute.task", "assetflow.storage.base", "assetflow.project"]
+# Imported once in the fork server, inherited by every worker: assetflow's own modules that a worker uses to load
+# the project and store what it computes (~25 ms of CPU a worker when each imported them itself), and only those
+# that import no polars, pyarrow, numpy or DuckDB: those start threads, and a fork copies their locks as they are.
+_PRELOAD = ["assetflow.execute.worker", "assetflow.execute.task", "assetflow.storage.base", "assetflow.project",
+            "assetflow.workspace", "assetflow.graph", "assetflow.plan", "assetflow.state.store",
+            "assetflow.fingerprint.code", "assetflow.fingerprint.source", "assetflow.checks", "assetflow.conditions",
+            "assetflow.plugins", "assetflow.storage.files", "assetflow.storage.formats", "assetflow.storage.table",
+            "assetflow.storage.values", "assetflow.storage.parquet"]
 # The BLAS library numpy loads (OpenBLAS, MKL, Accelerate; pyarrow and polars import numpy) starts a thread per
 # core that spins at load: ~70 ms of CPU in each worker here, a tenth of a small run's, and in a pool that fills
 # the cores already, threads that oversubscribe them. Each worker gets cores // workers of them (as joblib's
