@@ -1,5 +1,5 @@
 """The Parquet backend's codec: small tables snappy, large ones zstd, unless the project chooses one; and its
-dictionary encoding: a small table's text only, under the same "auto"."""
+dictionary encoding: under the same "auto", a table of few rows has it for its text only."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from assetflow.fingerprint.data import parquet_file_hash, value_hash
-from assetflow.storage.parquet import SMALL_FILE_BYTES, SMALL_TABLE_BYTES, ParquetBackend
+from assetflow.storage.parquet import PLAIN_NUMBERS_ROWS, SMALL_FILE_BYTES, SMALL_TABLE_BYTES, ParquetBackend
 
 SMALL = pl.DataFrame({"id": range(1_000), "v": [float(i) for i in range(1_000)]})
 LARGE = pl.DataFrame({"id": range(SMALL_TABLE_BYTES // 8 + 1)})  # one int64 column just over the threshold
+MANY_ROWS = pl.DataFrame({"key": [i % 17 for i in range(PLAIN_NUMBERS_ROWS + 1)],
+                          "city": ["Oslo", "Lima"] * (PLAIN_NUMBERS_ROWS // 2) + ["Pune"]})  # under 1 MiB
 MIXED = pl.DataFrame({
     "key": [i % 7 for i in range(1_000)],
     "city": [["Oslo", "Lima", "Pune"][i % 3] for i in range(1_000)],
@@ -68,6 +70,7 @@ def dictionary_encoded(backend: ParquetBackend, location: str) -> set[str]:
     ({}, MIXED, {"city", "code", "kind"}),  # small, auto: text and bytes only; numbers plain
     ({"compression": "snappy"}, MIXED, {"key", "city", "code", "kind"}),  # a chosen codec: pyarrow's default
     ({}, LARGE, {"id"}),  # large, auto: every column
+    ({}, MANY_ROWS, {"key", "city"}),  # more rows than PLAIN_NUMBERS_ROWS, auto: every column
 ])
 def test_a_small_tables_numbers_are_not_dictionary_encoded_under_auto(
     tmp_path: Path, options: dict[str, str], value: pl.DataFrame, expected: set[str]

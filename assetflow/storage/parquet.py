@@ -30,9 +30,11 @@ SMALL_TABLE_BYTES = 1 << 20
 # own reader (a 1,000-row file: 0.49 against 0.70 ms; 10,000 rows, 250 KiB: 0.98 against 1.16), above it
 # polars' parallel reader wins (2.2 MiB: 7.2 against 6.6 ms).
 SMALL_FILE_BYTES = 512 * 1024
-# Under "auto", a small table's file dictionary-encodes its text and bytes columns only, where repeated values
-# are common and the dictionary pays; for numbers it rarely does at that size and costs most of the write
-# (a 1,000-row table of six columns: 0.33 against 0.18 ms, and 32.6 against 28.0 KiB).
+# Under "auto", a table of at most this many rows dictionary-encodes its text and bytes columns only: for its
+# numbers the dictionary costs most of the write (1,000 rows of six columns: 0.38 against 0.20 ms) and saves a
+# few KiB at most (a 17-value integer column of 1,000 rows: 0.7 against 1.0 KiB). With more rows a repetitive
+# number column's dictionary is worth its time (20,000 rows: 1.4 against 8.2 KiB), so every column has one.
+PLAIN_NUMBERS_ROWS = 4096
 _DICTIONARY_TYPES = ("is_string", "is_large_string", "is_string_view", "is_binary", "is_large_binary",
                      "is_binary_view", "is_dictionary")
 
@@ -139,10 +141,10 @@ class ParquetBackend(TableBackend):
         return "snappy" if table is not None and table.get_total_buffer_size() < SMALL_TABLE_BYTES else "zstd"
 
     def _dictionary(self, table: pa.Table) -> bool | list[str]:
-        """Which columns are dictionary-encoded: all of them (pyarrow's default), except for a small table under
-        "auto", where only its text and bytes columns are (``_DICTIONARY_TYPES``). An encoding only: the file
-        reads back as the same table, and its data hash is the same."""
-        if self.compression != "auto" or table.get_total_buffer_size() >= SMALL_TABLE_BYTES:
+        """Which columns are dictionary-encoded: all of them (pyarrow's default), except for a table of few rows
+        under "auto", where only its text and bytes columns are (``PLAIN_NUMBERS_ROWS``). An encoding only: the
+        file reads back as the same table, and its data hash is the same."""
+        if self.compression != "auto" or table.num_rows > PLAIN_NUMBERS_ROWS:
             return True
         import pyarrow.types
 
