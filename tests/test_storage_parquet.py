@@ -9,6 +9,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from assetflow.contracts import StoredData
 from assetflow.fingerprint.data import parquet_file_hash, value_hash
 from assetflow.storage.parquet import PLAIN_NUMBERS_ROWS, SMALL_FILE_BYTES, SMALL_TABLE_BYTES, ParquetBackend
 
@@ -22,6 +23,14 @@ MIXED = pl.DataFrame({
     "code": [b"ab" if i % 2 else b"cd" for i in range(1_000)],
     "kind": pl.Series([["x", "y"][i % 2] for i in range(1_000)], dtype=pl.Categorical),
 })
+
+
+def stored_and_read_back(tmp_path: Path, options: dict[str, str], value: pl.DataFrame) -> tuple[ParquetBackend, StoredData]:
+    """``value`` stored by a backend with ``options``, checked to load back equal."""
+    backend = ParquetBackend(tmp_path, options)
+    stored = backend.store("t", value)
+    assert backend.load("t", stored.location, "polars").equals(value)
+    return backend, stored
 
 
 def codecs(backend: ParquetBackend, location: str) -> set[str]:
@@ -40,10 +49,8 @@ def codecs(backend: ParquetBackend, location: str) -> set[str]:
 def test_codec_follows_the_setting_and_by_default_the_tables_size(
     tmp_path: Path, options: dict[str, str], value: pl.DataFrame, expected: set[str]
 ) -> None:
-    backend = ParquetBackend(tmp_path, options)
-    stored = backend.store("t", value)
+    backend, stored = stored_and_read_back(tmp_path, options, value)
     assert codecs(backend, stored.location) == expected
-    assert backend.load("t", stored.location, "polars").equals(value)
 
 
 @pytest.mark.parametrize("codec", ["auto", "zstd", "snappy", "none"])
@@ -72,13 +79,11 @@ def dictionary_encoded(backend: ParquetBackend, location: str) -> set[str]:
     ({}, LARGE, {"id"}),  # large, auto: every column
     ({}, MANY_ROWS, {"key", "city"}),  # more rows than PLAIN_NUMBERS_ROWS, auto: every column
 ])
-def test_a_small_tables_numbers_are_not_dictionary_encoded_under_auto(
+def test_numbers_in_a_table_of_few_rows_have_no_dictionary_under_auto(
     tmp_path: Path, options: dict[str, str], value: pl.DataFrame, expected: set[str]
 ) -> None:
-    backend = ParquetBackend(tmp_path, options)
-    stored = backend.store("t", value)
+    backend, stored = stored_and_read_back(tmp_path, options, value)
     assert dictionary_encoded(backend, stored.location) == expected
-    assert backend.load("t", stored.location, "polars").equals(value)
     assert parquet_file_hash(backend.root / stored.location) == stored.data_hash == value_hash(value)
 
 

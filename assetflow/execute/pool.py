@@ -51,8 +51,8 @@ _PRELOAD = ["assetflow.execute.worker", "assetflow.execute.task", "assetflow.sto
             "assetflow.fingerprint.code", "assetflow.fingerprint.source", "assetflow.checks", "assetflow.conditions",
             "assetflow.plugins", "assetflow.storage.files", "assetflow.storage.formats", "assetflow.storage.table",
             "assetflow.storage.values", "assetflow.storage.parquet"]
-# The BLAS library numpy loads (OpenBLAS, MKL, Accelerate; pyarrow and polars import numpy) starts a thread per
-# core that spins at load: ~70 ms of CPU in each worker here, a tenth of a small run's, and in a pool that fills
+# The BLAS library numpy loads (OpenBLAS, MKL, Accelerate; pyarrow imports numpy) starts a thread per core
+# that spins at load: ~70 ms of CPU in each worker here, a tenth of a small run's, and in a pool that fills
 # the cores already, threads that oversubscribe them. Each worker gets cores // workers of them (as joblib's
 # and Dask's workers do), unless the user set any of these or OMP_NUM_THREADS, which OpenBLAS also reads.
 BLAS_THREADS_ENV = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
