@@ -122,3 +122,49 @@ def test_the_coordinator_walks_once_versions_exist_or_with_fewer_workers(
     assert {"tripled", "added"} <= set(walks)
     for asset, (here, recorded) in _walked_afresh(module).items():
         assert here == recorded, asset
+
+
+SLOW_FIRST = """
+import time
+
+import polars as pl
+from assetflow import asset
+
+
+@asset
+def slow() -> pl.DataFrame:
+    time.sleep(0.5)  # the coordinator has nothing else to do meanwhile
+    return pl.DataFrame({"v": [1]})
+
+
+@asset
+def after(slow: pl.DataFrame) -> pl.DataFrame:
+    return slow
+
+
+@asset
+def last(after: pl.DataFrame) -> pl.DataFrame:
+    return after
+"""
+
+
+def test_with_few_workers_the_coordinator_walks_code_ahead_while_it_waits_for_results(
+        tmp_path: Path, module_name: str, walks: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Walked at its turn, ``last``'s code would be walked once ``after`` is decided, after ``slow`` finished:
+    the workers would wait for it. Walked ahead, it is walked while ``slow`` computes."""
+    from assetflow.execute.runner import Run
+
+    project = ProjectDir(tmp_path, [module_name])
+    project.write(f"{module_name}.py", SLOW_FIRST)
+    finished: list[tuple[int, str]] = []
+    real_finish = Run._finish
+
+    def finish(self: Run, name: str, *args: object) -> None:
+        finished.append((len(walks), name))  # how many walks had happened when ``name`` finished
+        real_finish(self, name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Run, "_finish", finish)
+    assert _run(project, WALK_CODE_IN_WORKERS_FROM - 2) == dict.fromkeys(("slow", "after", "last"), "ran")
+    assert sorted(walks) == ["after", "last", "slow"]  # each walked once, by this process
+    walked_before_slow_finished = next(count for count, name in finished if name == "slow")
+    assert walked_before_slow_finished == 3
