@@ -399,7 +399,8 @@ class Run:
                         for _ in range(min(len(walk_ahead), WALK_AHEAD)):
                             spec = self.graph.specs[walk_ahead.popleft()]
                             if isinstance(spec, AssetSpec):
-                                self.ws.code_digest(spec)
+                                with contextlib.suppress(Exception):  # raised again, in its place, at its turn
+                                    self.ws.code_digest(spec)
                         wait, walked = 0.0, True
                     if wait != 0.0:
                         note_running()
