@@ -168,3 +168,26 @@ def test_with_few_workers_the_coordinator_walks_code_ahead_while_it_waits_for_re
     assert sorted(walks) == ["after", "last", "slow"]  # each walked once, by this process
     walked_before_slow_finished = next(count for count, name in finished if name == "slow")
     assert walked_before_slow_finished == 3
+
+
+def test_code_that_cannot_be_walked_fails_at_its_own_turn_not_when_walked_ahead(
+        tmp_path: Path, module_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Walking ahead is an optimisation: an asset whose walk fails stops the run where it did before,
+    at its decision, once what it depends on is recorded, not while ``slow`` still computes."""
+    project = ProjectDir(tmp_path, [module_name])
+    project.write(f"{module_name}.py", SLOW_FIRST)
+    real = code_module.fingerprint_function
+
+    def failing_for_last(fn, **options):  # type: ignore[no-untyped-def]
+        if fn.__name__ == "last":
+            raise RuntimeError("cannot walk last")
+        return real(fn, **options)
+
+    monkeypatch.setattr(code_module, "fingerprint_function", failing_for_last)
+    with pytest.raises(RuntimeError, match="cannot walk last"):
+        _run(project, WALK_CODE_IN_WORKERS_FROM - 2)
+    ws = Workspace.load(project.root)
+    try:
+        assert set(ws.store.current()) == {"slow", "after"}
+    finally:
+        ws.close()
