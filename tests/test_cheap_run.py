@@ -47,7 +47,16 @@ try:
 except SystemExit:
     pass
 heavy = sorted({m.split(".")[0] for m in sys.modules} & {"polars", "pyarrow", "duckdb", "pandas", "numpy"})
-print(json.dumps({"pid": __import__("os").getpid(), "heavy": heavy}), file=sys.stderr)
+import os
+children = []  # processes this one started that are still alive once the run returned (Linux)
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        continue
+    if int(fields[1]) == os.getpid() and fields[0] != "Z":
+        children.append(int(pid))
+print(json.dumps({"pid": os.getpid(), "heavy": heavy, "children": children}), file=sys.stderr)
 """
 
 
@@ -93,6 +102,7 @@ def test_a_small_plan_runs_in_process_and_a_chosen_executor_is_kept(project: Pro
     outcomes, probe = _probe(project)  # only the leaf's code changed
     assert outcomes == {"first": "fresh", "second": "fresh", "third": "ran"}
     assert _pids(pids) == {"third": {probe["pid"]}}, "a one-asset plan started a worker"
+    assert probe["children"] == [], "a plan computed in process started workers all the same"
 
     pids.unlink()
     project.write("pipeline.py", LAZY_PIPELINE.format(pids=str(pids), value=5))
@@ -155,6 +165,7 @@ def test_a_plan_whose_assets_ran_quickly_last_time_runs_in_process_and_a_slow_on
     outcomes, probe = _probe(project)  # quick last time: here, although `second` now sleeps
     assert outcomes == {"first": "ran", "second": "ran", "third": "ran"}
     assert _pids(pids) == {"first": {probe["pid"]}, "second": {probe["pid"]}, "third": {probe["pid"]}}
+    assert probe["children"] == []
 
     pids.unlink()
     project.write("data/s.csv", "x\n3\n")

@@ -315,6 +315,7 @@ class Run:
         stale = len(units) if self.force else sum(1 for v in predicted.values() if not v.fresh)
         if stale and _small_plan([predicted[n] for n in units if self.force or not predicted[n].fresh]):
             self._run_small_plan_here([n for n in units if self.force or not predicted[n].fresh])
+            warm_up = getattr(self.executor, "warm_up", None)  # the pool's was for the pool just set aside
         if warm_up is not None and stale and not warmed:
             warm_up(self.ws.config, stale)
         capacity = max(1, int(self.executor.capacity))
