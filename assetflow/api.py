@@ -152,17 +152,30 @@ def materialize(
             return fresh
     from assetflow.execute.runner import Run
 
-    ws = _workspace(project, modules, files)
-    names = selected(ws, select, exclude)
-    run = Run(ws, names, force=force, listener=listener, executor=executor, jobs=jobs, address=address,
-              partition=partition, run_id=run_id, trigger=trigger)
-    if dry_run:
-        return run.plan()
-    from assetflow.fastpath import cache_graph_after_run
+    release = None
+    if not dry_run and (executor is None or isinstance(executor, str)) and isinstance(project, (str, Path, type(None))):
+        from assetflow.fastpath import has_state
 
-    result = run.execute(wait_for_lock=wait)
-    cache_graph_after_run(ws)
-    return result
+        if not has_state(None if project is None else Path(project), modules, files):
+            from assetflow.execute.executors import prepare_executor
+
+            # A first run computes every asset: the pool's fork server imports while the project loads.
+            release = prepare_executor(executor)
+    try:
+        ws = _workspace(project, modules, files)
+        names = selected(ws, select, exclude)
+        run = Run(ws, names, force=force, listener=listener, executor=executor, jobs=jobs, address=address,
+                  partition=partition, run_id=run_id, trigger=trigger)
+        if dry_run:
+            return run.plan()
+        from assetflow.fastpath import cache_graph_after_run
+
+        result = run.execute(wait_for_lock=wait)
+        cache_graph_after_run(ws)
+        return result
+    finally:
+        if release is not None:
+            release()
 
 
 def _fresh_without_import(project: Path | str | None, modules: Iterable[str],

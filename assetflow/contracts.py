@@ -105,6 +105,9 @@ class Executor(Protocol):
 
     Optional: ``warm_up(project, tasks)`` is called before the first submit of a run
     that will compute ``tasks`` assets, to start workers and import the project early.
+    Optional: a classmethod ``prepare() -> release`` is called before a first run (no state yet:
+    every asset will be computed) loads the project, to start what needs no project (the process
+    pool: its fork server); ``release()`` stops it if the executor's ``shutdown`` has not.
     Optional: ``affinity(arg) -> int`` scores how much of what ``arg`` reads the worker that
     would run it next already holds; of the tasks ready, the runner submits the first one
     scoring highest (the process pool: tables its workers stored, ``execute.handoff``).

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from assetflow.errors import PluginError, StorageError
+from assetflow.errors import AssetflowError, PluginError, StorageError
 from assetflow.graph import AssetGraph
 from assetflow.hashing import code_bytes_digest, is_racy, stat_token, token_of
 from assetflow.inspect.status import AssetStatus, overdue, state_map, status_row
@@ -44,7 +44,8 @@ from assetflow.state.snapshot import GRAPH_KEY, SNAPSHOT_KEY, seal, unseal
 from assetflow.version import __version__
 
 __all__ = ["DISABLE_ENV", "GRAPH_KEY", "SNAPSHOT_KEY", "build_snapshot", "cache_graph_after_run", "check_snapshot",
-           "fast_status", "fresh_without_import", "load_graph_cache", "save_graph_cache", "verified_snapshot"]
+           "fast_status", "fresh_without_import", "has_state", "load_graph_cache", "save_graph_cache",
+           "verified_snapshot"]
 
 SNAPSHOT_VERSION = 6  # 5: the content of every file whose bytes were read; 6: "young" names files of "contents"
 GRAPH_CACHE_VERSION = 4  # 4: each asset's checks (name, severity, file:line)
@@ -255,6 +256,19 @@ def _source_tokens(config: ProjectConfig, name: str, pattern: str) -> dict[str, 
         if stat.S_ISREG(st.st_mode):
             found[path] = token_of(st)
     return found
+
+
+def has_state(project_dir: Path | None, modules: Iterable[str], files: Iterable[str]) -> bool:
+    """Whether the project has a state store yet (True too when its configuration cannot be read: the run
+    that follows says why). Without one, the coming run is its first and computes every asset."""
+    from assetflow.project import load_config
+    from assetflow.state.store import STATE_FILE
+
+    try:
+        config = load_config(project_dir, tuple(modules), tuple(files))
+    except AssetflowError:
+        return True
+    return (config.state_path / STATE_FILE).exists()
 
 
 def _open_state(project_dir: Path | None, modules: Iterable[str],

@@ -191,3 +191,64 @@ def test_code_that_cannot_be_walked_fails_at_its_own_turn_not_when_walked_ahead(
         assert set(ws.store.current()) == {"slow", "after"}
     finally:
         ws.close()
+
+
+def _fork_server_running() -> bool:
+    from multiprocessing import forkserver
+
+    return getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None) is not None
+
+
+def _children() -> list[int]:
+    """This process's live children (Linux): a fork server or resource tracker left behind would be one."""
+    import os
+
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == os.getpid() and fields[0] != "Z":
+                found.append(int(pid))
+    return found
+
+
+@pytest.mark.parametrize("jobs", [None, 2])
+def test_a_first_run_starts_the_fork_server_before_it_imports_the_project_and_leaves_none_behind(
+        module: ProjectDir, module_name: str, monkeypatch: pytest.MonkeyPatch, jobs: int | None) -> None:
+    """The fork server's imports (~90 ms) overlap the project's instead of holding up the first worker;
+    a later run, which may compute nothing or little in process, starts none before it knows."""
+    import assetflow.workspace as workspace_module
+
+    seen: list[bool] = []
+    real_load_specs = workspace_module.load_specs
+
+    def load_specs(config):  # type: ignore[no-untyped-def]
+        seen.append(_fork_server_running())
+        return real_load_specs(config)
+
+    monkeypatch.setattr(workspace_module, "load_specs", load_specs)
+    assert not _fork_server_running()
+    result = api.materialize(project=module.root, jobs=jobs)
+    assert {r.outcome for r in result.results.values()} == {"ran"}
+    assert seen == [True]
+    assert not _fork_server_running() and _children() == []
+
+    module.write(f"{module_name}.py", PIPELINE.replace("SCALE = 3", "SCALE = 5"))
+    sys.modules.pop(module_name, None)
+    api.materialize(project=module.root, jobs=jobs)
+    assert seen == [True, False]  # state exists: nothing started before the project is loaded
+    assert not _fork_server_running() and _children() == []
+
+
+def test_a_first_run_computed_in_process_stops_the_fork_server_it_started(
+        tmp_path: Path, module_name: str) -> None:
+    project = ProjectDir(tmp_path, [module_name])
+    project.write(f"{module_name}.py", "import polars as pl\nfrom assetflow import asset\n\n\n"
+                  "@asset\ndef only() -> pl.DataFrame:\n    return pl.DataFrame({'v': [1]})\n")
+    result = api.materialize(project=project.root)  # one asset: computed in this process, no worker started
+    assert result.results["only"].outcome == "ran"
+    assert not _fork_server_running() and _children() == []

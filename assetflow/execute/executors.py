@@ -92,13 +92,31 @@ def _alarm(timeout: float | None) -> Iterator[None]:
 
 def make_executor(name: str | None = None, *, jobs: int | None = None, address: str | None = None) -> Executor:
     """Build the executor called ``name`` (default: ``$ASSETFLOW_EXECUTOR`` or ``processes``)."""
-    from assetflow.plugins import find
-
-    chosen = name or os.environ.get(EXECUTOR_ENV) or DEFAULT_EXECUTOR
     if jobs is not None and jobs < 1:
         raise PluginError(f"--jobs must be at least 1; got {jobs}.")
-    cls: type[Executor] = find("executor", chosen)
-    return cls(jobs=jobs, address=address)  # type: ignore[call-arg]
+    return executor_class(name)(jobs=jobs, address=address)  # type: ignore[call-arg]
+
+
+def executor_class(name: str | None = None) -> type[Executor]:
+    """The executor class called ``name`` (default: ``$ASSETFLOW_EXECUTOR`` or ``processes``)."""
+    from assetflow.plugins import find
+
+    return find("executor", name or os.environ.get(EXECUTOR_ENV) or DEFAULT_EXECUTOR)  # type: ignore[no-any-return]
+
+
+def prepare_executor(name: str | None = None) -> Callable[[], None]:
+    """Let the executor a run will build start what it can before the run loads the project (an optional
+    ``prepare`` classmethod: the process pool starts its fork server), and return what stops it should
+    the run end without the executor's own ``shutdown``. An unknown name is left for ``make_executor``."""
+    try:
+        prepare = getattr(executor_class(name), "prepare", None)
+    except PluginError:
+        prepare = None
+    return prepare() if prepare is not None else _nothing
+
+
+def _nothing() -> None:
+    return None
 
 
 @hookimpl
