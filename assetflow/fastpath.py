@@ -261,26 +261,28 @@ def _source_tokens(config: ProjectConfig, name: str, pattern: str) -> dict[str, 
 def has_state(project_dir: Path | None, modules: Iterable[str], files: Iterable[str]) -> bool:
     """Whether the project has a state store yet (True too when its configuration cannot be read: the run
     that follows says why). Without one, the coming run is its first and computes every asset."""
-    from assetflow.project import load_config
-    from assetflow.state.store import STATE_FILE
-
     try:
-        config = load_config(project_dir, tuple(modules), tuple(files))
+        return _config_with_state(project_dir, modules, files) is not None
     except Exception:  # noqa: BLE001 - only a hint: the run that follows reads the configuration and reports
         return True
-    return (config.state_path / STATE_FILE).exists()
 
 
 def _open_state(project_dir: Path | None, modules: Iterable[str],
                 files: Iterable[str]) -> tuple[ProjectConfig, Any] | None:
     """The project's config and its state store (the caller closes it), or None if it has no state yet."""
+    from assetflow.state.store import StateStore
+
+    config = _config_with_state(project_dir, modules, files)
+    return None if config is None else (config, StateStore(config.state_path))
+
+
+def _config_with_state(project_dir: Path | None, modules: Iterable[str], files: Iterable[str]) -> ProjectConfig | None:
+    """The project's config if it has a state store yet, else None."""
     from assetflow.project import load_config
-    from assetflow.state.store import STATE_FILE, StateStore
+    from assetflow.state.store import STATE_FILE
 
     config = load_config(project_dir, tuple(modules), tuple(files))
-    if not (config.state_path / STATE_FILE).exists():
-        return None
-    return config, StateStore(config.state_path)
+    return config if (config.state_path / STATE_FILE).exists() else None
 
 
 def fresh_without_import(project_dir: Path | None, modules: Iterable[str], files: Iterable[str],

@@ -125,6 +125,16 @@ def worker_environ(workers: int) -> dict[str, str]:
     return dict.fromkeys(BLAS_THREADS_ENV, str(max(1, (os.cpu_count() or 1) // max(1, workers))))
 
 
+def _context() -> Any:
+    """The multiprocessing context workers start from (``ASSETFLOW_START_METHOD``), a fork server's set to
+    preload ``_PRELOAD``."""
+    method = _start_method()
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(_PRELOAD)
+    return context
+
+
 def _start_method() -> str:
     method = os.environ.get(START_METHOD_ENV, "forkserver")
     if method not in multiprocessing.get_all_start_methods():
@@ -154,10 +164,7 @@ class ProcessExecutor:
                 "connect to a cluster, e.g. --executor dask."
             )
         self.capacity = jobs or os.cpu_count() or 1
-        method = _start_method()
-        self._context = multiprocessing.get_context(method)
-        if method == "forkserver":
-            self._context.set_forkserver_preload(_PRELOAD)
+        self._context = _context()
         self._project: ProjectConfig | None = None
         self._environ = worker_environ(self.capacity)
         self._starting: list[_Worker] = []  # importing the project; not yet ready for tasks
@@ -183,10 +190,9 @@ class ProcessExecutor:
         (~90 ms here). The pool's ``shutdown`` stops it, workers started or not; the function returned stops
         it if no pool did (a run that failed before it built one)."""
         global _prepared
-        if _start_method() == "forkserver":
+        if _context().get_start_method() == "forkserver":
             from multiprocessing import forkserver
 
-            multiprocessing.get_context("forkserver").set_forkserver_preload(_PRELOAD)
             forkserver.ensure_running()
             _prepared = True
         return release_prepared

@@ -292,7 +292,8 @@ class Run:
         # computing an asset walks its code for its record, in parallel, instead of this process one at a time.
         self._code_in_workers = (first and not is_partitioned(self.graph)
                                  and self.executor.capacity >= WALK_CODE_IN_WORKERS_FROM)
-        units, unit_upstream, predicted = self._units(self.ws.assess_all(self.order, walk_code=not self._workers_walk_code()))
+        assessed = self.ws.assess_all(self.order, walk_code=not self._workers_walk_code())
+        units, unit_upstream, predicted = self._units(assessed)
         self.current = self._current()
         remaining = {n: len(unit_upstream[n]) for n in units}
         unit_downstream: dict[str, list[str]] = {n: [] for n in units}
@@ -300,12 +301,6 @@ class Run:
             for up in ups:
                 unit_downstream[up].append(unit)
         ready = deque(n for n in units if remaining[n] == 0)
-        # A first run walked here walks each asset's code when the asset is decided, after its upstreams settle:
-        # ~0.2 ms each, and 10-30 ms for the first asset of each module (its source parsed), while the workers wait
-        # for their next task. Walked instead while this process would wait for results (``WALK_AHEAD``).
-        walk_ahead: deque[str] = deque()
-        if first and not self._workers_walk_code() and not getattr(self.executor, "computes_in_submit", False):
-            walk_ahead.extend(dict.fromkeys(split_unit(n)[0] for n in units))
         limits = PoolLimits(self.ws.config.pools)
         launches: dict[str, _Launch] = {}
         running: dict[Future[object], str] = {}
@@ -324,6 +319,12 @@ class Run:
         # A worker freed by a result starts its next task before that result is recorded: recording costs
         # the coordinator ~1 ms a result, a third of a worker's time on small assets (docs/execution.md).
         refill_first = not getattr(self.executor, "computes_in_submit", False)
+        # A first run walked here walks each asset's code when the asset is decided, after its upstreams settle:
+        # ~0.2 ms each, and 10-30 ms for the first asset of each module (its source parsed), while the workers wait
+        # for their next task. Walked instead while this process would wait for results (``WALK_AHEAD``).
+        walk_ahead: deque[str] = deque()
+        if first and refill_first and not self._workers_walk_code():
+            walk_ahead.extend(dict.fromkeys(split_unit(n)[0] for n in units))
         # Workers on this host leave their files' fsyncs to this process: one syncfs per batch of results.
         self._defer_sync = bool(getattr(self.executor, "shares_host", False))
         self._notify("begin", len(units), stale, capacity)
@@ -625,7 +626,8 @@ class Run:
                 and predicted.current.id == current.id and predicted.recipe.upstream == upstream):
             verdict = predicted  # predicted fresh, and its upstreams settled on the hashes predicted: still fresh
         else:
-            verdict = self.ws.assess_one(spec, upstream, current, partition=key, walk_code=not self._workers_walk_code())
+            verdict = self.ws.assess_one(spec, upstream, current, partition=key,
+                                         walk_code=not self._workers_walk_code())
         if verdict.fresh and not self.force:
             outcome: Outcome = "fresh" if predicted.fresh else "cutoff"
             reasons = [] if predicted.fresh else [r for r in predicted.reasons if r.startswith("upstream")]
@@ -726,7 +728,6 @@ class Run:
             self._record_event(AssetResult(name, "failed", reasons, duration, error=error, attempts=launch.attempts))
             return
         assert isinstance(result, ComputeResult)
-        duration = result.finished_at - result.started_at
         changed = self._inputs_changed(spec, upstream, key)
         if changed:
             message = (f"input {', '.join(f'`{c}`' for c in changed)} changed while `{name}` ran; its result "
