@@ -847,13 +847,8 @@ print(result.error)
     assert "changed on disk after this run started" in proc.stdout
 
 
-def test_assets_computing_in_workers_show_as_running_while_the_run_waits_for_them(project: ProjectDir,
-                                                                                   tmp_path: Path) -> None:
-    """A pool run names the assets computing in the lock file when it waits for them (``status`` reads it),
-    not at each task sent and each result."""
-    from assetflow import api
-
-    go = tmp_path / "go"
+def _write_waiting_pipeline(project: ProjectDir, go: Path) -> None:
+    """``first``, then ``waiting``, which computes until the file ``go`` exists."""
     project.write("pipeline.py", f"""
         import pathlib, time
         import polars as pl
@@ -870,6 +865,16 @@ def test_assets_computing_in_workers_show_as_running_while_the_run_waits_for_the
                 time.sleep(0.05)
             return first
     """)
+
+
+def test_assets_computing_in_workers_show_as_running_while_the_run_waits_for_them(project: ProjectDir,
+                                                                                   tmp_path: Path) -> None:
+    """A pool run names the assets computing in the lock file when it waits for them (``status`` reads it),
+    not at each task sent and each result."""
+    from assetflow import api
+
+    go = tmp_path / "go"
+    _write_waiting_pipeline(project, go)
     run = subprocess.Popen([*ASSETFLOW, "materialize", "--jobs", "2"], cwd=project.root,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -887,6 +892,42 @@ def test_assets_computing_in_workers_show_as_running_while_the_run_waits_for_the
         _, err = run.communicate(timeout=120)
     assert run.returncode == 0, err
     assert {r.name: r.state for r in api.status(project=project.root)} == {"first": "fresh", "waiting": "fresh"}
+
+
+def test_status_never_shows_the_upstream_of_a_running_asset_missing(project: ProjectDir, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """``status`` reads the assets' state and which are computing in two steps; a run that records ``first``
+    and starts ``waiting`` between them must not make ``first`` look missing while ``waiting`` computes from it.
+    The run is made to move exactly there: while ``status`` asks which assets are computing."""
+    from assetflow import api
+    from assetflow.inspect import status as status_module
+
+    go = tmp_path / "go"
+    _write_waiting_pipeline(project, go)
+    real_in_progress = status_module._in_progress
+    runs: list[subprocess.Popen[str]] = []
+
+    def run_moves_on_meanwhile(ws: Any) -> tuple[str, list[str]] | None:
+        runs.append(subprocess.Popen([*ASSETFLOW, "materialize", "--jobs", "2"], cwd=project.root,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            found = real_in_progress(ws)
+            if found is not None and found[1] == ["waiting"]:
+                return found
+            time.sleep(0.05)
+        raise AssertionError("the run never started `waiting`")
+
+    monkeypatch.setattr(status_module, "_in_progress", run_moves_on_meanwhile)
+    try:
+        rows = {r.name: (r.state, r.reasons) for r in api.status(project=project.root)}
+    finally:
+        go.touch()
+        for run in runs:
+            _, err = run.communicate(timeout=120)
+            assert run.returncode == 0, err
+    assert rows["waiting"][0] == "running"
+    assert rows["first"][0] == "fresh", rows["first"]
 
 
 def _epoll_fds() -> int:

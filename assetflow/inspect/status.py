@@ -82,11 +82,13 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
     gone = _sources_without_files(ws, names)
     blocked = ws.graph.descendants(gone) if gone else set()
     asset_names = [n for n in names if isinstance(specs[n], AssetSpec) and n not in blocked]
+    # The lock before the state: a run names an asset computing only after recording what it reads, so read in
+    # this order every upstream of a running asset shows as recorded; the other way round it could show missing.
+    in_progress = _in_progress(ws) if asset_names else None
     verdicts = ws.assess_all(asset_names) if asset_names else {}
     sources = ws.observe_sources([n for n in names if isinstance(specs[n], SourceSpec) and n not in gone
                                   and specs[n].partitions is None])
     last_events = ws.store.last_events() if asset_names else {}
-    in_progress = _in_progress(ws) if asset_names else None
     failures: dict[str, dict[str, str | None]] | None = None  # of partitions, read once if a partitioned asset asks
     rows = []
     for name in names:
