@@ -320,6 +320,36 @@ def test_a_started_tick_whose_run_died_is_resumed_once_without_redoing_settled_a
     d.close()
 
 
+def test_a_killed_run_that_settled_every_asset_is_closed_as_abandoned_with_its_tick(tmp_path: Path) -> None:
+    """A daemon killed after its run settled every asset, before the run was marked finished: the next daemon
+    closes the tick without another run, so no later run start would mark the dead run abandoned. It must not
+    stay ``running`` in the history (``assetflow runs``, the page) for as long as no other run starts."""
+    root = make(tmp_path, MARTS + 'schedule("s", cron="0 6 * * *", select="+revenue", force=True, timezone="UTC")\n')
+    clock = Clock(0).at("2026-05-01T05:00+00:00")
+    d = daemon(root, clock)
+    d.tick()
+    tick_at = datetime.datetime(2026, 5, 1, 6, tzinfo=datetime.UTC).timestamp()
+    store = d.ws.store
+    from assetflow import api
+
+    api.materialize("+revenue", project=d.ws, run_id="dead-run", force=True)  # both assets settled, then SIGKILL
+    with store.transaction() as db:
+        db.execute("INSERT INTO ticks (origin, tick_at, status, run_id, definition, claimed_at) VALUES "
+                   "('schedule:s', ?, 'started', 'dead-run', ?, ?)",
+                   (tick_at, json.dumps({"select": ["+revenue"], "force": True}), tick_at))
+        db.execute("UPDATE runs SET status = 'running', finished_at = NULL, summary = NULL WHERE run_id = 'dead-run'")
+    runs = len(store.runs(limit=100))
+    clock.at("2026-05-01T06:00:30+00:00")
+    report = d.tick()
+    assert report.runs == []
+    [tick] = ticks_of(d, "schedule:s")
+    assert tick.status == "succeeded" and "settled every asset" in (tick.reason or "")
+    assert len(store.runs(limit=100)) == runs  # closed without another run
+    [dead] = [r for r in store.runs(limit=100) if r["run_id"] == "dead-run"]
+    assert (dead["status"], dead["summary"]) == ("failed", {"abandoned": 1})
+    d.close()
+
+
 def test_a_second_daemon_refuses_naming_the_first(tmp_path: Path) -> None:
     from assetflow.automation.lock import DaemonLock
 

@@ -437,8 +437,9 @@ class Daemon:
         except AssetflowError as exc:
             self._finish(group, "failed", f"the selection no longer resolves: {exc}")
             return None
-        if resumes and force:
-            names = [n for n in names if n not in ticks.settled_assets(resumes)]
+        if resumes and force:  # what is left for the resuming run: assets the earlier runs did not settle
+            settled, assets = ticks.settled_assets(resumes), {spec.name for spec in ws.graph.assets()}
+            names = [n for n in names if n in assets and n not in settled]
         if not force and not resumes:
             todo = self._not_fresh(names)
             if not todo:
@@ -446,6 +447,7 @@ class Daemon:
                 self._finish(group, "skipped", f"nothing in {what} is stale")
                 return None
         if not names:
+            self._close_dead_runs()
             self._finish(group, "succeeded", "the interrupted run had settled every asset")
             return None
         run_id = new_run_id()
@@ -483,6 +485,24 @@ class Daemon:
             failed = ", ".join(r.name for r in result.by_outcome("failed"))
             self._finish(group, "failed", f"{failed} failed ({summary})" if failed else f"not every asset settled ({summary})")
         return run_id
+
+    def _close_dead_runs(self) -> None:
+        """Mark the runs a killed daemon left ``running`` as abandoned, as the next run's start would (under the
+        project lock, so none of them is alive). Needed when a tick closes without another run: else the dead
+        run reads ``running`` in the history until some later run starts. A run holding the lock marks them."""
+        from assetflow.errors import ProjectLockedError
+        from assetflow.state.lock import ProjectLock
+
+        assert self.ws is not None
+        lock = ProjectLock(self.ws.config.state_path)
+        try:
+            lock.acquire("automation", wait=False)
+        except ProjectLockedError:
+            return
+        try:
+            self.ws.store.mark_abandoned_runs(lambda pid, host: False)
+        finally:
+            lock.release()
 
     def _finish(self, group: list[Tick], status: str, outcome: str) -> None:
         """Close ticks with their outcome, after the reason they were claimed for (a condition's verdict)."""
