@@ -284,27 +284,34 @@ def test_a_started_tick_whose_run_finished_is_closed_not_run_again(tmp_path: Pat
     d.close()
 
 
+def _killed_daemon_left(tmp_path: Path, settled: str) -> tuple[Daemon, Clock, float]:
+    """What a daemon killed mid-run leaves: the 06:00 tick of a forced ``+revenue`` schedule started by run
+    ``dead-run``, which settled ``settled`` and reads ``running``. Returns a new daemon, its clock, the tick."""
+    from assetflow import api
+
+    root = make(tmp_path, MARTS + 'schedule("s", cron="0 6 * * *", select="+revenue", force=True, timezone="UTC")\n')
+    clock = Clock(0).at("2026-05-01T05:00+00:00")
+    d = daemon(root, clock)
+    d.tick()
+    tick_at = datetime.datetime(2026, 5, 1, 6, tzinfo=datetime.UTC).timestamp()
+    api.materialize(settled, project=d.ws, run_id="dead-run", force=True)
+    with d.ws.store.transaction() as db:
+        db.execute("INSERT INTO ticks (origin, tick_at, status, run_id, definition, claimed_at) VALUES "
+                   "('schedule:s', ?, 'started', 'dead-run', ?, ?)",
+                   (tick_at, json.dumps({"select": ["+revenue"], "force": True}), tick_at))
+        db.execute("UPDATE runs SET status = 'running', finished_at = NULL, summary = NULL WHERE run_id = 'dead-run'")
+    return d, clock, tick_at
+
+
 @pytest.mark.parametrize("leftover", ["running", "abandoned", "never-began"])
 def test_a_started_tick_whose_run_died_is_resumed_once_without_redoing_settled_assets(tmp_path: Path,
                                                                                       leftover: str) -> None:
     """``running``: the killed run as it died; ``abandoned``: a person's run marked it failed (abandoned)
     before the daemon came back, which is an interruption, not a failure; ``never-began``: a resuming
     daemon was killed after starting the tick with a new run id but before that run began."""
-    root = make(tmp_path, MARTS + 'schedule("s", cron="0 6 * * *", select="+revenue", force=True, timezone="UTC")\n')
-    clock = Clock(0).at("2026-05-01T05:00+00:00")
-    d = daemon(root, clock)
-    d.tick()
-    tick_at = datetime.datetime(2026, 5, 1, 6, tzinfo=datetime.UTC).timestamp()
-    store = d.ws.store
     # A killed daemon's leftovers: the tick claimed and started, its run begun, 'orders' settled, then SIGKILL.
-    from assetflow import api
-
-    api.materialize("orders", project=d.ws, run_id="dead-run", force=True)
-    with store.transaction() as db:
-        db.execute("INSERT INTO ticks (origin, tick_at, status, run_id, definition, claimed_at) VALUES "
-                   "('schedule:s', ?, 'started', 'dead-run', ?, ?)",
-                   (tick_at, json.dumps({"select": ["+revenue"], "force": True}), tick_at))
-        db.execute("UPDATE runs SET status = 'running', finished_at = NULL WHERE run_id = 'dead-run'")
+    d, clock, tick_at = _killed_daemon_left(tmp_path, settled="orders")
+    store = d.ws.store
     if leftover == "abandoned":
         store.mark_abandoned_runs(lambda pid, host: False)
     if leftover == "never-began":
@@ -324,20 +331,8 @@ def test_a_killed_run_that_settled_every_asset_is_closed_as_abandoned_with_its_t
     """A daemon killed after its run settled every asset, before the run was marked finished: the next daemon
     closes the tick without another run, so no later run start would mark the dead run abandoned. It must not
     stay ``running`` in the history (``assetflow runs``, the page) for as long as no other run starts."""
-    root = make(tmp_path, MARTS + 'schedule("s", cron="0 6 * * *", select="+revenue", force=True, timezone="UTC")\n')
-    clock = Clock(0).at("2026-05-01T05:00+00:00")
-    d = daemon(root, clock)
-    d.tick()
-    tick_at = datetime.datetime(2026, 5, 1, 6, tzinfo=datetime.UTC).timestamp()
+    d, clock, _ = _killed_daemon_left(tmp_path, settled="+revenue")  # both assets settled, then SIGKILL
     store = d.ws.store
-    from assetflow import api
-
-    api.materialize("+revenue", project=d.ws, run_id="dead-run", force=True)  # both assets settled, then SIGKILL
-    with store.transaction() as db:
-        db.execute("INSERT INTO ticks (origin, tick_at, status, run_id, definition, claimed_at) VALUES "
-                   "('schedule:s', ?, 'started', 'dead-run', ?, ?)",
-                   (tick_at, json.dumps({"select": ["+revenue"], "force": True}), tick_at))
-        db.execute("UPDATE runs SET status = 'running', finished_at = NULL, summary = NULL WHERE run_id = 'dead-run'")
     runs = len(store.runs(limit=100))
     clock.at("2026-05-01T06:00:30+00:00")
     report = d.tick()
