@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from assetflow import failpoints
+from conftest import ASSETFLOW, ProjectDir
 from reliability_harness import (
     ASSETS,
     FULL,
@@ -191,6 +194,56 @@ def test_dead_run_is_marked_failed_and_doctor_sees_it(templates: Templates, tmp_
     assert rows[0] == ("failed", '{"abandoned": 1}')
     assert rows[1][0] == "succeeded"
     assert project.run("doctor").returncode == 0
+
+
+def test_history_shows_a_killed_run_as_abandoned_before_any_other_run_starts(project: ProjectDir,
+                                                                              tmp_path: Path) -> None:
+    """A run killed with SIGKILL stays ``running`` in the state until the next run's start marks it abandoned.
+    ``history`` (and the page, through it) must not show it running meanwhile: it shows what that start will
+    record, without writing anything or taking the project lock. A live run still shows as running."""
+    from assetflow import api
+
+    started = tmp_path / "started"
+    project.write("pipeline.py", f"""
+        import pathlib, time
+        import polars as pl
+        from assetflow import asset
+
+        @asset
+        def slow() -> pl.DataFrame:
+            pathlib.Path({str(started)!r}).touch()
+            time.sleep(120)
+            return pl.DataFrame({{"n": [1]}})
+    """)
+    run = subprocess.Popen([*ASSETFLOW, "materialize", "--executor", "inprocess"], cwd=project.root,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), "the run never started its asset"
+        [live] = api.history(project=project.root)["runs"]
+        assert (live["status"], live["counts"]) == ("running", None)
+    finally:
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait(timeout=60)
+    [dead] = api.history(project=project.root)["runs"]
+    assert (dead["run_id"], dead["status"], dead["counts"]) == (live["run_id"], "failed", {"abandoned": 1})
+    shown = subprocess.run([*ASSETFLOW, "history"], cwd=project.root, capture_output=True, text=True).stdout
+    assert "failed" in shown and "1 abandoned" in shown
+    with sqlite3.connect(project.root / ".assetflow" / "state.db") as db:  # shown so, not written so
+        assert db.execute("SELECT status FROM runs").fetchall() == [("running",)]
+    project.write("pipeline.py", """
+        import polars as pl
+        from assetflow import asset
+
+        @asset
+        def slow() -> pl.DataFrame:
+            return pl.DataFrame({"n": [1]})
+    """)
+    assert api.materialize(project=project.root, executor="inprocess").ok
+    runs = {r["run_id"]: (r["status"], r["counts"]) for r in api.history(project=project.root)["runs"]}
+    assert runs[live["run_id"]] == ("failed", {"abandoned": 1})  # as the next run's start recorded it
 
 
 def test_temp_files_of_a_killed_write_are_removed_by_the_next_run(templates: Templates, tmp_path: Path) -> None:

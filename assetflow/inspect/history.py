@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from assetflow.state.lock import lock_is_held
 from assetflow.state.logs import read_log
-from assetflow.state.store import StateStore
+from assetflow.state.store import ABANDONED_SUMMARY, StateStore
 
 
 def history(store: StateStore, assets: Iterable[str] | None = None, limit: int = 20,
@@ -22,6 +23,7 @@ def history(store: StateStore, assets: Iterable[str] | None = None, limit: int =
     if names is not None:
         wanted = set(store.runs_of(names, limit))
         runs = [r for r in runs if r["run_id"] in wanted][:limit]
+    dead = _dead_runs(store, runs)
     run_ids = [str(r["run_id"]) for r in runs]
     events = store.events(names, run_ids)
     made = {(m.run_id, m.asset, m.partition): m for m in store.history(None, limit=len(events) + 1000) if m.run_id in set(run_ids)}
@@ -42,9 +44,24 @@ def history(store: StateStore, assets: Iterable[str] | None = None, limit: int =
             found = read_log(logs_from, str(event["run_id"]), str(event["asset"]))
             by_run[str(event["run_id"])][-1]["log"] = found.text if found else None
     return {"runs": [
-        {"run_id": r["run_id"], "status": r["status"], "command": r["command"], "started_at": r["started_at"],
-         "finished_at": r["finished_at"],
+        {"run_id": r["run_id"], "status": "failed" if r["run_id"] in dead else r["status"], "command": r["command"],
+         "started_at": r["started_at"], "finished_at": r["finished_at"],
          "duration_s": (r["finished_at"] - r["started_at"]) if r["finished_at"] else None,  # type: ignore[operator]
-         "counts": r["summary"], "trigger": r.get("trigger"), "assets": by_run.get(str(r["run_id"]), [])}
+         "counts": ABANDONED_SUMMARY if r["run_id"] in dead else r["summary"], "trigger": r.get("trigger"),
+         "assets": by_run.get(str(r["run_id"]), [])}
         for r in runs
     ]}
+
+
+def _dead_runs(store: StateStore, runs: list[dict[str, Any]]) -> set[str]:
+    """Runs recorded ``running`` whose process is gone (SIGKILL, power loss), shown as the next run's start
+    will record them: failed, ``{"abandoned": 1}``. Read-only: this never takes the project lock.
+
+    A run holds the lock from before it is recorded running until after it is recorded finished. So a run
+    read as running, then the lock found free, then the run read as running again, had died: had it ended
+    in between, the second read would say how.
+    """
+    running = [str(r["run_id"]) for r in runs if r["status"] == "running"]
+    if not running or lock_is_held(store.path.parent):
+        return set()
+    return {run_id for run_id, status in store.run_statuses(running).items() if status == "running"}

@@ -47,7 +47,8 @@ from assetflow.state.folder import ensure_state_folder
 from assetflow.state.lock import ProjectLock, lock_is_held
 from assetflow.state.schema import LATEST_VERSION
 from assetflow.state.snapshot import SNAPSHOT_KEY, is_sealed
-from assetflow.state.store import STATE_FILE, Connection, Materialization, StateStore, row_to_materialization
+from assetflow.state.store import (ABANDONED_SUMMARY, STATE_FILE, Connection, Materialization, StateStore,
+                                   row_to_materialization)
 from assetflow.storage.base import Backends
 from assetflow.storage.files import TEMP_PREFIX, fsync_dir, links_under, replace_link_with_copy
 
@@ -299,8 +300,8 @@ def _repair_records(config: ProjectConfig, report: DoctorReport) -> None:
     store = StateStore(config.state_path)
     try:
         with store.transaction() as db:
-            db.execute("UPDATE runs SET status = 'failed', finished_at = ?, summary = '{\"abandoned\": 1}' "
-                       "WHERE status = 'running'", (time.time(),))
+            db.execute("UPDATE runs SET status = 'failed', finished_at = ?, summary = ? WHERE status = 'running'",
+                       (time.time(), json.dumps(ABANDONED_SUMMARY)))
             if any(f.kind == "bad_snapshot" for f in report.findings):
                 db.execute("DELETE FROM meta WHERE key = ?", (SNAPSHOT_KEY,))
             for asset in bad_assets:
@@ -386,7 +387,7 @@ def _salvage_into(config: ProjectConfig, path: Path, fresh: StateStore) -> dict[
                 if not isinstance(run_id, str) or not isinstance(started, int | float):
                     continue
                 if status == "running":
-                    status, finished, summary = "failed", time.time(), '{"abandoned": 1}'
+                    status, finished, summary = "failed", time.time(), json.dumps(ABANDONED_SUMMARY)
                 try:
                     json.loads(summary) if summary else None
                 except ValueError:

@@ -56,6 +56,11 @@ def _is_disk_trouble(exc: BaseException) -> bool:
     return name.startswith(("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM"))
 
 
+# The summary recorded for a run whose process died before it finished: a later run's start (or doctor) marks it
+# failed so, under the project lock; ``history`` shows a dead run so before then.
+ABANDONED_SUMMARY = {"abandoned": 1}
+
+
 @dataclasses.dataclass(frozen=True)
 class Materialization:
     """One stored version of an asset and everything it was made from."""
@@ -502,8 +507,8 @@ class StateStore:
         if dead:
             with self.transaction() as db:
                 db.executemany(
-                    "UPDATE runs SET status = 'failed', finished_at = ?, summary = '{\"abandoned\": 1}' WHERE run_id = ?",
-                    [(time.time(), r) for r in dead],
+                    "UPDATE runs SET status = 'failed', finished_at = ?, summary = ? WHERE run_id = ?",
+                    [(time.time(), json.dumps(ABANDONED_SUMMARY), r) for r in dead],
                 )
         return dead
 
@@ -518,6 +523,12 @@ class StateStore:
              "summary": json.loads(r[5]) if r[5] else None, "trigger": json.loads(r[6]) if r[6] else None}
             for r in rows
         ]
+
+    def run_statuses(self, run_ids: Iterable[str]) -> dict[str, str]:
+        """The status of each of these runs (a run never begun is left out)."""
+        rows = self._db.execute("SELECT run_id, status FROM runs WHERE run_id IN (SELECT value FROM json_each(?))",
+                                (json.dumps(list(run_ids)),))
+        return dict(rows)
 
     def add_events(self, db: sqlite3.Connection,
                    events: Iterable[tuple[str, str, str, float | None, str | None]

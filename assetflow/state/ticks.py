@@ -20,7 +20,7 @@ import json
 import sqlite3
 from collections.abc import Iterable
 
-from assetflow.state.store import StateStore
+from assetflow.state.store import ABANDONED_SUMMARY, StateStore
 
 UNFINISHED = ("claimed", "started")
 
@@ -155,7 +155,7 @@ class TickStore:
         if row is None:
             return None
         summary = json.loads(row[1]) if row[1] else None
-        if row[0] == "failed" and summary == {"abandoned": 1}:
+        if row[0] == "failed" and summary == ABANDONED_SUMMARY:
             return "interrupted", summary
         return row[0], summary
 
