@@ -345,6 +345,24 @@ def test_a_killed_run_that_settled_every_asset_is_closed_as_abandoned_with_its_t
     d.close()
 
 
+def test_a_dead_daemons_run_reads_interrupted_while_the_lock_is_free_and_running_while_held(tmp_path: Path) -> None:
+    """``ticks`` and the schedule listings show a run the daemon's death left ``running`` as interrupted, as the
+    next start will record it; while some process holds the project lock, it may be alive: still running."""
+    from assetflow.state.lock import ProjectLock
+
+    d, _, _ = _killed_daemon_left(tmp_path, settled="orders")
+    assert d.ticks.run_state("dead-run") == ("interrupted", {"abandoned": 1})
+    [row] = d.ws.store._db.execute("SELECT status FROM runs WHERE run_id = 'dead-run'").fetchall()
+    assert row == ("running",)  # read so, not written so
+    lock = ProjectLock(d.ws.config.state_path)
+    lock.acquire("dead-run")
+    try:
+        assert d.ticks.run_state("dead-run") == ("running", None)
+    finally:
+        lock.release()
+    d.close()
+
+
 def test_a_second_daemon_refuses_naming_the_first(tmp_path: Path) -> None:
     from assetflow.automation.lock import DaemonLock
 

@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from assetflow.state.lock import lock_is_held
 from assetflow.state.logs import read_log
 from assetflow.state.store import ABANDONED_SUMMARY, StateStore
 
@@ -23,7 +22,7 @@ def history(store: StateStore, assets: Iterable[str] | None = None, limit: int =
     if names is not None:
         wanted = set(store.runs_of(names, limit))
         runs = [r for r in runs if r["run_id"] in wanted][:limit]
-    dead = _dead_runs(store, runs)
+    dead = store.dead_runs(str(r["run_id"]) for r in runs if r["status"] == "running")  # shown as they will be
     run_ids = [str(r["run_id"]) for r in runs]
     events = store.events(names, run_ids)
     made = {(m.run_id, m.asset, m.partition): m for m in store.history(None, limit=len(events) + 1000) if m.run_id in set(run_ids)}
@@ -52,16 +51,3 @@ def history(store: StateStore, assets: Iterable[str] | None = None, limit: int =
         for r in runs
     ]}
 
-
-def _dead_runs(store: StateStore, runs: list[dict[str, Any]]) -> set[str]:
-    """Runs recorded ``running`` whose process is gone (SIGKILL, power loss), shown as the next run's start
-    will record them: failed, ``{"abandoned": 1}``. Read-only: this never takes the project lock.
-
-    A run holds the lock from before it is recorded running until after it is recorded finished. So a run
-    read as running, then the lock found free, then the run read as running again, had died: had it ended
-    in between, the second read would say how.
-    """
-    running = [str(r["run_id"]) for r in runs if r["status"] == "running"]
-    if not running or lock_is_held(store.path.parent):
-        return set()
-    return {run_id for run_id, status in store.run_statuses(running).items() if status == "running"}

@@ -149,14 +149,17 @@ class TickStore:
         """(status, summary) of a run, or None when it never began.
 
         A run its process never finished (SIGKILL) reads ``running`` until the next run's start marks
-        it ``failed`` with the summary ``{"abandoned": 1}``; both mean "interrupted", not "failed".
+        it ``failed`` with the summary ``{"abandoned": 1}``; both mean "interrupted", not "failed", and
+        so does ``running`` once the run is known dead (``StateStore.dead_runs``).
         """
         row = self._db.execute("SELECT status, summary FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             return None
         summary = json.loads(row[1]) if row[1] else None
-        if row[0] == "failed" and summary == ABANDONED_SUMMARY:
-            return "interrupted", summary
+        abandoned = summary == ABANDONED_SUMMARY if row[0] == "failed" else bool(
+            row[0] == "running" and self.store.dead_runs([run_id]))
+        if abandoned:
+            return "interrupted", ABANDONED_SUMMARY
         return row[0], summary
 
     def run_resumes(self, run_id: str) -> list[str]:
