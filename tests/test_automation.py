@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import subprocess
+import sys
 import textwrap
 import threading
 from pathlib import Path
@@ -300,6 +302,9 @@ def _killed_daemon_left(tmp_path: Path, settled: str) -> tuple[Daemon, Clock, fl
                    "('schedule:s', ?, 'started', 'dead-run', ?, ?)",
                    (tick_at, json.dumps({"select": ["+revenue"], "force": True}), tick_at))
         db.execute("UPDATE runs SET status = 'running', finished_at = NULL, summary = NULL WHERE run_id = 'dead-run'")
+    lock_file = d.ws.config.state_path / "lock"  # as the killed daemon left it: naming a process that is gone
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock_file.write_text(json.dumps({**json.loads(lock_file.read_text()), "pid": int(ended.stdout)}))
     return d, clock, tick_at
 
 
@@ -345,21 +350,23 @@ def test_a_killed_run_that_settled_every_asset_is_closed_as_abandoned_with_its_t
     d.close()
 
 
-def test_a_dead_daemons_run_reads_interrupted_while_the_lock_is_free_and_running_while_held(tmp_path: Path) -> None:
+def test_a_dead_daemons_run_reads_interrupted_unless_a_live_process_holds_the_lock_in_its_name(tmp_path: Path) -> None:
     """``ticks`` and the schedule listings show a run the daemon's death left ``running`` as interrupted, as the
-    next start will record it; while some process holds the project lock, it may be alive: still running."""
+    next start will record it: the lock file names a process that is gone, or another holder took it since.
+    While a live process holds the lock in that run's name, it is running. The lock itself is never taken."""
     from assetflow.state.lock import ProjectLock
 
     d, _, _ = _killed_daemon_left(tmp_path, settled="orders")
     assert d.ticks.run_state("dead-run") == ("interrupted", {"abandoned": 1})
     [row] = d.ws.store._db.execute("SELECT status FROM runs WHERE run_id = 'dead-run'").fetchall()
     assert row == ("running",)  # read so, not written so
-    lock = ProjectLock(d.ws.config.state_path)
-    lock.acquire("dead-run")
-    try:
-        assert d.ticks.run_state("dead-run") == ("running", None)
-    finally:
-        lock.release()
+    for holder, seen in (("dead-run", ("running", None)), ("doctor", ("interrupted", {"abandoned": 1}))):
+        lock = ProjectLock(d.ws.config.state_path)
+        lock.acquire(holder)
+        try:
+            assert d.ticks.run_state("dead-run") == seen, holder
+        finally:
+            lock.release()
     d.close()
 
 

@@ -96,22 +96,46 @@ def running_now(folder: Path, running_runs: Iterable[str]) -> tuple[str, list[st
     Alive: the state says the run is running (``running_runs``), and its process exists on
     this machine. A run killed mid-asset leaves the lock file behind, but not a live process.
     """
+    info = _holder_info(folder)
+    if info is None or info.get("run_id") not in set(running_runs) or _holder_alive(info) is not True:
+        return None
+    running = info.get("running", [])
+    return str(info["run_id"]), [str(n) for n in running] if isinstance(running, list) else []
+
+
+def gone_from_lock(folder: Path, run_ids: Iterable[str]) -> set[str]:
+    """Of these runs (recorded running), those that no longer hold the lock, read from the lock file alone:
+    another holder took it since (each writes its name on taking it), or this machine's process named in it
+    is gone. Never takes the lock (a run starting at that instant would find it held). None of them when
+    the file cannot be read or names a process of another machine: then it cannot be told."""
+    info = _holder_info(folder)
+    if info is None:
+        return set()
+    holder = info.get("run_id")
+    return {run_id for run_id in run_ids if run_id != holder or _holder_alive(info) is False}
+
+
+def _holder_info(folder: Path) -> dict[str, object] | None:
+    """What the last holder wrote in the lock file, or None when it cannot be read."""
     try:
         info = json.loads((folder / LOCK_FILE).read_text() or "{}")
     except (OSError, ValueError):
         return None
-    if not isinstance(info, dict) or info.get("run_id") not in set(running_runs):
-        return None
-    if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
+    return info if isinstance(info, dict) else None
+
+
+def _holder_alive(info: dict[str, object]) -> bool | None:
+    """Whether the lock file's process exists: None when it cannot be told (another machine, no pid)."""
+    pid = info.get("pid")
+    if info.get("host") != socket.gethostname() or not isinstance(pid, int):
         return None
     try:
-        os.kill(info["pid"], 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return None
+        return False
     except PermissionError:
         pass  # alive, another user's
-    running = info.get("running", [])
-    return str(info["run_id"]), [str(n) for n in running] if isinstance(running, list) else []
+    return True
 
 
 def lock_is_held(folder: Path) -> bool:

@@ -535,21 +535,17 @@ class StateStore:
         will mark abandoned, found without taking the project lock or writing anything (``history``, ``ticks``).
 
         A run holds the lock from before it is recorded running until after it is recorded finished. So a run
-        read as running, then the lock found free, then read as running again, had died: had it ended in
-        between, the second read would say how.
+        read as running, then found no longer holding the lock (``lock.gone_from_lock``), then read as running
+        again, had died: had it ended in between, the second read would say how.
         """
-        from assetflow.state.lock import lock_is_held
+        from assetflow.state.lock import gone_from_lock
 
         asked = list(run_ids)
         if not asked:
             return set()
         running = [run_id for run_id, status in self.run_statuses(asked).items() if status == "running"]
-        try:
-            if not running or lock_is_held(self.path.parent):
-                return set()
-        except OSError:  # the lock file cannot be opened (a read-only state folder): say nothing is dead
-            return set()
-        return {run_id for run_id, status in self.run_statuses(running).items() if status == "running"}
+        gone = gone_from_lock(self.path.parent, running) if running else set()
+        return {run_id for run_id, status in self.run_statuses(gone).items() if status == "running"} if gone else set()
 
     def add_events(self, db: sqlite3.Connection,
                    events: Iterable[tuple[str, str, str, float | None, str | None]
