@@ -46,8 +46,7 @@ def history(store: StateStore, assets: Iterable[str] | None = None, limit: int =
         {"run_id": r["run_id"], "status": "failed" if r["run_id"] in dead else r["status"], "command": r["command"],
          "started_at": r["started_at"], "finished_at": r["finished_at"],
          "duration_s": (r["finished_at"] - r["started_at"]) if r["finished_at"] else None,  # type: ignore[operator]
-         "counts": ABANDONED_SUMMARY if r["run_id"] in dead else r["summary"], "trigger": r.get("trigger"),
+         "counts": dict(ABANDONED_SUMMARY) if r["run_id"] in dead else r["summary"], "trigger": r.get("trigger"),
          "assets": by_run.get(str(r["run_id"]), [])}
         for r in runs
     ]}
-

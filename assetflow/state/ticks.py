@@ -159,7 +159,7 @@ class TickStore:
         abandoned = summary == ABANDONED_SUMMARY if row[0] == "failed" else bool(
             row[0] == "running" and self.store.dead_runs([run_id]))
         if abandoned:
-            return "interrupted", ABANDONED_SUMMARY
+            return "interrupted", dict(ABANDONED_SUMMARY)
         return row[0], summary
 
     def run_resumes(self, run_id: str) -> list[str]:
