@@ -62,11 +62,14 @@ def _daemon_options(fn: Any) -> Any:
                       "instead of exiting 3.")(fn)
     fn = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, help="Assets to run at once.")(fn)
     fn = click.option("--executor", default=None, metavar="NAME", help="Where assets run (default: processes).")(fn)
+    fn = click.option("--keep-workers", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+                      help="Keep the process pool's workers this long after a run, for the next (default: 300; "
+                      "0: start them for each run).")(fn)
     return fn
 
 
 def run_daemon(project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...], *, interval: float,
-               wait: bool, once: bool, executor: str | None, jobs: int | None,
+               wait: bool, once: bool, executor: str | None, jobs: int | None, keep_workers: float | None = None,
                stop: threading.Event | None = None) -> None:
     """Take the daemon lock, then evaluate every ``interval`` until stopped (or once)."""
     import logging
@@ -81,7 +84,8 @@ def run_daemon(project_dir: Path | None, modules: tuple[str, ...], files: tuple[
     lock = DaemonLock(config.state_path)
     lock.acquire(wait=wait)
     stop = stop or threading.Event()
-    daemon = Daemon(project_dir, modules, files, interval=interval, executor=executor, jobs=jobs)
+    daemon = Daemon(project_dir, modules, files, interval=interval, executor=executor, jobs=jobs,
+                    keep_workers=0.0 if once else keep_workers)  # --once: there is no next run to keep them for
     log = logging.getLogger("assetflow.daemon")
     try:
         daemon.open()
@@ -104,15 +108,16 @@ def run_daemon(project_dir: Path | None, modules: tuple[str, ...], files: tuple[
 @click.option("-v", "--verbose", is_flag=True, help="Debug logs.")
 @project_options
 @handle_errors
-def daemon(interval: float, wait: bool, jobs: int | None, executor: str | None, once: bool, verbose: bool,
-           project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> None:
+def daemon(interval: float, wait: bool, jobs: int | None, executor: str | None, keep_workers: float | None, once: bool,
+           verbose: bool, project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> None:
     """Run schedules, sensors and automation conditions in the foreground (logs on stderr).
 
     SIGTERM or Ctrl-C stop it; a run in progress is interrupted cleanly and resumed by the next start.
     One daemon per project: a second one exits 3 naming the first, or waits with --wait.
     """
     _log_to_stderr(verbose)
-    run_daemon(project_dir, modules, files, interval=interval, wait=wait, once=once, executor=executor, jobs=jobs)
+    run_daemon(project_dir, modules, files, interval=interval, wait=wait, once=once, executor=executor, jobs=jobs,
+               keep_workers=keep_workers)
 
 
 @main.command()
@@ -122,8 +127,9 @@ def daemon(interval: float, wait: bool, jobs: int | None, executor: str | None, 
 @click.option("--token", envvar="ASSETFLOW_UI_TOKEN", default=None, help="Token the page requires (beyond loopback).")
 @project_options
 @handle_errors
-def serve(interval: float, wait: bool, jobs: int | None, executor: str | None, host: str, port: int,
-          token: str | None, project_dir: Path | None, modules: tuple[str, ...], files: tuple[str, ...]) -> None:
+def serve(interval: float, wait: bool, jobs: int | None, executor: str | None, keep_workers: float | None, host: str,
+          port: int, token: str | None, project_dir: Path | None, modules: tuple[str, ...],
+          files: tuple[str, ...]) -> None:
     """The daemon and the page together, one process, one port: for a team's shared machine.
 
     See docs/automation.md for running it as a systemd service.
@@ -144,7 +150,7 @@ def serve(interval: float, wait: bool, jobs: int | None, executor: str | None, h
     def automate() -> None:
         try:
             run_daemon(project_dir, modules, files, interval=interval, wait=wait, once=False, executor=executor or
-                       "inprocess", jobs=jobs, stop=stop)
+                       "inprocess", jobs=jobs, keep_workers=keep_workers, stop=stop)
         except BaseException as exc:  # noqa: BLE001 - reported, and the page keeps serving
             errors.append(exc)
             logging.getLogger("assetflow.daemon").error("the daemon stopped: %s", exc)

@@ -14,10 +14,13 @@
   ``--idle-seconds``; CPU seconds of the process over wall seconds.
 - **soak**: a small project (20 assets, 20 schedules every 5-30 minutes with ``force``, a sensor, an
   eager asset) ticked ``--soak-ticks`` times with a clock stepping 60 s (so schedules, the sensor and
-  conditions really run); RSS and open file descriptors sampled along the way.
+  conditions really run); RSS and open file descriptors sampled along the way, the daemon's and those
+  of the workers it keeps between runs; once with runs in process, once in the kept workers.
+- **kept workers**: the daemon's runs of one source's downstream cone (``--workers-n`` assets, default
+  1,000) with the pool's workers started for each run, and kept between runs (the default).
 
 Usage: ``python bench/bench_automation.py [--n 10000] [--schedules 1000] [--soak-ticks 3000] [--json OUT]
-[--skip tick idle little latency soak]``.
+[--skip tick idle little latency soak workers]``.
 """
 
 from __future__ import annotations
@@ -71,13 +74,7 @@ def generate(folder: Path, n: int, schedules: int) -> None:
     for i in range(schedules):
         lines.append(f'schedule("s{i:04d}", cron="{rng.randrange(60)} {rng.choice(hours)} * * *", '
                      f'select="a{rng.randrange(n):05d}", timezone="Europe/Paris")')
-    (package / "automation_bench.py").write_text("\n".join(lines) + "\n")
-    pyproject = folder / "pyproject.toml"
-    text = pyproject.read_text()
-    modules = [f"benchproj.{m}" for m in names] + ["benchproj.automation_bench"]
-    start = text.index("modules")
-    end = text.index("]", start) + 1
-    pyproject.write_text(text[:start] + f"modules = {json.dumps(modules)}" + text[end:])
+    add_module(folder, "automation_bench", "\n".join(lines) + "\n")
     # 100 automated assets: flip the first 100 generated @asset decorators to @asset(automation=eager()).
     flipped = 0
     for module in names:
@@ -92,6 +89,58 @@ def generate(folder: Path, n: int, schedules: int) -> None:
         path.write_text(code)
         if flipped >= 100:
             break
+
+
+def add_module(folder: Path, name: str, code: str) -> None:
+    """Write ``benchproj.<name>`` into a generated project and list it in its ``modules``."""
+    (folder / "benchproj" / f"{name}.py").write_text(code)
+    pyproject = folder / "pyproject.toml"
+    text = pyproject.read_text()
+    start = text.index("modules")
+    end = text.index("]", start) + 1
+    modules = [*json.loads(text[text.index("[", start):end]), f"benchproj.{name}"]
+    pyproject.write_text(text[:start] + f"modules = {json.dumps(modules)}" + text[end:])
+
+
+def bench_kept_workers(folder: Path, n: int, rounds: int, jobs: int) -> dict[str, object]:
+    """The daemon's runs when one source value changed, with the pool's workers started for each run
+    (``keep_workers=0``) and kept between runs (the default): a schedule over the whole project is due
+    every minute of the injected clock, and each tick runs that source's downstream cone. Blocks of
+    ``rounds`` ticks alternate, started, kept, started, kept; a kept block's first run, which starts its
+    pool, is reported apart."""
+    from assetflow import api
+    from assetflow.automation.daemon import Daemon
+
+    subprocess.run([sys.executable, str(HERE / "generate.py"), str(folder), "--shape", "layered", "--n", str(n)],
+                   check=True, stdout=subprocess.DEVNULL)
+    add_module(folder, "automation_bench", 'from assetflow.automation import schedule\n\n'
+                                           'schedule("everything", cron="* * * * *", timezone="UTC")\n')
+    sys.path.insert(0, str(HERE))
+    from generate import source_rows
+
+    manifest = json.loads((folder / "bench-manifest.json").read_text())
+    source = manifest["sources"][sorted(manifest["sources"])[-1]]
+    api.materialize(project=folder, jobs=jobs)
+    clock = [FAKE_NOW]
+    times: dict[str, list[float]] = {"started": [], "kept": []}
+    first_kept, ran, bump = [], set(), 0
+    for mode in ("started", "kept", "started", "kept"):
+        daemon = Daemon(folder, clock=lambda: clock[0], jobs=jobs, keep_workers=300.0 if mode == "kept" else 0.0)
+        daemon.open()
+        for i in range(rounds + (mode == "kept")):
+            bump += 1
+            (folder / source["path"]).write_text(source_rows(source["index"], manifest["rows"], bump))
+            clock[0] += 60
+            report = daemon.tick()
+            assert report.runs, f"tick {i} of a {mode} block ran nothing"
+            (first_kept if mode == "kept" and i == 0 else times[mode]).append(report.seconds)
+        ran.add(api.history(project=folder, limit=1)["runs"][0]["counts"].get("ran", 0))
+        daemon.close()
+    started, kept = statistics.median(times["started"]), statistics.median(times["kept"])
+    return {"workers_n": n, "workers_jobs": jobs, "workers_ran": sorted(ran), "workers_rounds": len(times["kept"]),
+            "run_workers_started_s": round(started, 3), "run_workers_kept_s": round(kept, 3),
+            "run_kept_over_started": round(kept / started, 3),
+            "run_kept_first_s": [round(t, 3) for t in first_kept], "workers_runs_s": times}
 
 
 def bench_tick(folder: Path, ticks: int) -> dict[str, float]:
@@ -220,7 +269,20 @@ def base(raw: pl.DataFrame) -> pl.DataFrame:
 '''
 
 
-def bench_soak(folder: Path, ticks: int) -> dict[str, object]:
+def kept_workers(daemon: object) -> tuple[int, float, int]:
+    """How many workers the daemon keeps, their resident memory (MB) and open descriptors, summed."""
+    pool = getattr(daemon, "_pool", None)
+    pids = [worker.process.pid for worker in pool._ready] if pool is not None else []  # noqa: SLF001
+    rss, fds = 0.0, 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as handle:
+            rss += next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:")) / 1024
+        fds += len(os.listdir(f"/proc/{pid}/fd"))
+    return len(pids), round(rss, 1), fds
+
+
+def bench_soak(folder: Path, ticks: int, executor: str = "inprocess") -> dict[str, object]:
+    """``executor`` "inprocess": runs compute in the daemon's process; "processes": in the workers it keeps."""
     from assetflow.automation.daemon import Daemon
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -237,7 +299,7 @@ def bench_soak(folder: Path, ticks: int) -> dict[str, object]:
     (folder / "soak.py").write_text("\n".join(code))
     (folder / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["soak"]\n')
     clock = [1_796_400_000.0]
-    daemon = Daemon(folder, clock=lambda: clock[0], executor="inprocess").open()
+    daemon = Daemon(folder, clock=lambda: clock[0], executor=executor).open()
     samples = []
     runs = 0
     started = time.perf_counter()
@@ -248,15 +310,20 @@ def bench_soak(folder: Path, ticks: int) -> dict[str, object]:
         runs += len(daemon.tick().runs)
         if i % max(1, ticks // 10) == 0 or i == ticks - 1:
             gc.collect()
+            workers, workers_rss, workers_fds = kept_workers(daemon)
             samples.append({"tick": i, "rss_mb": round(rss_mb(), 1), "fds": open_fds(),
-                            "threads": threading.active_count()})
+                            "threads": threading.active_count(), "workers": workers,
+                            "workers_rss_mb": workers_rss, "workers_fds": workers_fds})
     elapsed = time.perf_counter() - started
     ticks_recorded = len(daemon.ticks.ticks(limit=1_000_000))
     daemon.close()
     second_half = samples[len(samples) // 2:]
-    return {"soak_ticks": ticks, "soak_runs": runs, "soak_ticks_recorded": ticks_recorded, "soak_seconds": elapsed,
-            "samples": samples, "rss_growth_second_half_mb": round(second_half[-1]["rss_mb"] - second_half[0]["rss_mb"], 1),
-            "fd_growth": samples[-1]["fds"] - samples[1]["fds"]}
+    return {"soak_executor": executor, "soak_ticks": ticks, "soak_runs": runs, "soak_ticks_recorded": ticks_recorded,
+            "soak_seconds": elapsed, "samples": samples,
+            "rss_growth_second_half_mb": round(second_half[-1]["rss_mb"] - second_half[0]["rss_mb"], 1),
+            "fd_growth": samples[-1]["fds"] - samples[1]["fds"],
+            "workers_rss_growth_second_half_mb": round(second_half[-1]["workers_rss_mb"]
+                                                       - second_half[0]["workers_rss_mb"], 1)}
 
 
 def bench_source_latency(folder: Path, interval: float, rounds: int) -> dict[str, object]:
@@ -310,8 +377,13 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--soak-ticks", type=int, default=3000)
     parser.add_argument("--latency-rounds", type=int, default=10)
-    parser.add_argument("--jobs", type=int, default=2, help="Workers of the cold run before --only little.")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["tick", "idle", "soak", "latency", "little"])
+    parser.add_argument("--jobs", type=int, default=2, help="Workers of the cold runs and of the kept-workers runs.")
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["tick", "idle", "soak", "latency", "little", "workers"])
+    parser.add_argument("--soak-executors", default="inprocess,processes",
+                        help="Soak with runs in the daemon's process, and in the workers it keeps between runs.")
+    parser.add_argument("--workers-n", type=int, default=1000, help="Assets of the kept-workers project.")
+    parser.add_argument("--workers-rounds", type=int, default=5, help="Ticks per block of the kept-workers runs.")
     parser.add_argument("--json", type=Path, default=None, help="Write the results here too.")
     parser.add_argument("--reuse", type=Path, default=None,
                         help="A project this script generated before (kept, not regenerated; for --skip tick idle).")
@@ -333,11 +405,15 @@ def main() -> None:
         if "little" not in args.skip:
             results.update(bench_little_changed(project, args.jobs))
             print(json.dumps(results), file=sys.stderr, flush=True)
+        if "workers" not in args.skip:
+            results.update(bench_kept_workers(Path(tmp) / "workers", args.workers_n, args.workers_rounds, args.jobs))
+            print(json.dumps(results), file=sys.stderr, flush=True)
         if "latency" not in args.skip:
             results.update(bench_source_latency(Path(tmp) / "latency", args.interval, args.latency_rounds))
             print(json.dumps(results), file=sys.stderr, flush=True)
         if "soak" not in args.skip:
-            results.update(bench_soak(Path(tmp) / "soak", args.soak_ticks))
+            results["soaks"] = [bench_soak(Path(tmp) / f"soak-{executor}", args.soak_ticks, executor)
+                                for executor in args.soak_executors.split(",")]
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assetflow.conditions import Verdict
 from assetflow.automation.definitions import ScheduleSpec, SensorSpec, collect, recording_automation
@@ -48,8 +49,12 @@ from assetflow.hashing import stat_token
 from assetflow.state.ticks import Tick, TickStore
 from assetflow.workspace import Workspace
 
+if TYPE_CHECKING:
+    from assetflow.execute.pool import ProcessExecutor
+
 log = logging.getLogger("assetflow.daemon")
 CONDITION_RECHECK = 60.0  # seconds between evaluations of time-based conditions when nothing else changed
+KEEP_WORKERS = 300.0  # seconds the worker pool is kept after a run, for the next (``Daemon._executor_for_run``)
 
 
 @dataclasses.dataclass
@@ -88,12 +93,15 @@ class Daemon:
 
     def __init__(self, project_dir: Path | str | None = None, modules: Iterable[str] = (), files: Iterable[str] = (),
                  *, clock: Callable[[], float] = time.time, interval: float = 5.0, executor: str | None = None,
-                 jobs: int | None = None, lateness: float | None = None) -> None:
+                 jobs: int | None = None, lateness: float | None = None, keep_workers: float | None = None) -> None:
         self.project = (Path(project_dir) if project_dir else None, tuple(modules), tuple(files))
         self.clock = clock
         self.interval = interval
         self.executor = executor
         self.jobs = jobs
+        self.keep_workers = KEEP_WORKERS if keep_workers is None else keep_workers
+        self._pool: ProcessExecutor | None = None  # kept between runs while they come (``_executor_for_run``)
+        self._pool_used_at = 0.0
         self.lateness = lateness if lateness is not None else max(60.0, 3 * interval)
         self.running = False  # a run is in progress (SIGTERM then interrupts it cleanly)
         self.verdicts: dict[str, tuple[object, bool, str]] = {}  # asset -> (verdict, fired, reason)
@@ -117,6 +125,7 @@ class Daemon:
         return self
 
     def close(self) -> None:
+        self._stop_workers()
         if self.ws is not None:
             self.ws.close()
             self.ws = None
@@ -133,6 +142,7 @@ class Daemon:
         self.schedules, self.sensors = collect(declared)
         if self.ws is not None:
             self.ws.close()
+        self._stop_workers()  # they imported the code just replaced
         self.ws = ws
         self._generation += 1
         self.automated = {n: s for n, s in ws.graph.specs.items()
@@ -209,6 +219,8 @@ class Daemon:
         started = time.perf_counter()
         now = self.clock()
         report = TickReport(now)
+        if self._pool is not None and now - self._pool_used_at >= self.keep_workers:
+            self._stop_workers()  # no run for a while: give their memory back
         if self._code_changed():
             log.info("project code changed: reloading the project")
             self._load()
@@ -459,8 +471,9 @@ class Daemon:
         from assetflow.fastpath import cache_graph_after_run
 
         self.running = True
+        executor = self._executor_for_run()
         try:  # what api.materialize does (the daemon sits below the API, which lists its schedules)
-            result = Run(ws, names, force=force, executor=self.executor, jobs=self.jobs, partition=_partition(first),
+            result = Run(ws, names, force=force, executor=executor, jobs=self.jobs, partition=_partition(first),
                          run_id=run_id, trigger=trigger).execute(wait_for_lock=False)
             cache_graph_after_run(ws)
         except RunInterrupted:
@@ -477,6 +490,9 @@ class Daemon:
             return run_id
         finally:
             self.running = False
+            if executor is self._pool and self._pool is not None:
+                self._pool.end_run()
+                self._pool_used_at = self.clock()
         counts = {k: v for k, v in result.counts().items() if v}
         summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         if result.ok:
@@ -485,6 +501,34 @@ class Daemon:
             failed = ", ".join(r.name for r in result.by_outcome("failed"))
             self._finish(group, "failed", f"{failed} failed ({summary})" if failed else f"not every asset settled ({summary})")
         return run_id
+
+    def _executor_for_run(self) -> ProcessExecutor | str | None:
+        """The worker pool kept between runs, or the executor's name for the run to build its own.
+
+        Kept (``keep_workers`` seconds after the last run) only for the process pool: a run then starts
+        no worker, and its workers have polars, pyarrow and the project imported already (a second or
+        more of each run's wall time on a large project). Every run, small ones included, computes in
+        those workers, never in the daemon's own process. Other executors, and ``keep_workers`` 0,
+        build their executor per run as ``assetflow materialize`` does.
+        """
+        from assetflow.execute.executors import executor_class
+        from assetflow.execute.pool import ProcessExecutor
+
+        if self.keep_workers <= 0:
+            return self.executor
+        try:
+            if executor_class(self.executor) is not ProcessExecutor:
+                return self.executor
+        except AssetflowError:  # an unknown name: the run reports it
+            return self.executor
+        if self._pool is None:
+            self._pool = ProcessExecutor(jobs=self.jobs)
+        return self._pool
+
+    def _stop_workers(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.shutdown()
 
     def _close_dead_runs(self) -> None:
         """Mark the runs a killed daemon left ``running`` as abandoned, as the next run's start would (under the

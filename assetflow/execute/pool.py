@@ -1,6 +1,7 @@
 """The default executor: a pool of warm worker processes on this machine.
 
-Each worker is started once per run (from a ``forkserver``: a clean, single-threaded
+Each worker is started once per run, or once for many runs by a caller that keeps the pool
+(``end_run``: the daemon), from a ``forkserver`` (a clean, single-threaded
 process, because forking a coordinator that has already started polars', Arrow's or
 DuckDB's threads is unsafe), imports the project once (``task._workspace``), and then
 runs task after task sent over its own pipe, holding the next one while it computes one
@@ -33,7 +34,7 @@ from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
 
 from assetflow.errors import PluginError, RemoteError, TaskTimeout, WorkerLost
-from assetflow.execute.worker import serve
+from assetflow.execute.worker import END_RUN, serve
 from assetflow.project import ProjectConfig
 
 T = TypeVar("T")
@@ -257,6 +258,22 @@ class ProcessExecutor:
         hits = [_hits(worker, arg) for worker in free]
         best = max(hits)
         return free[len(hits) - 1 - hits[::-1].index(best)]
+
+    def end_run(self) -> None:
+        """Keep the workers for another run, dropping what they kept for this one's inputs.
+
+        For a caller that runs again soon in the same process (the daemon keeps its pool between
+        ticks, docs/automation.md): its next run skips starting workers, importing polars and
+        the project. Their kept tables (``execute.handoff``) are dropped as a run's end drops them
+        in any process, so an idle worker holds no data; the pool forgets what each made.
+        """
+        self._free_now = None
+        for worker in list(self._ready):
+            worker.made.clear()
+            try:
+                worker.conn.send(END_RUN)
+            except OSError:  # gone while idle: replaced when a task needs it
+                self._retire(worker)
 
     def shutdown(self, cancel: bool = False) -> None:
         """Stop every worker; with ``cancel`` kill busy ones at once instead of letting them finish."""

@@ -2,8 +2,9 @@
 
 The coordinator's side is ``assetflow.execute.pool``. A worker answers ("ready",) once the
 project is imported, then for each task (id, fn, arg, notify) ("started", id) if asked and
-("done", id, ok, value). It may hold a task sent ahead while it computes another; a thread
-reads the pipe so the coordinator can take that one back for an idle worker (``Inbox``).
+("done", id, ok, value); ``END_RUN`` between two runs of a pool kept for more than one. It may
+hold a task sent ahead while it computes another; a thread reads the pipe so the coordinator can
+take that one back for an idle worker (``Inbox``).
 Only the standard library and ``assetflow.project`` are imported here: the fork server
 preloads this module, and it must start no thread of polars', Arrow's or DuckDB's.
 """
@@ -22,9 +23,10 @@ from typing import Any
 
 from assetflow.project import ProjectConfig
 
-__all__ = ["Inbox", "serve"]
+__all__ = ["END_RUN", "Inbox", "serve"]
 
 WATCH_EVERY = 1.0  # seconds between a worker's checks that its coordinator is alive
+END_RUN = ("end_run",)  # from a pool kept for more runs (``ProcessExecutor.end_run``): the run ended
 
 
 def serve(conn: Connection, project: ProjectConfig | None, coordinator: int,
@@ -49,6 +51,11 @@ def serve(conn: Connection, project: ProjectConfig | None, coordinator: int,
         message = inbox.next()
         if message is None:
             return  # told to stop, or the coordinator is gone
+        if message == END_RUN:  # a kept pool's run ended: drop what was kept for its inputs
+            from assetflow.execute.task import run_ended
+
+            run_ended()
+            continue
         job_id, fn, arg, notify = message
         if notify:
             inbox.send(("started", job_id))
