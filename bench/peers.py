@@ -21,8 +21,8 @@ generated modules, the ``@asset`` decorator made a no-op):
   stay in Hamilton's own stores (a SQLite metadata store, one pickle per data version), not one Parquet file
   per node: that is how a Hamilton user gets incremental runs, so it is used as it comes. It runs its nodes
   in one process, so it has no counterpart of ``--jobs`` and no wide cell. Its extension autoloading is off
-  (Hamilton's documented faster import): the twin needs none, and this venv has dask (for assetflow's Dask
-  plugin), whose Hamilton extension alone would add ~0.3 s to every run.
+  (Hamilton's documented faster import): the twin needs none, and with it on every run would load seven
+  (dask's among them: this venv has dask for assetflow's Dask plugin), ~0.35 s a run here.
 
 Cells (each a whole process timed from outside, assetflow then each peer, each ratio taken run by run;
 every run checked to have run exactly the assets expected, a Wrong if not):
