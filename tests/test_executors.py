@@ -325,6 +325,38 @@ def test_a_worker_freezes_what_it_imported_so_collections_skip_it() -> None:
         pool.shutdown()
 
 
+def test_two_pools_in_one_process_each_shut_down_without_waiting_for_the_others_workers() -> None:
+    """Both pools' workers are children of the one fork server, which lives while any of them does:
+    the first pool to shut down stopped it and waited for the other pool's workers to end (for ever
+    while that pool was kept, as the daemon keeps its own). Now the last pool stops it."""
+    import threading
+    from multiprocessing import forkserver
+
+    from assetflow.execute.pool import ProcessExecutor
+
+    first, second = ProcessExecutor(jobs=1), ProcessExecutor(jobs=1)
+    try:
+        for pool in (first, second):
+            future = pool.submit(_pid, None)
+            pool.wait_any([future], timeout=60)
+            assert future.result() != os.getpid()
+        stopping = threading.Thread(target=first.shutdown, daemon=True)
+        stopping.start()
+        stopping.join(timeout=30)
+        assert not stopping.is_alive(), "shutting one pool down waited for the other pool's worker"
+        future = second.submit(_pid, None)  # the other pool, its worker and the fork server still work
+        second.wait_any([future], timeout=60)
+        assert future.result() != os.getpid()
+    finally:
+        second.shutdown()
+    server = getattr(forkserver, "_forkserver", None)
+    assert getattr(server, "_forkserver_pid", None) is None  # the last pool stopped it
+
+
+def _pid(_: object) -> int:
+    return os.getpid()
+
+
 def test_unknown_executor_is_a_usage_error_naming_the_installed_ones(project: ProjectDir) -> None:
     project.write("pipeline.py", "from assetflow import asset\n\n@asset\ndef a() -> int:\n    return 1\n")
     proc = project.run("materialize", "--executor", "nope", check=False)

@@ -27,6 +27,7 @@ import signal
 import sys
 import time
 import types
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
@@ -59,6 +60,9 @@ _PRELOAD = ["assetflow.execute.worker", "assetflow.execute.task", "assetflow.sto
 # and Dask's workers do), unless the user set any of these or OMP_NUM_THREADS, which OpenBLAS also reads.
 BLAS_THREADS_ENV = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 _prepared = False  # the fork server was started ahead of a run (``ProcessExecutor.prepare``) and still runs
+# The pools of this process whose workers may live: the fork server (one a process) is theirs too, and it
+# stays up while any worker it forked does, so it is stopped only once none is left (``shutdown``).
+_LIVE_POOLS: weakref.WeakSet[ProcessExecutor] = weakref.WeakSet()
 
 
 class _Job:
@@ -304,6 +308,9 @@ class ProcessExecutor:
         self._starting.clear()
         self._ready.clear()
         self._close_selector()
+        _LIVE_POOLS.discard(self)
+        if _LIVE_POOLS:  # another pool's workers live: stopping the fork server would wait for them to end
+            return
         if self.started_workers:
             _stop_helpers()
         release_prepared()
@@ -327,6 +334,7 @@ class ProcessExecutor:
 
     def _spawn(self) -> _Worker:
         self.started_workers += 1
+        _LIVE_POOLS.add(self)
         return _Worker(self._context, self._project, self._environ)
 
     def _dispatch(self) -> None:
