@@ -81,6 +81,10 @@ def test_runs_reuse_the_kept_workers_until_they_idle_past_keep_workers(tmp_path:
             d.tick()
             assert computed_by(d) == first
             assert int(api.load("where", project=d.ws)["amount"][0]) == amount
+        new_orders(root, 35)
+        clock.now += 60  # exactly keep_workers since the last run (a schedule of that period): still kept
+        d.tick()
+        assert computed_by(d) == first
         assert not ended(first, within=0.2)
         clock.now += 61  # a minute without a run: the pool is stopped, its worker gone
         d.tick()

@@ -219,8 +219,6 @@ class Daemon:
         started = time.perf_counter()
         now = self.clock()
         report = TickReport(now)
-        if self._pool is not None and now - self._pool_used_at >= self.keep_workers:
-            self._stop_workers()  # no run for a while: give their memory back
         if self._code_changed():
             log.info("project code changed: reloading the project")
             self._load()
@@ -236,6 +234,9 @@ class Daemon:
             self._claim_conditions(now, report)
             report.conditions_evaluated = True
         self._work_queue(report)
+        if self._pool is not None and not report.runs and now - self._pool_used_at >= self.keep_workers:
+            self._stop_workers()  # no run for a while: give their memory back (checked after the queue, so
+            # a schedule whose period is keep_workers finds them still there)
         report.seconds = time.perf_counter() - started
         return report
 
