@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import sys
-import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -86,7 +85,12 @@ def emit_error(command: str | None, exc: BaseException, message: str, exit_code:
     from assetflow.documents import document
     from assetflow.secrets import redact
 
-    tb = redact("".join(traceback.format_exception(exc))) if with_traceback else None
+    if with_traceback:
+        import traceback  # an error's path only: not on every command's start-up
+
+        tb: str | None = redact("".join(traceback.format_exception(exc)))
+    else:
+        tb = None
     emit(json.dumps(document("error", {"error": {
         "type": type(exc).__name__, "message": message, "traceback": tb, "exit_code": int(exit_code),
         "command": command}}), indent=2, default=str))

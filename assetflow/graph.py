@@ -6,7 +6,6 @@ no cycles, no unknown upstreams and one definition per name.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import heapq
 from collections.abc import Iterable, Mapping
@@ -55,6 +54,8 @@ class AssetGraph:
             for up in spec.inputs:
                 if up in self.specs:
                     continue
+                import difflib  # only to suggest a name: not on every command's start-up
+
                 close = difflib.get_close_matches(up, list(self.specs), n=3, cutoff=0.6)
                 hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
                 role = "parameter" if up in spec.upstreams else "deps entry"

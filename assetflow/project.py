@@ -14,7 +14,6 @@ import os
 import sys
 import time
 import tomllib
-import traceback
 import types
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -152,6 +151,8 @@ _PACKAGE_DIR = str(Path(__file__).resolve().parent) + os.sep
 def _user_traceback(exc: BaseException) -> str:
     """The traceback of the user's code only: no import machinery, none of assetflow's own frames
     (a bad ``@asset`` option shows the user's decorator line, then assetflow's message)."""
+    import traceback  # an import error's path only: not on every command's start-up
+
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
               if "importlib" not in f.filename and not os.path.abspath(f.filename).startswith(_PACKAGE_DIR)]
     text = "".join(traceback.format_list(frames))
