@@ -174,3 +174,17 @@ def stored_when(root: Path, wanted: Callable[[Any], bool], within: float = 120.0
             return table
         time.sleep(0.2)
     raise AssertionError(f"the daemon did not store the expected version of `where` within {within:g} s")
+
+
+def test_a_pool_that_cannot_be_built_fails_the_tick_and_the_daemon_goes_on(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make(tmp_path, PIDS)
+    monkeypatch.setenv("ASSETFLOW_START_METHOD", "teleport")
+    clock = Clock(0).at("2026-05-01T05:00+00:00")
+    d = Daemon(root, clock=clock, keep_workers=60).open()
+    try:
+        d.tick()  # where is missing: its run needs the pool, which names an unknown start method
+        [tick] = [t for t in d.ticks.ticks(limit=10) if t.origin == "condition:where"]
+        assert tick.status == "failed" and "ASSETFLOW_START_METHOD='teleport'" in tick.reason
+    finally:
+        d.close()

@@ -472,8 +472,9 @@ class Daemon:
         from assetflow.fastpath import cache_graph_after_run
 
         self.running = True
-        executor = self._executor_for_run()
+        executor: ProcessExecutor | str | None = None
         try:  # what api.materialize does (the daemon sits below the API, which lists its schedules)
+            executor = self._executor_for_run()  # a pool that cannot be built fails the tick, as a run's would
             result = Run(ws, names, force=force, executor=executor, jobs=self.jobs, partition=_partition(first),
                          run_id=run_id, trigger=trigger).execute(wait_for_lock=False)
             cache_graph_after_run(ws)
