@@ -135,6 +135,7 @@ def serve(interval: float, wait: bool, jobs: int | None, executor: str | None, k
     See docs/automation.md for running it as a systemd service.
     """
     import logging
+    import signal
     import threading
 
     from assetflow.ui.project_view import ProjectView
@@ -149,19 +150,34 @@ def serve(interval: float, wait: bool, jobs: int | None, executor: str | None, k
 
     def automate() -> None:
         try:
-            run_daemon(project_dir, modules, files, interval=interval, wait=wait, once=False, executor=executor or
-                       "inprocess", jobs=jobs, keep_workers=keep_workers, stop=stop)
+            run_daemon(project_dir, modules, files, interval=interval, wait=wait, once=False, executor=executor,
+                       jobs=jobs, keep_workers=keep_workers, stop=stop)
         except BaseException as exc:  # noqa: BLE001 - reported, and the page keeps serving
             errors.append(exc)
             logging.getLogger("assetflow.daemon").error("the daemon stopped: %s", exc)
 
     thread = threading.Thread(target=automate, name="assetflow-daemon", daemon=True)
     thread.start()
+    # uvicorn shuts its server down on SIGTERM, then raises the signal again for the handler it found: with
+    # Python's default one the process died there, before the daemon stopped (its run left running, its
+    # workers orphaned until they noticed). This one ends serve_page instead, so the daemon stops below.
+    previous = signal.signal(signal.SIGTERM, _end_serving)
     try:
         serve_page(ProjectView(project_dir, modules, files), host=host, port=port, token=token, allow_run=False)
+    except _ServingEnded:
+        pass
     finally:
-        stop.set()
+        signal.signal(signal.SIGTERM, previous)
+        stop.set()  # the daemon ends after its current tick (a run in its thread cannot be interrupted)
         thread.join(timeout=60)
+
+
+class _ServingEnded(Exception):
+    """SIGTERM reached ``serve`` once the page's server had shut down."""
+
+
+def _end_serving(signum: int, frame: object) -> None:
+    raise _ServingEnded
 
 
 def _now(at: str | None) -> float:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import operator
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -160,6 +161,27 @@ def test_a_daemon_process_reuses_its_worker_and_a_sigkill_leaves_no_worker_behin
         daemon.kill()
         daemon.wait(timeout=60)
     assert ended(int(first["pid"][0]))  # its worker noticed the daemon was gone and exited
+
+
+def test_serve_runs_assets_in_kept_workers_never_in_the_page_servers_process(tmp_path: Path) -> None:
+    root = make(tmp_path, PIDS)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "assetflow", "serve", "--port", "0", "--interval", "0.2"],
+                              cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        first = stored_when(root, lambda table: table is not None)
+        worker = int(first["pid"][0])
+        assert worker not in (server.pid, os.getpid())  # computed outside the process serving the page
+        new_orders(root, 80)
+        second = stored_when(root, lambda table: table is not None and int(table["amount"][0]) == 80)
+        assert int(second["pid"][0]) == worker  # kept between the daemon's runs
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=120) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(timeout=60)
+    assert ended(worker)  # the daemon's close stopped it
 
 
 def stored_when(root: Path, wanted: Callable[[Any], bool], within: float = 120.0) -> Any:
