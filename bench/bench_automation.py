@@ -43,21 +43,26 @@ HERE = Path(__file__).resolve().parent
 FAKE_NOW = 1_796_400_000.0  # 2026-12-04 17:20 UTC: the injected clock's start
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as handle:
+def rss_mb(pid: int | str = "self") -> float:
+    with open(f"/proc/{pid}/status") as handle:
         for line in handle:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
 
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def open_fds(pid: int | str = "self") -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def generate_layered(folder: Path, n: int) -> None:
+    """A layered project of ``n`` generated assets (bench/generate.py)."""
+    subprocess.run([sys.executable, str(HERE / "generate.py"), str(folder), "--shape", "layered", "--n", str(n)],
+                   check=True, stdout=subprocess.DEVNULL)
 
 
 def generate(folder: Path, n: int, schedules: int) -> None:
-    subprocess.run([sys.executable, str(HERE / "generate.py"), str(folder), "--shape", "layered", "--n", str(n)],
-                   check=True, stdout=subprocess.DEVNULL)
+    generate_layered(folder, n)
     rng = random.Random(7)
     package = folder / "benchproj"
     names = sorted(p.stem for p in package.glob("*.py") if p.stem not in ("__init__", "helpers"))
@@ -111,8 +116,7 @@ def bench_kept_workers(folder: Path, n: int, rounds: int, jobs: int) -> dict[str
     from assetflow import api
     from assetflow.automation.daemon import Daemon
 
-    subprocess.run([sys.executable, str(HERE / "generate.py"), str(folder), "--shape", "layered", "--n", str(n)],
-                   check=True, stdout=subprocess.DEVNULL)
+    generate_layered(folder, n)
     add_module(folder, "automation_bench", 'from assetflow.automation import schedule\n\n'
                                            'schedule("everything", cron="* * * * *", timezone="UTC")\n')
     sys.path.insert(0, str(HERE))
@@ -273,12 +277,7 @@ def kept_workers(daemon: object) -> tuple[int, float, int]:
     """How many workers the daemon keeps, their resident memory (MB) and open descriptors, summed."""
     pool = getattr(daemon, "_pool", None)
     pids = [worker.process.pid for worker in pool._ready] if pool is not None else []  # noqa: SLF001
-    rss, fds = 0.0, 0
-    for pid in pids:
-        with open(f"/proc/{pid}/status") as handle:
-            rss += next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:")) / 1024
-        fds += len(os.listdir(f"/proc/{pid}/fd"))
-    return len(pids), round(rss, 1), fds
+    return len(pids), round(sum(rss_mb(pid) for pid in pids), 1), sum(open_fds(pid) for pid in pids)
 
 
 def bench_soak(folder: Path, ticks: int, executor: str = "inprocess") -> dict[str, object]:

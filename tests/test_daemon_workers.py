@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from assetflow import api
-from assetflow.automation.daemon import Daemon
+from assetflow.automation.daemon import KEEP_WORKERS, Daemon
+from assetflow.cli import main
 from assetflow.errors import AssetflowError
 from assetflow.execute import handoff
 from assetflow.execute.pool import ProcessExecutor
@@ -133,34 +135,41 @@ def test_keep_workers_zero_computes_a_small_run_in_the_daemon_as_before(tmp_path
 def test_end_run_keeps_the_worker_and_drops_the_tables_it_kept(tmp_path: Path) -> None:
     root = make(tmp_path, PIDS.replace("@asset(automation=eager())", "@asset"))
     pool = ProcessExecutor(jobs=1)
+    ws = api.workspace(root)
     try:
-        ws = api.workspace(root)
         Run(ws, ["where"], executor=pool).execute()
         worker = computed_by(ws)
         assert in_worker(pool, handoff.kept_count) == 1  # where's table, kept for inputs of the same run
         pool.end_run()
         assert in_worker(pool, handoff.kept_count) == 0
         assert in_worker(pool, os.getpid) == worker  # the same process
-        ws.close()
     finally:
         pool.shutdown()
+        ws.close()
 
 
-def test_a_daemon_process_reuses_its_worker_and_a_sigkill_leaves_no_worker_behind(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("options", "kept"), [((), True), (("--keep-workers", "0"), False)])
+def test_a_daemon_process_keeps_its_worker_as_told_and_a_sigkill_leaves_none_behind(
+        tmp_path: Path, options: tuple[str, ...], kept: bool) -> None:
     root = make(tmp_path, PIDS)
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    daemon = subprocess.Popen([sys.executable, "-m", "assetflow", "daemon", "--interval", "0.2", "--jobs", "1"],
-                              cwd=root, stderr=subprocess.DEVNULL, env=env)
+    daemon = subprocess.Popen([sys.executable, "-m", "assetflow", "daemon", "--interval", "0.2", "--jobs", "1",
+                               *options], cwd=root, stderr=subprocess.DEVNULL, env=env)
     try:
         first = stored_when(root, lambda table: table is not None)
         assert int(first["pid"][0]) not in (daemon.pid, os.getpid())
         new_orders(root, 70)
         second = stored_when(root, lambda table: table is not None and int(table["amount"][0]) == 70)
-        assert int(second["pid"][0]) == int(first["pid"][0])  # the worker kept from the first run
+        assert (int(second["pid"][0]) == int(first["pid"][0])) is kept  # kept from the first run, or a new one
     finally:
         daemon.kill()
         daemon.wait(timeout=60)
-    assert ended(int(first["pid"][0]))  # its worker noticed the daemon was gone and exited
+    assert ended(int(first["pid"][0]))  # its worker noticed the daemon was gone and exited, or had ended
+
+
+def test_the_daemons_help_states_the_default_it_keeps_workers_for() -> None:
+    shown = " ".join(CliRunner().invoke(main, ["daemon", "--help"]).output.split())
+    assert f"default: {KEEP_WORKERS:g};" in shown
 
 
 def test_serve_runs_assets_in_kept_workers_never_in_the_page_servers_process(tmp_path: Path) -> None:

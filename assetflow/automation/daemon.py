@@ -492,7 +492,7 @@ class Daemon:
             return run_id
         finally:
             self.running = False
-            if executor is self._pool and self._pool is not None:
+            if self._pool is not None and executor is self._pool:  # the pool kept for the next run
                 self._pool.end_run()
                 self._pool_used_at = self.clock()
         counts = {k: v for k, v in result.counts().items() if v}
