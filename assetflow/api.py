@@ -146,8 +146,9 @@ def materialize(
     true, ``run_id`` None, every asset ``fresh``), without importing the project's code.
     """
     everything = not (_expressions(select) or _expressions(exclude) or force or dry_run or partition)
+    missed: set[str] = set()  # the sources whose new data kept the no-op snapshot from vouching
     if everything and trigger is None and run_id is None and (project is None or isinstance(project, (str, Path))):
-        fresh = _fresh_without_import(project, modules, files)
+        fresh = _fresh_without_import(project, modules, files, missed)
         if fresh is not None:
             return fresh
     from assetflow.execute.runner import Run
@@ -156,10 +157,16 @@ def materialize(
     if not dry_run and (executor is None or isinstance(executor, str)) and isinstance(project, (str, Path, type(None))):
         from assetflow.fastpath import has_state
 
-        if not has_state(None if project is None else Path(project), modules, files):
+        folder = None if project is None else Path(project)
+        if missed:  # new data: worth it when what is downstream took long enough last time
+            early = _worth_workers(folder, modules, files, missed)
+        else:  # worth it on a first run only: a code edit may run nothing
+            early = not has_state(folder, modules, files)
+        if early:
             from assetflow.execute.executors import prepare_executor
 
-            # A first run computes every asset: the pool's fork server imports while the project loads.
+            # The pool's fork server imports while the project loads; a run that computes nothing, or
+            # here (a small plan), stops it unused.
             release = prepare_executor(executor)
     try:
         ws = _workspace(project, modules, files)
@@ -178,13 +185,26 @@ def materialize(
             release()
 
 
+def _worth_workers(project: Path | None, modules: Iterable[str], files: Iterable[str], sources: set[str]) -> bool:
+    """Whether the assets downstream of ``sources`` took long enough last time to be computed by workers
+    (``executors.small_work``), as the graph cache and the state tell before the project loads (True when
+    they cannot tell)."""
+    from assetflow.execute.executors import small_work
+    from assetflow.fastpath import last_durations_downstream
+
+    durations = last_durations_downstream(project, modules, files, sources)
+    return durations is None or not small_work(durations)
+
+
 def _fresh_without_import(project: Path | str | None, modules: Iterable[str],
-                          files: Iterable[str]) -> RunResult | None:
-    """Every asset fresh, proved by the no-op snapshot (see ``assetflow.fastpath``), or None."""
+                          files: Iterable[str], missed: set[str] | None = None) -> RunResult | None:
+    """Every asset fresh, proved by the no-op snapshot (see ``assetflow.fastpath``), or None; ``missed`` then
+    gets the sources whose new data the snapshot found."""
     from assetflow.execute.results import AssetResult, RunResult
     from assetflow.fastpath import fresh_without_import
 
-    hashes = fresh_without_import(Path(project) if project is not None else None, modules, files, with_hashes=True)
+    hashes = fresh_without_import(Path(project) if project is not None else None, modules, files, with_hashes=True,
+                                  missed=missed)
     if hashes is None:
         return None
     return RunResult(None, {name: AssetResult(name, "fresh", [], data_hash=digest) for name, digest in hashes.items()},

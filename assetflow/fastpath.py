@@ -44,7 +44,8 @@ from assetflow.state.snapshot import GRAPH_KEY, SNAPSHOT_KEY, seal, unseal
 from assetflow.version import __version__
 
 __all__ = ["DISABLE_ENV", "GRAPH_KEY", "SNAPSHOT_KEY", "build_snapshot", "cache_graph_after_run", "check_snapshot",
-           "fast_status", "fresh_without_import", "has_state", "load_graph_cache", "save_graph_cache",
+           "fast_status", "fresh_without_import", "has_state", "last_durations_downstream", "load_graph_cache",
+           "save_graph_cache",
            "verified_snapshot"]
 
 SNAPSHOT_VERSION = 6  # 5: the content of every file whose bytes were read; 6: "young" names files of "contents"
@@ -175,8 +176,13 @@ def check_snapshot(config: ProjectConfig, text: str | None) -> list[str] | None:
     return None if snapshot is None else [a[0] for a in snapshot["assets"]]
 
 
-def verified_snapshot(config: ProjectConfig, text: str | None) -> dict[str, Any] | None:
-    """The snapshot if it proves everything is fresh, else None."""
+def verified_snapshot(config: ProjectConfig, text: str | None, missed: set[str] | None = None) -> dict[str, Any] | None:
+    """The snapshot if it proves everything is fresh, else None.
+
+    ``missed``, if given, gets the names of the sources whose data the snapshot found changed (a file's
+    content moved, one appeared or went): the coming run computes what is downstream of them. It stays
+    empty when the check stopped on something else first (the code, a stored version).
+    """
     if text is None or os.environ.get(DISABLE_ENV):
         return None
     snapshot = unseal(text)
@@ -190,10 +196,15 @@ def verified_snapshot(config: ProjectConfig, text: str | None) -> dict[str, Any]
         return None
     if not _listings_unchanged(snapshot["listings"]):
         return None
-    if any(_content(path, kept[path][0]) != kept[path][1] for path in snapshot["young"]):
-        return None  # too young for its stat to vouch, and its content moved
+    for path in snapshot["young"]:
+        if _content(path, kept[path][0]) != kept[path][1]:  # too young for its stat to vouch, and its content moved
+            if missed is not None:
+                missed.update(name for name, entry in snapshot["sources"].items() if path in entry["files"])
+            return None
     for name, entry in snapshot["sources"].items():
         if not _same_files(entry["files"], _source_tokens(config, name, entry["pattern"]), kept):
+            if missed is not None:
+                missed.add(name)
             return None
     backends = None
     for name, io, location, data_hash, token, local_file in snapshot["assets"]:
@@ -286,19 +297,45 @@ def _config_with_state(project_dir: Path | None, modules: Iterable[str], files: 
 
 
 def fresh_without_import(project_dir: Path | None, modules: Iterable[str], files: Iterable[str],
-                         with_hashes: bool = False) -> dict[str, str | None] | None:
+                         with_hashes: bool = False, missed: set[str] | None = None) -> dict[str, str | None] | None:
     """Asset names (with their data hashes if asked) if the last complete run's snapshot proves
-    nothing changed, without importing user code; None if it cannot (then run in full)."""
+    nothing changed, without importing user code; None if it cannot (then run in full; ``missed``
+    says why, as ``verified_snapshot`` does)."""
     opened = _open_state(project_dir, modules, files)
     if opened is None:
         return None
     config, store = opened
     try:
-        names = check_snapshot(config, store.get_meta(SNAPSHOT_KEY))
-        if names is None:
+        snapshot = verified_snapshot(config, store.get_meta(SNAPSHOT_KEY), missed)
+        if snapshot is None:
             return None
+        names = [a[0] for a in snapshot["assets"]]
         summary = store.current_summary() if with_hashes else {}
         return {name: summary[name][0] if name in summary else None for name in names}
+    finally:
+        store.close()
+
+
+def last_durations_downstream(project_dir: Path | None, modules: Iterable[str], files: Iterable[str],
+                              sources: Iterable[str]) -> list[float | None] | None:
+    """How long each asset downstream of ``sources`` took at its last run (None: never run, or partitioned),
+    from the graph cache and the state without importing the project; None without a valid graph cache.
+
+    What a run after new data will compute, before it loads the project: enough to tell a run worth
+    starting workers for from one that computes a few quick assets in process (``executors.small_work``).
+    """
+    opened = _open_state(project_dir, modules, files)
+    if opened is None:
+        return None
+    config, store = opened
+    try:
+        graph = load_graph_cache(config, store.get_meta(GRAPH_KEY))
+        sources = [name for name in sources if graph is not None and name in graph.specs]
+        if graph is None or not sources:
+            return None
+        cone = [name for name in graph.descendants(sources) if graph.specs[name].kind == "asset"]
+        took = store.durations_of(cone)
+        return [took.get(name) for name in cone]
     finally:
         store.close()
 

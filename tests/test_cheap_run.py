@@ -148,7 +148,7 @@ def test_a_plan_whose_assets_ran_quickly_last_time_runs_in_process_and_a_slow_on
         project: ProjectDir, tmp_path) -> None:
     """Three assets are more than SMALL_PLAN, but if their last runs took less than starting workers
     costs (SMALL_WORK_S), the run computes them itself; an asset never run, or one that took long, gets workers."""
-    from assetflow.execute.runner import SMALL_PLAN, SMALL_WORK_S
+    from assetflow.execute.executors import SMALL_PLAN, SMALL_WORK_S
 
     assert SMALL_PLAN < 3
     pids = tmp_path / "pids.txt"

@@ -7,7 +7,9 @@ worker computing the asset and the coordinator records what it sends back (docs/
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -252,3 +254,103 @@ def test_a_first_run_computed_in_process_stops_the_fork_server_it_started(
     result = api.materialize(project=project.root)  # one asset: computed in this process, no worker started
     assert result.results["only"].outcome == "ran"
     assert not _fork_server_running() and _children() == []
+
+
+
+SOURCED = """
+import os
+import time
+from pathlib import Path
+
+import polars as pl
+from assetflow import asset, source
+
+raw = source("raw.csv")
+other = source("other.csv")
+DELAY = Path(__file__).parent / "delay.txt"  # not a name an import could take: the folder's listing stays
+
+
+def slow(frame: pl.DataFrame) -> pl.DataFrame:
+    time.sleep(float(DELAY.read_text()))
+    (DELAY.parent / "pid.txt").write_text(str(os.getpid()))  # where it was computed
+    return frame
+
+
+@asset
+def first(raw: pl.DataFrame) -> pl.DataFrame:
+    return slow(raw.with_columns(v=pl.col("v") * 2))
+
+
+@asset
+def second(first: pl.DataFrame) -> pl.DataFrame:
+    return slow(first)
+
+
+@asset
+def third(second: pl.DataFrame) -> pl.DataFrame:
+    return slow(second)
+
+
+@asset
+def single(other: pl.DataFrame) -> pl.DataFrame:
+    return other
+"""
+
+
+def test_a_run_after_new_data_starts_the_fork_server_before_the_project_when_its_cone_is_worth_workers(
+        tmp_path: Path, module_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """New data in a source whose downstream assets took longer last time than starting workers costs
+    (``small_work``, from the graph cache and the state) starts the fork server before the project loads,
+    as a first run does. New data for a quick asset (computed in process), a code edit (may run nothing)
+    and a source rewritten with the same bytes (proved fresh, nothing loaded) start none."""
+    import assetflow.workspace as workspace_module
+    from assetflow.execute.executors import SMALL_PLAN, SMALL_WORK_S
+
+    assert SMALL_PLAN < 3
+    project = ProjectDir(tmp_path, [module_name])
+    project.write(f"{module_name}.py", SOURCED)
+    project.write("raw.csv", "v\n1\n2\n")
+    project.write("other.csv", "v\n1\n")
+    project.write("delay.txt", str(SMALL_WORK_S / 2.5))  # three of them: more than SMALL_WORK_S together
+    for code in (f"{module_name}.py", "pyproject.toml"):  # older than the racy-clean window, as in a real project:
+        os.utime(tmp_path / code, (time.time() - 3600,) * 2)  # the run leaves a snapshot and a graph cache
+    seen: list[bool] = []
+    real_load_specs = workspace_module.load_specs
+
+    def load_specs(config):  # type: ignore[no-untyped-def]
+        seen.append(_fork_server_running())
+        return real_load_specs(config)
+
+    def run(expected: dict[str, str]) -> bool:
+        """Run; whether the computed assets ran in workers."""
+        result = api.materialize(project=project.root)
+        assert {name: r.outcome for name, r in result.results.items() if name in expected} == expected
+        assert not _fork_server_running() and _children() == []
+        return int((tmp_path / "pid.txt").read_text()) != os.getpid()
+
+    monkeypatch.setattr(workspace_module, "load_specs", load_specs)
+    assert run({"first": "ran", "second": "ran", "third": "ran", "single": "ran"})
+    assert seen == [True]  # the first run
+
+    project.write("delay.txt", "0")
+    project.write("raw.csv", "v\n1\n2\n3\n")  # its three assets took ~1.2 s last time: workers
+    assert run({"first": "ran", "second": "ran", "third": "ran", "single": "fresh"})
+    assert seen == [True, True]
+
+    # Last time includes each worker's warm-up (recorded with its first task): the prediction reads the
+    # same durations as the run's own choice, and the two agree.
+    project.write("raw.csv", "v\n1\n2\n4\n")
+    in_workers = run({"first": "ran", "second": "ran", "third": "ran", "single": "fresh"})
+    assert seen == [True, True, in_workers]
+
+    project.write("other.csv", "v\n2\n")  # one asset: computed in process
+    assert not run({"first": "fresh", "single": "ran"})
+    assert seen == [True, True, in_workers, False]
+
+    project.write("other.csv", "v\n2\n")  # the same bytes: nothing to load
+    assert api.materialize(project=project.root).fast_path
+    project.write(f"{module_name}.py", SOURCED + "\n# a comment\n")
+    sys.modules.pop(module_name, None)
+    (tmp_path / "pid.txt").write_text(str(os.getpid()))
+    assert not run({"first": "fresh", "single": "fresh"})
+    assert seen == [True, True, in_workers, False, False]

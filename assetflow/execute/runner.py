@@ -38,7 +38,7 @@ from assetflow.durations import format_duration
 from assetflow.errors import AssetflowError, RunInterrupted, TaskTimeout, WorkerLost
 from assetflow.execute.dry_run import predict, restorable
 from assetflow.execute import handoff
-from assetflow.execute.executors import EXECUTOR_ENV, InProcessExecutor, make_executor
+from assetflow.execute.executors import EXECUTOR_ENV, SMALL_PLAN, InProcessExecutor, make_executor, small_work
 from assetflow.execute.results import AssetResult, Outcome, RunResult
 from assetflow.checks.report import one_line, upstream_problem
 from assetflow.execute.gate import CheckRun, Gate
@@ -53,10 +53,6 @@ from assetflow.state.logs import write_log
 from assetflow.state.store import Materialization
 from assetflow.storage.files import make_durable, remove_temp_files
 from assetflow.workspace import Workspace
-SMALL_PLAN = 2  # at most this many assets to compute: in this process, not in a worker it would start
-# ... or assets whose last runs took at most this long together: about what starting two workers costs
-# (a worker's first task also records its warm-up, ~0.2 s, so recorded times run high).
-SMALL_WORK_S = 1.0
 # While every worker has a task and another is queued, finished results wait up to this long to be made
 # durable and recorded together: one syncfs per batch instead of one per wake-up (docs/execution.md).
 SETTLE_EVERY_S = 0.05
@@ -871,24 +867,9 @@ class Run:
 
 
 def _small_plan(stale: list[Assessment]) -> bool:
-    """Whether computing ``stale`` here costs less than starting workers for it: at most ``SMALL_PLAN``
-    assets, or assets that all ran before and took at most ``SMALL_WORK_S`` together last time.
-
-    One changed source in a 100-asset project reruns ~40 assets of a few milliseconds each; two
-    workers importing the project and polars cost more than that (1.10 s against 0.84 s in
-    process, docs/execution.md). An asset never run before may take any time: workers then.
-    """
-    if len(stale) <= SMALL_PLAN:
-        return True
-    work = 0.0
-    for verdict in stale:
-        last = verdict.current
-        if last is None:
-            return False
-        work += max(0.0, last.finished_at - last.started_at)
-        if work > SMALL_WORK_S:
-            return False
-    return True
+    """Whether computing ``stale`` here costs less than starting workers for it (``executors.small_work``,
+    from each asset's last run)."""
+    return small_work(None if v.current is None else v.current.finished_at - v.current.started_at for v in stale)
 
 
 def _check_failure(checked: CheckRun, current: bool = False) -> str:
