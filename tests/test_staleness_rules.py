@@ -223,3 +223,48 @@ def test_rule9_input_changed_during_run_is_not_recorded_fresh(project: ProjectDi
     error = next(a["error"] for a in result["_"]["assets"] if a["name"] == "sneaky")
     assert "`raw` changed while `sneaky` ran" in error
     assert project.status()["sneaky"]["state"] in ("missing", "failed")
+
+
+def test_rule9_an_asset_that_read_the_new_bytes_after_another_saw_the_change_is_not_recorded(
+        project: ProjectDir) -> None:
+    """All three are decided against the first bytes. ``a_sneaky`` rewrites the file; ``b_reader`` reads the
+    new bytes, and its re-check observes the source again (rule 9: failed). ``c_later`` then reads the new
+    bytes too, and the source, as last observed, has not moved since: recorded under the first bytes' hash,
+    its version was fresh once the file held the first bytes again, with the other bytes' data in it."""
+    project.write("data/raw.csv", "id,value\n1,10\n")
+    sneaky = '''
+        from pathlib import Path
+        import polars as pl
+        from assetflow import asset, source
+
+        a_file = source("data/raw.csv", format="path")  # first in the graph's order: its reader runs first
+        raw = source("data/raw.csv")
+
+
+        @asset
+        def a_sneaky(a_file: Path) -> pl.DataFrame:
+            a_file.write_text("id,value\\n1,99\\n")  # the input changes mid-run
+            return pl.DataFrame({"x": [1]})
+
+
+        @asset
+        def b_reader(raw: pl.DataFrame) -> pl.DataFrame:
+            return raw
+
+
+        @asset
+        def c_later(raw: pl.DataFrame) -> pl.DataFrame:
+            return raw
+    '''
+    project.write("pipeline.py", sneaky)
+    result = project.materialize("--executor", "inprocess")  # one at a time, in the graph's order
+    assert (result["a_sneaky"], result["b_reader"], result["c_later"]) == ("failed", "failed", "failed")
+    error = next(a["error"] for a in result["_"]["assets"] if a["name"] == "c_later")
+    assert "`raw` changed while `c_later` ran" in error
+
+    project.write("data/raw.csv", "id,value\n1,10\n")  # the first bytes again, nothing rewrites them
+    project.write("pipeline.py", sneaky.replace('a_file.write_text("id,value\\n1,99\\n")', "pass"))
+    assert project.materialize("--executor", "inprocess")["c_later"] == "ran"
+    from assetflow import api
+
+    assert api.load("c_later", project=project.root)["value"].to_list() == [10]

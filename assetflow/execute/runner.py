@@ -139,6 +139,8 @@ class Run:
         self._code_in_workers = False  # a first run: workers walk the code of the assets they compute (``_run_all``)
         self._saved_code: set[str] = set()  # code fingerprints whose sources this run has recorded
         self._computed: list[_Computed] = []  # settled results not yet recorded (``_record_computed``)
+        # Each source's data hash as re-checked after the results settling now (rule 9, ``_inputs_changed``).
+        self._sources_rechecked: dict[str, str] = {}
         self._gate: Gate | None = None  # judges checked assets' versions (built on first use)
 
     # -- planning ---------------------------------------------------------------------------
@@ -421,6 +423,7 @@ class Run:
                 note_running()
                 make_durable([path for future in settling if _has_result(future)
                               for path in getattr(future.result(), "unsynced", ())])  # before any is recorded
+                self._sources_rechecked = {}  # each result below had finished before the first re-check of a batch
                 while settling:
                     future = next(iter(settling))
                     name = settling.pop(future)
@@ -687,7 +690,14 @@ class Run:
         return tuple(refs)
 
     def _inputs_changed(self, spec: AssetSpec, upstream: dict[str, str], key: str = "") -> list[str]:
-        """Rule 9: inputs re-checked after the run; a changed one voids the result."""
+        """Rule 9: inputs re-checked after the run; a changed one voids the result.
+
+        A source is compared by its data hash as observed now, not by whether its files moved since
+        it was last observed: another asset's re-check may have observed it again already, and an
+        asset decided against the earlier bytes may have read the later ones (recorded under the
+        earlier hash, that version would be restored as fresh when the earlier bytes came back).
+        Observed once for a batch of results: each had finished before the first re-check.
+        """
         from assetflow.fingerprint.source import unchanged_since
 
         changed = []
@@ -699,11 +709,15 @@ class Run:
                     changed.append(up)
                 continue
             if isinstance(self.graph.specs[up], SourceSpec):
-                version = self.ws.observe_sources([up])[up]
-                if not unchanged_since(version, self.ws.root):
-                    self.ws.forget_source(up)
-                    if self.ws.observe_sources([up])[up].data_hash != upstream[up]:
-                        changed.append(up)
+                data_hash = self._sources_rechecked.get(up)
+                if data_hash is None:
+                    version = self.ws.observe_sources([up])[up]
+                    if not unchanged_since(version, self.ws.root):
+                        self.ws.forget_source(up)
+                        version = self.ws.observe_sources([up])[up]
+                    data_hash = self._sources_rechecked[up] = version.data_hash
+                if data_hash != upstream[up]:
+                    changed.append(up)
         return changed
 
     def _finish(self, name: str, launch: _Launch, future: Future[object], error: str | None) -> None:

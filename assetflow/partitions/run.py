@@ -165,15 +165,16 @@ def partition_of(spec: AssetSpec, key: str) -> object:
 
 
 def source_inputs_changed(ws: PartitionWorkspace, spec: AssetSpec, up: str, expected: str | None, key: str) -> bool:
-    """Rule 9 for a partitioned source: did a file the unit read change while it ran?"""
+    """Rule 9 for a partitioned source: did a file the unit read change while it ran? Compared by data hash as
+    observed now, as for a plain source (``Run._inputs_changed``): another unit's re-check may have observed
+    the files again already."""
     from assetflow.fingerprint.source import unchanged_since
 
     plan = ws.partition_plan
     versions = ws.source_partitions(up)
     keys = plan.upstream_keys(spec.name, up, key)
-    if all(k in versions and unchanged_since(versions[k], ws.root) for k in keys):
-        return False
-    ws.forget_source(up)
+    if not all(k in versions and unchanged_since(versions[k], ws.root) for k in keys):
+        ws.forget_source(up)
     hashes, missing = upstream_hashes(ws.partition_plan, spec, key, lambda u: _source_hash(ws, u))
     return bool(missing) or hashes.get(up) != expected
 
