@@ -501,3 +501,43 @@ def test_the_no_op_fast_path_covers_partitions_until_a_file_or_a_day_arrives(par
     ws.now = datetime.datetime(2024, 1, 10, 12, tzinfo=datetime.UTC).timestamp()
     assert next_key_instant(ws) == datetime.datetime(2024, 1, 11, tzinfo=datetime.UTC).timestamp()
     ws.close()
+
+
+def test_a_unit_that_read_a_partition_rewritten_after_it_was_decided_is_not_recorded(tmp_path: Path) -> None:
+    """Rule 9 for a partitioned source (docs/RELIABILITY.md, section 12): ``a_sneaky`` rewrites the first
+    day's file; ``b_reader`` reads the new bytes and fails, its re-check observing the day again; ``c_later``
+    reads them too. Recorded under the first bytes' hash, it would be fresh once the day held them again."""
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipe"]\n')
+    sneaky = textwrap.dedent('''
+        from pathlib import Path
+        import polars as pl
+        from assetflow import asset, source
+        from assetflow.partitions import daily
+
+        DAY = daily("2024-01-01", end="2024-01-01")
+        a_file = source("data/events/2024-01-01.csv", format="path")  # first in the graph's order
+        events = source("data/events/{date}.csv", partitions=DAY)
+
+        @asset
+        def a_sneaky(a_file: Path) -> pl.DataFrame:
+            a_file.write_text("user,amount\\na,99\\n")  # the input changes mid-run
+            return pl.DataFrame({"x": [1]})
+
+        @asset(partitions=DAY)
+        def b_reader(events: pl.DataFrame) -> pl.DataFrame:
+            return events
+
+        @asset(partitions=DAY)
+        def c_later(events: pl.DataFrame) -> pl.DataFrame:
+            return events
+    ''')
+    (tmp_path / "pipe.py").write_text(sneaky)
+    _day(tmp_path, 1, 10)
+    outcomes = _run(tmp_path)  # one at a time, in the graph's order
+    assert outcomes["a_sneaky"] == "failed"
+    assert outcomes["b_reader[2024-01-01]"] == outcomes["c_later[2024-01-01]"] == "failed"
+
+    _day(tmp_path, 1, 10)  # the first bytes again, nothing rewrites them
+    (tmp_path / "pipe.py").write_text(sneaky.replace('a_file.write_text("user,amount\\na,99\\n")', "pass"))
+    assert _run(tmp_path)["c_later[2024-01-01]"] == "ran"  # computed from them, not restored
+    assert api.load("c_later", project=tmp_path, partition="2024-01-01")["amount"].to_list() == [10, 1]
