@@ -1,5 +1,5 @@
-"""``python -m assetflow`` runs the CLI."""
+"""``python -m assetflow`` runs the CLI (through its entry point, as the ``assetflow`` command does)."""
 
-from assetflow.cli import main
+from assetflow.cli_fast import main
 
 main()

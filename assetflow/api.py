@@ -148,7 +148,7 @@ def materialize(
     everything = not (_expressions(select) or _expressions(exclude) or force or dry_run or partition)
     missed: set[str] = set()  # the sources whose new data kept the no-op snapshot from vouching
     if everything and trigger is None and run_id is None and (project is None or isinstance(project, (str, Path))):
-        fresh = _fresh_without_import(project, modules, files, missed)
+        fresh = fresh_result(project, modules, files, missed)
         if fresh is not None:
             return fresh
     from assetflow.execute.runner import Run
@@ -196,10 +196,11 @@ def _worth_workers(project: Path | None, modules: Iterable[str], files: Iterable
     return durations is None or not small_work(durations)
 
 
-def _fresh_without_import(project: Path | str | None, modules: Iterable[str],
-                          files: Iterable[str], missed: set[str] | None = None) -> RunResult | None:
-    """Every asset fresh, proved by the no-op snapshot (see ``assetflow.fastpath``), or None; ``missed`` then
-    gets the sources whose new data the snapshot found."""
+def fresh_result(project: Path | str | None, modules: Iterable[str] = (), files: Iterable[str] = (),
+                 missed: set[str] | None = None) -> RunResult | None:
+    """What ``materialize`` of the whole project returns when the no-op snapshot proves every asset fresh (see
+    ``assetflow.fastpath``), without importing the project; None when it cannot, and ``missed`` then gets the
+    sources whose new data the snapshot found."""
     from assetflow.execute.results import AssetResult, RunResult
     from assetflow.fastpath import fresh_without_import
 

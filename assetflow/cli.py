@@ -70,13 +70,14 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
     finally:
         if progress:
             progress.close()
-    from assetflow.cli_render import all_fresh, render_plan, render_run
+    from assetflow.cli_render import render_plan, render_run
+    from assetflow.cli_text import all_fresh
     from assetflow.documents import run_payload
 
     if as_json:
         emit_json(run_payload(result))
     elif result.fast_path:
-        click.echo(all_fresh(result))
+        click.echo(all_fresh(result.results))
     elif dry_run:
         render_plan(result)
     else:
@@ -358,7 +359,7 @@ def doctor(repair: bool, verify_data: bool, wait: bool, as_json: bool, project_d
     if as_json:
         emit_json(report.to_json())
     else:
-        from assetflow.cli_render import plural
+        from assetflow.cli_text import plural
 
         problems = [f for f in report.findings if not f.repaired]
         if problems:  # not "verified" above a list of problems

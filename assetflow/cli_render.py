@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from assetflow.cli_text import all_fresh, plural
 from assetflow.durations import format_duration
 
 if TYPE_CHECKING:
@@ -22,11 +23,6 @@ _VERB = {"ran": "ran", "restored": "restored", "fresh": "fresh", "cutoff": "cut 
          "failed": "FAILED", "skipped": "skipped", "may_restore": "may restore"}
 _STYLE = {"fresh": "green", "stale": "yellow", "missing": "magenta", "failed": "red", "observed": "cyan",
           "overdue": "bright_red", "ran": "blue", "restored": "cyan", "cutoff": "green", "skipped": "yellow"}
-
-
-def plural(count: int, noun: str) -> str:
-    """``1 asset``, ``2 assets``."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 class Progress:
@@ -172,7 +168,7 @@ def render_run(result: RunResult, progress_printed: bool = False) -> None:
     for r in result.by_outcome("skipped"):
         click.echo(f"  skipped {r.name}: {'; '.join(r.reasons)}", err=True)
     if counts["ran"] == counts["restored"] == counts["failed"] == counts["skipped"] == 0:
-        click.echo(all_fresh(result))
+        click.echo(all_fresh(result.results))
         return
     parts = [f"{counts[k]} {_VERB[k] if k != 'failed' else 'failed'}" for k in
              ("ran", "restored", "cutoff", "fresh", "failed", "skipped") if counts[k]]
@@ -502,11 +498,3 @@ def render_last_tick(last: dict[str, Any] | None) -> str:
             f"{last.get('reason') or ''}{run}")
 
 
-def all_fresh(result: RunResult) -> str:
-    """``Everything is fresh: 3 assets (20,000 partitions), nothing to do.``: partitions (``name[key]``) are
-    counted apart from the assets they belong to."""
-    names = list(result.results)
-    partitions = [n for n in names if n.endswith("]") and "[" in n]
-    assets = {n.partition("[")[0] for n in partitions} | {n for n in names if not (n.endswith("]") and "[" in n)}
-    counted = plural(len(assets), "asset") + (f" ({plural(len(partitions), 'partition')})" if partitions else "")
-    return f"Everything is fresh: {counted}, nothing to do."

@@ -1,0 +1,22 @@
+"""Plain-text phrasing the command line shares, importable without click (``cli_fast`` answers a no-op with it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = ["all_fresh", "plural"]
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 asset``, ``2 assets``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def all_fresh(names: Iterable[str]) -> str:
+    """``Everything is fresh: 3 assets (20,000 partitions), nothing to do.``: partitions (``name[key]``) are
+    counted apart from the assets they belong to."""
+    names = list(names)
+    partitions = [n for n in names if n.endswith("]") and "[" in n]
+    assets = {n.partition("[")[0] for n in partitions} | {n for n in names if not (n.endswith("]") and "[" in n)}
+    counted = plural(len(assets), "asset") + (f" ({plural(len(partitions), 'partition')})" if partitions else "")
+    return f"Everything is fresh: {counted}, nothing to do."
