@@ -20,8 +20,12 @@ __all__ = ["main"]
 def main() -> None:
     """The console script: the no-op answered here, everything else by ``assetflow.cli.main``."""
     plain = _plain_materialize(sys.argv[1:])
-    if plain is not None and _answered(*plain):
-        sys.exit(0)
+    try:
+        if plain is not None and _answered(*plain):
+            sys.exit(0)
+    except KeyboardInterrupt:  # as click reports Ctrl-C in the full command
+        sys.stderr.write("\nAborted!\n")
+        sys.exit(1)
     import assetflow.cli  # noqa: F401 - importing it registers every command on the group
     from assetflow.cli_base import main as full
 
