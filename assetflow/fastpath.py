@@ -33,15 +33,17 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assetflow.errors import PluginError, StorageError
 from assetflow.graph import AssetGraph
 from assetflow.hashing import code_bytes_digest, is_racy, stat_token, token_of
-from assetflow.inspect.status import AssetStatus, overdue, state_map, status_row
 from assetflow.project import ProjectConfig
 from assetflow.state.snapshot import GRAPH_KEY, SNAPSHOT_KEY, seal, unseal
 from assetflow.version import __version__
+
+if TYPE_CHECKING:  # status rows are built by ``fast_status`` alone: a no-op ``materialize`` needs none
+    from assetflow.inspect.status import AssetStatus
 
 __all__ = ["DISABLE_ENV", "GRAPH_KEY", "SNAPSHOT_KEY", "build_snapshot", "cache_graph_after_run", "check_snapshot",
            "fast_status", "fresh_without_import", "has_state", "last_durations_downstream", "load_graph_cache",
@@ -202,7 +204,7 @@ def verified_snapshot(config: ProjectConfig, text: str | None, missed: set[str] 
                 missed.update(name for name, entry in snapshot["sources"].items() if path in entry["files"])
             return None
     for name, entry in snapshot["sources"].items():
-        if not _same_files(entry["files"], _source_tokens(config, name, entry["pattern"]), kept):
+        if not _same_files(entry["files"], _source_tokens(config, entry["pattern"]), kept):
             if missed is not None:
                 missed.add(name)
             return None
@@ -245,16 +247,15 @@ def _same_files(recorded: dict[str, str | None], now: Mapping[str, str | None],
     return True
 
 
-def _source_tokens(config: ProjectConfig, name: str, pattern: str) -> dict[str, str | None]:
+def _source_tokens(config: ProjectConfig, pattern: str) -> dict[str, str | None]:
     """The files a source's pattern matches now, each with its stat token (one stat a file:
     a partitioned source may have 10,000)."""
     import stat
 
     if not any(ch in pattern for ch in "*?["):
-        from assetflow.declare import SourceSpec
-        from assetflow.fingerprint.source import source_files
+        from assetflow.fingerprint.source import pattern_files
 
-        return {str(p): _token(str(p)) for p in source_files(SourceSpec(path=pattern, name=name), config.root)}
+        return {str(p): _token(str(p)) for p in pattern_files(pattern, config.root)}
     import glob
 
     found: dict[str, str | None] = {}
@@ -510,6 +511,7 @@ class _Partitioned:
 def _rows(config: ProjectConfig, current: dict[str, tuple[str, int | None, float]], source_hashes: dict[str, str],
           graph: AssetGraph, select: Iterable[str], exclude: Iterable[str],
           partitioned: _Partitioned | None = None) -> list[AssetStatus]:
+    from assetflow.inspect.status import state_map
     from assetflow.select import select as select_names
 
     now = time.time()
@@ -533,6 +535,7 @@ def _rows(config: ProjectConfig, current: dict[str, tuple[str, int | None, float
 
 def _partitioned_row(config: ProjectConfig, spec: CachedSpec, partitioned: _Partitioned, now: float) -> AssetStatus:
     """A partitioned asset's or source's row as the full check would build it, from the snapshot."""
+    from assetflow.inspect.status import overdue, status_row
     from assetflow.partitions.summary import snapshot_report
 
     entry = partitioned.keys[spec.name]
@@ -561,6 +564,8 @@ def _partitioned_row(config: ProjectConfig, spec: CachedSpec, partitioned: _Part
 def _row(config: ProjectConfig, spec: CachedSpec, current: dict[str, tuple[str, int | None, float]],
          source_hashes: dict[str, str],
          now: float) -> AssetStatus:
+    from assetflow.inspect.status import overdue, status_row
+
     if spec.kind == "source":
         updated = _newest_mtime(config, spec)
         by, why = overdue(spec.freshness, updated, now)
@@ -578,8 +583,7 @@ def _row(config: ProjectConfig, spec: CachedSpec, current: dict[str, tuple[str, 
 def _newest_mtime(config: ProjectConfig, spec: CachedSpec) -> float | None:
     if spec.path is None:
         return None
-    from assetflow.declare import SourceSpec
-    from assetflow.fingerprint.source import source_files
+    from assetflow.fingerprint.source import pattern_files
 
-    mtimes = [p.stat().st_mtime_ns / 1e9 for p in source_files(SourceSpec(path=spec.path, name=spec.name), config.root)]
+    mtimes = [p.stat().st_mtime_ns / 1e9 for p in pattern_files(spec.path, config.root)]
     return max(mtimes) if mtimes else None

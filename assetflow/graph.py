@@ -9,9 +9,12 @@ from __future__ import annotations
 import functools
 import heapq
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from assetflow.declare import AssetSpec, SourceSpec, Spec
 from assetflow.errors import CycleError, UnknownAssetError
+
+if TYPE_CHECKING:  # loaded with the first project: the fast path's cached graph needs no declaration
+    from assetflow.declare import AssetSpec, SourceSpec, Spec
 
 
 class AssetGraph:
@@ -44,9 +47,13 @@ class AssetGraph:
         return len(self.specs)
 
     def assets(self) -> list[AssetSpec]:
+        from assetflow.declare import AssetSpec
+
         return [s for s in (self.specs[n] for n in self.order) if isinstance(s, AssetSpec)]
 
     def sources(self) -> list[SourceSpec]:
+        from assetflow.declare import SourceSpec
+
         return [s for s in (self.specs[n] for n in self.order) if isinstance(s, SourceSpec)]
 
     def _check_upstreams(self) -> None:

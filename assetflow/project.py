@@ -17,11 +17,13 @@ import tomllib
 import types
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from assetflow.declare import AssetSpec, SourceSpec, Spec, recording_declarations, validate_name
 from assetflow.errors import AssetflowError, DuplicateAssetError, ProjectLoadError
 from assetflow.hashing import code_bytes_digest, stat_token
+
+if TYPE_CHECKING:  # the declarations load with the first project, not with the configuration (a no-op reads only that)
+    from assetflow.declare import Spec
 
 DEFAULT_STATE_DIR = ".assetflow"
 DEFAULT_IO = "parquet"
@@ -231,6 +233,7 @@ def load_specs(config: ProjectConfig, pause: Callable[[float], None] = time.slee
 
 def _load_specs(config: ProjectConfig) -> dict[str, Spec]:
     from assetflow.checks.definitions import attach_checks, recording_checks
+    from assetflow.declare import recording_declarations
 
     with recording_declarations() as declared, recording_checks() as checks:
         modules = import_modules(config)
@@ -302,6 +305,8 @@ def collect_specs(modules: Iterable[types.ModuleType], declared: Iterable[Spec] 
     (``declare.recording_declarations``): one whose name a later definition in the
     same module took over is a duplicate too, not silently replaced.
     """
+    from assetflow.declare import AssetSpec, SourceSpec, validate_name
+
     found: dict[str, Spec] = {}
     seen: set[int] = set()
     for module in modules:

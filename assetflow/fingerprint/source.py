@@ -12,12 +12,15 @@ import glob
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import blake3
 
-from assetflow.declare import SourceSpec
 from assetflow.errors import ProjectLoadError, SourceReadError
 from assetflow.hashing import ALGORITHM, Digest, is_racy, stat_token
+
+if TYPE_CHECKING:  # the fast path hashes a file without loading the declarations
+    from assetflow.declare import SourceSpec
 
 StatCache = dict[str, tuple[str, str]]  # absolute path -> (stat token, content hash)
 
@@ -33,7 +36,11 @@ class SourceVersion:
 
 def source_files(spec: SourceSpec, root: Path) -> list[Path]:
     """The files a source covers, sorted: one file, every file under a folder, or a glob's matches."""
-    pattern = spec.path
+    return pattern_files(spec.path, root)
+
+
+def pattern_files(pattern: str, root: Path) -> list[Path]:
+    """``source_files`` of a source's path pattern (what the fast path keeps of a source)."""
     if any(ch in pattern for ch in "*?["):
         return [Path(p) for p in glob_files(pattern, root)]
     base = Path(pattern) if Path(pattern).is_absolute() else root / pattern
