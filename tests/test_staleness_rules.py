@@ -268,3 +268,44 @@ def test_rule9_an_asset_that_read_the_new_bytes_after_another_saw_the_change_is_
     from assetflow import api
 
     assert api.load("c_later", project=project.root)["value"].to_list() == [10]
+
+
+def test_rule9_bytes_read_between_a_change_and_its_undoing_are_not_recorded(project: ProjectDir) -> None:
+    """``a_sneaky`` rewrites the file; ``b_restorer``, decided against the first bytes, reads the second ones
+    and then puts the first bytes back (two writers, in one asset). After it the file hashes as decided, so
+    the coordinator's re-check passes: the worker itself saw that the files it read had moved since the
+    decision, and the asset fails instead of being recorded under the first bytes with the second's data."""
+    project.write("data/raw.csv", "id,value\n1,10\n")
+    sneaky = '''
+        from pathlib import Path
+        import polars as pl
+        from assetflow import asset, source
+
+        a_file = source("data/raw.csv", format="path")  # first in the graph's order: its reader runs first
+        raw = source("data/raw.csv")
+
+
+        @asset
+        def a_sneaky(a_file: Path) -> pl.DataFrame:
+            a_file.write_text("id,value\\n1,99\\n")  # the input changes mid-run
+            return pl.DataFrame({"x": [1]})
+
+
+        @asset(retries=2)  # not retried: it would read what it was not decided against again
+        def b_restorer(raw: pl.DataFrame) -> pl.DataFrame:
+            Path("data/raw.csv").write_text("id,value\\n1,10\\n")  # ... and changes back
+            return raw
+    '''
+    project.write("pipeline.py", sneaky)
+    result = project.materialize("--executor", "inprocess")
+    assert (result["a_sneaky"], result["b_restorer"]) == ("failed", "failed")
+    error = next(a["error"] for a in result["_"]["assets"] if a["name"] == "b_restorer")
+    assert error.startswith("input `raw` changed while `b_restorer` ran")  # once, not "Failed after 3 attempts"
+
+    project.write("data/raw.csv", "id,value\n1,10\n")  # b_restorer failed as it read: the file holds 99
+    project.write("pipeline.py", sneaky.replace('a_file.write_text("id,value\\n1,99\\n")', "pass").replace(
+        'Path("data/raw.csv").write_text("id,value\\n1,10\\n")', "pass"))
+    assert project.materialize("--executor", "inprocess")["b_restorer"] == "ran"
+    from assetflow import api
+
+    assert api.load("b_restorer", project=project.root)["value"].to_list() == [10]

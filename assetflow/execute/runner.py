@@ -43,7 +43,7 @@ from assetflow.execute.results import AssetResult, Outcome, RunResult
 from assetflow.checks.report import one_line, upstream_problem
 from assetflow.execute.gate import CheckRun, Gate
 from assetflow.execute.policy import PoolLimits, retry_delay
-from assetflow.execute.task import ComputeResult, ComputeTask, compute, register_workspace
+from assetflow.execute.task import ComputeResult, ComputeTask, changed_while_running, compute, register_workspace
 from assetflow.failpoints import failpoint
 from assetflow.partitions.units import is_partitioned, split_unit
 from assetflow.fastpath import SNAPSHOT_KEY, build_snapshot
@@ -432,7 +432,7 @@ class Run:
                     launch.logs.append(getattr(future.result(), "log", "") if _has_result(future) else "")
                     spec = self.graph.specs[split_unit(name)[0]]
                     assert isinstance(spec, AssetSpec)
-                    if error is not None and launch.attempts <= spec.retries and not _unreadable_source(future):
+                    if error is not None and launch.attempts <= spec.retries and not _same_bytes_again(future):
                         launch.errors.append(error)
                         delay = retry_delay(spec.retry_delay, launch.attempts, jitter=jitter)
                         self._record_retry(name, launch, error, delay)
@@ -740,9 +740,8 @@ class Run:
         assert isinstance(result, ComputeResult)
         changed = self._inputs_changed(spec, upstream, key)
         if changed:
-            message = (f"input {', '.join(f'`{c}`' for c in changed)} changed while `{name}` ran; its result "
-                       f"was not recorded. Run `assetflow materialize` again.")
-            self._record_event(AssetResult(name, "failed", reasons, duration, error=message, attempts=launch.attempts))
+            self._record_event(AssetResult(name, "failed", reasons, duration, error=changed_while_running(changed, name),
+                                           attempts=launch.attempts))
             return
         stored = result.stored
         assert stored is not None  # a result without an error carries what it stored
@@ -893,12 +892,13 @@ def _check_failure(checked: CheckRun, current: bool = False) -> str:
             f"`assetflow materialize` again.")
 
 
-def _unreadable_source(future: Future[object]) -> str | None:
-    """The source an attempt could not read (retrying would read the same bytes), if that is why it failed."""
+def _same_bytes_again(future: Future[object]) -> bool:
+    """Whether the attempt failed on a source that a retry would read the same way: an unreadable file, or
+    files that changed after the asset was decided (rule 9: the run is told to start again instead)."""
     if not _has_result(future):
-        return None
+        return False
     result = future.result()
-    return result.unreadable_source if isinstance(result, ComputeResult) else None
+    return isinstance(result, ComputeResult) and bool(result.unreadable_source or result.moved_source)
 
 
 def _has_result(future: Future[object]) -> bool:

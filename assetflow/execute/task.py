@@ -78,6 +78,7 @@ class ComputeResult:
     finished_at: float
     error: str | None = None  # formatted traceback when the asset failed
     unreadable_source: str | None = None  # the source whose file could not be read, when that was the failure
+    moved_source: str | None = None  # the source whose files moved while they were read, when that was the failure
     log: str = ""  # what the asset printed and logged while it ran (``assetflow.execute.capture``)
     unsynced: tuple[str, ...] = ()  # files stored without fsync (``ComputeTask.defer_sync``): sync before recording
     code: CodeFingerprint | None = None  # the asset's code, walked here if the task asked (``ComputeTask.walk_code``)
@@ -86,6 +87,20 @@ class ComputeResult:
     def made(self) -> str | None:
         """The stored version it made (a location): the process may still hold it (``execute.handoff``)."""
         return self.stored.location if self.stored is not None else None
+
+
+def changed_while_running(inputs: list[str], asset: str) -> str:
+    """Rule 9's failure (docs/concepts.md): what the run says of an asset an input changed under."""
+    return (f"input {', '.join(f'`{i}`' for i in inputs)} changed while `{asset}` ran; its result was not "
+            f"recorded. Run `assetflow materialize` again.")
+
+
+class _SourceMoved(Exception):
+    """A source's files were not, once read, those the asset was decided against (their stat moved)."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(source)
+        self.source = source
 
 
 def _stored_refs(refs: tuple[InputRef, ...]) -> Iterator[InputRef]:
@@ -201,14 +216,17 @@ def _load_input(workspace: Any, spec: AssetSpec, ref: InputRef) -> object:
         return combine(spec, ref.name, values)
     kind = value_kind(spec, ref.name)
     if ref.io is None:
-        from assetflow.fingerprint.source import SourceVersion, read_source
+        from assetflow.fingerprint.source import SourceVersion, read_source, unchanged_since
 
         source = workspace.graph.specs[ref.name]
         assert isinstance(source, SourceSpec)
         key = (str(workspace.root), ref.name, ref.source_files)
         value = _SOURCE_READS.get(key)
         if value is None:
-            value = read_source(source, SourceVersion(ref.name, "", ref.source_files), workspace.root)
+            decided = SourceVersion(ref.name, "", ref.source_files)
+            value = read_source(source, decided, workspace.root)
+            if not unchanged_since(decided, workspace.root):  # what was read may not be what was decided
+                raise _SourceMoved(ref.name)
             if source.format != "path":
                 _SOURCE_READS[key] = value
                 while len(_SOURCE_READS) > SOURCE_READS_KEPT:
@@ -284,6 +302,9 @@ def _compute(task: ComputeTask, started: float) -> ComputeResult:
         return ComputeResult(task.asset, None, started, time.time(), _asset_traceback(exc) + (
             f"Asset `{task.asset}` called sys.exit({exc.code!r}) (SystemExit): an asset cannot end the run, "
             f"so it failed and built nothing. Return the asset's value, or raise an exception to fail it.\n"))
+    except _SourceMoved as exc:  # rule 9, found as the input was read: the files changed after the decision
+        return ComputeResult(task.asset, None, started, time.time(), changed_while_running([exc.source], task.asset),
+                             moved_source=exc.source)
     except SourceReadError as exc:  # the source's file is at fault, not this asset's code: no traceback
         return ComputeResult(task.asset, None, started, time.time(), redact(f"{type(exc).__name__}: {exc}"),
                              unreadable_source=exc.source)
