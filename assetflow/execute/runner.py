@@ -135,7 +135,7 @@ class Run:
         self.results: dict[str, AssetResult] = {}
         self._unreadable: set[str] = set()  # sources whose files could not be read in this run
         self._fresh_events: list[tuple[str, str, str, float | None, str | None, str]] = []
-        self._defer_sync = False  # set once the executor is known (``_run_all``)
+        self._shares_host = False  # whether every task runs on this host: set once the executor is known (``_run_all``)
         self._code_in_workers = False  # a first run: workers walk the code of the assets they compute (``_run_all``)
         self._saved_code: set[str] = set()  # code fingerprints whose sources this run has recorded
         self._computed: list[_Computed] = []  # settled results not yet recorded (``_record_computed``)
@@ -323,8 +323,9 @@ class Run:
         walk_ahead: deque[str] = deque()
         if first and refill_first and not self._workers_walk_code():
             walk_ahead.extend(dict.fromkeys(split_unit(n)[0] for n in units))
-        # Workers on this host leave their files' fsyncs to this process: one syncfs per batch of results.
-        self._defer_sync = bool(getattr(self.executor, "shares_host", False))
+        # Workers on this host leave their files' fsyncs to this process (one syncfs per batch of results), and check
+        # the source files they read against the decided ones (their stat tokens mean the same here).
+        self._shares_host = bool(getattr(self.executor, "shares_host", False))
         self._notify("begin", len(units), stale, capacity)
         affinity = getattr(self.executor, "affinity", None)  # optional: where a task's inputs already are
         score = None if affinity is None else (lambda name: affinity(launches[name].task))
@@ -657,7 +658,7 @@ class Run:
             self._record_event(AssetResult(name, "restored", verdict.reasons, data_hash=earlier.data_hash))
             return None
         task = ComputeTask(self.ws.config, asset, self._inputs(spec, key), self.ws.io_of(spec), self.code_token, key,
-                           defer_sync=self._defer_sync, walk_code=verdict.recipe is None)
+                           defer_sync=self._shares_host, same_host=self._shares_host, walk_code=verdict.recipe is None)
         return _Launch(task, verdict, upstream, self._pools(spec))
 
     def _workers_walk_code(self) -> bool:
@@ -740,8 +741,8 @@ class Run:
         assert isinstance(result, ComputeResult)
         changed = self._inputs_changed(spec, upstream, key)
         if changed:
-            self._record_event(AssetResult(name, "failed", reasons, duration, error=changed_while_running(changed, name),
-                                           attempts=launch.attempts))
+            error = changed_while_running(changed, name)
+            self._record_event(AssetResult(name, "failed", reasons, duration, error=error, attempts=launch.attempts))
             return
         stored = result.stored
         assert stored is not None  # a result without an error carries what it stored

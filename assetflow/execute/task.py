@@ -61,6 +61,9 @@ class ComputeTask:
     code_token: str = ""
     partition: str = ""  # the partition key computed ("" for an unpartitioned asset)
     defer_sync: bool = False  # files stored unsynced, listed in the result: the coordinator syncs (same host only)
+    # Runs on the coordinator's host, whose stat tokens (device and inode included) mean the same here: the
+    # source files read are checked against the ones decided (``_load_input``); not across hosts.
+    same_host: bool = False
     walk_code: bool = False  # walk the asset's code here, for its record (``ComputeResult.code``; docs/execution.md)
 
     @functools.cached_property
@@ -208,11 +211,11 @@ def _lazy(value: object) -> object:
     return value  # not a table (io="json", io="pickle"): passed as it is
 
 
-def _load_input(workspace: Any, spec: AssetSpec, ref: InputRef) -> object:
+def _load_input(workspace: Any, spec: AssetSpec, ref: InputRef, same_host: bool = False) -> object:
     if ref.parts:
         from assetflow.partitions.values import combine
 
-        values = {key: _load_input(workspace, spec, part) for key, part in ref.parts}
+        values = {key: _load_input(workspace, spec, part, same_host) for key, part in ref.parts}
         return combine(spec, ref.name, values)
     kind = value_kind(spec, ref.name)
     if ref.io is None:
@@ -225,7 +228,7 @@ def _load_input(workspace: Any, spec: AssetSpec, ref: InputRef) -> object:
         if value is None:
             decided = SourceVersion(ref.name, "", ref.source_files)
             value = read_source(source, decided, workspace.root)
-            if not unchanged_since(decided, workspace.root):  # what was read may not be what was decided
+            if same_host and not unchanged_since(decided, workspace.root):  # read what was not decided?
                 raise _SourceMoved(ref.name)
             if source.format != "path":
                 _SOURCE_READS[key] = value
@@ -275,7 +278,8 @@ def _compute(task: ComputeTask, started: float) -> ComputeResult:
 
             value: object = run_sql(workspace, spec, task.inputs)  # type: ignore[arg-type]
         else:
-            kwargs: dict[str, object] = {ref.name: _load_input(workspace, spec, ref) for ref in task.inputs}
+            kwargs: dict[str, object] = {ref.name: _load_input(workspace, spec, ref, task.same_host)
+                                         for ref in task.inputs}
             if spec.config is not None:
                 kwargs["config"] = spec.config
             if spec.wants_partition:
