@@ -225,14 +225,9 @@ def test_rule9_input_changed_during_run_is_not_recorded_fresh(project: ProjectDi
     assert project.status()["sneaky"]["state"] in ("missing", "failed")
 
 
-def test_rule9_an_asset_that_read_the_new_bytes_after_another_saw_the_change_is_not_recorded(
-        project: ProjectDir) -> None:
-    """All three are decided against the first bytes. ``a_sneaky`` rewrites the file; ``b_reader`` reads the
-    new bytes, and its re-check observes the source again (rule 9: failed). ``c_later`` then reads the new
-    bytes too, and the source, as last observed, has not moved since: recorded under the first bytes' hash,
-    its version was fresh once the file held the first bytes again, with the other bytes' data in it."""
-    project.write("data/raw.csv", "id,value\n1,10\n")
-    sneaky = '''
+# Rule 9 under several readers: ``a_sneaky`` reads the file through a path source declared first, so it runs
+# first (one at a time, --executor inprocess), and rewrites it while assets that read ``raw`` wait their turn.
+SNEAKY = '''
         from pathlib import Path
         import polars as pl
         from assetflow import asset, source
@@ -245,7 +240,17 @@ def test_rule9_an_asset_that_read_the_new_bytes_after_another_saw_the_change_is_
         def a_sneaky(a_file: Path) -> pl.DataFrame:
             a_file.write_text("id,value\\n1,99\\n")  # the input changes mid-run
             return pl.DataFrame({"x": [1]})
+'''
 
+
+def test_rule9_an_asset_that_read_the_new_bytes_after_another_saw_the_change_is_not_recorded(
+        project: ProjectDir) -> None:
+    """All three are decided against the first bytes. ``a_sneaky`` rewrites the file; ``b_reader`` reads the
+    new bytes, and its re-check observes the source again (rule 9: failed). ``c_later`` then reads the new
+    bytes too, and the source, as last observed, has not moved since: recorded under the first bytes' hash,
+    its version was fresh once the file held the first bytes again, with the other bytes' data in it."""
+    project.write("data/raw.csv", "id,value\n1,10\n")
+    sneaky = SNEAKY + '''
 
         @asset
         def b_reader(raw: pl.DataFrame) -> pl.DataFrame:
@@ -276,20 +281,7 @@ def test_rule9_bytes_read_between_a_change_and_its_undoing_are_not_recorded(proj
     the coordinator's re-check passes: the worker itself saw that the files it read had moved since the
     decision, and the asset fails instead of being recorded under the first bytes with the second's data."""
     project.write("data/raw.csv", "id,value\n1,10\n")
-    sneaky = '''
-        from pathlib import Path
-        import polars as pl
-        from assetflow import asset, source
-
-        a_file = source("data/raw.csv", format="path")  # first in the graph's order: its reader runs first
-        raw = source("data/raw.csv")
-
-
-        @asset
-        def a_sneaky(a_file: Path) -> pl.DataFrame:
-            a_file.write_text("id,value\\n1,99\\n")  # the input changes mid-run
-            return pl.DataFrame({"x": [1]})
-
+    sneaky = SNEAKY + '''
 
         @asset(retries=2)  # not retried: it would read what it was not decided against again
         def b_restorer(raw: pl.DataFrame) -> pl.DataFrame:
