@@ -172,9 +172,10 @@ def _listings_unchanged(listings: Mapping[str, list[str] | None]) -> bool:
     return all(importable_names(folder) == names for folder, names in listings.items())
 
 
-def check_snapshot(config: ProjectConfig, text: str | None) -> list[str] | None:
-    """The asset names (``name[key]`` for partitions) if the snapshot proves everything is fresh, else None."""
-    snapshot = verified_snapshot(config, text)
+def check_snapshot(config: ProjectConfig, text: str | None, missed: set[str] | None = None) -> list[str] | None:
+    """The asset names (``name[key]`` for partitions) if the snapshot proves everything is fresh, else None
+    (``missed``: as ``verified_snapshot``)."""
+    snapshot = verified_snapshot(config, text, missed)
     return None if snapshot is None else [a[0] for a in snapshot["assets"]]
 
 
@@ -307,10 +308,9 @@ def fresh_without_import(project_dir: Path | None, modules: Iterable[str], files
         return None
     config, store = opened
     try:
-        snapshot = verified_snapshot(config, store.get_meta(SNAPSHOT_KEY), missed)
-        if snapshot is None:
+        names = check_snapshot(config, store.get_meta(SNAPSHOT_KEY), missed)
+        if names is None:
             return None
-        names = [a[0] for a in snapshot["assets"]]
         summary = store.current_summary() if with_hashes else {}
         return {name: summary[name][0] if name in summary else None for name in names}
     finally:
@@ -331,10 +331,12 @@ def last_durations_downstream(project_dir: Path | None, modules: Iterable[str], 
     config, store = opened
     try:
         graph = load_graph_cache(config, store.get_meta(GRAPH_KEY))
-        sources = [name for name in sources if graph is not None and name in graph.specs]
-        if graph is None or not sources:
+        if graph is None:
             return None
-        cone = [name for name in graph.descendants(sources) if graph.specs[name].kind == "asset"]
+        known = [name for name in sources if name in graph.specs]
+        if not known:
+            return None
+        cone = [name for name in graph.descendants(known) if graph.specs[name].kind == "asset"]
         took = store.durations_of(cone)
         return [took.get(name) for name in cone]
     finally:

@@ -658,7 +658,7 @@ class Run:
             self._record_event(AssetResult(name, "restored", verdict.reasons, data_hash=earlier.data_hash))
             return None
         task = ComputeTask(self.ws.config, asset, self._inputs(spec, key), self.ws.io_of(spec), self.code_token, key,
-                           defer_sync=self._shares_host, same_host=self._shares_host, walk_code=verdict.recipe is None)
+                           same_host=self._shares_host, walk_code=verdict.recipe is None)
         return _Launch(task, verdict, upstream, self._pools(spec))
 
     def _workers_walk_code(self) -> bool:

@@ -60,9 +60,9 @@ class ComputeTask:
     io: str
     code_token: str = ""
     partition: str = ""  # the partition key computed ("" for an unpartitioned asset)
-    defer_sync: bool = False  # files stored unsynced, listed in the result: the coordinator syncs (same host only)
-    # Runs on the coordinator's host, whose stat tokens (device and inode included) mean the same here: the
-    # source files read are checked against the ones decided (``_load_input``); not across hosts.
+    # Runs on the coordinator's host: its files are stored unsynced and listed in the result, the coordinator
+    # syncs them (``deferred_sync``); and the stat tokens of the source files it reads (device and inode
+    # included) mean the same here, so they are checked against the decided ones (``_load_input``).
     same_host: bool = False
     walk_code: bool = False  # walk the asset's code here, for its record (``ComputeResult.code``; docs/execution.md)
 
@@ -83,7 +83,7 @@ class ComputeResult:
     unreadable_source: str | None = None  # the source whose file could not be read, when that was the failure
     moved_source: str | None = None  # the source whose files moved while they were read, when that was the failure
     log: str = ""  # what the asset printed and logged while it ran (``assetflow.execute.capture``)
-    unsynced: tuple[str, ...] = ()  # files stored without fsync (``ComputeTask.defer_sync``): sync before recording
+    unsynced: tuple[str, ...] = ()  # files stored without fsync (``ComputeTask.same_host``): sync before recording
     code: CodeFingerprint | None = None  # the asset's code, walked here if the task asked (``ComputeTask.walk_code``)
 
     @property
@@ -296,7 +296,7 @@ def _compute(task: ComputeTask, started: float) -> ComputeResult:
                 f"Asset `{task.asset}` ({spec.where}) returned None: did you forget `return`? Return the "
                 f"table it makes (e.g. `return df`); it was not stored."))
         try:
-            with deferred_sync(task.defer_sync) as unsynced:
+            with deferred_sync(task.same_host) as unsynced:
                 stored = handoff.store(workspace.backends.get(task.io), task.io, task.asset, value)
         except AssetflowError as exc:  # the backend's own refusal says what to do; its frames are noise
             return ComputeResult(task.asset, None, started, time.time(), f"{type(exc).__name__}: {redact(str(exc))}")
