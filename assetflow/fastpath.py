@@ -26,12 +26,13 @@ than the files (environment variables, the clock, the network). Set
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -280,13 +281,34 @@ def has_state(project_dir: Path | None, modules: Iterable[str], files: Iterable[
         return True
 
 
-def _open_state(project_dir: Path | None, modules: Iterable[str],
-                files: Iterable[str]) -> tuple[ProjectConfig, Any] | None:
-    """The project's config and its state store (the caller closes it), or None if it has no state yet."""
+@contextlib.contextmanager
+def _opened_state(project_dir: Path | None, modules: Iterable[str],
+                  files: Iterable[str]) -> Iterator[tuple[ProjectConfig, Any] | None]:
+    """The project's config and its state store, closed on leaving; None if it has no state yet."""
     from assetflow.state.store import StateStore
 
     config = _config_with_state(project_dir, modules, files)
-    return None if config is None else (config, StateStore(config.state_path))
+    if config is None:
+        yield None
+        return
+    store = StateStore(config.state_path)
+    try:
+        yield config, store
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def _cached_graph(project_dir: Path | None, modules: Iterable[str],
+                  files: Iterable[str]) -> Iterator[tuple[ProjectConfig, Any, AssetGraph] | None]:
+    """The project's config, its state store and the graph cache's graph; None without a state or a valid cache."""
+    with _opened_state(project_dir, modules, files) as opened:
+        if opened is None:
+            yield None
+            return
+        config, store = opened
+        graph = load_graph_cache(config, store.get_meta(GRAPH_KEY))
+        yield None if graph is None else (config, store, graph)
 
 
 def _config_with_state(project_dir: Path | None, modules: Iterable[str], files: Iterable[str]) -> ProjectConfig | None:
@@ -303,18 +325,15 @@ def fresh_without_import(project_dir: Path | None, modules: Iterable[str], files
     """Asset names (with their data hashes if asked) if the last complete run's snapshot proves
     nothing changed, without importing user code; None if it cannot (then run in full; ``missed``
     says why, as ``verified_snapshot`` does)."""
-    opened = _open_state(project_dir, modules, files)
-    if opened is None:
-        return None
-    config, store = opened
-    try:
+    with _opened_state(project_dir, modules, files) as opened:
+        if opened is None:
+            return None
+        config, store = opened
         names = check_snapshot(config, store.get_meta(SNAPSHOT_KEY), missed)
         if names is None:
             return None
         summary = store.current_summary() if with_hashes else {}
         return {name: summary[name][0] if name in summary else None for name in names}
-    finally:
-        store.close()
 
 
 def last_durations_downstream(project_dir: Path | None, modules: Iterable[str], files: Iterable[str],
@@ -325,22 +344,16 @@ def last_durations_downstream(project_dir: Path | None, modules: Iterable[str], 
     What a run after new data will compute, before it loads the project: enough to tell a run worth
     starting workers for from one that computes a few quick assets in process (``executors.small_work``).
     """
-    opened = _open_state(project_dir, modules, files)
-    if opened is None:
-        return None
-    config, store = opened
-    try:
-        graph = load_graph_cache(config, store.get_meta(GRAPH_KEY))
-        if graph is None:
+    with _cached_graph(project_dir, modules, files) as found:
+        if found is None:
             return None
+        _, store, graph = found
         known = [name for name in sources if name in graph.specs]
         if not known:
             return None
         cone = [name for name in graph.descendants(known) if graph.specs[name].kind == "asset"]
         took = store.durations_of(cone)
         return [took.get(name) for name in cone]
-    finally:
-        store.close()
 
 
 # -- the graph cache, and status from the state alone ----------------------------------------------
@@ -455,14 +468,12 @@ def fast_status(project_dir: Path | None, modules: Iterable[str], files: Iterabl
     A partitioned asset or source is summarised from the snapshot's key lists: while the
     snapshot holds, every partition that can be built is fresh and the others have no data.
     """
-    opened = None if os.environ.get(DISABLE_ENV) else _open_state(project_dir, modules, files)
-    if opened is None:
+    if os.environ.get(DISABLE_ENV):
         return None
-    config, store = opened
-    try:
-        graph = load_graph_cache(config, store.get_meta(GRAPH_KEY))
-        if graph is None:
+    with _cached_graph(project_dir, modules, files) as found:
+        if found is None:
             return None
+        config, store, graph = found
         snapshot = verified_snapshot(config, store.get_meta(SNAPSHOT_KEY))
         if snapshot is None:
             return None
@@ -481,8 +492,6 @@ def fast_status(project_dir: Path | None, modules: Iterable[str], files: Iterabl
                      _Partitioned(partitioned, current_partition_rows(store) if partitioned else {},
                                   snapshot["sources"]))
         return _with_verdicts(rows, graph, store)
-    finally:
-        store.close()
 
 
 def _with_verdicts(rows: list[AssetStatus], graph: AssetGraph, store: Any) -> list[AssetStatus] | None:
