@@ -9,7 +9,7 @@ docs/plugins.md says how each name is used.
   ``ValueKind``, ``CheckStatus``); ``TableBackend``, the base class of backends that store
   tables (it turns a value into an Arrow table and hashes it, once); ``table_hash`` (the
   canonical content hash equal content has in every backend); ``require_table``; the file
-  helpers ``atomic_target``, ``confined``, ``stat_token``.
+  helpers ``atomic_target``, ``write_atomically``, ``confined``, ``stat_token``.
 - Executors: the contract (``Executor``); ``TaskTimeout`` and ``WorkerLost`` (a task's
   future raises them); ``warm_up`` (import the project in a worker ahead of its first task);
   ``main_module_hidden`` (start worker processes without re-running the caller's script);
@@ -28,7 +28,7 @@ from assetflow.contracts import CheckResult, CheckStatus, Executor, IOBackend, S
 from assetflow.errors import PluginError, StorageError, TaskTimeout, WorkerLost
 from assetflow.hookspecs import hookimpl
 from assetflow.project import ProjectConfig
-from assetflow.storage.files import atomic_target, confined, stat_token
+from assetflow.storage.files import atomic_target, confined, stat_token, write_atomically
 
 if TYPE_CHECKING:
     from assetflow.execute.pool import main_module_hidden
@@ -59,6 +59,7 @@ __all__ = [
     "stat_token",
     "table_hash",
     "warm_up",
+    "write_atomically",
 ]
 
 _LAZY = {

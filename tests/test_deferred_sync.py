@@ -5,6 +5,7 @@ per batch of results, before it records any of them. Crash safety is the battery
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,45 @@ def test_disabled_or_without_syncfs_every_file_and_folder_is_fsynced(tmp_path: P
     (tmp_path / "q.bin").unlink()  # replaced or removed since: nothing to sync
     files.make_durable(written)
     assert calls.fsyncs == 2 + 2 and calls.events == []
+
+
+def test_bytes_written_atomically_are_synced_or_listed_like_any_stored_file(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = Syscalls(monkeypatch)
+    final = tmp_path / "new" / "folder" / "v.bin"  # its folders do not exist yet
+    written = files.write_atomically(final, memoryview(b"abc" * 1000))
+    assert final.read_bytes() == b"abc" * 1000 and calls.fsyncs == 2  # the file and its folder
+    assert files.stat_token(final) == f"{written.st_dev}:{written.st_ino}:{written.st_size}:{written.st_mtime_ns}"
+    assert oct(final.stat().st_mode & 0o777) == "0o600"  # as mkstemp made it for atomic_target
+    with files.deferred_sync() as unsynced:
+        files.write_atomically(final, b"replaced")
+    assert calls.fsyncs == 2 and unsynced == [str(final)] and final.read_bytes() == b"replaced"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["v.bin"]  # no temporary file left
+
+
+def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary_file(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    final = tmp_path / "v.bin"
+    final.write_bytes(b"old")
+
+    def disk_full(fd: int, data: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        files.write_atomically(final, b"new")
+    assert final.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["v.bin"]
+
+
+def test_a_temporary_name_taken_falls_back_to_a_random_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files.write_atomically(tmp_path / "first.bin", b"1")  # draws this process's tag
+    pid, tag, counter = files._temp_names  # type: ignore[misc]
+    upcoming = next(counter)
+    monkeypatch.setattr(files, "_temp_names", (pid, tag, itertools.chain([upcoming], counter)))
+    squatter = tmp_path / f"{files.TEMP_PREFIX}{pid}-{tag}-{upcoming}"
+    squatter.write_bytes(b"another process's")  # e.g. a process of the same id on another host sharing the folder
+    files.write_atomically(tmp_path / "second.bin", b"2")
+    assert (tmp_path / "second.bin").read_bytes() == b"2" and squatter.read_bytes() == b"another process's"
 
 
 @pytest.mark.parametrize("executor", ["inprocess", "processes"])

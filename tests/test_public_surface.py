@@ -36,7 +36,7 @@ API = [
 EXT = [
     "CheckResult", "CheckStatus", "Executor", "IOBackend", "PluginError", "ProjectConfig", "StorageError",
     "StoredData", "TableBackend", "TaskTimeout", "ValueKind", "WorkerLost", "atomic_target", "confined", "hookimpl",
-    "main_module_hidden", "require_table", "run_ended", "stat_token", "table_hash", "warm_up",
+    "main_module_hidden", "require_table", "run_ended", "stat_token", "table_hash", "warm_up", "write_atomically",
 ]
 
 

@@ -31,9 +31,9 @@ from typing import Any, ClassVar
 
 from assetflow.contracts import CheckResult, StoredData, ValueKind
 from assetflow.errors import StorageError
-from assetflow.hashing import hash_fields
+from assetflow.hashing import hash_fields, token_of
 from assetflow.hookspecs import hookimpl
-from assetflow.storage.files import atomic_target, confined, confined_for_write, stat_token
+from assetflow.storage.files import confined, confined_for_write, stat_token, write_atomically
 
 __all__ = ["JsonBackend", "PickleBackend"]
 
@@ -83,9 +83,8 @@ class _FileFormat:
         data, data_hash = self._encode(asset, value)
         location = f"{asset}/{data_hash.split(':', 1)[1]}.{self.extension}"
         final = confined_for_write(self.root, location)  # a linked file is replaced, a linked folder refused
-        with atomic_target(final) as temp:
-            temp.write_bytes(data)
-        return StoredData(data_hash, location, rows=None, schema=[], bytes=len(data), token=stat_token(final))
+        written = write_atomically(final, data)
+        return StoredData(data_hash, location, rows=None, schema=[], bytes=len(data), token=token_of(written))
 
     def load(self, asset: str, location: str, kind: ValueKind) -> object:
         path = self._path(location)

@@ -16,7 +16,14 @@ from assetflow.contracts import CheckResult, StoredData, ValueKind
 from assetflow.errors import StorageError
 from assetflow.hashing import token_of
 from assetflow.hookspecs import hookimpl
-from assetflow.storage.files import atomic_target, confined, confined_for_write, stat_token, unlinked
+from assetflow.storage.files import (
+    atomic_target,
+    confined,
+    confined_for_write,
+    stat_token,
+    unlinked,
+    write_atomically,
+)
 from assetflow.storage.table import TableBackend
 
 if TYPE_CHECKING:
@@ -117,28 +124,41 @@ class ParquetBackend(TableBackend):
                           bytes=final.stat().st_size, token=stat_token(final))
 
     def store_table(self, asset: str, table: pa.Table, data_hash: str) -> StoredData:
+        """A small table is encoded in memory and written with one ``write`` (``write_atomically``): pyarrow's
+        writer opening a file by its name costs more than encoding a 1,000-row table. A large one is written
+        to its file as it is encoded, never held twice."""
         import pyarrow.parquet as pq
 
         location = f"{asset}/{data_hash.split(':', 1)[1]}.parquet"
         final = self._path_for_write(location)  # a linked file is replaced, a linked folder refused
-        with atomic_target(final) as temp:
-            pq.write_table(table, temp, compression=self._codec(table), use_dictionary=self._dictionary(table))
+        size = table.get_total_buffer_size()
+        options = {"compression": self._codec(size), "use_dictionary": self._dictionary(table)}
+        if size < SMALL_TABLE_BYTES:
+            import pyarrow as pa
+
+            encoded = pa.BufferOutputStream()
+            pq.write_table(table, encoded, **options)
+            written = write_atomically(final, encoded.getvalue())
+        else:
+            with atomic_target(final) as temp:
+                pq.write_table(table, temp, **options)
+            written = os.stat(final)
         return StoredData(
             data_hash=data_hash,
             location=location,
             rows=table.num_rows,
             schema=[(f.name, str(f.type)) for f in table.schema],
-            bytes=final.stat().st_size,
-            token=stat_token(final),
+            bytes=written.st_size,
+            token=token_of(written),
         )
 
-    def _codec(self, table: pa.Table | None) -> str:
-        """The configured codec; for "auto" (the default), snappy for a small table, zstd for a large one,
-        whose bytes are worth the codec's fixed cost (``SMALL_TABLE_BYTES``), or one of unknown size (None:
-        a streamed LazyFrame)."""
+    def _codec(self, size: int | None) -> str:
+        """The configured codec; for "auto" (the default), snappy for a small table (``size``: its Arrow bytes),
+        zstd for a large one, whose bytes are worth the codec's fixed cost (``SMALL_TABLE_BYTES``), or one of
+        unknown size (None: a streamed LazyFrame)."""
         if self.compression != "auto":
             return self.compression
-        return "snappy" if table is not None and table.get_total_buffer_size() < SMALL_TABLE_BYTES else "zstd"
+        return "snappy" if size is not None and size < SMALL_TABLE_BYTES else "zstd"
 
     def _dictionary(self, table: pa.Table) -> bool | list[str]:
         """Which columns are dictionary-encoded: all of them (pyarrow's default), except for a table of few rows
@@ -232,8 +252,15 @@ def _read_table(path: Path | str, *, threads: bool) -> pa.Table:
     1,000-row file), a quarter of a small asset's time when its input comes from another worker."""
     import pyarrow.parquet as pq
 
-    with pq.ParquetFile(path) as parquet:
-        return parquet.read(use_threads=threads)
+    if threads:
+        with pq.ParquetFile(path) as parquet:
+            return parquet.read(use_threads=True)
+    import pyarrow as pa
+
+    with open(path, "rb") as handle:  # a small file: read whole, then parsed from memory (0.16 against 0.33 ms)
+        data = handle.read()
+    with pq.ParquetFile(pa.py_buffer(data)) as parquet:
+        return parquet.read(use_threads=False)
 
 
 @hookimpl
