@@ -10,19 +10,31 @@ on the way, goes to ``assetflow.cli``, which then reports as it always does.
 
 from __future__ import annotations
 
+import atexit
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 __all__ = ["main"]
 
 
-def main() -> None:
-    """The console script: the no-op answered here, everything else by ``assetflow.cli.main``."""
+def main() -> NoReturn:
+    """The console script: the no-op answered here, everything else by ``assetflow.cli.main``; then the process
+    ends without tearing its heap down (``exit_now``)."""
+    try:
+        _command()
+    except SystemExit as exc:
+        exit_now(exc.code)
+    exit_now(0)
+
+
+def _command() -> None:
     plain = _plain_materialize(sys.argv[1:])
     try:
         if plain is not None and _answered(*plain):
-            sys.exit(0)
+            return
     except KeyboardInterrupt:  # as click reports Ctrl-C in the full command
         sys.stderr.write("\nAborted!\n")
         sys.exit(1)
@@ -30,6 +42,40 @@ def main() -> None:
     from assetflow.cli_base import main as full
 
     full()
+
+
+def exit_now(code: str | int | None) -> NoReturn:
+    """End the command with exit status ``code`` (as ``SystemExit`` takes it) once its output is flushed and the
+    ``atexit`` handlers ran, without the interpreter's teardown.
+
+    Python frees every module and object at exit: after a run that loaded a 1,000-asset project, polars and
+    the state, ~70 ms of nothing a user can see (a twentieth of a run with one source changed). Everything that
+    must happen at exit is an ``atexit`` handler (``weakref.finalize``, logging, multiprocessing, coverage), so
+    they run first; the state needs no clean close (it is safe against a kill at any instant). A thread that
+    is not a daemon is waited for at a normal exit, so with one alive the normal exit is taken; so is it when
+    flushing fails (a closed pipe), for Python to report it as it always does.
+    """
+    threading = sys.modules.get("threading")
+    if threading is not None and any(t.is_alive() and not t.daemon and t is not threading.main_thread()
+                                     for t in threading.enumerate()):
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001 - the normal exit reports it
+        sys.exit(code)
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code & 0xFF
+    else:  # as Python does for sys.exit("message")
+        sys.stderr.write(f"{code}\n")
+        sys.stderr.flush()
+        status = 1
+    os._exit(status)
 
 
 def _plain_materialize(argv: Sequence[str]) -> tuple[Path | None, bool] | None:
