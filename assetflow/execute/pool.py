@@ -517,22 +517,22 @@ def release_prepared() -> None:
     global _prepared
     if _prepared:
         _prepared = False
-        from multiprocessing import forkserver
-
-        pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
         _stop_helpers()
 
 
 def _stop_helpers() -> None:
     """Stop the fork server and resource tracker multiprocessing started, so no process outlives the run.
 
-    Both are private singletons of ``multiprocessing``; a later run simply starts them again.
+    Both are private singletons of ``multiprocessing``; a later run simply starts them again. The fork server is
+    killed first: every worker it forked has ended, it holds nothing, and waiting for it to exit on its own (its
+    interpreter freeing the modules it preloaded) was ~20 ms at the end of every run with workers.
     """
     from multiprocessing import forkserver, resource_tracker
 
+    server_pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    if server_pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(server_pid, signal.SIGKILL)
     for helper in (getattr(forkserver, "_forkserver", None), getattr(resource_tracker, "_resource_tracker", None)):
         stop = getattr(helper, "_stop", None)
         if stop is not None:
