@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -301,3 +302,56 @@ def test_rule9_bytes_read_between_a_change_and_its_undoing_are_not_recorded(proj
     from assetflow import api
 
     assert api.load("b_restorer", project=project.root)["value"].to_list() == [10]
+
+
+def test_rule9_a_file_rewritten_in_place_with_its_stat_put_back_is_caught_by_its_bytes(
+        project: ProjectDir) -> None:
+    """``a_sneaky`` rewrites the file in place (same inode, same size) and sets its mtime back to the
+    nanosecond: its stat is the one observed when ``b_reader`` was decided, so neither the worker's stat
+    check nor the coordinator's re-check can tell. The bytes can: ``b_reader`` fails instead of being
+    recorded under the first bytes' hash with the second's data (``status`` would have called it fresh),
+    and the next run hashes the file again instead of trusting its cached hash for that stat."""
+    raw = project.root / "data" / "raw.csv"
+    project.write("data/raw.csv", "id,value\n1,10\n")
+    an_hour_ago = time.time_ns() - 3600 * 10**9
+    os.utime(raw, ns=(an_hour_ago, an_hour_ago))  # an old file: its stat is cached and trusted
+    pipeline = '''
+        import os
+        from pathlib import Path
+        import polars as pl
+        from assetflow import asset, source
+
+        a_file = source("data/raw.csv", format="path")  # first in the graph's order: its reader runs first
+        raw = source("data/raw.csv")
+
+
+        @asset
+        def a_sneaky(a_file: Path) -> pl.DataFrame:
+            before = a_file.stat()
+            with open(a_file, "r+b") as handle:  # in place: same inode, same size
+                handle.write(b"id,value\\n1,99\\n")
+            os.utime(a_file, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the mtime put back
+            return pl.DataFrame({"x": [1]})
+
+
+        @asset
+        def b_reader(raw: pl.DataFrame) -> pl.DataFrame:
+            return raw
+    '''
+    project.write("pipeline.py", pipeline)
+    before = os.stat(raw)
+    result = project.materialize("--executor", "inprocess")  # one at a time, in the graph's order
+    after = os.stat(raw)
+    assert (before.st_ino, before.st_size, before.st_mtime_ns) == (after.st_ino, after.st_size, after.st_mtime_ns)
+    assert raw.read_text() == "id,value\n1,99\n"
+    assert result["b_reader"] == "failed"
+    error = next(a["error"] for a in result["_"]["assets"] if a["name"] == "b_reader")
+    assert error.startswith("input `raw` changed while `b_reader` ran")
+    assert project.status()["b_reader"]["state"] in ("missing", "failed")
+
+    project.write("pipeline.py", pipeline.replace('handle.write(b"id,value\\\\n1,99\\\\n")', "pass"))
+    os.utime(raw, ns=(after.st_atime_ns, after.st_mtime_ns))  # writing the module did not touch it; to be sure
+    assert project.materialize("--executor", "inprocess")["b_reader"] == "ran"
+    from assetflow import api
+
+    assert api.load("b_reader", project=project.root)["value"].to_list() == [99]  # what the file holds

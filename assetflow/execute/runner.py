@@ -734,6 +734,8 @@ class Run:
         if error is not None:
             if isinstance(result, ComputeResult) and result.unreadable_source:
                 self._record_unreadable_source(result.unreadable_source, upstream, error)
+            if isinstance(result, ComputeResult) and result.moved_source:
+                self._distrust_stat_of(result.moved_source)
             if launch.attempts > 1:
                 error = f"Failed after {launch.attempts} attempts; the last error:\n{error}"
             self._record_event(AssetResult(name, "failed", reasons, duration, error=error, attempts=launch.attempts))
@@ -846,6 +848,19 @@ class Run:
         self.results[name] = result
         if self.listener is not None:
             self.listener(result)
+
+    def _distrust_stat_of(self, source: str) -> None:
+        """A worker read bytes of ``source`` other than those it was decided against: forget its files' cached hashes.
+
+        Their stat may be the very one the cache holds (a file rewritten in place with its mtime put back),
+        which would have the next run decide against the old bytes again and fail the same way, forever.
+        """
+        from assetflow.fingerprint.source import source_files
+
+        spec = self.graph.specs.get(source)
+        if isinstance(spec, SourceSpec):
+            with self.ws.store.cache_write(), self.ws.store.transaction() as db:
+                self.ws.store.forget_stat_cache(db, [str(path) for path in source_files(spec, self.ws.root)])
 
     def _record_unreadable_source(self, source: str, upstream: dict[str, str], error: str) -> None:
         """A source's file could not be read: say so under the source's name, once per run, and keep it for status."""

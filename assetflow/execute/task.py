@@ -29,6 +29,7 @@ from assetflow.errors import (
 )
 from assetflow.execute import handoff
 from assetflow.execute.capture import captured
+from assetflow.fingerprint.source import SourceMoved
 from assetflow.hashing import hash_fields
 from assetflow.project import ProjectConfig
 from assetflow.secrets import redact
@@ -96,14 +97,6 @@ def changed_while_running(inputs: list[str], asset: str) -> str:
     """Rule 9's failure (docs/concepts.md): what the run says of an asset an input changed under."""
     return (f"input {', '.join(f'`{i}`' for i in inputs)} changed while `{asset}` ran; its result was not "
             f"recorded. Run `assetflow materialize` again.")
-
-
-class _SourceMoved(Exception):
-    """A source's files were not, once read, those the asset was decided against (their stat moved)."""
-
-    def __init__(self, source: str) -> None:
-        super().__init__(source)
-        self.source = source
 
 
 def _stored_refs(refs: tuple[InputRef, ...]) -> Iterator[InputRef]:
@@ -227,9 +220,10 @@ def _load_input(workspace: Any, spec: AssetSpec, ref: InputRef, same_host: bool 
         value = _SOURCE_READS.get(key)
         if value is None:
             decided = SourceVersion(ref.name, "", ref.source_files)
-            value = read_source(source, decided, workspace.root)
-            if same_host and not unchanged_since(decided, workspace.root):  # read what was not decided?
-                raise _SourceMoved(ref.name)
+            value = read_source(source, decided, workspace.root)  # parsed from bytes of the decided hash
+            # A path source, or a file too large to hold twice, is vouched for by its stat alone.
+            if same_host and not unchanged_since(decided, workspace.root):
+                raise SourceMoved(ref.name)
             if source.format != "path":
                 _SOURCE_READS[key] = value
                 while len(_SOURCE_READS) > SOURCE_READS_KEPT:
@@ -306,7 +300,7 @@ def _compute(task: ComputeTask, started: float) -> ComputeResult:
         return ComputeResult(task.asset, None, started, time.time(), _asset_traceback(exc) + (
             f"Asset `{task.asset}` called sys.exit({exc.code!r}) (SystemExit): an asset cannot end the run, "
             f"so it failed and built nothing. Return the asset's value, or raise an exception to fail it.\n"))
-    except _SourceMoved as exc:  # rule 9, found as the input was read: the files changed after the decision
+    except SourceMoved as exc:  # rule 9, found as the input was read: the files changed after the decision
         return ComputeResult(task.asset, None, started, time.time(), changed_while_running([exc.source], task.asset),
                              moved_source=exc.source)
     except SourceReadError as exc:  # the source's file is at fault, not this asset's code: no traceback

@@ -80,6 +80,20 @@ def file_hash(path: Path) -> str:
     return f"{ALGORITHM}:{hasher.hexdigest()}"
 
 
+def _verified(path: Path, content: str, spec: SourceSpec) -> Path | bytes:
+    """The bytes of ``path`` if they hash to ``content`` (``SourceMoved`` if not); the path itself for a file
+    too large to hold twice, or one with no recorded hash."""
+    if not content:
+        return path
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size > VERIFIED_READ_BYTES:
+            return path
+        data = handle.read()
+    if f"{ALGORITHM}:{blake3.blake3(data).hexdigest()}" != content:
+        raise SourceMoved(spec.name or "")
+    return data
+
+
 def _hash_stable(path: Path, token: str) -> tuple[str, str]:
     """Hash a file, retrying while it changes underneath (its token moving during the read)."""
     for _ in range(5):
@@ -131,8 +145,26 @@ def unchanged_since(version: SourceVersion, root: Path) -> bool:
         return False
 
 
+class SourceMoved(Exception):
+    """A source's files were not, as read, those an asset was decided against (rule 9, docs/concepts.md)."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(source)
+        self.source = source
+
+
+# A source file up to this size is read whole and its bytes hashed before they are parsed; a larger one is
+# parsed from its path (no second copy in memory), and only its stat vouches for what was read.
+VERIFIED_READ_BYTES = 256 << 20
+
+
 def read_source(spec: SourceSpec, version: SourceVersion, root: Path) -> object:
-    """The value a downstream asset receives from a source."""
+    """The value a downstream asset receives from a source.
+
+    Each file (up to ``VERIFIED_READ_BYTES``) is parsed from bytes whose content hash is the one ``version``
+    records, or ``SourceMoved`` is raised: the value is then exactly the data the asset was decided against,
+    even if the file was rewritten with its stat restored (same inode, size and mtime) since it was observed.
+    """
     paths = [root / rel if not Path(rel).is_absolute() else Path(rel) for rel, _, _ in version.files]
     if spec.format == "path":
         return paths[0] if len(paths) == 1 and "*" not in spec.path and not (root / spec.path).is_dir() else paths
@@ -140,11 +172,11 @@ def read_source(spec: SourceSpec, version: SourceVersion, root: Path) -> object:
 
     readers = {"csv": pl.read_csv, "parquet": pl.read_parquet, "json": pl.read_json, "ndjson": pl.read_ndjson}
     frames = []
-    for path in paths:
+    for path, (_, _, content) in zip(paths, version.files, strict=True):
         try:
-            frames.append(readers[spec.format](path, **spec.read_options))
-        except TypeError:
-            raise  # a bad reader option: the traceback shows the call
+            frames.append(readers[spec.format](_verified(path, content, spec), **spec.read_options))
+        except (TypeError, SourceMoved):
+            raise  # a bad reader option (the traceback shows the call), or rule 9's failure
         except Exception as exc:  # noqa: BLE001 - any reader failure is the file's: say which source, file and line
             from assetflow.fingerprint.read_errors import source_read_error
 

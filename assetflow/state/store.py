@@ -650,6 +650,10 @@ class StateStore:
         """path -> (stat token, content hash) for every file hashed before."""
         return {path: (token, digest) for path, token, digest in self._db.execute("SELECT path, token, hash FROM stat_cache")}
 
+    def forget_stat_cache(self, db: sqlite3.Connection, paths: Iterable[str]) -> None:
+        """Drop the cached hashes of ``paths``: their stat no longer vouches for their bytes, so they are hashed again."""
+        db.executemany("DELETE FROM stat_cache WHERE path = ?", [(p,) for p in paths])
+
     def save_stat_cache(self, db: sqlite3.Connection, entries: dict[str, tuple[str, str]]) -> None:
         db.executemany(
             "INSERT INTO stat_cache (path, token, hash) VALUES (?, ?, ?) "
