@@ -179,14 +179,20 @@ def atomic_target(final: Path) -> Iterator[Path]:
         failpoint("after_data_write")
         if unsynced is None:
             _fsync(temp)
-        os.replace(temp, final)
-        if unsynced is None:
-            fsync_dir(final.parent)
-        else:
-            unsynced.append(str(final))
-        failpoint("after_rename")
+        _put_in_place(temp, final, unsynced)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _put_in_place(temp: str | Path, final: Path, unsynced: list[str] | None) -> None:
+    """Rename a written (and, unless ``unsynced`` lists files for ``make_durable``, fsynced) temporary file over
+    ``final``, then fsync its folder or list it."""
+    os.replace(temp, final)
+    if unsynced is None:
+        fsync_dir(final.parent)
+    else:
+        unsynced.append(str(final))
+    failpoint("after_rename")
 
 
 def write_atomically(final: Path, data: bytes | memoryview) -> os.stat_result:
@@ -212,15 +218,10 @@ def write_atomically(final: Path, data: bytes | memoryview) -> os.stat_result:
             written = os.fstat(fd)
         finally:
             os.close(fd)
-        os.replace(temp, final)
+        _put_in_place(temp, final, unsynced)
         renamed = True
-        if unsynced is None:
-            fsync_dir(final.parent)
-        else:
-            unsynced.append(str(final))
-        failpoint("after_rename")
     finally:
-        if not renamed:
+        if not renamed:  # a name no longer there once renamed: nothing to remove
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
     return written
