@@ -13,6 +13,7 @@ import dataclasses
 import json
 import sqlite3
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -157,6 +158,26 @@ class Connection(sqlite3.Connection):
             raise sqlite3.DatabaseError(f"database disk image is malformed (undecodable message: {exc})") from exc
 
 
+# The stores' read-write connections still open in this process (``close_open_stores``).
+_OPEN_CONNECTIONS: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
+
+
+def close_open_stores() -> bool:
+    """Close every state store connection still open in this process, as a clean exit would; False if one could not be.
+
+    Closing the last connection to a database checkpoints its write-ahead log and empties it: a process that ends
+    without (``os._exit``) leaves the log for the next one to replay, and one that may not write (a full disk) can
+    then read nothing (``StateStore._open_read_only``). A connection another thread opened cannot be closed here.
+    """
+    closed = True
+    for db in list(_OPEN_CONNECTIONS):
+        try:
+            db.close()
+        except sqlite3.Error:
+            closed = False
+    return closed
+
+
 class StateStore:
     """Read and write the project's state database."""
 
@@ -168,6 +189,7 @@ class StateStore:
         try:
             ensure_state_folder(folder)
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=60.0, factory=Connection)
+            _OPEN_CONNECTIONS.add(self._db)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
