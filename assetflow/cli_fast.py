@@ -52,8 +52,9 @@ def exit_now(code: str | int | None) -> NoReturn:
     the state, ~70 ms of nothing a user can see (a twentieth of a run with one source changed). Everything that
     must happen at exit is an ``atexit`` handler (``weakref.finalize``, logging, multiprocessing, coverage), so
     they run first; the state stores are closed, so each empties its write-ahead log as a clean exit does (a
-    read-only command on a full disk can read only a database whose log is empty). A thread that is not a daemon is waited for at a normal exit, so with one alive the normal exit is taken; so is it when
-    flushing fails (a closed pipe), for Python to report it as it always does.
+    read-only command on a full disk can read only a database whose log is empty). A thread that is not a
+    daemon is waited for at a normal exit, so with one alive the normal exit is taken; so is it when a store
+    cannot be closed here or flushing fails (a closed pipe), for Python to report it as it always does.
     """
     threading = sys.modules.get("threading")
     if threading is not None and any(t.is_alive() and not t.daemon and t is not threading.main_thread()

@@ -17,6 +17,6 @@ def all_fresh(names: Iterable[str]) -> str:
     counted apart from the assets they belong to."""
     names = list(names)
     partitions = [n for n in names if n.endswith("]") and "[" in n]
-    assets = {n.partition("[")[0] for n in partitions} | {n for n in names if not (n.endswith("]") and "[" in n)}
+    assets = {n.partition("[")[0] for n in names}  # a name without "[" is its own asset
     counted = plural(len(assets), "asset") + (f" ({plural(len(partitions), 'partition')})" if partitions else "")
     return f"Everything is fresh: {counted}, nothing to do."

@@ -315,24 +315,12 @@ def test_rule9_a_file_rewritten_in_place_with_its_stat_put_back_is_caught_by_its
     project.write("data/raw.csv", "id,value\n1,10\n")
     an_hour_ago = time.time_ns() - 3600 * 10**9
     os.utime(raw, ns=(an_hour_ago, an_hour_ago))  # an old file: its stat is cached and trusted
-    pipeline = '''
-        import os
-        from pathlib import Path
-        import polars as pl
-        from assetflow import asset, source
-
-        a_file = source("data/raw.csv", format="path")  # first in the graph's order: its reader runs first
-        raw = source("data/raw.csv")
-
-
-        @asset
-        def a_sneaky(a_file: Path) -> pl.DataFrame:
-            before = a_file.stat()
+    in_place = """before = a_file.stat()
             with open(a_file, "r+b") as handle:  # in place: same inode, same size
                 handle.write(b"id,value\\n1,99\\n")
-            os.utime(a_file, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the mtime put back
-            return pl.DataFrame({"x": [1]})
-
+            os.utime(a_file, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the mtime put back"""
+    pipeline = SNEAKY.replace("from pathlib import Path", "import os\n        from pathlib import Path").replace(
+        'a_file.write_text("id,value\\n1,99\\n")  # the input changes mid-run', in_place) + '''
 
         @asset
         def b_reader(raw: pl.DataFrame) -> pl.DataFrame:
@@ -349,7 +337,9 @@ def test_rule9_a_file_rewritten_in_place_with_its_stat_put_back_is_caught_by_its
     assert error.startswith("input `raw` changed while `b_reader` ran")
     assert project.status()["b_reader"]["state"] in ("missing", "failed")
 
-    project.write("pipeline.py", pipeline.replace('handle.write(b"id,value\\\\n1,99\\\\n")', "pass"))
+    quiet = pipeline.replace('handle.write(b"id,value\\n1,99\\n")', "pass")
+    assert quiet != pipeline
+    project.write("pipeline.py", quiet)
     os.utime(raw, ns=(after.st_atime_ns, after.st_mtime_ns))  # writing the module did not touch it; to be sure
     assert project.materialize("--executor", "inprocess")["b_reader"] == "ran"
     from assetflow import api

@@ -221,7 +221,7 @@ def _load_input(workspace: Any, spec: AssetSpec, ref: InputRef, same_host: bool 
         if value is None:
             decided = SourceVersion(ref.name, "", ref.source_files)
             value = read_source(source, decided, workspace.root)  # parsed from bytes of the decided hash
-            # A path source, or a file too large to hold twice, is vouched for by its stat alone.
+            # And by stat, what alone vouches for a path source or a file too large to hold twice (one stat a file).
             if same_host and not unchanged_since(decided, workspace.root):
                 raise SourceMoved(ref.name)
             if source.format != "path":
