@@ -507,3 +507,33 @@ def test_definitions_inside_blocks_and_lambdas_are_fingerprinted(
     after = fingerprint({"assets.py": NESTED.replace(old, new)})
     assert (before.digest != after.digest) is changes
     assert {"assets.shape", "assets.Tool", "assets.<lambda>"} <= set(before.sources)
+
+
+def test_project_files_are_told_through_links_as_a_full_resolve_tells_them(tmp_path: Path) -> None:
+    """``is_project_file`` resolves each module's folder once per process: a folder linked into the project, a file
+    linked out of it, a file linked in from outside and a venv inside the root are told as ``Path.resolve`` tells them."""
+    from assetflow.fingerprint.imports import _real_path, is_project_file
+
+    root, outside = tmp_path / "project", tmp_path / "elsewhere"
+    (root / "pkg").mkdir(parents=True)
+    (root / "venv" / "lib").mkdir(parents=True)
+    (root / "venv" / "pyvenv.cfg").write_text("home = /usr\n")
+    outside.mkdir()
+    for path in (root / "pkg" / "mod.py", outside / "lib.py", root / "venv" / "lib" / "dep.py"):
+        path.write_text("X = 1\n")
+    (outside / "into_project").symlink_to(root / "pkg")  # a folder outside that is the project's
+    (outside / "linked_in.py").symlink_to(root / "pkg" / "mod.py")  # a file outside that is the project's
+    (root / "pkg" / "linked_out.py").symlink_to(outside / "lib.py")  # a file inside that is not
+    cases = {
+        root / "pkg" / "mod.py": True,
+        outside / "into_project" / "mod.py": True,
+        outside / "linked_in.py": True,
+        root / "pkg" / "linked_out.py": False,
+        outside / "lib.py": False,
+        root / "venv" / "lib" / "dep.py": False,
+        root / "pkg" / ".." / "pkg" / "mod.py": True,
+        outside / "into_project" / ".." / "lib.py": True,  # ".." of the link's target (pkg): the project's root
+    }
+    for path, expected in cases.items():
+        assert _real_path(str(path)) == str(path.resolve()), path
+        assert is_project_file(str(path), root) is expected, path
