@@ -51,7 +51,8 @@ __all__ = ["DISABLE_ENV", "GRAPH_KEY", "SNAPSHOT_KEY", "build_snapshot", "cache_
            "save_graph_cache",
            "verified_snapshot"]
 
-SNAPSHOT_VERSION = 6  # 5: the content of every file whose bytes were read; 6: "young" names files of "contents"
+SNAPSHOT_VERSION = 7  # 5: the content of every file whose bytes were read; 6: "young" names files of "contents";
+# 7: "verdicts", the fingerprints of the verdicts each checked asset's current version was judged with
 GRAPH_CACHE_VERSION = 4  # 4: each asset's checks (name, severity, file:line)
 DISABLE_ENV = "ASSETFLOW_NO_FAST_PATH"
 
@@ -86,6 +87,7 @@ def build_snapshot(
     valid_until: float | None = None,
     contents: Mapping[str, tuple[str, str]] | None = None,
     partitions: Mapping[str, Mapping[str, list[str]]] | None = None,
+    verdicts: Mapping[str, list[str]] | None = None,
 ) -> str | None:
     """Serialise a snapshot, or None when a file is too recent to vouch for what was read.
 
@@ -105,7 +107,9 @@ def build_snapshot(
     ``valid_until`` (UTC seconds) is when the clock adds a partition key (a day ends): the
     snapshot vouches for nothing from then on (docs/partitions.md). ``partitions`` maps each
     partitioned asset and source to {"keys": every key of its definition, "missing": the keys
-    without data}: what ``status`` shows of it while the snapshot holds (``fast_status``).
+    without data}: what ``status`` shows of it while the snapshot holds (``fast_status``). ``verdicts`` maps each
+    checked asset to the fingerprints of the verdicts the run judged its current version with: those ``status``
+    shows (``_with_verdicts``).
     """
     stats, listings = _code_stats(config, code_tokens)
     tokens = {**stats, **{f: t for _, matched in sources.values() for f, t in matched.items()}}
@@ -132,6 +136,7 @@ def build_snapshot(
         "assets": [list(a) for a in assets],
         "valid_until": valid_until,
         "partitions": dict(partitions or {}),
+        "verdicts": dict(verdicts or {}),
     })
     return seal(body)  # sealed: a corrupted snapshot never vouches
 
@@ -491,20 +496,30 @@ def fast_status(project_dir: Path | None, modules: Iterable[str], files: Iterabl
         rows = _rows(config, current, store.source_versions(), graph, select, exclude,
                      _Partitioned(partitioned, current_partition_rows(store) if partitioned else {},
                                   snapshot["sources"]))
-        return _with_verdicts(rows, graph, store)
+        return _with_verdicts(rows, graph, store, snapshot.get("verdicts") or {})
 
 
-def _with_verdicts(rows: list[AssetStatus], graph: AssetGraph, store: Any) -> list[AssetStatus] | None:
-    """The verdicts on each checked asset's current version; None (the full path) if one failed, to say why."""
-    from assetflow.checks.report import current_verdicts
+def _with_verdicts(rows: list[AssetStatus], graph: AssetGraph, store: Any,
+                   in_effect: Mapping[str, list[str]]) -> list[AssetStatus] | None:
+    """The verdicts on each checked asset's current version that stand, those the snapshot's run judged it with
+    (``in_effect``: asset -> check fingerprints); None (the full path) if one failed, to say why, or is missing.
 
+    Not the latest verdict of each check on that data: another version with the same data, judged with other
+    upstream versions, may have a newer one (``Gate.in_effect``)."""
     found = []
     for row in rows:
         spec = graph.specs[row.name]
-        if row.kind == "asset" and row.partitions is None and getattr(spec, "checks", ()):
-            verdicts = current_verdicts(store, spec, row.data_hash)
-            if any(not v["passed"] for v in verdicts) or len(verdicts) != len(spec.checks):  # type: ignore[attr-defined]
+        checks = getattr(spec, "checks", ())
+        if row.kind == "asset" and row.partitions is None and checks:
+            fingerprints = in_effect.get(row.name)
+            cached = {} if fingerprints is None or row.data_hash is None else \
+                store.check_results(row.data_hash, fingerprints)
+            by_name = {str(v["check"]): v for v in cached.values()}
+            if len(cached) != len(checks) or any(c.name not in by_name for c in checks) \
+                    or any(not v["passed"] for v in cached.values()):
                 return None
+            verdicts = [dict(by_name[c.name], where=c.where, severity=c.severity)
+                        for c in sorted(checks, key=lambda c: c.name)]
             row = dataclasses.replace(row, checks=verdicts)
         found.append(row)
     return found

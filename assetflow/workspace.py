@@ -25,6 +25,7 @@ from assetflow.state.store import Materialization, StateStore
 from assetflow.storage.base import Backends
 
 if TYPE_CHECKING:
+    from assetflow.checks.standing import CheckFingerprints
     from assetflow.fingerprint.code import CodeFingerprint
     from assetflow.fingerprint.source import SourceVersion
     from assetflow.partitions.units import PartitionPlan
@@ -141,6 +142,20 @@ class Workspace:
 
             return CodeFingerprint(digest, {}, installed_versions(previous.libraries))
         return self.code(spec)
+
+    @cached_property
+    def check_fingerprints(self) -> CheckFingerprints:
+        """What each check's verdicts depend on besides the data (``checks.standing``): the gate judges with
+        these, ``status`` and ``show`` read the verdicts that stand with them."""
+        from assetflow.checks.standing import CheckFingerprints
+        from assetflow.fingerprint.code import fingerprint_function
+
+        return CheckFingerprints(self.graph.specs, lambda name: self.observe_sources([name])[name].data_hash,
+                                 lambda fn: fingerprint_function(fn, project_root=self.root).digest)
+
+    def verdicts_in_effect(self, spec: AssetSpec, data_hash: str) -> list[dict[str, object]]:
+        """The verdicts of ``spec``'s checks on ``data_hash`` that stand with the current upstream versions."""
+        return self.check_fingerprints.standing(self.store, spec, data_hash, self.store.current())
 
     @cached_property
     def code_cache_key(self) -> str | None:

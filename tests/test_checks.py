@@ -326,3 +326,65 @@ def test_status_from_the_fast_path_shows_the_same_verdicts(root: Path) -> None:
     assert not fast_path
     assert "warning: check amounts_are_small: largest amount 300" in next(r for r in rows if r.name == "orders").reasons
 
+
+
+LOST_LINES = '''
+import polars as pl
+from assetflow import asset, check, source
+
+raw = source("raw.csv")
+products = source("products.csv")
+
+@asset
+def orders(raw: pl.DataFrame) -> pl.DataFrame:
+    return raw
+
+@asset
+def lines(orders: pl.DataFrame, products: pl.DataFrame) -> pl.DataFrame:
+    return orders.join(products, on="product_id", how="inner").sort("order_id")
+
+@check(asset="lines")
+def no_line_lost(lines: pl.DataFrame, orders: pl.DataFrame) -> bool:
+    return lines.height == orders.height
+'''
+
+
+def test_status_shows_the_verdict_of_the_upstreams_now_not_the_latest_on_the_same_data(tmp_path: Path) -> None:
+    """A rejected version can hold the very data of the current one (an order with an unknown product drops out of
+    the join), judged with other upstreams: its failed verdict is the latest on that data hash. Once the order is
+    gone again the run judges the current version with the upstreams it has now (passed), and status and show
+    must say that, not the newer verdict of a state that no longer holds."""
+    from assetflow.api import status_fast_or_full
+    from assetflow.inspect.show import show
+
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipe"]\n')
+    (tmp_path / "pipe.py").write_text(LOST_LINES)
+    (tmp_path / "products.csv").write_text("product_id,name\n1,tea\n2,jam\n")
+    good = "order_id,product_id\n1,1\n2,2\n"
+    (tmp_path / "raw.csv").write_text(good)
+    assert _run(tmp_path).ok
+    (tmp_path / "raw.csv").write_text(good + "3,9\n")
+    rejected = _run(tmp_path)
+    assert rejected.results["lines"].outcome == "failed"  # its data equals the current version's
+    (tmp_path / "raw.csv").write_text(good)
+    _backdate(tmp_path)
+    back = _run(tmp_path)
+    assert back.ok and back.results["orders"].outcome == "restored"
+    assert [(v["check"], v["passed"]) for v in back.results["lines"].checks or []] == [("no_line_lost", True)]
+    paths = []
+    for fast in (False, True):  # the full check, then the fast path, from the verdicts the run judged with
+        with pytest.MonkeyPatch.context() as env:
+            if not fast:
+                env.setenv("ASSETFLOW_NO_FAST_PATH", "1")
+            rows, fast_path = status_fast_or_full(project_dir=tmp_path)
+        paths.append(fast_path)
+        lines = next(r for r in rows if r.name == "lines")
+        assert lines.state == "fresh", lines.reasons
+        assert [(v["check"], v["passed"]) for v in lines.checks or []] == [("no_line_lost", True)]
+    assert paths == [False, True]
+    ws = Workspace.load(tmp_path)
+    try:
+        shown = show(ws, "lines")
+    finally:
+        ws.close()
+    assert [(v["check"], v["passed"]) for v in shown["current"]["checks"]] == [("no_line_lost", True)]

@@ -6,10 +6,9 @@ only if no blocking check failed does it activate the storage (a view switch) an
 pointer. A process killed anywhere in between leaves the previous version current: the
 unpublished one is found by its recipe on the next run and judged before it is restored.
 
-Verdicts are cached by (check fingerprint, data hash) in the state store. The fingerprint
-covers the asset, the check's definition (a ``@check`` function's code fingerprint) and the
-data hashes of the upstreams it reads, so an unchanged asset is not re-checked and editing
-one check re-runs that check alone. Checks run in the coordinating process (see docs/checks.md).
+Verdicts are cached by (check fingerprint, data hash) in the state store (``checks.standing``): an
+unchanged asset is not re-checked, and editing one check re-runs that check alone. Checks run in the
+coordinating process (see docs/checks.md).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from assetflow.checks.evaluate import Verdict, run_builtins, run_function
 from assetflow.checks.report import one_line
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.failpoints import failpoint
-from assetflow.hashing import hash_fields
 from assetflow.state.store import Materialization
 from assetflow.workspace import Workspace
 
@@ -83,24 +81,11 @@ def _partition_arg(partition: str) -> str:
 
 
 class Gate:
-    """Judges versions of the workspace's assets; fingerprints are computed once per process."""
+    """Judges versions of the workspace's assets; fingerprints are the workspace's (``checks.standing``)."""
 
     def __init__(self, ws: Workspace, run_id: str | None = None) -> None:
         self.ws = ws
         self.run_id = run_id
-        self._code: dict[int, str] = {}
-
-    def fingerprint(self, spec: AssetSpec, chk: Check, upstream: Mapping[str, str]) -> str:
-        """What a verdict depends on besides the data: the asset, the check, the upstreams it reads."""
-        code = ""
-        if isinstance(chk, FunctionCheck) and chk.fn is not None:
-            code = self._code.get(id(chk), "")
-            if not code:
-                from assetflow.fingerprint.code import fingerprint_function
-
-                code = self._code[id(chk)] = fingerprint_function(chk.fn, project_root=self.ws.root).digest
-        ups = [f"{u}={upstream.get(u, 'missing')}" for u in chk.upstreams()]
-        return hash_fields("check", spec.name, *chk.identity(), code, *ups)
 
     def judge(self, spec: AssetSpec, mat: Materialization, current: Mapping[str, Materialization],
               restamp: bool = True) -> CheckRun:
@@ -110,8 +95,7 @@ class Gate:
         ``restamp`` records the cached verdicts again under this run (a version being published);
         a fresh asset's cached verdicts are only read, so a no-op over many partitions writes nothing.
         """
-        upstream = self._upstream_hashes(spec, current)
-        fingerprints = {id(c): self.fingerprint(spec, c, upstream) for c in spec.checks}
+        fingerprints = self.ws.check_fingerprints.all_of(spec, current)
         cached = self.ws.store.check_results(mat.data_hash, fingerprints.values())
         to_run = [c for c in spec.checks if fingerprints[id(c)] not in cached]
         verdicts = {id(v.check): v for v in self._run(spec, mat, to_run, current)} if to_run else {}
@@ -130,17 +114,6 @@ class Gate:
                 self.ws.store.save_check_results(db, written)
         failpoint("after_checks")
         return CheckRun(spec.name, mat.partition, mat, results)
-
-    def _upstream_hashes(self, spec: AssetSpec, current: Mapping[str, Materialization]) -> dict[str, str]:
-        hashes = {}
-        for chk in spec.checks:
-            for up in chk.upstreams():
-                upstream_spec = self.ws.graph.specs.get(up)
-                if isinstance(upstream_spec, SourceSpec) and upstream_spec.partitions is None:
-                    hashes[up] = self.ws.observe_sources([up])[up].data_hash
-                elif up in current:
-                    hashes[up] = current[up].data_hash
-        return hashes
 
     def _run(self, spec: AssetSpec, mat: Materialization, checks: list[Check],
              current: Mapping[str, Materialization]) -> list[Verdict]:

@@ -272,8 +272,10 @@ class Run:
             more_sources, more_assets, valid_until, partitions = snapshot_parts(self.ws)
             sources.update(more_sources)
             assets += more_assets
+        verdicts = {name: sorted(str(v["fingerprint"]) for v in result.checks)
+                    for name, result in self.results.items() if result.checks and name in current}
         return build_snapshot(self.ws.config, self.ws.code_tokens(), sources, assets, self.ws.loaded_at_ns,
-                              valid_until, contents, partitions)
+                              valid_until, contents, partitions, verdicts)
 
     def _run_all(self) -> None:
         """Decide each asset once its upstreams settle; keep the executor full; settle results as they come."""

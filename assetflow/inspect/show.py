@@ -74,9 +74,15 @@ def show(ws: Workspace, name: str, limit: int = 5, version: str | None = None) -
     history = ws.store.history(name, limit=limit)
     pointed = {m.id for m in ws.store.current_partitions(asset=name).values()} if spec.partitions else set()
     def judged(mat: Materialization) -> dict[str, Any]:
-        """A version with the verdicts of the asset's checks on it (null: it declares none)."""
-        verdicts = current_verdicts(ws.store, spec, mat.data_hash) if spec.checks else None
-        return {"checks": None if verdicts is None else [verdict_document(v) for v in verdicts]}
+        """A version with the verdicts of the asset's checks on it (null: it declares none): for the current one
+        those that stand with the upstreams of now (``Workspace.verdicts_in_effect``), for another the latest of
+        each check on its data."""
+        if not spec.checks:
+            return {"checks": None}
+        is_current = current is not None and mat.id == current.id
+        verdicts = ws.verdicts_in_effect(spec, mat.data_hash) if is_current else \
+            current_verdicts(ws.store, spec, mat.data_hash)
+        return {"checks": [verdict_document(v) for v in verdicts]}
 
     details = {**common, "owners": list(spec.owners), "io": ws.io_of(spec), "code_fingerprint": ws.code(spec).digest,
                "language": getattr(spec, "language", "python"), "columns": _columns(ws, name),

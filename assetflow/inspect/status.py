@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from assetflow.checks.report import current_verdicts, one_line
+from assetflow.checks.report import one_line
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.durations import format_duration
 from assetflow.freshness import parse_policy
@@ -149,7 +149,7 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
                           key=lambda m: m.finished_at, default=None)
         checked = None
         if spec.checks and report is None:
-            checked = current_verdicts(ws.store, spec, current.data_hash if current else None)
+            checked = ws.verdicts_in_effect(spec, current.data_hash) if current is not None else []
             blocking = [v for v in checked if not v["passed"] and v["severity"] == "error"]
             if blocking and "failed" not in states:
                 states.append("failed")

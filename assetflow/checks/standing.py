@@ -1,0 +1,71 @@
+"""Which verdicts stand: a check's verdict depends on the data, the check's definition and the upstreams it reads.
+
+Verdicts are cached by (check fingerprint, data hash) in the state store. The fingerprint covers the
+asset, the check's definition (a ``@check`` function's code fingerprint) and the data hashes of the
+upstreams it reads, so an unchanged asset is not re-checked and editing one check re-runs that check
+alone. The publish gate (``execute.gate``) judges with these fingerprints; ``status`` and ``show``
+read with them, because the latest verdict of a check on some data is not always the one that stands:
+a rejected version can hold the very data of the current one, judged with other upstreams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from assetflow.checks.definitions import Check, FunctionCheck
+from assetflow.hashing import hash_fields
+
+__all__ = ["CheckFingerprints"]
+
+
+class CheckFingerprints:
+    """The fingerprints of a project's checks; a ``@check`` function's code is walked once per workspace.
+
+    ``specs`` are the graph's specs (an ``AssetSpec`` is passed in as ``spec``), ``source_hash`` gives an
+    unpartitioned source's data hash now, ``code_digest`` a function's code fingerprint (the one assets use):
+    given, not imported, because the declarations and the fingerprints import this package's definitions.
+    """
+
+    def __init__(self, specs: Mapping[str, Any], source_hash: Callable[[str], str],
+                 code_digest: Callable[[Callable[..., Any]], str]) -> None:
+        self.specs = specs
+        self.source_hash = source_hash
+        self.code_digest = code_digest
+        self._code: dict[int, str] = {}
+
+    def of(self, spec: Any, chk: Check, upstream: Mapping[str, str]) -> str:
+        """What a verdict depends on besides the data: the asset, the check, the upstreams it reads."""
+        code = ""
+        if isinstance(chk, FunctionCheck) and chk.fn is not None:
+            code = self._code.get(id(chk), "")
+            if not code:
+                code = self._code[id(chk)] = self.code_digest(chk.fn)
+        ups = [f"{u}={upstream.get(u, 'missing')}" for u in chk.upstreams()]
+        return hash_fields("check", spec.name, *chk.identity(), code, *ups)
+
+    def all_of(self, spec: Any, current: Mapping[str, Any]) -> dict[int, str]:
+        """Each check's fingerprint (by ``id`` of the check) with the upstreams ``current`` names current (by
+        name, records with a ``data_hash``) and the sources as they are now."""
+        upstream = self.upstream_hashes(spec, current)
+        return {id(c): self.of(spec, c, upstream) for c in spec.checks}
+
+    def upstream_hashes(self, spec: Any, current: Mapping[str, Any]) -> dict[str, str]:
+        hashes = {}
+        for chk in spec.checks:
+            for up in chk.upstreams():
+                upstream_spec = self.specs.get(up)
+                if getattr(upstream_spec, "kind", None) == "source" and upstream_spec.partitions is None:
+                    hashes[up] = self.source_hash(up)
+                elif up in current:
+                    hashes[up] = current[up].data_hash
+        return hashes
+
+    def standing(self, store: Any, spec: Any, data_hash: str, current: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The verdicts on ``data_hash`` that stand with the checks' definitions and the upstreams of ``current``,
+        in check name order: what a run would read from the cache (a check without one has not been judged so)."""
+        fingerprints = self.all_of(spec, current)
+        cached = store.check_results(data_hash, fingerprints.values())
+        found = [dict(cached[fingerprints[id(chk)]], check=chk.name, where=chk.where, severity=chk.severity)
+                 for chk in spec.checks if fingerprints[id(chk)] in cached]
+        return sorted(found, key=lambda row: str(row["check"]))
