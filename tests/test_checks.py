@@ -119,6 +119,11 @@ def test_verdicts_are_cached_and_an_edited_check_reruns_alone(root: Path) -> Non
     assert second.results["orders"].outcome == "fresh" and _calls(root) == 1  # unchanged: not re-checked
     code = (root / "pipe.py").read_text().replace("biggest < 100", "biggest < 1000")
     (root / "pipe.py").write_text(code)
+    status = {s.name: s for s in api.status(project=root)}
+    assert status["orders"].state == "fresh"  # the data is; the edited check has no verdict on it yet, and says so
+    assert "check amounts_are_small has not judged this version since it was added or edited: " \
+           "`assetflow check orders` judges it" in status["orders"].reasons
+    assert "amounts_are_small" not in {v["check"] for v in status["orders"].checks or []}
     third = _run(root)
     orders = third.results["orders"]
     assert orders.outcome == "fresh" and orders.attempts == 0  # the asset did not run again
