@@ -153,9 +153,12 @@ class Workspace:
         return CheckFingerprints(self.graph.specs, lambda name: self.observe_sources([name])[name].data_hash,
                                  lambda fn: fingerprint_function(fn, project_root=self.root).digest)
 
-    def verdicts_in_effect(self, spec: AssetSpec, data_hash: str) -> list[dict[str, object]]:
-        """The verdicts of ``spec``'s checks on ``data_hash`` that stand with the current upstream versions."""
-        return self.check_fingerprints.standing(self.store, spec, data_hash, self.store.current())
+    def verdicts_in_effect(self, spec: AssetSpec, data_hash: str,
+                           current: Mapping[str, Materialization] | None = None) -> list[dict[str, object]]:
+        """The verdicts of ``spec``'s checks on ``data_hash`` that stand with the current upstream versions
+        (``current``: the store's current versions, when the caller has read them already)."""
+        return self.check_fingerprints.standing(self.store, spec, data_hash,
+                                                self.store.current() if current is None else current)
 
     @cached_property
     def code_cache_key(self) -> str | None:

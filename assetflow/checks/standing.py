@@ -55,7 +55,7 @@ class CheckFingerprints:
         for chk in spec.checks:
             for up in chk.upstreams():
                 upstream_spec = self.specs.get(up)
-                if getattr(upstream_spec, "kind", None) == "source" and upstream_spec.partitions is None:
+                if upstream_spec is not None and upstream_spec.kind == "source" and upstream_spec.partitions is None:
                     hashes[up] = self.source_hash(up)
                 elif up in current:
                     hashes[up] = current[up].data_hash

@@ -20,6 +20,7 @@ from assetflow.freshness import parse_policy
 
 if TYPE_CHECKING:
     from assetflow.plan import Assessment
+    from assetflow.state.store import Materialization
     from assetflow.workspace import Workspace
 
 PRECEDENCE = ("running", "failed", "missing", "stale", "overdue", "fresh", "observed")
@@ -90,6 +91,7 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
                                   and specs[n].partitions is None])
     last_events = ws.store.last_events() if asset_names else {}
     failures: dict[str, dict[str, str | None]] | None = None  # of partitions, read once if a partitioned asset asks
+    current_versions: dict[str, Materialization] | None = None  # read once if a checked asset asks (its upstreams)
     rows = []
     for name in names:
         spec = specs[name]
@@ -149,7 +151,9 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
                           key=lambda m: m.finished_at, default=None)
         checked = None
         if spec.checks and report is None:
-            checked = ws.verdicts_in_effect(spec, current.data_hash) if current is not None else []
+            if current_versions is None:
+                current_versions = ws.store.current()
+            checked = ws.verdicts_in_effect(spec, current.data_hash, current_versions) if current is not None else []
             judged = {str(v["check"]) for v in checked}
             if current is not None:  # added or edited since the last run: the next run (or `check`) judges it
                 reasons += [f"check {c.name} has not judged this version since it was added or edited: "
