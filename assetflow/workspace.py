@@ -150,15 +150,30 @@ class Workspace:
         from assetflow.checks.standing import CheckFingerprints
         from assetflow.fingerprint.code import fingerprint_function
 
-        return CheckFingerprints(self.graph.specs, lambda name: self.observe_sources([name])[name].data_hash,
-                                 lambda fn: fingerprint_function(fn, project_root=self.root).digest)
+        def partition_inputs(spec: AssetSpec, key: str, current: Mapping[str, Materialization]) -> dict[str, str]:
+            from assetflow.partitions.run import unit_upstream
 
-    def verdicts_in_effect(self, spec: AssetSpec, data_hash: str,
+            return unit_upstream(self, spec, key, {}, current)[0]
+
+        return CheckFingerprints(self.graph.specs, lambda name: self.observe_sources([name])[name].data_hash,
+                                 lambda fn: fingerprint_function(fn, project_root=self.root).digest, partition_inputs)
+
+    def verdicts_in_effect(self, spec: AssetSpec, mat: Materialization,
                            current: Mapping[str, Materialization] | None = None) -> list[dict[str, object]]:
-        """The verdicts of ``spec``'s checks on ``data_hash`` that stand with the current upstream versions
-        (``current``: the store's current versions, when the caller has read them already)."""
-        return self.check_fingerprints.standing(self.store, spec, data_hash,
-                                                self.store.current() if current is None else current)
+        """The verdicts of ``spec``'s checks on version ``mat`` that stand with the current upstream versions
+        (``checks.standing``); ``current``: ``current_units``, when the caller has read them already."""
+        return self.check_fingerprints.standing(self.store, spec, mat, self.current_units() if current is None else current)
+
+    def current_units(self) -> dict[str, Materialization]:
+        """The current version of every asset, and of every partition (``asset[key]``) in a partitioned project:
+        what a run schedules against."""
+        from assetflow.partitions.units import is_partitioned
+
+        if not is_partitioned(self.graph):
+            return self.store.current()
+        from assetflow.partitions.run import current_units
+
+        return current_units(self)
 
     @cached_property
     def code_cache_key(self) -> str | None:

@@ -121,7 +121,7 @@ def test_verdicts_are_cached_and_an_edited_check_reruns_alone(root: Path) -> Non
     (root / "pipe.py").write_text(code)
     status = {s.name: s for s in api.status(project=root)}
     assert status["orders"].state == "fresh"  # the data is; the edited check has no verdict on it yet, and says so
-    assert "check amounts_are_small has not judged this version since it was added or edited: " \
+    assert "check amounts_are_small has no verdict on this version as it is defined now: " \
            "`assetflow check orders` judges it" in status["orders"].reasons
     assert "amounts_are_small" not in {v["check"] for v in status["orders"].checks or []}
     third = _run(root)
@@ -393,3 +393,42 @@ def test_status_shows_the_verdict_of_the_upstreams_now_not_the_latest_on_the_sam
     finally:
         ws.close()
     assert [(v["check"], v["passed"]) for v in shown["current"]["checks"]] == [("no_line_lost", True)]
+
+
+PARTITIONED_INPUTS = '''
+import polars as pl
+from assetflow import asset, check, source
+from assetflow.partitions import daily
+
+DAYS = daily("2024-03-01", end="2024-03-02")
+raw = source("data/{date}.csv", partitions=DAYS)
+
+@asset(partitions=DAYS)
+def sales(raw: pl.DataFrame) -> pl.DataFrame:
+    return raw.filter(pl.col("amount") > 0)
+
+@check(asset="sales")
+def nothing_dropped(sales: pl.DataFrame, raw: pl.DataFrame) -> bool:
+    return sales.height == raw.height
+'''
+
+
+def test_a_partition_check_reads_the_upstream_partition_its_asset_read(tmp_path: Path) -> None:
+    """A ``@check`` of a partitioned asset gets each upstream as that partition received it (here the day's file of
+    a partitioned source), and its verdict is keyed by that input: a new row the asset filters out leaves the
+    partition's data as it was, yet the check runs again on the new input and refuses it."""
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipe"]\n')
+    (tmp_path / "pipe.py").write_text(PARTITIONED_INPUTS)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "2024-03-01.csv").write_text("amount\n1\n2\n")
+    (tmp_path / "data" / "2024-03-02.csv").write_text("amount\n3\n")
+    first = _run(tmp_path)
+    assert first.ok, {n: r.error for n, r in first.results.items() if r.error}
+    assert [(v["check"], v["passed"]) for v in first.results["sales[2024-03-01]"].checks or []] == [
+        ("nothing_dropped", True)]
+    (tmp_path / "data" / "2024-03-01.csv").write_text("amount\n1\n2\n-5\n")
+    second = _run(tmp_path)
+    day = second.results["sales[2024-03-01]"]
+    assert day.outcome == "failed" and (day.error or "").startswith("check nothing_dropped: returned False")
+    assert second.results["sales[2024-03-02]"].outcome == "fresh"
+    assert not any(v.get("cached") for v in day.checks or [])  # judged again on the new input, not from the cache

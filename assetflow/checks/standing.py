@@ -23,15 +23,18 @@ class CheckFingerprints:
     """The fingerprints of a project's checks; a ``@check`` function's code is walked once per workspace.
 
     ``specs`` are the graph's specs (an ``AssetSpec`` is passed in as ``spec``), ``source_hash`` gives an
-    unpartitioned source's data hash now, ``code_digest`` a function's code fingerprint (the one assets use):
-    given, not imported, because the declarations and the fingerprints import this package's definitions.
+    unpartitioned source's data hash now, ``code_digest`` a function's code fingerprint (the one assets use),
+    ``partition_inputs`` the hashes of the partitioned upstreams an asset's partition reads: given, not imported,
+    because the declarations and the fingerprints import this package's definitions.
     """
 
     def __init__(self, specs: Mapping[str, Any], source_hash: Callable[[str], str],
-                 code_digest: Callable[[Callable[..., Any]], str]) -> None:
+                 code_digest: Callable[[Callable[..., Any]], str],
+                 partition_inputs: Callable[[Any, str, Mapping[str, Any]], Mapping[str, str]]) -> None:
         self.specs = specs
         self.source_hash = source_hash
         self.code_digest = code_digest
+        self.partition_inputs = partition_inputs
         self._code: dict[int, str] = {}
 
     def of(self, spec: Any, chk: Check, upstream: Mapping[str, str]) -> str:
@@ -44,28 +47,43 @@ class CheckFingerprints:
         ups = [f"{u}={upstream.get(u, 'missing')}" for u in chk.upstreams()]
         return hash_fields("check", spec.name, *chk.identity(), code, *ups)
 
-    def all_of(self, spec: Any, current: Mapping[str, Any]) -> dict[int, str]:
-        """Each check's fingerprint (by ``id`` of the check) with the upstreams ``current`` names current (by
-        name, records with a ``data_hash``) and the sources as they are now."""
-        upstream = self.upstream_hashes(spec, current)
+    def all_of(self, spec: Any, key: str, current: Mapping[str, Any],
+               recorded: Mapping[str, str] | None = None) -> dict[int, str]:
+        """Each check's fingerprint (by ``id`` of the check) on the asset's partition ``key`` ("": unpartitioned)
+        with the upstream versions ``current`` names (by unit, records with a ``data_hash``) and the sources now,
+        or, for the upstreams in ``recorded``, with those hashes."""
+        upstream = self.upstream_hashes(spec, key, current, recorded or {})
         return {id(c): self.of(spec, c, upstream) for c in spec.checks}
 
-    def upstream_hashes(self, spec: Any, current: Mapping[str, Any]) -> dict[str, str]:
-        hashes = {}
+    def upstream_hashes(self, spec: Any, key: str, current: Mapping[str, Any],
+                        recorded: Mapping[str, str]) -> dict[str, str]:
+        """The data hash of each upstream the checks read, as the check gets it: a partitioned upstream's is the hash
+        of the partitions the asset's partition reads (``partition_inputs``, as a run decides them)."""
+        hashes: dict[str, str] = {}
+        partitioned: Mapping[str, str] | None = None
         for chk in spec.checks:
             for up in chk.upstreams():
                 upstream_spec = self.specs.get(up)
-                if upstream_spec is not None and upstream_spec.kind == "source" and upstream_spec.partitions is None:
+                if up in recorded:
+                    hashes[up] = recorded[up]
+                elif upstream_spec is not None and upstream_spec.partitions is not None:
+                    if partitioned is None:
+                        partitioned = self.partition_inputs(spec, key, current)
+                    if up in partitioned:
+                        hashes[up] = partitioned[up]
+                elif upstream_spec is not None and upstream_spec.kind == "source":
                     hashes[up] = self.source_hash(up)
                 elif up in current:
                     hashes[up] = current[up].data_hash
         return hashes
 
-    def standing(self, store: Any, spec: Any, data_hash: str, current: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """The verdicts on ``data_hash`` that stand with the checks' definitions and the upstreams of ``current``,
-        in check name order: what a run would read from the cache (a check without one has not been judged so)."""
-        fingerprints = self.all_of(spec, current)
-        cached = store.check_results(data_hash, fingerprints.values())
+    def standing(self, store: Any, spec: Any, mat: Any, current: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The verdicts on version ``mat`` that stand with the checks' definitions and the upstream versions it was
+        made from (its recipe's; a ``deps=`` upstream as ``current`` has it), in check name order: for a fresh
+        version those a run would read from the cache, for a stale one those it was published with. A check
+        without one has not judged it as it is defined now."""
+        fingerprints = self.all_of(spec, mat.partition, current, mat.upstream)
+        cached = store.check_results(mat.data_hash, fingerprints.values())
         found = [dict(cached[fingerprints[id(chk)]], check=chk.name, where=chk.where, severity=chk.severity)
                  for chk in spec.checks if fingerprints[id(chk)] in cached]
         return sorted(found, key=lambda row: str(row["check"]))

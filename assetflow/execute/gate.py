@@ -14,12 +14,14 @@ coordinating process (see docs/checks.md).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from assetflow.checks.definitions import Check, FunctionCheck, Relationship
 from assetflow.checks.evaluate import Verdict, run_builtins, run_function
 from assetflow.checks.report import one_line
+from assetflow.contracts import InputRef
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.failpoints import failpoint
 from assetflow.state.store import Materialization
@@ -95,7 +97,7 @@ class Gate:
         ``restamp`` records the cached verdicts again under this run (a version being published);
         a fresh asset's cached verdicts are only read, so a no-op over many partitions writes nothing.
         """
-        fingerprints = self.ws.check_fingerprints.all_of(spec, current)
+        fingerprints = self.ws.check_fingerprints.all_of(spec, mat.partition, current)
         cached = self.ws.store.check_results(mat.data_hash, fingerprints.values())
         to_run = [c for c in spec.checks if fingerprints[id(c)] not in cached]
         verdicts = {id(v.check): v for v in self._run(spec, mat, to_run, current)} if to_run else {}
@@ -123,16 +125,36 @@ class Gate:
         value = backend.load(spec.name, mat.location, "polars" if functions else "lazy")
         others = {c.to_asset: self._column(c, current) for c in builtins if isinstance(c, Relationship)}
         verdicts = run_builtins(builtins, value, spec.name, {k: v for k, v in others.items() if v is not None})
+        received = self._unit_inputs(spec, mat, current) if functions and mat.partition else {}
         for fc in functions:
             assert isinstance(fc, FunctionCheck)
             try:
-                inputs = {p: self._value(p, current) for p in fc.parameters}
+                inputs = {p: received[p]() if p in received else self._value(p, current) for p in fc.parameters}
             except Exception as exc:  # noqa: BLE001 - an upstream that cannot be read fails this check alone
                 verdicts.append(Verdict(fc, False, f"check {fc.name} of asset `{spec.name}` ({fc.where}) could not "
                                                    f"read its upstream: {type(exc).__name__}: {exc}", error=True))
                 continue
             verdicts.append(run_function(fc, value, inputs, spec.name))
         return verdicts
+
+    def _unit_inputs(self, spec: AssetSpec, mat: Materialization,
+                     current: Mapping[str, Materialization]) -> dict[str, Callable[[], Any]]:
+        """A partition's inputs as its asset received them (the mapped upstream partitions, a partitioned source's
+        file for that key), each loaded when a check asks for it, as a polars DataFrame where it is a table."""
+        from assetflow.execute.task import load_input
+        from assetflow.partitions.run import input_refs
+
+        def load(ref: InputRef) -> Any:
+            import polars as pl
+
+            value = load_input(self.ws, spec, ref)
+            if isinstance(value, pl.LazyFrame):
+                return value.collect()
+            if type(value).__module__.startswith("pyarrow"):  # the asset takes an Arrow table
+                return pl.from_arrow(value)
+            return value
+
+        return {ref.name: functools.partial(load, ref) for ref in input_refs(self.ws, spec, mat.partition, current)}
 
     def _value(self, name: str, current: Mapping[str, Materialization]) -> Any:
         """The current value of an upstream asset or source, as an asset would receive it."""
@@ -177,14 +199,9 @@ def check_current(ws: Workspace, names: list[str], run_id: str | None = None) ->
 
     Cached verdicts are read, missing ones run and recorded; no pointer moves, whatever they say.
     """
-    from assetflow.partitions.units import is_partitioned, split_unit
+    from assetflow.partitions.units import split_unit
 
-    if is_partitioned(ws.graph):
-        from assetflow.partitions.run import current_units
-
-        current = current_units(ws)
-    else:
-        current = ws.store.current()
+    current = ws.current_units()
     gate = Gate(ws, run_id)
     runs = []
     for name in names:

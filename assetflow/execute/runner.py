@@ -551,11 +551,7 @@ class Run:
         check_partition(self.ws, self.order, self.partition)
 
     def _current(self) -> dict[str, Materialization]:
-        if not is_partitioned(self.graph):
-            return self.ws.store.current()
-        from assetflow.partitions.run import current_units
-
-        return current_units(self.ws)
+        return self.ws.current_units()
 
     def _flush_events(self) -> None:
         if self._fresh_events:

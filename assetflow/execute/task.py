@@ -63,7 +63,7 @@ class ComputeTask:
     partition: str = ""  # the partition key computed ("" for an unpartitioned asset)
     # Runs on the coordinator's host: its files are stored unsynced and listed in the result, the coordinator
     # syncs them (``deferred_sync``); and the stat tokens of the source files it reads (device and inode
-    # included) mean the same here, so they are checked against the decided ones (``_load_input``).
+    # included) mean the same here, so they are checked against the decided ones (``load_input``).
     same_host: bool = False
     walk_code: bool = False  # walk the asset's code here, for its record (``ComputeResult.code``; docs/execution.md)
 
@@ -204,11 +204,11 @@ def _lazy(value: object) -> object:
     return value  # not a table (io="json", io="pickle"): passed as it is
 
 
-def _load_input(workspace: Any, spec: AssetSpec, ref: InputRef, same_host: bool = False) -> object:
+def load_input(workspace: Any, spec: AssetSpec, ref: InputRef, same_host: bool = False) -> object:
     if ref.parts:
         from assetflow.partitions.values import combine
 
-        values = {key: _load_input(workspace, spec, part, same_host) for key, part in ref.parts}
+        values = {key: load_input(workspace, spec, part, same_host) for key, part in ref.parts}
         return combine(spec, ref.name, values)
     kind = value_kind(spec, ref.name)
     if ref.io is None:
@@ -272,7 +272,7 @@ def _compute(task: ComputeTask, started: float) -> ComputeResult:
 
             value: object = run_sql(workspace, spec, task.inputs)  # type: ignore[arg-type]
         else:
-            kwargs: dict[str, object] = {ref.name: _load_input(workspace, spec, ref, task.same_host)
+            kwargs: dict[str, object] = {ref.name: load_input(workspace, spec, ref, task.same_host)
                                          for ref in task.inputs}
             if spec.config is not None:
                 kwargs["config"] = spec.config

@@ -80,7 +80,7 @@ def show(ws: Workspace, name: str, limit: int = 5, version: str | None = None) -
         if not spec.checks:
             return {"checks": None}
         is_current = current is not None and mat.id == current.id
-        verdicts = ws.verdicts_in_effect(spec, mat.data_hash) if is_current else \
+        verdicts = ws.verdicts_in_effect(spec, mat) if is_current else \
             current_verdicts(ws.store, spec, mat.data_hash)
         return {"checks": [verdict_document(v) for v in verdicts]}
 

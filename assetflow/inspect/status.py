@@ -152,11 +152,11 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
         checked = None
         if spec.checks and report is None:
             if current_versions is None:
-                current_versions = ws.store.current()
-            checked = ws.verdicts_in_effect(spec, current.data_hash, current_versions) if current is not None else []
+                current_versions = ws.current_units()
+            checked = ws.verdicts_in_effect(spec, current, current_versions) if current is not None else []
             judged = {str(v["check"]) for v in checked}
             if current is not None:  # added or edited since the last run: the next run (or `check`) judges it
-                reasons += [f"check {c.name} has not judged this version since it was added or edited: "
+                reasons += [f"check {c.name} has no verdict on this version as it is defined now: "
                             f"`assetflow check {name}` judges it" for c in spec.checks if c.name not in judged]
             blocking = [v for v in checked if not v["passed"] and v["severity"] == "error"]
             if blocking and "failed" not in states:
