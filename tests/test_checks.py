@@ -432,3 +432,25 @@ def test_a_partition_check_reads_the_upstream_partition_its_asset_read(tmp_path:
     assert day.outcome == "failed" and (day.error or "").startswith("check nothing_dropped: returned False")
     assert second.results["sales[2024-03-02]"].outcome == "fresh"
     assert not any(v.get("cached") for v in day.checks or [])  # judged again on the new input, not from the cache
+
+
+def test_a_partition_relationship_looks_in_the_upstream_partition_it_read(tmp_path: Path) -> None:
+    """A ``relationship`` of a partition looks for its values in what that partition read, not in every partition
+    of the upstream: day 1's 3 exists only in day 2's file."""
+    pipeline = PARTITIONED_INPUTS.replace("from assetflow import asset, check, source",
+                                          "from assetflow import asset, check, relationship, source")
+    pipeline = pipeline.replace('@asset(partitions=DAYS)\ndef sales(raw: pl.DataFrame) -> pl.DataFrame:\n'
+                                '    return raw.filter(pl.col("amount") > 0)',
+                                '@asset(partitions=DAYS, checks=[relationship("amount", to="raw.amount")])\n'
+                                'def sales(raw: pl.DataFrame) -> pl.DataFrame:\n    return raw + 1')
+    assert "relationship(" in pipeline and "raw + 1" in pipeline
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipe"]\n')
+    (tmp_path / "pipe.py").write_text(pipeline)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "2024-03-01.csv").write_text("amount\n1\n2\n")  # sales 2, 3: 3 is not in this file
+    (tmp_path / "data" / "2024-03-02.csv").write_text("amount\n3\n4\n5\n")  # sales 4, 5, 6: 6 is not either
+    result = _run(tmp_path)
+    for day in ("2024-03-01", "2024-03-02"):
+        error = result.results[f"sales[{day}]"].error or ""
+        assert result.results[f"sales[{day}]"].outcome == "failed", day
+        assert error.startswith("check relationship(amount -> raw.amount): 1 row whose amount is not in raw.amount"), error

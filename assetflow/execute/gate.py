@@ -123,13 +123,21 @@ class Gate:
         functions = [c for c in checks if isinstance(c, FunctionCheck)]
         backend = self.ws.backends.get(mat.io)
         value = backend.load(spec.name, mat.location, "polars" if functions else "lazy")
-        others = {c.to_asset: self._column(c, current) for c in builtins if isinstance(c, Relationship)}
+        received = self._unit_inputs(spec, mat, current) if mat.partition else {}
+        loaded: dict[str, Any] = {}
+
+        def upstream(name: str) -> Any:
+            """What the checks read of an upstream: what a partition received, else the upstream's current value."""
+            if name not in loaded:
+                loaded[name] = received[name]() if name in received else self._value(name, current)
+            return loaded[name]
+
+        others = {c.to_asset: self._column(c, upstream) for c in builtins if isinstance(c, Relationship)}
         verdicts = run_builtins(builtins, value, spec.name, {k: v for k, v in others.items() if v is not None})
-        received = self._unit_inputs(spec, mat, current) if functions and mat.partition else {}
         for fc in functions:
             assert isinstance(fc, FunctionCheck)
             try:
-                inputs = {p: received[p]() if p in received else self._value(p, current) for p in fc.parameters}
+                inputs = {p: upstream(p) for p in fc.parameters}
             except Exception as exc:  # noqa: BLE001 - an upstream that cannot be read fails this check alone
                 verdicts.append(Verdict(fc, False, f"check {fc.name} of asset `{spec.name}` ({fc.where}) could not "
                                                    f"read its upstream: {type(exc).__name__}: {exc}", error=True))
@@ -172,12 +180,12 @@ class Gate:
             raise LookupError(f"`{name}` has no current version")
         return self.ws.backends.get(mat.io).load(name, mat.location, "polars")
 
-    def _column(self, chk: Relationship, current: Mapping[str, Materialization]) -> Any:
+    def _column(self, chk: Relationship, upstream: Callable[[str], Any]) -> Any:
         """The target column of a relationship, as a Series (None: the target has no such column or version)."""
         import polars as pl
 
         try:
-            value = self._value(chk.to_asset, current)
+            value = upstream(chk.to_asset)
         except (LookupError, KeyError):
             return None
         if isinstance(value, pl.LazyFrame):
