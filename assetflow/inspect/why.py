@@ -184,7 +184,6 @@ def explain_partition(ws: Workspace, spec: object, key: str) -> Any:
     from assetflow.errors import PartitionKeyError
     from assetflow.partitions.assess import upstream_hashes
     from assetflow.partitioning import check_key
-    from assetflow.partitions.run import current_units
     from assetflow.partitions.units import split_unit, unit_id
 
     if not isinstance(spec, AssetSpec) or spec.partitions is None:
@@ -199,7 +198,7 @@ def explain_partition(ws: Workspace, spec: object, key: str) -> Any:
     state, reasons = ("missing", ["no source data yet"]) if unit is None else (unit.state, list(unit.reasons))
     status = dataclasses.replace(row, name=unit_id(name, key), state=state, states=(state,), reasons=reasons,
                                  partitions=None)
-    current = current_units(ws)
+    current = ws.current_units()
     mat = current.get(unit_id(name, key))
     not_fresh = {}
     for up_unit in plan.unit_inputs(unit_id(name, key)):
