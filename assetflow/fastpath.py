@@ -505,21 +505,19 @@ def _with_verdicts(rows: list[AssetStatus], graph: AssetGraph, store: Any,
     (``in_effect``: asset -> check fingerprints); None (the full path) if one failed, to say why, or is missing.
 
     Not the latest verdict of each check on that data: another version with the same data, judged with other
-    upstream versions, may have a newer one (``Gate.in_effect``)."""
+    upstream versions, may have a newer one (``checks.standing``)."""
+    from assetflow.checks.report import verdicts_under
+
     found = []
     for row in rows:
         spec = graph.specs[row.name]
         checks = getattr(spec, "checks", ())
         if row.kind == "asset" and row.partitions is None and checks:
             fingerprints = in_effect.get(row.name)
-            cached = {} if fingerprints is None or row.data_hash is None else \
-                store.check_results(row.data_hash, fingerprints)
-            by_name = {str(v["check"]): v for v in cached.values()}
-            if len(cached) != len(checks) or any(c.name not in by_name for c in checks) \
-                    or any(not v["passed"] for v in cached.values()):
+            verdicts = [] if fingerprints is None or row.data_hash is None else \
+                verdicts_under(store, checks, row.data_hash, fingerprints)
+            if len(verdicts) != len(checks) or any(not v["passed"] for v in verdicts):
                 return None
-            verdicts = [dict(by_name[c.name], where=c.where, severity=c.severity)
-                        for c in sorted(checks, key=lambda c: c.name)]
             row = dataclasses.replace(row, checks=verdicts)
         found.append(row)
     return found

@@ -160,8 +160,9 @@ class Workspace:
 
     def verdicts_in_effect(self, spec: AssetSpec, mat: Materialization,
                            current: Mapping[str, Materialization] | None = None) -> list[dict[str, object]]:
-        """The verdicts of ``spec``'s checks on version ``mat`` that stand with the current upstream versions
-        (``checks.standing``); ``current``: ``current_units``, when the caller has read them already."""
+        """The verdicts of ``spec``'s checks on version ``mat`` that stand: under the checks as defined now and the
+        upstream versions ``mat`` was made from (``CheckFingerprints.standing``); ``current``: ``current_units``,
+        when the caller has read them already."""
         return self.check_fingerprints.standing(self.store, spec, mat, self.current_units() if current is None else current)
 
     def current_units(self) -> dict[str, Materialization]:

@@ -253,7 +253,7 @@ class FunctionCheck(Check):
         return self.parameters
 
     def identity(self) -> tuple[str, ...]:
-        return (*super().identity(), self.check_name)  # the function's code fingerprint is added by the gate
+        return (*super().identity(), self.check_name)  # its code fingerprint is added by checks.standing
 
     def __call__(self, *args: object, **kwargs: object) -> object:
         assert self.fn is not None

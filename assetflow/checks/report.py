@@ -37,6 +37,14 @@ def badge(results: Iterable[Mapping[str, Any]]) -> str | None:
     return "failed" if found["failed"] else "warned" if found["warned"] else "passed"
 
 
+def verdicts_under(store: Any, checks: Iterable[Any], data_hash: str, fingerprints: Iterable[str]) -> list[dict[str, Any]]:
+    """The verdicts on ``data_hash`` cached under ``fingerprints`` (``checks.standing``), in check name order, each with
+    the check's severity and place as declared now; a check without one is left out."""
+    by_name = {str(row["check"]): row for row in store.check_results(data_hash, fingerprints).values()}
+    return [dict(by_name[c.name], check=c.name, where=c.where, severity=c.severity)
+            for c in sorted(checks, key=lambda c: str(c.name)) if c.name in by_name]
+
+
 def current_verdicts(store: Any, spec: Any, data_hash: str | None) -> list[dict[str, Any]]:
     """The latest verdicts of the asset's declared checks on one version (checks since removed left out)."""
     if data_hash is None or not getattr(spec, "checks", ()):

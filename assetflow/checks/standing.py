@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from assetflow.checks.definitions import Check, FunctionCheck
+from assetflow.checks.report import verdicts_under
 from assetflow.hashing import hash_fields
 
 __all__ = ["CheckFingerprints"]
@@ -83,7 +84,4 @@ class CheckFingerprints:
         version those a run would read from the cache, for a stale one those it was published with. A check
         without one has not judged it as it is defined now."""
         fingerprints = self.all_of(spec, mat.partition, current, mat.upstream)
-        cached = store.check_results(mat.data_hash, fingerprints.values())
-        found = [dict(cached[fingerprints[id(chk)]], check=chk.name, where=chk.where, severity=chk.severity)
-                 for chk in spec.checks if fingerprints[id(chk)] in cached]
-        return sorted(found, key=lambda row: str(row["check"]))
+        return verdicts_under(store, spec.checks, mat.data_hash, fingerprints.values())

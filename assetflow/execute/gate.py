@@ -14,7 +14,6 @@ coordinating process (see docs/checks.md).
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -123,13 +122,16 @@ class Gate:
         functions = [c for c in checks if isinstance(c, FunctionCheck)]
         backend = self.ws.backends.get(mat.io)
         value = backend.load(spec.name, mat.location, "polars" if functions else "lazy")
-        received = self._unit_inputs(spec, mat, current) if mat.partition else {}
+        received: dict[str, InputRef] | None = None  # a partition's inputs, listed when a check first reads one
         loaded: dict[str, Any] = {}
 
         def upstream(name: str) -> Any:
             """What the checks read of an upstream: what a partition received, else the upstream's current value."""
+            nonlocal received
             if name not in loaded:
-                loaded[name] = received[name]() if name in received else self._value(name, current)
+                if received is None:
+                    received = self._unit_inputs(spec, mat, current)
+                loaded[name] = self._received(spec, received[name]) if name in received else self._value(name, current)
             return loaded[name]
 
         others = {c.to_asset: self._column(c, upstream) for c in builtins if isinstance(c, Relationship)}
@@ -146,23 +148,20 @@ class Gate:
         return verdicts
 
     def _unit_inputs(self, spec: AssetSpec, mat: Materialization,
-                     current: Mapping[str, Materialization]) -> dict[str, Callable[[], Any]]:
-        """A partition's inputs as its asset received them (the mapped upstream partitions, a partitioned source's
-        file for that key), each loaded when a check asks for it, as a polars DataFrame where it is a table."""
-        from assetflow.execute.task import load_input
+                     current: Mapping[str, Materialization]) -> dict[str, InputRef]:
+        """Where a partition's inputs are, as the run hands them to its asset (the mapped upstream partitions, a
+        partitioned source's file for that key); none for an unpartitioned asset."""
+        if not mat.partition:
+            return {}
         from assetflow.partitions.run import input_refs
 
-        def load(ref: InputRef) -> Any:
-            import polars as pl
+        return {ref.name: ref for ref in input_refs(self.ws, spec, mat.partition, current)}
 
-            value = load_input(self.ws, spec, ref)
-            if isinstance(value, pl.LazyFrame):
-                return value.collect()
-            if type(value).__module__.startswith("pyarrow"):  # the asset takes an Arrow table
-                return pl.from_arrow(value)
-            return value
+    def _received(self, spec: AssetSpec, ref: InputRef) -> Any:
+        """An input as the asset received it, through the run's own loader, as a polars DataFrame."""
+        from assetflow.execute.task import load_input
 
-        return {ref.name: functools.partial(load, ref) for ref in input_refs(self.ws, spec, mat.partition, current)}
+        return load_input(self.ws, spec, ref, kind="polars")
 
     def _value(self, name: str, current: Mapping[str, Materialization]) -> Any:
         """The current value of an upstream asset or source, as an asset would receive it."""

@@ -294,7 +294,7 @@ class Run:
                                  and self.executor.capacity >= WALK_CODE_IN_WORKERS_FROM)
         assessed = self.ws.assess_all(self.order, walk_code=not self._workers_walk_code())
         units, unit_upstream, predicted = self._units(assessed)
-        self.current = self._current()
+        self.current = self.ws.current_units()
         remaining = {n: len(unit_upstream[n]) for n in units}
         unit_downstream: dict[str, list[str]] = {n: [] for n in units}
         for unit, ups in unit_upstream.items():
@@ -549,9 +549,6 @@ class Run:
         from assetflow.partitions.run import check_partition
 
         check_partition(self.ws, self.order, self.partition)
-
-    def _current(self) -> dict[str, Materialization]:
-        return self.ws.current_units()
 
     def _flush_events(self) -> None:
         if self._fresh_events:

@@ -204,13 +204,15 @@ def _lazy(value: object) -> object:
     return value  # not a table (io="json", io="pickle"): passed as it is
 
 
-def load_input(workspace: Any, spec: AssetSpec, ref: InputRef, same_host: bool = False) -> object:
+def load_input(workspace: Any, spec: AssetSpec, ref: InputRef, same_host: bool = False,
+               kind: ValueKind | None = None) -> object:
+    """The value ``spec`` receives for one input (``kind``: as what, instead of the parameter's annotation)."""
     if ref.parts:
         from assetflow.partitions.values import combine
 
-        values = {key: load_input(workspace, spec, part, same_host) for key, part in ref.parts}
+        values = {key: load_input(workspace, spec, part, same_host, kind) for key, part in ref.parts}
         return combine(spec, ref.name, values)
-    kind = value_kind(spec, ref.name)
+    kind = kind or value_kind(spec, ref.name)
     if ref.io is None:
         from assetflow.fingerprint.source import SourceVersion, read_source, unchanged_since
 

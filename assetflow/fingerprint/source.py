@@ -77,6 +77,11 @@ def file_hash(path: Path) -> str:
         view = memoryview(buffer)
         while read := handle.readinto(buffer):
             hasher.update(view[:read])
+    return _content_hash(hasher)
+
+
+def _content_hash(hasher: blake3.blake3) -> str:
+    """A file's content hash as recorded: the algorithm, then the digest of its bytes (``file_hash``, ``_verified``)."""
     return f"{ALGORITHM}:{hasher.hexdigest()}"
 
 
@@ -89,7 +94,7 @@ def _verified(path: Path, content: str, spec: SourceSpec) -> Path | bytes:
         if os.fstat(handle.fileno()).st_size > VERIFIED_READ_BYTES:
             return path
         data = handle.read()
-    if f"{ALGORITHM}:{blake3.blake3(data).hexdigest()}" != content:
+    if _content_hash(blake3.blake3(data)) != content:
         raise SourceMoved(spec.name or "")
     return data
 
