@@ -295,7 +295,8 @@ def _compute(task: ComputeTask, started: float) -> ComputeResult:
             with deferred_sync(task.same_host) as unsynced:
                 stored = handoff.store(workspace.backends.get(task.io), task.io, task.asset, value)
         except AssetflowError as exc:  # the backend's own refusal says what to do; its frames are noise
-            return ComputeResult(task.asset, None, started, time.time(), f"{type(exc).__name__}: {redact(str(exc))}")
+            return ComputeResult(task.asset, None, started, time.time(),
+                                 f"{type(exc).__name__}: {redact(str(exc))}\n(`{task.asset}` is declared at {spec.where})")
         finished = time.time()
         code = workspace.code(spec) if task.walk_code else None
     except SystemExit as exc:
