@@ -93,3 +93,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'assetflow' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public names, loaded or not: what ``dir(assetflow)`` and a notebook's completion offer."""
+    return sorted({*globals(), *__all__})

@@ -52,6 +52,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'assetflow.api' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    """The public names, loaded or not: what ``dir()`` and a notebook's completion offer."""
+    return sorted({*globals(), *__all__})
+
+
 Selection = Iterable[str] | str | None
 
 

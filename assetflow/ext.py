@@ -78,3 +78,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'assetflow.ext' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public names, loaded or not: what ``dir()`` and a notebook's completion offer."""
+    return sorted({*globals(), *__all__})

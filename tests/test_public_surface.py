@@ -47,6 +47,7 @@ def test_the_surface_is_pinned_sorted_and_every_name_resolves(module: object, ex
     assert names == sorted(names)
     for name in names:
         assert getattr(module, name) is not None, name
+    assert set(names) <= set(dir(module))  # completion offers the lazily loaded names too
 
 
 def test_plugins_docs_name_every_ext_name() -> None:
