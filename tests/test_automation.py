@@ -424,6 +424,46 @@ def stuck(context):
     d.close()
 
 
+def test_a_sensor_that_misuses_the_api_fails_its_own_tick_keeps_its_cursor_and_stops_nothing(tmp_path: Path) -> None:
+    root = make(tmp_path, MARTS + """
+@sensor(select="revenue", interval="30s")
+def bad_select(context):
+    context.update_cursor("seen-1")
+    return RunRequest(select=123)
+
+@sensor(select="revenue", interval="30s")
+def dict_cursor(context):
+    context.update_cursor({"last_id": 1})
+    return None
+
+@sensor(select="revenue", interval="30s")
+def bad_return(context):
+    context.update_cursor("seen-1")
+    return {"select": "revenue"}
+
+@sensor(select="+revenue", interval="30s")
+def good(context):
+    if context.cursor == "done":
+        return None
+    context.update_cursor("done")
+    return RunRequest(select="+revenue", partitions="k1")
+""")
+    clock = Clock(0).at("2026-05-01T05:00+00:00")
+    d = daemon(root, clock)
+    d.tick()  # none of them raises out of the daemon
+    reasons = {name: [(t.status, t.reason) for t in ticks_of(d, f"sensor:{name}")]
+               for name in ("bad_select", "dict_cursor", "bad_return")}
+    assert reasons["bad_select"][0][0] == "failed" and "RunRequest(select=123)" in reasons["bad_select"][0][1]
+    assert reasons["dict_cursor"][0][0] == "failed" and "a cursor is a string" in reasons["dict_cursor"][0][1]
+    assert reasons["bad_return"][0][0] == "failed" and "returned {'select': 'revenue'}" in reasons["bad_return"][0][1]
+    cursors = d.ticks.cursors("sensor:")
+    assert "sensor:bad_select" not in cursors and "sensor:bad_return" not in cursors  # a failed call keeps none
+    good = ticks_of(d, "sensor:good")
+    assert [t.definition["partitions"] for t in good] == [["k1"]]  # one key, not its letters
+    assert cursors["sensor:good"] == "done"
+    d.close()
+
+
 # -- conditions ---------------------------------------------------------------------------
 
 EAGER = """

@@ -28,8 +28,25 @@ class RunRequest:
     """What a sensor asks for: a selection (the CLI's language), optionally partitions, optionally forced."""
 
     select: tuple[str, ...] | str | None = None
-    partitions: tuple[str, ...] = ()
+    partitions: tuple[str, ...] | str = ()
     force: bool = False
+
+    def __post_init__(self) -> None:
+        """Refuse what is not a selection or a key here, in the sensor's call (a failed tick saying why),
+        rather than in the daemon once the request is read; one key given as a string is a key, not its letters."""
+        select, partitions = self.select, self.partitions
+        if isinstance(select, str):
+            select = (select,)
+        if select is not None and not (isinstance(select, Sequence) and all(isinstance(s, str) for s in select)):
+            raise TypeError(f"RunRequest(select={self.select!r}): select is a selection string such as "
+                            f"\"group:marts\", a list of them, or None for the sensor's own selection.")
+        if isinstance(partitions, str):
+            partitions = (partitions,)
+        if not (isinstance(partitions, Sequence) and all(isinstance(p, str) for p in partitions)):
+            raise TypeError(f"RunRequest(partitions={self.partitions!r}): partitions is a key such as "
+                            f"\"2024-01-02\" or a list of them.")
+        object.__setattr__(self, "select", None if select is None else tuple(select))
+        object.__setattr__(self, "partitions", tuple(partitions))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +66,13 @@ class SensorContext:
     new_cursor: list[str | None] = dataclasses.field(default_factory=list)
 
     def update_cursor(self, cursor: str | None) -> None:
-        """Keep ``cursor`` for the next call (stored with the tick, in one transaction)."""
+        """Keep ``cursor`` for the next call (stored with the tick, in one transaction).
+
+        A string (or None): what the state store keeps as it is. Anything else is refused here, in the
+        sensor's call, so its tick fails saying so and the cursor it had is kept."""
+        if cursor is not None and not isinstance(cursor, str):
+            raise TypeError(f"context.update_cursor({cursor!r}): a cursor is a string (or None); keep structured "
+                            f"data as text, e.g. json.dumps(...), and read it back with json.loads(context.cursor).")
         self.new_cursor[:] = [cursor]
 
 

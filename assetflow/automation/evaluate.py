@@ -113,7 +113,10 @@ def call_sensor(spec: SensorSpec, cursor: str | None, now: float) -> SensorOutco
     if "error" in box:
         error = box["error"]
         return SensorOutcome("failed", f"raised {type(error).__name__}: {error}", cursor=cursor)
-    return _interpret(spec, box.get("value"), new_cursor, changed)
+    outcome = _interpret(spec, box.get("value"), new_cursor, changed)
+    if outcome.status == "failed":  # as for a raise: the cursor stays, so the next call sees the same events
+        return dataclasses.replace(outcome, cursor=cursor, cursor_changed=False)
+    return outcome
 
 
 def _interpret(spec: SensorSpec, value: object, cursor: str | None, changed: bool) -> SensorOutcome:

@@ -250,6 +250,8 @@ class StateStore:
                 if self._db.in_transaction:  # SQLite may have rolled back already (disk full, I/O error)
                     self._db.execute("ROLLBACK")
                 raise
+        except (sqlite3.InterfaceError, sqlite3.ProgrammingError):
+            raise  # a value SQLite cannot bind, a closed connection: the caller's error, not a damaged store
         except sqlite3.Error as exc:
             raise state_error(self.path, exc, what) from exc
 
