@@ -506,9 +506,19 @@ def _check_source_partitions(path: str, where: str, partitions: object) -> None:
                               f"{{placeholder}} for the key and no glob, e.g. 'data/events/{{date}}.csv'.")
 
 
+_PLACEHOLDER = re.compile(r"\{[a-z_]*\}")  # where a partitioned source's path holds the key
+
+
 def partition_path(spec: SourceSpec, key: str) -> str:
     """The file of one partition of a partitioned source (the key in place of its placeholder)."""
-    return re.sub(r"\{[a-z_]*\}", lambda _: key, spec.path, count=1)
+    return _PLACEHOLDER.sub(lambda _: key, spec.path, count=1)
+
+
+def partition_glob(spec: SourceSpec) -> str:
+    """A glob matching the file of every key of a partitioned source (what a watcher stats)."""
+    import glob
+
+    return _PLACEHOLDER.sub("*", glob.escape(spec.path), count=1)
 
 
 Spec = AssetSpec | SourceSpec

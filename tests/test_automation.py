@@ -700,6 +700,75 @@ def events(partition) -> pl.DataFrame:
     d.close()
 
 
+def test_conditions_see_a_partitioned_source_new_days_and_what_each_partition_read(tmp_path: Path) -> None:
+    root = make(tmp_path, """
+from assetflow.partitions import daily
+
+events = source("data/events/{date}.csv", partitions=daily("2090-05-01"))
+
+@asset(partitions=daily("2090-05-01"), automation=eager())
+def daily_events(events: pl.DataFrame) -> pl.DataFrame:
+    return events
+
+@asset(partitions=daily("2090-05-01"), automation=on_upstream_change())
+def doubled(daily_events: pl.DataFrame) -> pl.DataFrame:
+    return daily_events.with_columns(pl.col("amount") * 2)
+""")
+    days = root / "data" / "events"
+    days.mkdir()
+    for day, amount in (("2090-05-01", 1), ("2090-05-02", 2)):
+        (days / f"{day}.csv").write_text(f"id,amount\n1,{amount}\n")
+    clock = Clock(0).at("2090-05-03T06:00+00:00")
+    d = daemon(root, clock)
+
+    def built() -> dict[str, str]:
+        return {key: mat.data_hash for (_, key), mat in d.ws.store.current_partitions(asset="daily_events").items()}
+
+    d.tick()  # the latest day with data is missing: built (keys listed at the daemon's clock, not the machine's)
+    assert set(built()) == {"2090-05-02"}
+    [doubled] = [ev for ev in d.evaluate_conditions(clock.now) if ev.name == "doubled"]
+    assert not doubled.fire  # on_upstream_change only acts once the asset has a version
+    from assetflow import api
+
+    api.materialize(project=d.ws, partition="2090-05-02")  # at the daemon's clock: doubled[2090-05-02] made
+    [doubled] = [ev for ev in d.evaluate_conditions(clock.now) if ev.name == "doubled"]
+    assert not doubled.verdict.holds, doubled.verdict.reason  # its upstream did not change since
+
+    clock.at("2090-05-04T06:00+00:00")  # a day later, in the same daemon: the key 2090-05-03 exists now
+    (days / "2090-05-03.csv").write_text("id,amount\n1,3\n")
+    d.tick()
+    assert set(built()) == {"2090-05-02", "2090-05-03"}
+    before = built()["2090-05-03"]
+    (days / "2090-05-03.csv").write_text("id,amount\n1,30\n")  # that day's file is corrected
+    clock.now += 61
+    d.tick()
+    assert built()["2090-05-03"] != before  # the change of the latest key's file was seen and acted on
+    d.close()
+
+
+def test_a_running_daemon_sees_dynamic_keys_another_process_adds(tmp_path: Path) -> None:
+    root = make(tmp_path, """
+from assetflow.partitions import dynamic
+
+@asset(partitions=dynamic("customers"), automation=on_missing())
+def per_customer(partition) -> pl.DataFrame:
+    return pl.DataFrame({"customer": [partition.key]})
+""")
+    from assetflow import api
+
+    clock = Clock(0).at("2026-05-03T06:00+00:00")
+    d = daemon(root, clock)
+    d.tick()
+    assert ticks_of(d, "condition:per_customer") == []  # no key yet: nothing to build
+    ws = api.workspace(root)  # another process: `assetflow partitions add customers acme`
+    api.add_partitions("customers", ["acme"], project=ws)
+    ws.close()
+    clock.now += 61
+    d.tick()
+    assert {key for _, key in d.ws.store.current_partitions(asset="per_customer")} == {"acme"}
+    d.close()
+
+
 def test_the_page_serves_schedules_and_sensors_like_the_cli(tmp_path: Path) -> None:
     from starlette.testclient import TestClient
 

@@ -46,6 +46,7 @@ from assetflow.cron import parse_cron
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.errors import AssetflowError, ExitCode
 from assetflow.hashing import stat_token
+from assetflow.partitions.units import is_partitioned
 from assetflow.state.ticks import Tick, TickStore
 from assetflow.workspace import Workspace
 
@@ -115,6 +116,8 @@ class Daemon:
         self._conditions_at = float("-inf")
         self._next_condition_cron = float("inf")
         self._generation = 0
+        self._next_key_at = float("inf")  # when a time partition definition gains its next key
+        self._dynamic_keys: dict[str, list[str]] = {}  # the dynamic keys the workspace's key listing holds
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -223,6 +226,7 @@ class Daemon:
             log.info("project code changed: reloading the project")
             self._load()
             report.reloaded = True
+        self._list_partition_keys(now)
         sources_changed = self._sources_changed()
         while self._due and self._due[0][0] <= now:
             _, kind, name = heapq.heappop(self._due)
@@ -239,6 +243,30 @@ class Daemon:
             # a schedule whose period is keep_workers finds them still there)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _list_partition_keys(self, now: float) -> None:
+        """List partition keys as of ``now`` whenever they may have changed since the last listing.
+
+        A workspace lists its keys once (a run's instant); the daemon's lives for days, so without this a day
+        passing would add no daily key, and keys added by ``assetflow partitions add`` (another process) would
+        not be seen. Listed again when a time definition's next key is due or the dynamic keys stored changed,
+        at the daemon's clock, so conditions, schedules and the runs they start agree on the keys.
+        """
+        ws = self.ws
+        assert ws is not None
+        if not is_partitioned(ws.graph):
+            return
+        from assetflow.partitions.keys import dynamic_names
+        from assetflow.partitions.run import next_key_instant
+        from assetflow.state.partitions import dynamic_keys
+
+        dynamic = {name: dynamic_keys(ws.store, name) for name in sorted(dynamic_names(ws))}
+        if ws.now is not None and now < self._next_key_at and dynamic == self._dynamic_keys:
+            return
+        ws.now = now
+        ws.forget_partition_keys()
+        self._dynamic_keys = dynamic
+        self._next_key_at = next_key_instant(ws) or float("inf")
 
     def _code_changed(self) -> bool:
         return self._stat_code(self._code_tokens) != self._code_tokens
@@ -319,24 +347,40 @@ class Daemon:
 
         ws = self.ws
         assert ws is not None
+        self._list_partition_keys(now)
         current = ws.store.current_of({n for s in self.automated.values() for n in (s.name, *s.upstreams)})
-        source_names = sorted({u for s in self.automated.values() for u in s.upstreams
-                               if isinstance(ws.graph.specs.get(u), SourceSpec)})
+        units = ws.current_units() if is_partitioned(ws.graph) else None
         source_hashes: dict[str, str] = {}
-        for name in source_names:
-            try:
-                source_hashes[name] = ws.observe_sources([name])[name].data_hash
-            except AssetflowError:
-                continue  # no file: nothing to compare; status reports it
+        if units is None:
+            for name in sorted({u for s in self.automated.values() for u in s.upstreams
+                                if isinstance(ws.graph.specs.get(u), SourceSpec)}):
+                try:
+                    source_hashes[name] = ws.observe_sources([name])[name].data_hash
+                except AssetflowError:
+                    continue  # no file: nothing to compare; status reports it
         memories = self.ticks.cursors("condition:")
         found = []
         for name, spec in self.automated.items():
             origin = f"condition:{name}"
             memory = ConditionMemory.parse(memories.get(origin), now)
-            latest = self._latest_key(spec, now)
+            latest = self._latest_key(spec)
+            if latest is None and spec.partitions is not None:  # its definition has no key yet
+                waits = Verdict(False, "no partition key yet: its definition starts later")
+                found.append(ConditionEvaluation(name, spec.automation.describe(), waits, False, waits.reason, memory,
+                                                 memory.fired or "", origin not in memories, None))
+                continue
             view = current if latest is None else self._partition_view(spec, latest, current)
             mat = view.get(name)
-            facts = facts_for(name, spec, now, view, source_hashes,
+            if units is None:
+                reads: dict[str, str | None] = {up: source_hashes[up] if up in source_hashes
+                                                else getattr(view.get(up), "data_hash", None) for up in spec.upstreams}
+            else:  # what the (latest) partition reads, combined over the upstream partitions its mapping names, as a
+                # run records it: a partitioned source's key file, a window's partitions (``unit_upstream``)
+                from assetflow.partitions.run import unit_upstream
+
+                reads = dict(unit_upstream(ws, spec, latest or "", {}, units)[0])
+            observed = [up for up in spec.upstreams if isinstance(ws.graph.specs.get(up), SourceSpec) and reads.get(up)]
+            facts = facts_for(name, spec, now, view, reads, observed,
                               overdue(spec.freshness, mat.finished_at if mat else None, now)[1], memory)
             verdict = spec.automation.evaluate(facts)
             state = signature(facts, self.code_stamp() + (f"|{latest}" if latest else ""))
@@ -345,26 +389,14 @@ class Daemon:
                                              origin not in memories, latest))
         return found
 
-    def _latest_key(self, spec: AssetSpec, now: float) -> str | None:
-        """A partitioned asset's latest key (conditions look at that partition); None when unpartitioned."""
-        import datetime
-
-        definition = getattr(spec, "partitions", None)
-        if definition is None:
+    def _latest_key(self, spec: AssetSpec) -> str | None:
+        """A partitioned asset's latest key, the one a run of ``--partition latest`` builds (the last with data, else
+        the last there is): conditions look at that partition. None when unpartitioned."""
+        if getattr(spec, "partitions", None) is None:
             return None
-        from assetflow.state.partitions import dynamic_keys
-
-        store = self.ws.store  # type: ignore[union-attr]
-
-        class Keys:  # the partitions' KeyContext, at the daemon's clock
-            def __init__(self) -> None:
-                self.now = datetime.datetime.fromtimestamp(now, datetime.UTC)
-
-            def dynamic_keys(self, name: str) -> list[str]:
-                return dynamic_keys(store, name)
-
-        keys = definition.keys(Keys())
-        return keys[-1] if keys else None
+        plan = self.ws.partition_plan  # type: ignore[union-attr]
+        keys = plan.keys.get(spec.name, ())
+        return plan.latest(spec.name) or (keys[-1] if keys else None)
 
     def _partition_view(self, spec: AssetSpec, key: str, current: dict) -> dict:
         """Current versions as the latest partition sees them: its own, and its partitioned upstreams' same key."""

@@ -11,7 +11,7 @@ import hashlib
 import json
 import threading
 import traceback
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from assetflow.conditions import AssetFacts, Verdict
 from assetflow.automation.definitions import RunRequest, ScheduleSpec, SensorContext, SensorSpec, SkipReason
@@ -192,20 +192,18 @@ def should_fire(verdict: Verdict, memory: ConditionMemory, state: str) -> tuple[
     return True, verdict.reason
 
 
-def facts_for(name: str, spec: object, now: float, current: Mapping[str, object], source_hashes: Mapping[str, str],
-              overdue_reason: str | None, memory: ConditionMemory) -> AssetFacts:
-    """The facts of one asset: its current version, its upstreams' current hashes and update times."""
+def facts_for(name: str, spec: object, now: float, current: Mapping[str, object],
+              upstream_hashes: Mapping[str, str | None], observed: Collection[str], overdue_reason: str | None,
+              memory: ConditionMemory) -> AssetFacts:
+    """The facts of one asset: its current version, its upstreams' hashes as it reads them, their update times.
+
+    ``observed``: the upstream sources whose data was observed now (they count as updated at the tick);
+    every other upstream's update time is when its current version was made (None: it has none).
+    """
     mat = current.get(name)
     upstreams: tuple[str, ...] = getattr(spec, "upstreams", ())
-    hashes: dict[str, str | None] = {}
-    updated: dict[str, float | None] = {}
-    for up in upstreams:
-        if up in source_hashes:
-            hashes[up] = source_hashes[up]
-            continue  # a source is observed at the tick: it counts as updated
-        up_mat = current.get(up)
-        hashes[up] = getattr(up_mat, "data_hash", None)
-        updated[up] = getattr(up_mat, "finished_at", None)
+    hashes = {up: upstream_hashes.get(up) for up in upstreams}
+    updated = {up: getattr(current.get(up), "finished_at", None) for up in upstreams if up not in observed}
     return AssetFacts(
         name=name, now=now, has_version=mat is not None, finished_at=getattr(mat, "finished_at", None),
         made_from=dict(getattr(mat, "upstream", {}) or {}), upstream_hashes=hashes, upstream_updated=updated,

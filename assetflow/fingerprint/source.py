@@ -35,7 +35,12 @@ class SourceVersion:
 
 
 def source_files(spec: SourceSpec, root: Path) -> list[Path]:
-    """The files a source covers, sorted: one file, every file under a folder, or a glob's matches."""
+    """The files a source covers, sorted: one file, every file under a folder, or a glob's matches; for a
+    partitioned source, the file of every key there is (its placeholder matched as a glob's ``*``)."""
+    if spec.partitions is not None:
+        from assetflow.declare import partition_glob
+
+        return [Path(p) for p in glob_files(partition_glob(spec), root)]
     return pattern_files(spec.path, root)
 
 
