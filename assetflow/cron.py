@@ -16,9 +16,11 @@ daemon stores as a tick's identity.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import datetime
 import functools
+import os
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -41,6 +43,22 @@ def zone(name: str | None) -> datetime.tzinfo | None:
         raise CronError(f"unknown time zone {name!r} ({exc}); use an IANA name such as 'Europe/Paris' or 'UTC'") from None
 
 
+@functools.lru_cache(maxsize=8)
+def local_zone(tz_variable: str | None) -> datetime.tzinfo:
+    """The machine's time zone with its daylight saving rules, for schedules without ``timezone=``.
+
+    A naive local datetime cannot hold the hour repeated at fall-back nor skip the one lost at spring-forward,
+    so stepping cron in it lost ticks and moved them; this zone can. ``$TZ`` when it names an IANA zone, else
+    ``/etc/localtime``; a fixed offset (today's) only where neither exists. Keyed by ``$TZ`` as read by the caller.
+    """
+    if tz_variable:
+        with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo(tz_variable.removeprefix(":"))
+    with contextlib.suppress(OSError, ValueError), open("/etc/localtime", "rb") as handle:
+        return ZoneInfo.from_file(handle, key="localtime")
+    return datetime.datetime.now().astimezone().tzinfo or datetime.UTC
+
+
 @dataclasses.dataclass(frozen=True)
 class Cron:
     """A parsed schedule in a time zone; ``text`` is what the user wrote."""
@@ -50,9 +68,7 @@ class Cron:
     timezone: str | None = None
 
     def _at(self, instant: float) -> datetime.datetime:
-        tz = zone(self.timezone)
-        if tz is None:
-            return datetime.datetime.fromtimestamp(instant)  # naive local wall clock; .timestamp() reads it back
+        tz = zone(self.timezone) if self.timezone is not None else local_zone(os.environ.get("TZ"))
         return datetime.datetime.fromtimestamp(instant, tz)
 
     def after(self, instant: float) -> Iterator[float]:
@@ -115,6 +131,14 @@ def parse_cron(text: str, timezone: str | None = None) -> Cron:
     return Cron(text, expression, timezone)
 
 
+def _valid(expression: str) -> bool:
+    try:
+        CronSim(expression, datetime.datetime(2000, 1, 1))
+    except CronSimError:
+        return False
+    return True
+
+
 _FIELDS = ("minute", "hour", "day", "month", "weekday")
 _RANGES = {"minute": "0-59", "hour": "0-23", "day": "1-31", "month": "1-12 or jan-dec", "weekday": "0-7 or sun-sat"}
 
@@ -126,6 +150,9 @@ def _explain(text: str, parts: list[str], reason: str) -> str:
     if named is None:
         return f"{text!r}: {reason}"
     value = parts[_FIELDS.index(named)]
+    if named == "day" and _valid(" ".join([*parts[:3], "*", parts[4]])):  # each day exists, not in those months
+        return (f"{text!r}: day {value!r} never falls in month {parts[3]!r}, so the schedule would never run; "
+                f"pick days those months have (February: 1-28, or 29 in leap years)")
     return (f"{text!r}: bad {named} field {value!r}: {'an' if named == 'hour' else 'a'} {named} is "
             f"{_RANGES[named]}; write a value, "
             f"a low-high range, a list (1,15) or a step (*/15)")

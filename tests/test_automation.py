@@ -76,6 +76,22 @@ def revenue(orders: pl.DataFrame) -> pl.DataFrame:
 # -- cron ---------------------------------------------------------------------------------
 
 
+def test_a_schedule_without_timezone_follows_the_machine_zone_across_dst(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Europe/Paris")  # the machine's zone, as a server set to local time has it
+
+    def due(expression: str, timezone: str | None, start: str, end: str) -> list[float]:
+        return parse_cron(expression, timezone).between(datetime.datetime.fromisoformat(start).timestamp(),
+                                                        datetime.datetime.fromisoformat(end).timestamp())
+
+    for expression, start, end in (("*/30 * * * *", "2026-10-25T01:45+02:00", "2026-10-25T03:15+01:00"),
+                                   ("30 2 * * *", "2026-03-28T12:00+01:00", "2026-03-29T12:00+02:00")):
+        assert due(expression, None, start, end) == due(expression, "Europe/Paris", start, end)
+    assert len(due("*/30 * * * *", None, "2026-10-25T01:45+02:00", "2026-10-25T03:15+01:00")) == 5  # 02:xx twice
+    fall_back = datetime.datetime.fromisoformat("2026-10-25T02:10+01:00").timestamp()  # the second 02:10
+    assert parse_cron("0 * * * *").previous(fall_back) == datetime.datetime.fromisoformat(
+        "2026-10-25T02:00+01:00").timestamp()
+
+
 def test_cron_dst_daily_0230_runs_once_on_spring_forward_and_fall_back_days() -> None:
     cron = parse_cron("30 2 * * *", "Europe/Paris")
     for first, last in (("2026-03-28T00:00+01:00", "2026-03-31T00:00+02:00"),
@@ -91,6 +107,8 @@ def test_cron_dst_daily_0230_runs_once_on_spring_forward_and_fall_back_days() ->
 def test_cron_errors_say_what_is_wrong() -> None:
     with pytest.raises(CronError, match="5 fields"):
         parse_cron("* * *")
+    with pytest.raises(CronError, match="day '30' never falls in month '2'"):  # not "a day is 1-31"
+        parse_cron("0 6 30 2 *")
     with pytest.raises(CronError, match="bad minute"):
         parse_cron("61 * * * *")
     with pytest.raises(CronError, match="unknown time zone"):
