@@ -104,7 +104,7 @@ def run_daemon(project_dir: Path | None, modules: tuple[str, ...], files: tuple[
 
 @main.command()
 @_daemon_options
-@click.option("--once", is_flag=True, help="Evaluate once, run what is due, and exit (for system cron and CI).")
+@click.option("--once", is_flag=True, help="Evaluate once, run what is due, and exit (for system cron and CI: give --interval the period it is called at).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logs.")
 @project_options
 @handle_errors

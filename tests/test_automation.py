@@ -399,6 +399,22 @@ def test_a_second_daemon_refuses_naming_the_first(tmp_path: Path) -> None:
     DaemonLock(tmp_path / ".assetflow").acquire()
 
 
+def test_a_tick_due_while_the_daemon_was_busy_is_late_not_missed(tmp_path: Path) -> None:
+    root = make(tmp_path, MARTS + 'schedule("at_one", cron="1 * * * *", select="orders", catchup="none", force=True)\n')
+    clock = Clock(0).at("2026-05-01T05:56:00+00:00")
+    d = daemon(root, clock)
+    d.tick()  # the daemon evaluates from 05:56 on
+    clock.at("2026-05-01T06:10:00+00:00")  # its next evaluation comes late: a long run held it until 06:10
+    d.tick()
+    assert [(t.status, t.reason) for t in ticks_of(d, "schedule:at_one")] == [("succeeded", "ran 1")]
+    d.close()
+    restarted = daemon(root, clock.at("2026-05-01T08:30:00+00:00"))  # down from 06:10 to 08:30: 07:01, 08:01 missed
+    restarted.tick()
+    missed = [t.reason for t in ticks_of(restarted, "schedule:at_one")][1:]
+    assert missed == ["missed while no daemon ran (catchup='none')"] * 2
+    restarted.close()
+
+
 # -- sensors ------------------------------------------------------------------------------
 
 

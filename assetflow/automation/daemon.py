@@ -116,6 +116,7 @@ class Daemon:
         self._conditions_at = float("-inf")
         self._next_condition_cron = float("inf")
         self._generation = 0
+        self._alive_since: float | None = None  # this daemon's first evaluation: ticks due since were not missed
         self._next_key_at = float("inf")  # when a time partition definition gains its next key
         self._dynamic_keys: dict[str, list[str]] = {}  # the dynamic keys the workspace's key listing holds
 
@@ -221,6 +222,8 @@ class Daemon:
         """Evaluate once at ``clock()``: claim what is due, then run the queue."""
         started = time.perf_counter()
         now = self.clock()
+        if self._alive_since is None:
+            self._alive_since = now
         report = TickReport(now)
         if self._code_changed():
             log.info("project code changed: reloading the project")
@@ -295,7 +298,7 @@ class Daemon:
 
     def _claim_schedule(self, spec: ScheduleSpec, now: float, report: TickReport) -> None:
         since = self._schedule_cursor.get(spec.name, now)
-        due = schedule_due(spec, since, now, self.lateness)
+        due = schedule_due(spec, since, now, self.lateness, self._alive_since)
         cron = parse_cron(spec.cron, spec.timezone)
         definition = spec.definition()
         with self.ws.store.transaction(f"claiming ticks of schedule {spec.name!r}") as db:  # type: ignore[union-attr]

@@ -33,11 +33,13 @@ class ScheduleDue:
         return len(self.skipped)
 
 
-def schedule_due(spec: ScheduleSpec, since: float, now: float, lateness: float) -> ScheduleDue:
+def schedule_due(spec: ScheduleSpec, since: float, now: float, lateness: float,
+                 alive_since: float | None = None) -> ScheduleDue:
     """Ticks of ``spec`` in (since, now], per its catch-up policy; every other due tick with its reason.
 
-    A tick within ``lateness`` of ``now`` is on time (the daemon was evaluating); older ones were
-    missed while no daemon ran: ``latest`` keeps the newest of them, ``all`` keeps each (up to
+    A tick within ``lateness`` of ``now`` is on time (the daemon was evaluating), and so is one due once
+    this daemon was evaluating (at or after ``alive_since``), however late a long run made its claim; older
+    ones were missed while no daemon ran: ``latest`` keeps the newest of them, ``all`` keeps each (up to
     ``MAX_CATCHUP``), ``none`` keeps only on-time ticks. The ticks let go are returned too, so that
     each due tick is recorded (``assetflow ticks`` shows every one, skipped with why); at most
     ``MAX_CATCHUP`` of them, the newest, the oldest saying how many earlier ones were not recorded.
@@ -46,8 +48,8 @@ def schedule_due(spec: ScheduleSpec, since: float, now: float, lateness: float) 
     due, total = cron.window(since, now, limit=MAX_CATCHUP)
     if not due:
         return ScheduleDue((), None)
-    on_time = [t for t in due if now - t <= lateness]
-    late = [t for t in due if now - t > lateness]
+    late = [t for t in due if now - t > lateness and (alive_since is None or t < alive_since)]
+    on_time = [t for t in due if t not in late]
     dropped = total - len(due)  # older than the newest MAX_CATCHUP: neither run nor recorded one by one
     if spec.catchup == "all":
         kept: tuple[float, ...] = tuple(due)
