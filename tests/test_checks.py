@@ -221,6 +221,20 @@ def test_the_builtins_judge_in_one_select_with_row_numbers_and_examples() -> Non
     assert mixed[0].error and "could not run" in mixed[0].summary and mixed[1].summary == "1 null row, e.g. row 3"
 
 
+def test_unique_is_not_fooled_by_overflowing_differences_nan_or_big_unsigned_keys() -> None:
+    big = 6148914691236517205
+    tables = {
+        "wraps around": (pl.LazyFrame({"id": [0, big, -big - 1, 0]}), False),  # differences overflow Int64
+        "NaN twice": (pl.LazyFrame({"id": [1.0, float("nan"), float("nan")]}), False),
+        "UInt64 above 2**63": (pl.LazyFrame({"id": pl.Series([2**64 - 1, 2**63 + 5, 7], dtype=pl.UInt64)}), True),
+        "UInt64 repeated": (pl.LazyFrame({"id": pl.Series([2**64 - 1, 2**64 - 1], dtype=pl.UInt64)}), False),
+        "increasing": (pl.LazyFrame({"id": [1, 5, 9]}), True),
+    }
+    for case, (table, unique_keys) in tables.items():
+        [verdict] = run_builtins([unique("id")], table, "t", {})
+        assert (verdict.passed, verdict.error) == (unique_keys, False), (case, verdict.summary)
+
+
 PARTITIONED = '''
 import polars as pl
 from assetflow import asset, not_null, source

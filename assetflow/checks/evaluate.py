@@ -64,7 +64,9 @@ def _missing(check: Check, asset: str, columns: Sequence[str], have: Sequence[st
 
 
 def _orderable(dtype: Any) -> bool:
-    return dtype is not None and (dtype.is_numeric() or dtype.is_temporal())
+    """Keys whose order settles uniqueness when strictly monotonic: integers and times (not floats: NaN sorts
+    above every number and equals itself, so [1.0, NaN, NaN] looked increasing)."""
+    return dtype is not None and (dtype.is_integer() or dtype.is_temporal())
 
 
 def _unique_pass(i: int, check: Unique, lf: Any) -> dict[str, Any]:
@@ -106,8 +108,11 @@ def _expressions(i: int, check: Check, others: Mapping[str, Any], schema: Mappin
         # key is strictly monotonic (an auto-increment id, a sorted date: unique at the cost of a diff);
         # other keys are settled by _unique_pass afterwards.
         if len(check.keys) == 1 and _orderable(schema.get(check.keys[0])):
-            steps = pl.col(check.keys[0]).drop_nulls().diff().drop_nulls()
-            return [(steps > 0).all().alias(f"c{i}_up"), (steps < 0).all().alias(f"c{i}_down")]
+            # Each key against the one before it, compared rather than subtracted: a difference wraps around
+            # for far-apart Int64 keys and cannot be taken for UInt64 keys above 2**63 (DuckDB's hash()).
+            key = pl.col(check.keys[0]).drop_nulls()
+            before = key.shift(1)
+            return [(key > before).all().alias(f"c{i}_up"), (key < before).all().alias(f"c{i}_down")]
         return []
 
     if isinstance(check, AcceptedValues):
