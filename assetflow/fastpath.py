@@ -512,7 +512,9 @@ def _with_verdicts(rows: list[AssetStatus], graph: AssetGraph, store: Any,
     for row in rows:
         spec = graph.specs[row.name]
         checks = getattr(spec, "checks", ())
-        if row.kind == "asset" and row.partitions is None and checks:
+        if row.kind == "asset" and row.partitions is not None and checks:
+            return None  # each partition's verdicts stand on its own inputs: the full path reads them
+        if row.kind == "asset" and checks:
             fingerprints = in_effect.get(row.name)
             verdicts = [] if fingerprints is None or row.data_hash is None else \
                 verdicts_under(store, checks, row.data_hash, fingerprints)

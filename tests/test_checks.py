@@ -347,6 +347,41 @@ def test_status_from_the_fast_path_shows_the_same_verdicts(root: Path) -> None:
 
 
 
+PARTS_CHECKED = """
+import polars as pl
+from assetflow import asset, expr
+from assetflow.partitions import static
+
+CHECKS = [expr(pl.col("v") < 0, severity="warn")]
+
+@asset(partitions=static(["a", "b", "c"]), checks=CHECKS)
+def part(partition) -> pl.DataFrame:
+    return pl.DataFrame({"v": [1 if partition.key != "b" else -1]})
+"""
+
+
+def test_status_shows_the_verdicts_of_a_partitioned_asset(tmp_path: Path) -> None:
+    from assetflow.api import status_fast_or_full
+
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipeline"]\n')
+    (tmp_path / "pipeline.py").write_text(PARTS_CHECKED)
+    _backdate(tmp_path)
+    _run(tmp_path)
+    for _ in range(2):  # the full path, then the one the snapshot would allow
+        [row], _fast = status_fast_or_full(project_dir=tmp_path)
+        assert row.states == ("fresh",)
+        assert row.reasons[0] == "warning: partitions a, c: check expr(v < 0): 1 row where it is false, e.g. row 0"
+        assert sorted((v["partition"], v["passed"]) for v in row.checks or []) == [("a", False), ("b", True), ("c", False)]
+    path = tmp_path / "pipeline.py"  # a blocking check the current partitions a and c fail: the run refuses them
+    path.write_text(path.read_text().replace("CHECKS = [", 'CHECKS = [expr(pl.col("v") < 0, name="negative"), '))
+    _run(tmp_path)
+    for _ in range(2):
+        [row], _fast = status_fast_or_full(project_dir=tmp_path)
+        assert "failed" in row.states
+        assert row.reasons[0] == "the current version of partitions a, c fails check expr(negative): 1 row where it is false, e.g. row 0"
+    assert api.status("status:failed", project=tmp_path)[0].name == "part"
+
+
 LOST_LINES = '''
 import polars as pl
 from assetflow import asset, check, source

@@ -150,6 +150,13 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
             current = max((v.current for v in verdict.partitions.values() if v.current is not None),
                           key=lambda m: m.finished_at, default=None)
         checked = None
+        if spec.checks and report is not None and verdict.partitions is not None:
+            if current_versions is None:
+                current_versions = ws.current_units()
+            checked, lines = _partition_verdicts(ws, spec, verdict, current_versions)
+            if any(not v["passed"] and v["severity"] == "error" for v in checked) and "failed" not in states:
+                states.append("failed")
+            reasons = lines + reasons
         if spec.checks and report is None:
             if current_versions is None:
                 current_versions = ws.current_units()
@@ -177,6 +184,40 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
                          io=ws.io_of(spec), tags=dict(spec.tags), updated_at=finished, freshness=spec.freshness,
                          overdue_by=by, partitions=report, checks=checked))
     return rows
+
+
+def _partition_verdicts(ws: Workspace, spec: AssetSpec, verdict: Assessment,
+                        current: Mapping[str, Materialization]) -> tuple[list[dict[str, object]], list[str]]:
+    """The verdicts that stand on each current partition (each row names its ``partition``), and what status
+    says of them: the partitions whose current version fails a blocking check or a warning, and those with
+    a check not judged as it is defined now, as key ranges."""
+    from assetflow.partitions.summary import ranges
+
+    found: list[dict[str, object]] = []
+    said: dict[tuple[str, str], list[tuple[str, str, str]]] = {}  # (kind, check) -> [(key, kind, line)]
+    for key, part in (verdict.partitions or {}).items():
+        if part.current is None:
+            continue
+        rows = [dict(v, partition=key) for v in ws.verdicts_in_effect(spec, part.current, current)]
+        found += rows
+        judged = {str(v["check"]) for v in rows}
+        for chk in spec.checks:
+            if chk.name not in judged:
+                said.setdefault(("unjudged", chk.name), []).append((key, "unjudged", chk.name))
+        for v in rows:
+            if not v["passed"]:
+                kind = "fails" if v["severity"] == "error" else "warning"
+                said.setdefault((kind, str(v["check"])), []).append((key, kind, one_line(v)))
+    keys = list(verdict.partitions or {})  # in key order: a range spans consecutive keys only
+    lines = []
+    for (kind, name), items in sorted(said.items()):
+        hit = {key for key, _, _ in items}
+        spans = ", ".join(r.span for r in ranges((k, str(k in hit), "") for k in keys) if r.state == "True")
+        lines.append(f"the current version of partitions {spans} fails {items[0][2]}" if kind == "fails" else
+                     f"warning: partitions {spans}: {items[0][2]}" if kind == "warning" else
+                     f"check {name} has no verdict on partitions {spans} as it is defined now: "
+                     f"`assetflow check {spec.name}` judges it")
+    return found, lines
 
 
 def _rows(verdict: Assessment) -> int | None:
