@@ -157,6 +157,17 @@ def test_check_command_runs_the_checks_of_current_versions(root: Path) -> None:
     assert "check row_count(min=1, max=2): 3 rows, more than the maximum 2" in failed.output
 
 
+def test_check_judges_a_stale_version_with_the_upstreams_it_was_made_from_as_status_does(root: Path) -> None:
+    _run(root)
+    (root / "people.csv").write_text("id,name\n1,ada\n")  # customer 2 goes: the new orders version is refused
+    assert _run(root).results["orders"].outcome == "failed"
+    [row] = api.status("orders", project=root)
+    shown = {v["check"]: v["passed"] for v in row.checks or []}
+    [judged] = api.run_checks("orders", project=root)
+    assert judged.ok and {r["check"]: r["passed"] for r in judged.results} == shown  # not "failed (cached)"
+    assert shown["relationship(customer_id -> customers.id)"]
+
+
 def test_bad_checks_fail_with_the_check_asset_file_and_line(root: Path) -> None:
     code = (root / "pipe.py").read_text()
     code = code.replace('not_null("id")', 'not_null("idx")')

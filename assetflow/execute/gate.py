@@ -89,14 +89,15 @@ class Gate:
         self.run_id = run_id
 
     def judge(self, spec: AssetSpec, mat: Materialization, current: Mapping[str, Materialization],
-              restamp: bool = True) -> CheckRun:
+              restamp: bool = True, recorded: Mapping[str, str] | None = None) -> CheckRun:
         """The verdicts of every check of ``spec`` on ``mat``: cached ones read, the others run and recorded.
 
-        ``current`` is the current version of each upstream (by name) the checks may read.
+        ``current`` is the version of each upstream (by name) the checks read; ``recorded`` the data hashes of
+        those that are not the current ones (``check_current``: the versions ``mat`` was made from).
         ``restamp`` records the cached verdicts again under this run (a version being published);
         a fresh asset's cached verdicts are only read, so a no-op over many partitions writes nothing.
         """
-        fingerprints = self.ws.check_fingerprints.all_of(spec, mat.partition, current)
+        fingerprints = self.ws.check_fingerprints.all_of(spec, mat.partition, current, recorded)
         cached = self.ws.store.check_results(mat.data_hash, fingerprints.values())
         to_run = [c for c in spec.checks if fingerprints[id(c)] not in cached]
         verdicts = {id(v.check): v for v in self._run(spec, mat, to_run, current)} if to_run else {}
@@ -217,5 +218,26 @@ def check_current(ws: Workspace, names: list[str], run_id: str | None = None) ->
             continue
         units = sorted(u for u in current if split_unit(u)[0] == name)
         for unit in units:
-            runs.append(gate.judge(spec, current[unit], current))
+            made_with, recorded = _as_made(ws, current[unit], current)
+            runs.append(gate.judge(spec, current[unit], made_with, recorded=recorded))
     return runs
+
+
+def _as_made(ws: Workspace, mat: Materialization,
+             current: Mapping[str, Materialization]) -> tuple[dict[str, Materialization], dict[str, str]]:
+    """The upstream versions ``mat`` was made from, where they are no longer current (a stale asset), and their
+    hashes: judged with them, a version keeps the verdicts it was published with, as ``status`` shows them
+    (``checks.standing``), instead of being judged against upstream data it never read."""
+    made_with = dict(current)
+    recorded: dict[str, str] = {}
+    for up, data_hash in (mat.upstream or {}).items():
+        upstream = ws.graph.specs.get(up)
+        now = current.get(up)
+        if not isinstance(upstream, AssetSpec) or upstream.partitions is not None or now is None \
+                or now.data_hash == data_hash:
+            continue
+        earlier = ws.store.by_data_hash(up, data_hash)
+        if earlier:
+            made_with[up] = earlier[0]
+            recorded[up] = data_hash
+    return made_with, recorded
