@@ -54,6 +54,9 @@ class Verdict:
     reason: str
     force: bool = False  # recompute even if fresh (time-based conditions)
     consumes: tuple[tuple[str, float], ...] = ()  # (cron key, tick) to record as acted on
+    # (cron key, tick) to record as seen whether or not the condition fires: a tick under ``~`` (``~on_cron``
+    # is false at the evaluation that sees the tick, then true again; no firing would ever consume it).
+    seen: tuple[tuple[str, float], ...] = ()
     parts: tuple[Verdict, ...] = ()  # the operands' verdicts, for ``why``
 
     def lines(self, depth: int = 0) -> list[str]:
@@ -181,7 +184,7 @@ class All(AutomationCondition):
         holds = a.holds and b.holds
         reason = "both hold" if holds else "not both: " + (a.reason if not a.holds else b.reason)
         return Verdict(holds, reason, force=holds and (a.force or b.force),
-                       consumes=(a.consumes + b.consumes) if holds else (), parts=(a, b))
+                       consumes=(a.consumes + b.consumes) if holds else (), seen=a.seen + b.seen, parts=(a, b))
 
     def describe(self) -> str:
         return f"({self.left.describe()} & {self.right.describe()})"
@@ -199,9 +202,9 @@ class Any_(AutomationCondition):  # noqa: N801 - ``Any`` is typing's
         a, b = self.left.evaluate(facts), self.right.evaluate(facts)
         held = [v for v in (a, b) if v.holds]
         if not held:
-            return Verdict(False, "neither holds", parts=(a, b))
+            return Verdict(False, "neither holds", seen=a.seen + b.seen, parts=(a, b))
         return Verdict(True, "; ".join(v.reason for v in held), force=any(v.force for v in held),
-                       consumes=tuple(c for v in held for c in v.consumes), parts=(a, b))
+                       consumes=tuple(c for v in held for c in v.consumes), seen=a.seen + b.seen, parts=(a, b))
 
     def describe(self) -> str:
         return f"({self.left.describe()} | {self.right.describe()})"
@@ -216,7 +219,7 @@ class Not(AutomationCondition):
 
     def evaluate(self, facts: AssetFacts) -> Verdict:
         v = self.inner.evaluate(facts)
-        return Verdict(not v.holds, f"not ({v.reason})", parts=(v,))
+        return Verdict(not v.holds, f"not ({v.reason})", seen=v.seen + (v.consumes if v.holds else ()), parts=(v,))
 
     def describe(self) -> str:
         return f"~{self.inner.describe()}"

@@ -734,6 +734,27 @@ def events(partition) -> pl.DataFrame:
     d.close()
 
 
+def test_not_on_cron_is_false_only_at_the_evaluation_that_sees_the_tick(tmp_path: Path) -> None:
+    body = MARTS.replace("@asset\ndef orders", '@asset(automation=on_upstream_change() & ~on_cron("0 3 * * *"))\ndef orders')
+    assert body != MARTS
+    root = make(tmp_path, body)
+    from assetflow import api
+
+    api.materialize(project=root, executor="inprocess")
+    clock = Clock(0).at("2026-05-01T01:00+00:00")
+    d = daemon(root, clock)
+    d.tick()
+    runs = 0
+    for amount, at in enumerate(("2026-05-01T05:00", "2026-05-02T05:00", "2026-05-09T05:00")):  # each after a tick
+        (root / "data" / "orders.csv").write_text(f"id,amount\n1,{100 + amount}\n")
+        clock.at(at + "+00:00")
+        runs += len(d.tick().runs)  # sees the 03:00 tick: ~on_cron is false now...
+        clock.now += 5
+        runs += len(d.tick().runs)  # ...and true again at the next evaluation: the new data is acted on
+    assert runs == 3
+    d.close()
+
+
 def test_conditions_see_a_partitioned_source_new_days_and_what_each_partition_read(tmp_path: Path) -> None:
     root = make(tmp_path, """
 from assetflow.partitions import daily

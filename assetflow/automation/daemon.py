@@ -428,7 +428,10 @@ class Daemon:
                 ev.memory.fired = ev.state
                 ev.memory.cron.update(dict(ev.verdict.consumes))
                 fired.append(ev)
-            if ev.fire or ev.first_seen:
+            if ev.verdict.seen:
+                ev.memory.cron.update(dict(ev.verdict.seen))
+                self._conditions_at = float("-inf")  # evaluated again at the next tick, the tick put behind it
+            if ev.fire or ev.first_seen or ev.verdict.seen:
                 updates[f"condition:{ev.name}"] = ev.memory.dump()
         if not updates:
             return
