@@ -649,6 +649,9 @@ def test_bad_declarations_name_the_place(tmp_path: Path) -> None:
     with pytest.raises(ProjectLoadError, match=r"pipeline.py:5: automation='daily' is not a condition"):
         make(tmp_path, "@asset(automation='daily')\ndef x() -> pl.DataFrame:\n    return pl.DataFrame()\n")
         Daemon(tmp_path).open()
+    make(tmp_path, MARTS + 'schedule("nightly", cron="0 6 * * *", select=["group:marts", "ordres"])\n')
+    with pytest.raises(DefinitionError, match=r"Schedule 'nightly' at .*pipeline.py:\d+: .*Did you mean 'orders'"):
+        Daemon(tmp_path).open()  # at load, not at its first tick
 
 
 # -- the CLI ------------------------------------------------------------------------------

@@ -143,7 +143,13 @@ class Daemon:
         project_dir, modules, files = self.project
         with recording_automation() as declared:
             ws = Workspace.load(project_dir, modules, files)
-        self.schedules, self.sensors = collect(declared)
+        try:
+            schedules, sensors = collect(declared)
+            _check_selections(ws, [*schedules.values(), *sensors.values()])
+        except AssetflowError:
+            ws.close()
+            raise
+        self.schedules, self.sensors = schedules, sensors
         if self.ws is not None:
             self.ws.close()
         self._stop_workers()  # they imported the code just replaced
@@ -190,6 +196,7 @@ class Daemon:
         daemon = cls(clock=clock)
         daemon.ws, daemon.readonly = ws, True
         daemon.schedules, daemon.sensors = collect(list(declared))  # type: ignore[arg-type]
+        _check_selections(ws, [*daemon.schedules.values(), *daemon.sensors.values()])
         daemon.automated = {n: s for n, s in ws.graph.specs.items()
                             if isinstance(s, AssetSpec) and s.automation is not None}
         daemon._code_tokens = daemon._stat_code()
@@ -649,6 +656,23 @@ class Daemon:
             if once:
                 return
             stop.wait(self.interval)
+
+
+def _check_selections(ws: Workspace, specs: list[ScheduleSpec | SensorSpec]) -> None:
+    """A schedule's or sensor's selection must name what the project has, when the project loads: not at its
+    first tick, maybe a day later. ``status:`` selectors depend on the state and are resolved at each tick."""
+    from assetflow.errors import DefinitionError
+    from assetflow.inspect.status import selected
+
+    for spec in specs:
+        fixed = [expression for expression in spec.select if "status:" not in expression]
+        if not fixed:
+            continue
+        try:
+            selected(ws, fixed)
+        except AssetflowError as exc:
+            raise DefinitionError(f"{spec.kind.capitalize()} {spec.name!r} at {spec.where}: select="
+                                  f"{list(spec.select)!r} does not resolve: {exc}") from None
 
 
 def _partition(tick: Tick) -> str | None:
