@@ -329,7 +329,7 @@ class Workspace:
             io=self.io_of(spec),
             upstream={u: upstream_hashes[u] for u in spec.upstreams},
             deps=tuple(d for d in spec.deps if d not in spec.upstreams),
-            partition=partition,
+            partition=_partition_in_recipe(spec, partition),
         )
 
     def check(self, mat: Materialization) -> CheckResult:
@@ -422,3 +422,16 @@ class Workspace:
         self.save_code_cache()
         return {n: v for n, v in verdicts.items() if n in wanted}
 
+
+def _partition_in_recipe(spec: AssetSpec, key: str) -> str:
+    """A partition's part of its recipe: its key, and the time zones of its time definitions when the asset reads
+    its window (a ``partition`` parameter, ``partition_column``): in another zone the same key is another
+    window, so another output (UTC, the default, adds nothing, so recipes made before zones counted stay)."""
+    if not key or not (spec.wants_partition or spec.partition_column is not None):
+        return key
+    from assetflow.partitioning import ProductPartitions, TimePartitions
+
+    definition = spec.partitions
+    dimensions = definition.dimensions if isinstance(definition, ProductPartitions) else (definition,)
+    zones = [d.timezone for d in dimensions if isinstance(d, TimePartitions) and d.timezone != "UTC"]
+    return f"{key}@{','.join(zones)}" if zones else key

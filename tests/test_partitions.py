@@ -541,3 +541,33 @@ def test_a_unit_that_read_a_partition_rewritten_after_it_was_decided_is_not_reco
     (tmp_path / "pipe.py").write_text(sneaky.replace('a_file.write_text("user,amount\\na,99\\n")', "pass"))
     assert _run(tmp_path)["c_later[2024-01-01]"] == "ran"  # computed from them, not restored
     assert api.load("c_later", project=tmp_path, partition="2024-01-01")["amount"].to_list() == [10, 1]
+
+
+def test_a_time_zone_edit_makes_partitions_that_read_their_window_stale(tmp_path: Path) -> None:
+    """The same key is another window in another zone: an asset that reads it (``partition.start``) is stale."""
+    body = textwrap.dedent('''
+        import datetime
+        import polars as pl
+        from assetflow import asset
+        from assetflow.partitions import daily
+
+        DAYS = daily("2024-03-01", end="2024-03-02", timezone="UTC")
+
+        @asset(partitions=DAYS)
+        def starts(partition) -> pl.DataFrame:
+            return pl.DataFrame({"start": [partition.start.astimezone(datetime.UTC).isoformat()]})
+
+        @asset(partitions=DAYS)
+        def keys_only(partition) -> pl.DataFrame:
+            return pl.DataFrame({"key": [partition.key]})
+    ''')
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipe"]\n')
+    (tmp_path / "pipe.py").write_text(body)
+    _run(tmp_path)
+    (tmp_path / "pipe.py").write_text(body.replace('timezone="UTC"', 'timezone="Asia/Tokyo"'))
+    [row] = [r for r in api.status("starts", project=tmp_path)]
+    assert row.state == "stale" and "the partition's window changed (its definition's time zone)" in row.reasons[0]
+    outcomes = _run(tmp_path)
+    assert outcomes["starts[2024-03-01]"] == outcomes["starts[2024-03-02]"] == "ran"
+    assert api.load("starts", project=tmp_path)["start"].to_list() == ["2024-02-29T15:00:00+00:00",
+                                                                       "2024-03-01T15:00:00+00:00"]
