@@ -445,6 +445,23 @@ def test_rows_that_contradict_the_partition_column_fail_that_partition(tmp_path:
     failed = result.results["orders[2024-01-02]"]
     assert failed.outcome == "failed"
     assert "Asset 'orders', partition '2024-01-02': 1 row(s) have day=datetime.date(2024, 1, 1)" in (failed.error or "")
+    assert "Traceback" not in (failed.error or "")  # the rows are at fault, not the code
+
+
+def test_the_partition_column_compares_instants_of_any_zone_with_the_window(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["stamps"]\n')
+    (tmp_path / "stamps.py").write_text(textwrap.dedent('''
+        import datetime
+        import polars as pl
+        from assetflow import asset
+        from assetflow.partitions import daily
+
+        @asset(partitions=daily("2024-03-01", end="2024-03-01", timezone="America/New_York"), partition_column="ts")
+        def by_ts(partition) -> pl.DataFrame:  # 23:30 in New York, told in UTC: 04:30 the next day
+            late = (partition.start + datetime.timedelta(hours=23, minutes=30)).astimezone(datetime.UTC)
+            return pl.DataFrame({"ts": [late, partition.start.astimezone(datetime.UTC)]})
+    '''))
+    assert _run(tmp_path) == {"by_ts[2024-03-01]": "ran"}
 
 
 def _age_files(root: Path) -> None:

@@ -23,6 +23,7 @@ from assetflow.declare import AssetSpec, SourceSpec, annotation_of
 from assetflow.errors import (
     AssetflowError,
     DamagedStorageError,
+    MaterializationError,
     ProjectLoadError,
     SourceReadError,
     SqlExecutionError,
@@ -286,7 +287,10 @@ def _compute(task: ComputeTask, started: float) -> ComputeResult:
             if spec.partition_column is not None:
                 from assetflow.partitions.values import check_partition_column
 
-                check_partition_column(spec, task.partition, value)
+                try:
+                    check_partition_column(spec, task.partition, value)
+                except MaterializationError as exc:  # the rows are at fault, not the code: no traceback
+                    return ComputeResult(task.asset, None, started, time.time(), redact(f"{type(exc).__name__}: {exc}"))
         if value is None and task.io not in VALUE_FORMATS:
             return ComputeResult(task.asset, None, started, time.time(), (
                 f"Asset `{task.asset}` ({spec.where}) returned None: did you forget `return`? Return the "

@@ -7,6 +7,8 @@ partitions giving an empty frame.
 
 from __future__ import annotations
 
+import datetime
+
 from assetflow.declare import AssetSpec, annotation_of
 from assetflow.errors import MaterializationError
 
@@ -75,7 +77,13 @@ def check_partition_column(spec: AssetSpec, key: str, value: object) -> None:
         if series.dtype == pl.Date:
             bad = series.filter((series < start.date()) | (series >= end.date()))
         else:
-            naive = series.dt.replace_time_zone(None) if series.dtype.time_zone else series  # type: ignore[attr-defined]
+            if series.dtype.time_zone:  # type: ignore[attr-defined]
+                # An instant in any zone: compared as UTC with the window's ends (dropping its zone would compare
+                # wall-clock digits: 04:30 UTC is 23:30 the day before in New York).
+                naive = series.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+                start, end = (moment.astimezone(datetime.UTC) for moment in (start, end))
+            else:
+                naive = series  # wall-clock times: read in the definition's zone
             bad = naive.filter((naive < start.replace(tzinfo=None)) | (naive >= end.replace(tzinfo=None)))
     else:
         bad = series.cast(pl.String).filter(series.cast(pl.String) != key)
