@@ -167,12 +167,23 @@ def render_run(result: RunResult, progress_printed: bool = False) -> None:
         click.echo(f"\nAsset {r.name!r} FAILED:\n{r.error}", err=True)
     for r in result.by_outcome("skipped"):
         click.echo(f"  skipped {r.name}: {'; '.join(r.reasons)}", err=True)
+    warnings = _new_warnings(result)
+    if warnings:
+        from assetflow.checks.report import one_line
+    for name, verdict in warnings:
+        click.echo(f"  warning {name}: {one_line(verdict)}", err=True)
     if counts["ran"] == counts["restored"] == counts["failed"] == counts["skipped"] == 0:
         click.echo(all_fresh(result.results))
         return
     parts = [f"{counts[k]} {_VERB[k] if k != 'failed' else 'failed'}" for k in
              ("ran", "restored", "cutoff", "fresh", "failed", "skipped") if counts[k]]
     click.echo("Done: " + ", ".join(parts) + ".")
+
+
+def _new_warnings(result: RunResult) -> list[tuple[str, dict[str, object]]]:
+    """Warnings this run judged (not read from the cache) on the versions published: status keeps showing them."""
+    return [(r.name, v) for r in result.results.values() if r.outcome != "failed" for v in r.checks or ()
+            if not v.get("passed") and v.get("severity") != "error" and not v.get("cached")]
 
 
 # -- inspection: plain aligned text (fast for 10,000 rows), coloured only on a terminal ---------

@@ -141,6 +141,15 @@ def test_a_failed_warning_is_recorded_and_shown_but_publishes(root: Path) -> Non
     assert "warning: check amounts_are_small: largest amount 300" in status["orders"].reasons
 
 
+def test_the_run_says_which_warnings_it_found(root: Path) -> None:
+    (root / "raw.csv").write_text(GOOD.replace("3,1,paid,30", "3,1,paid,300"))
+    runner = CliRunner()
+    first = runner.invoke(main, ["materialize", "--project", str(root), "--executor", "inprocess"])
+    assert first.exit_code == 0 and "warning orders: check amounts_are_small: largest amount 300" in first.output
+    again = runner.invoke(main, ["materialize", "--project", str(root), "--executor", "inprocess"])
+    assert "warning orders" not in again.output  # judged before, read from the cache: status keeps saying it
+
+
 def test_check_command_runs_the_checks_of_current_versions(root: Path) -> None:
     _run(root)
     runner = CliRunner()
