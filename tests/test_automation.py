@@ -415,6 +415,26 @@ def test_a_tick_due_while_the_daemon_was_busy_is_late_not_missed(tmp_path: Path)
     restarted.close()
 
 
+def test_a_schedule_removed_then_restored_does_not_replay_its_absence(tmp_path: Path) -> None:
+    line = 'schedule("nightly", cron="0 3 * * *", select="orders", catchup="all", force=True)\n'
+    root = make(tmp_path, MARTS + line)
+    clock = Clock(0).at("2026-05-01T05:00+00:00")
+    d = daemon(root, clock)
+    d.tick()
+    clock.at("2026-05-02T03:00:10+00:00")
+    d.tick()  # one nightly run
+    (root / "pipeline.py").write_text(HEADER + textwrap.dedent(MARTS))  # paused by removing it; the daemon goes on
+    for hour in range(1, 24 * 5):
+        clock.at("2026-05-02T04:00+00:00")
+        clock.now += hour * 3600
+        d.tick()
+    (root / "pipeline.py").write_text(HEADER + textwrap.dedent(MARTS) + line)  # back, five days later
+    clock.now += 1800
+    d.tick()
+    assert [t.status for t in ticks_of(d, "schedule:nightly")] == ["succeeded"]  # its absence is not replayed
+    d.close()
+
+
 # -- sensors ------------------------------------------------------------------------------
 
 

@@ -56,6 +56,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("assetflow.daemon")
 CONDITION_RECHECK = 60.0  # seconds between evaluations of time-based conditions when nothing else changed
 KEEP_WORKERS = 300.0  # seconds the worker pool is kept after a run, for the next (``Daemon._executor_for_run``)
+# The instant a daemon last evaluated, kept (at most once a minute) so that a schedule restored after a while knows
+# the daemon ran meanwhile without it (``_plan_due``): its ticks then were not missed, it did not exist.
+HEARTBEAT = "daemon:evaluated"
+HEARTBEAT_EVERY = 60.0
 
 
 @dataclasses.dataclass
@@ -116,6 +120,7 @@ class Daemon:
         self._conditions_at = float("-inf")
         self._next_condition_cron = float("inf")
         self._generation = 0
+        self._heartbeat = float("-inf")  # when this daemon last wrote HEARTBEAT
         self._alive_since: float | None = None  # this daemon's first evaluation: ticks due since were not missed
         self._next_key_at = float("inf")  # when a time partition definition gains its next key
         self._dynamic_keys: dict[str, list[str]] = {}  # the dynamic keys the workspace's key listing holds
@@ -206,11 +211,17 @@ class Daemon:
         """Each schedule's and sensor's next due instant (a heap: a tick looks only at what is due)."""
         ticks = self.ticks
         cursors = ticks.cursors("schedule:")
+        # A schedule's cursor is the last instant it was claimed at; the newest of them, or the daemon's heartbeat,
+        # the last instant a daemon evaluated. A cursor older than that belongs to a schedule no daemon evaluated meanwhile although one
+        # ran: it was not declared (removed to pause it, then restored). Its ticks then were never due, so it counts
+        # from there; only ticks after it, when no daemon ran, follow its catch-up policy.
+        evaluated = max((float(text) for text in (*cursors.values(), ticks.cursors(HEARTBEAT).get(HEARTBEAT)) if text),
+                        default=None)
         fresh = {}
         self._due = []
         for name, spec in self.schedules.items():
             text = cursors.get(spec.origin)
-            since = float(text) if text else now
+            since = max(float(text), evaluated or 0.0) if text else now
             if not text:
                 fresh[spec.origin] = repr(now)  # first seen: no tick before this instant is replayed
             self._schedule_cursor[name] = since
@@ -248,6 +259,9 @@ class Daemon:
             self._claim_conditions(now, report)
             report.conditions_evaluated = True
         self._work_queue(report)
+        if now - self._heartbeat >= HEARTBEAT_EVERY and not getattr(self, "readonly", False):
+            self.ticks.set_cursors({HEARTBEAT: repr(now)}, now)
+            self._heartbeat = now
         if self._pool is not None and not report.runs and now - self._pool_used_at >= self.keep_workers:
             self._stop_workers()  # no run for a while: give their memory back (checked after the queue, so
             # a schedule whose period is keep_workers finds them still there)
