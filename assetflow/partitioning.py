@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from assetflow.errors import DefinitionError
@@ -118,11 +119,10 @@ class TimePartitions(PartitionsDefinition):
 
     def _parse(self, text: str, what: str) -> datetime.datetime:
         formats = [_FORMATS[self.cadence]]
-        if self.cadence != "hourly":
-            formats.append("%Y-%m-%d")
+        formats.append(formats[0] + "%z" if self.cadence == "hourly" else "%Y-%m-%d")  # %z: a second repeated hour
         for fmt in formats:
             try:
-                return datetime.datetime.strptime(text, fmt)
+                return datetime.datetime.strptime(text, fmt).replace(tzinfo=None)
             except (ValueError, TypeError):
                 continue
         raise DefinitionError(
@@ -143,34 +143,96 @@ class TimePartitions(PartitionsDefinition):
         first = self._parse(self.start, "start")
         return first.replace(day=1) if self.cadence == "monthly" else first
 
-    def keys(self, context: KeyContext) -> list[str]:
+    def _starts(self, naive: datetime.datetime) -> list[datetime.datetime]:
+        """The instants (UTC) at which the window of wall time ``naive`` starts: an hour the clocks skip
+        when they spring forward has none, an hour they repeat when they fall back has two; a day whose
+        midnight is skipped starts when the clocks jump."""
+        tz = self.tz
+        offset = tz.utcoffset(naive)
+        if offset is not None and offset == tz.utcoffset(naive.replace(fold=1)):  # no transition: one instant
+            return [(naive - offset).replace(tzinfo=datetime.UTC)]
+        found: list[datetime.datetime] = []
+        for fold in (0, 1):
+            instant = naive.replace(tzinfo=tz, fold=fold).astimezone(datetime.UTC)
+            if instant not in found and instant.astimezone(tz).replace(tzinfo=None) == naive:
+                found.append(instant)
+        if self.cadence == "hourly":
+            return found
+        return found[:1] or [naive.replace(tzinfo=tz).astimezone(datetime.UTC)]
+
+    def _windows(self, naive: datetime.datetime) -> Iterator[tuple[str, datetime.datetime, datetime.datetime]]:
+        """Every window from wall time ``naive`` on, in order: its key, its start and end instants (UTC).
+
+        Windows follow real time: the key of the second of two repeated hours carries its UTC offset
+        (``2024-10-27-02:00+0100``, as Dagster spells it), so keys stay unique and sort in time order; every
+        other key reads as the wall clock does.
+        """
         fmt = _FORMATS[self.cadence]
-        last = None if self.end is None else self._parse(self.end, "end")
-        now = context.now.astimezone(self.tz).replace(tzinfo=None)  # wall time in the zone
-        keys = []
-        current = self._first()
+        starts = self._starts(naive)
         while True:
-            following = self._step(current)
-            if (last is not None and current > last) or following > now:
+            following = self._step(naive)
+            following_starts = self._starts(following)
+            while not following_starts:  # an hour the clocks skip
+                following = self._step(following)
+                following_starts = self._starts(following)
+            bounds = [*starts, following_starts[0]]
+            for second, (start, end) in enumerate(itertools.pairwise(bounds)):
+                yield naive.strftime(fmt) + (start.astimezone(self.tz).strftime("%z") if second else ""), start, end
+            naive, starts = following, following_starts
+
+    def _parse_key(self, key: str) -> datetime.datetime:
+        """The wall time of ``key`` (a second repeated hour's offset left out); ValueError if malformed."""
+        fmt = _FORMATS[self.cadence]
+        if self.cadence == "hourly" and len(key) > 16:
+            return datetime.datetime.strptime(key, fmt + "%z").replace(tzinfo=None)
+        return datetime.datetime.strptime(key, fmt)
+
+    def keys(self, context: KeyContext) -> list[str]:
+        last = None if self.end is None else self._last()
+        keys = []
+        for key, _, end in self._windows(self._first()):
+            if (last is not None and key > last) or end > context.now:
                 break
-            keys.append(current.strftime(fmt))
-            current = following
+            keys.append(key)
         return keys
 
-    def key_start(self, key: str) -> datetime.datetime:
-        naive = datetime.datetime.strptime(key, _FORMATS[self.cadence])
-        return naive.replace(tzinfo=self.tz)
+    def _last(self) -> str:
+        """``end`` spelled as a key (keys sort in time order as text)."""
+        assert self.end is not None
+        spelled = self._parse(self.end, "end").strftime(_FORMATS[self.cadence])
+        return spelled + self.end[16:] if self.cadence == "hourly" else spelled
+
+    def next_due(self, context: KeyContext) -> datetime.datetime | None:
+        """The instant (UTC) the next key is listed; None once ``end`` was listed."""
+        last = None if self.end is None else self._last()
+        for key, _, end in self._windows(self._first()):
+            if last is not None and key > last:
+                return None
+            if end > context.now:
+                return end
+        return None  # pragma: no cover - the windows never end
 
     def partition(self, key: str) -> Partition:
-        naive = datetime.datetime.strptime(key, _FORMATS[self.cadence])
-        return Partition(key, naive.replace(tzinfo=self.tz), self._step(naive).replace(tzinfo=self.tz), (key,))
+        """Key ``key``'s window; ValueError for a key that is no real time in the zone (a skipped hour)."""
+        for found, start, end in self._windows(self._parse_key(key)):
+            if found == key:
+                # end in an instance of the zone of its own: Python subtracts datetimes sharing a tzinfo by
+                # their wall clocks, so end - start is the real length (23 h on the day clocks spring forward)
+                import zoneinfo
+
+                return Partition(key, start.astimezone(self.tz),
+                                 end.astimezone(zoneinfo.ZoneInfo.no_cache(self.timezone)), (key,))
+            if found > key:
+                break
+        raise ValueError(f"{key!r} is not a time in {self.timezone}: its clocks skip it")
 
     def valid_key(self, key: str) -> bool:
         try:
-            parsed = datetime.datetime.strptime(key, _FORMATS[self.cadence])
+            parsed = self._parse_key(key)
         except ValueError:
             return False
-        return parsed.strftime(_FORMATS[self.cadence]) == key and (self.cadence != "weekly" or parsed.weekday() == 0)
+        spelled = parsed.strftime(_FORMATS[self.cadence])
+        return (spelled == key or spelled == key[:16]) and (self.cadence != "weekly" or parsed.weekday() == 0)
 
     def describe(self) -> str:
         tz = "" if self.timezone == "UTC" else f", timezone={self.timezone!r}"

@@ -50,6 +50,26 @@ def test_a_timezone_moves_the_end_of_the_day() -> None:
     assert window_of.start.isoformat() == "2024-01-05T00:00:00+01:00" and window_of.end.day == 6
 
 
+def test_time_windows_follow_real_time_across_daylight_saving() -> None:
+    later = Clock(datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC))
+    # spring forward in Paris: 02:00 never happens, so it is no key (it would wait for data forever)
+    spring = hourly("2024-03-31-00:00", end="2024-03-31-04:00", timezone="Europe/Paris")
+    assert spring.keys(later) == ["2024-03-31-00:00", "2024-03-31-01:00", "2024-03-31-03:00", "2024-03-31-04:00"]
+    # fall back: 02:00 happens twice; the second carries its offset, every other key reads as before
+    fall = hourly("2024-10-27-01:00", end="2024-10-27-03:00", timezone="Europe/Paris")
+    assert fall.keys(later) == ["2024-10-27-01:00", "2024-10-27-02:00", "2024-10-27-02:00+0100", "2024-10-27-03:00"]
+    windows = [fall.partition(k) for k in fall.keys(later)]
+    assert [(w.start.astimezone(datetime.UTC).hour, w.end - w.start) for w in windows] == \
+        [(h, datetime.timedelta(hours=1)) for h in (23, 0, 1, 2)]
+    utc = [(w.start.astimezone(datetime.UTC), w.end.astimezone(datetime.UTC)) for w in windows]
+    assert all(end == after for (_, end), (after, _) in zip(utc, utc[1:]))  # by instant: == on a repeated hour is not
+    lengths = {key: daily("2024-01-01", timezone="Europe/Paris").partition(key) for key in ("2024-03-31", "2024-10-27")}
+    assert {k: p.end - p.start for k, p in lengths.items()} == \
+        {"2024-03-31": datetime.timedelta(hours=23), "2024-10-27": datetime.timedelta(hours=25)}
+    march = monthly("2024-01", timezone="Europe/Paris").partition("2024-03")
+    assert march.end - march.start == datetime.timedelta(days=31, hours=-1)
+
+
 def test_static_dynamic_and_product() -> None:
     assert static(["eu", "us"]).keys(JAN_10) == ["eu", "us"]
     assert dynamic("customers").keys(Clock(JAN_10.now, {"customers": ["acme", "beta"]})) == ["acme", "beta"]

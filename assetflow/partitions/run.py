@@ -242,8 +242,6 @@ def snapshot_parts(ws: PartitionWorkspace) -> tuple[dict[str, tuple[str, dict[st
 
 def next_key_instant(ws: PartitionWorkspace) -> float | None:
     """The earliest UTC instant at which a time definition of the project gains a key."""
-    import datetime
-
     from assetflow.partitioning import ProductPartitions, TimePartitions
 
     found: list[float] = []
@@ -254,13 +252,7 @@ def next_key_instant(ws: PartitionWorkspace) -> float | None:
         for dim in dims:
             if not isinstance(dim, TimePartitions):
                 continue
-            keys = dim.keys(plan.clock)
-            if dim.end is not None and keys and keys[-1] >= dim.end:
-                continue  # closed: no key will ever be added
-            fmt_start = dim.partition(keys[-1]).end if keys else dim.partition(
-                dim._first().strftime("%Y-%m-%d-%H:%M" if dim.cadence == "hourly" else
-                                      "%Y-%m" if dim.cadence == "monthly" else "%Y-%m-%d")).start
-            assert fmt_start is not None
-            naive_next = dim._step(fmt_start.replace(tzinfo=None))  # the end of the next window
-            found.append(naive_next.replace(tzinfo=dim.tz).astimezone(datetime.UTC).timestamp())
+            due = dim.next_due(plan.clock)
+            if due is not None:
+                found.append(due.timestamp())
     return min(found) if found else None
