@@ -380,6 +380,44 @@ def test_duckdb_keeps_one_view_over_the_current_partitions(tmp_path: Path) -> No
     ws.close()
 
 
+def test_keys_that_left_the_definition_or_lost_their_data_are_not_served(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["wh"]\n')
+    (tmp_path / "wh.py").write_text(textwrap.dedent('''
+        import polars as pl
+        from assetflow import asset, source
+        from assetflow.partitions import daily, dynamic
+
+        DAYS = daily("2024-01-01", end="2024-01-04")
+        events = source("data/{date}.csv", partitions=DAYS)
+
+        @asset(io="duckdb", partitions=DAYS)
+        def days(events: pl.DataFrame, partition) -> pl.DataFrame:
+            return pl.DataFrame({"d": [partition.key]})
+
+        @asset(io="duckdb", partitions=dynamic("customers"))
+        def customers(partition) -> pl.DataFrame:
+            return pl.DataFrame({"c": [partition.key]})
+    '''))
+    (tmp_path / "data").mkdir()
+    for day in (1, 2, 3, 4):
+        (tmp_path / "data" / f"2024-01-0{day}.csv").write_text("v\n1\n")
+    api.add_partitions("customers", ["a", "b", "c"], project=tmp_path)
+    assert len(_ran(_run(tmp_path))) == 7
+    api.remove_partitions("customers", ["b"], project=tmp_path)  # a key removed,
+    (tmp_path / "data" / "2024-01-03.csv").unlink()  # a day's source file deleted, and the range starts a day later
+    (tmp_path / "wh.py").write_text((tmp_path / "wh.py").read_text().replace("2024-01-01", "2024-01-02"))
+    _run(tmp_path)
+    ws = Workspace.load(tmp_path)
+    try:
+        assert api.load("days", project=ws)["d"].to_list() == ["2024-01-02", "2024-01-04"]
+        assert api.load("customers", project=ws)["c"].to_list() == ["a", "c"]
+        with ws.backends.get("duckdb").reading() as con:  # type: ignore[attr-defined]
+            assert con.execute("SELECT d FROM days").fetchall() == [("2024-01-02",), ("2024-01-04",)]
+            assert con.execute("SELECT c FROM customers").fetchall() == [("a",), ("c",)]
+    finally:
+        ws.close()
+
+
 def test_why_explains_one_partition(partitioned: Path) -> None:
     _run(partitioned)
     _day(partitioned, 2, 22)

@@ -38,9 +38,8 @@ def load_partitions(ws: PartitionWorkspace, spec: AssetSpec, partition: str | No
             raise UnknownAssetError(f"Partition {partition!r} of {name!r} has no current version; run "
                                     f"`assetflow materialize {name} --partition {partition}`.")
         return ws.backends.get(mat.io).load(name, mat.location, value_kind)
-    order = plan.index[name]
-    values = {k: ws.backends.get(m.io).load(name, m.location, value_kind)
-              for (_, k), m in sorted(current.items(), key=lambda i: (order.get(i[0][1], 1 << 60), i[0][1]))}
+    values = {k: ws.backends.get(current[(name, k)].io).load(name, current[(name, k)].location, value_kind)
+              for k in plan.present(name) if (name, k) in current}  # not keys that left the definition or lost data
     if not values:
         raise UnknownAssetError(f"Asset {name!r} has no materialized partition; run `assetflow materialize {name}`.")
     return _concat(list(values.values()))

@@ -145,8 +145,7 @@ def activate_views(ws: PartitionWorkspace, assets: Sequence[str]) -> dict[str, s
             continue
         plan = ws.partition_plan
         current = ws.store.current_partitions(asset=name)
-        order = plan.index.get(name, {})
-        locations = [m.location for (_, k), m in sorted(current.items(), key=lambda i: (order.get(i[0][1], 1 << 60), i[0][1]))]
+        locations = [current[(name, k)].location for k in plan.present(name) if (name, k) in current]
         try:
             hook(name, locations)
         except Exception as exc:  # noqa: BLE001 - reported as this asset's failure

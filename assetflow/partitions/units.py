@@ -185,11 +185,15 @@ class PartitionPlan:
         mapping = self.mappings[(asset, up)]
         assert mapping is not None
         if isinstance(mapping, AllPartitions | Latest):  # of the partitions that exist
-            present = self._present.get(up)
-            if present is None:
-                present = self._present[up] = [k for k in self.keys[up] if k in self.available[up]]
-            return mapping.upstream_keys(key, present, {})
+            return mapping.upstream_keys(key, self.present(up), {})
         return mapping.upstream_keys(key, self.keys[up], self.index[up])
+
+    def present(self, asset: str) -> list[str]:
+        """The keys of ``asset`` that have data (or can be built) now, in key order: what all_partitions() reads."""
+        present = self._present.get(asset)
+        if present is None:
+            present = self._present[asset] = [k for k in self.keys[asset] if k in self.available[asset]]
+        return present
 
     def units_of(self, asset: str, keys: Iterable[str] | None = None) -> list[str]:
         """The unit ids of an asset: itself, or its available partitions (of ``keys`` if given) in key order."""
