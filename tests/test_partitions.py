@@ -145,6 +145,8 @@ def test_mappings_resolve_and_map_keys() -> None:
     assert resolve("d", None, "u", days, latest()).upstream_keys("", keys, index) == ["2024-01-09"]
     regions = resolve("d", static(["europe"]), "u", static(["fr", "de", "us"]), {"fr": "europe", "de": "europe"})
     assert regions.upstream_keys("europe", ["fr", "de", "us"], {"fr": 0, "de": 1, "us": 2}) == ["fr", "de"]
+    reordered = resolve("d", static(["europe"]), "u", static(["fr", "de", "us"]), {"us": "europe", "de": "europe"})
+    assert reordered.upstream_keys("europe", ["fr", "de", "us"], {"fr": 0, "de": 1, "us": 2}) == ["de", "us"]  # key order
 
 
 @pytest.mark.parametrize(("down", "up", "mapping", "words"), [

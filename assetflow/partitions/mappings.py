@@ -76,12 +76,12 @@ class Latest(PartitionMapping):
 
 @dataclasses.dataclass(frozen=True)
 class StaticMapping(PartitionMapping):
-    """Downstream key -> upstream keys, inverted from the declared ``{upstream: downstream}``."""
+    """Downstream key -> upstream keys in key order, inverted from the declared ``{upstream: downstream}``."""
 
     pairs: tuple[tuple[str, str], ...]  # (upstream key, downstream key)
 
     def upstream_keys(self, key: str, upstream_keys: Sequence[str], index: Mapping[str, int]) -> list[str]:
-        return [up for up, down in self.pairs if down == key and up in index]
+        return sorted((up for up, down in self.pairs if down == key and up in index), key=index.__getitem__)
 
     def describe(self) -> str:
         return f"static mapping {dict(self.pairs)!r}"
