@@ -149,7 +149,7 @@ def render_plan(result: RunResult) -> None:
         if items[0][0] == "":
             click.echo(f"  {action:11} {asset}: {items[0][2]}")
             continue
-        for found in ranges(items):
+        for found in ranges(items, result.key_order.get(asset, {})):
             click.echo(f"  {action:11} {asset}[{found.span}] ({found.count} partitions): {found.reason}"
                        if found.count > 1 else f"  {action:11} {asset}[{found.span}]: {found.reason}")
 

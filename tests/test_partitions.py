@@ -249,6 +249,21 @@ def test_a_backfill_runs_only_the_stale_partitions_of_its_range(partitioned: Pat
     assert _ran(_run(partitioned, select="daily_events", partition="latest", force=True)) == {"daily_events[2024-01-03]"}
 
 
+def test_the_plan_spans_only_keys_that_follow_each_other(partitioned: Path) -> None:
+    from click.testing import CliRunner
+
+    from assetflow.cli import main
+
+    _run(partitioned)
+    _day(partitioned, 1, 10)
+    _day(partitioned, 3, 30)  # two days changed, 2024-01-02 between them did not
+    plan = CliRunner().invoke(main, ["materialize", "--dry-run", "--project", str(partitioned)])
+    assert "daily_events[2024-01-01]: source `events` changed" in plan.output
+    assert "daily_events[2024-01-03]: source `events` changed" in plan.output
+    assert "2024-01-01..2024-01-03" not in plan.output  # pasted into --partition, it would select 2024-01-02 too
+    assert "upstream `daily_events` partitions 2024-01-01, 2024-01-03 (2) are stale" in plan.output
+
+
 def test_a_bad_partition_fails_before_anything_is_recorded(partitioned: Path) -> None:
     with pytest.raises(PartitionKeyError, match="'2023-12-31' is outside"):
         _run(partitioned, partition="2023-12-31")

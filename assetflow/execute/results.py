@@ -49,6 +49,8 @@ class RunResult:
     results: dict[str, AssetResult]
     dry_run: bool = False
     fast_path: bool = False
+    key_order: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    """A plan's partitioned assets: key -> its position in the definition's keys (its ranges span consecutive keys)."""
 
     @property
     def ok(self) -> bool:

@@ -178,7 +178,7 @@ class Run:
                 results[name] = AssetResult(name, "restored", verdict.reasons)
             else:
                 results[name] = AssetResult(name, "ran", verdict.reasons)
-        return RunResult(self.run_id, results, dry_run=True)
+        return RunResult(self.run_id, results, dry_run=True, key_order=self.ws.partition_plan.index)
 
     # -- running ----------------------------------------------------------------------------
 

@@ -75,7 +75,8 @@ def assess_units(ws: PartitionWorkspace, names: Iterable[str] | None = None) -> 
             ups, missing = upstream_hashes(plan, spec, key, hashes.get)
             if missing:
                 verdict = Assessment(name, "stale" if mat else "missing",
-                                     [f"upstream {_units_text(group)} missing" for group in _by_asset(missing)], None, mat)
+                                     [f"upstream {_units_text(plan, group)} missing" for group in _by_asset(missing)],
+                                     None, mat)
             else:
                 verdict = ws.assess_one(spec, ups, mat, partition=key)
             missing_assets = {split_unit(u)[0] for u in missing}
@@ -87,7 +88,7 @@ def assess_units(ws: PartitionWorkspace, names: Iterable[str] | None = None) -> 
             for state, group in sorted(unsettled.items()):
                 if verdict.state == "fresh":
                     verdict.state = "stale"
-                verdict.reasons.extend(f"upstream {_units_text(g)} {state}" for g in _by_asset(group))
+                verdict.reasons.extend(f"upstream {_units_text(plan, g)} {state}" for g in _by_asset(group))
             units[unit] = verdict
             if verdict.current is not None and verdict.state != "missing":
                 hashes[unit] = verdict.current.data_hash
@@ -131,11 +132,11 @@ def _by_asset(units: list[str]) -> list[list[str]]:
     return list(groups.values())
 
 
-def _units_text(group: list[str]) -> str:
+def _units_text(plan: PartitionPlan, group: list[str]) -> str:
     """`x` is, `x[2024-01-01]` is, or `x` partitions 2024-01-01..2024-01-03 are (one asset's units, in key order)."""
     asset, first = split_unit(group[0])
     if len(group) == 1:
         return f"`{group[0]}` is"
-    found = ranges((split_unit(u)[1], "", "") for u in group)
+    found = ranges(((split_unit(u)[1], "", "") for u in group), plan.index.get(asset, {}))
     spans = ", ".join(r.span for r in found[:3]) + (", ..." if len(found) > 3 else "")
     return f"`{asset}` partitions {spans} ({len(group)}) are"

@@ -7,7 +7,7 @@ reason; ``status``, ``--dry-run`` and the page all summarise through ``ranges``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 NO_SOURCE_DATA = "no source data yet"  # an asset's key whose upstream data is absent
 NO_FILE = "no file yet"  # a partitioned source's key without its file
@@ -32,11 +32,17 @@ class KeyRange:
         return {"first": self.first, "last": self.last, "state": self.state, "reason": self.reason, "count": self.count}
 
 
-def ranges(items: Iterable[tuple[str, str, str]]) -> list[KeyRange]:
-    """Runs of consecutive (key, state, reason) items, in the order given, sharing state and reason."""
+def ranges(items: Iterable[tuple[str, str, str]], order: Mapping[str, int] | None = None) -> list[KeyRange]:
+    """Runs of consecutive (key, state, reason) items, in the order given, sharing state and reason.
+
+    ``order`` (key -> its position in the definition's keys) for items that are only some of
+    the keys: a run then spans keys that follow each other in the definition, so that
+    ``first..last`` selects exactly its keys.
+    """
     runs: list[list] = []  # [first, last, state, reason, count]: one object per run, not per key
     for key, state, reason in items:
-        if runs and runs[-1][2] == state and runs[-1][3] == reason:
+        if runs and runs[-1][2] == state and runs[-1][3] == reason and (
+                order is None or order.get(key) == order.get(runs[-1][1], -2) + 1):
             run = runs[-1]
             run[1] = key
             run[4] += 1
