@@ -14,7 +14,8 @@ import polars as pl
 import pytest
 
 from assetflow import api
-from assetflow.errors import CycleError, DefinitionError, DuplicateAssetError, SqlDefinitionError, UnknownAssetError
+from assetflow.errors import (AssetflowError, CycleError, DefinitionError, DuplicateAssetError, SqlDefinitionError,
+                              UnknownAssetError)
 from assetflow.sql.parse import canonical_sql, parse_query
 
 PYPROJECT = """
@@ -218,6 +219,9 @@ def test_editing_or_adding_a_sql_file_is_seen_after_a_noop_snapshot(shop: Path) 
     ("select * from other.orders", SqlDefinitionError, ["'other.orders'", "in no group"]),
     ("select * from ordres", UnknownAssetError, ["models/bad.sql:1:15", "Did you mean 'orders'"]),
     ("select * from orders where amount > $min_amont", SqlDefinitionError, ["$min_amont", "Did you mean $min_amount"]),
+    ("select o.day, r.day from orders o join orders_raw r on o.day = r.day", SqlDefinitionError,
+     ["models/bad.sql:1:17", "two result columns named 'day'", "Alias one of them"]),
+    ("select day, amount as DAY from orders order by 1", SqlDefinitionError, ["1:23", "columns named 'DAY'"]),
     ("-- assetflow: colour=blue\nselect 1 as a", SqlDefinitionError, ["models/bad.sql:1", "unknown assetflow option 'colour'"]),
     ("-- assetflow: retries=many\nselect 1 as a", SqlDefinitionError, ["header option retries", "whole number"]),
     ("-- assetflow: io=Not-A-Name\nselect 1 as a", DefinitionError, ["models/bad.sql:1", "Storage (io)"]),
@@ -228,6 +232,18 @@ def test_bad_sql_is_a_clear_error_naming_the_file(shop: Path, text: str, error: 
         api.status(project=shop)
     for word in words:
         assert word in str(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize("order", ["", " order by o.amount"])
+def test_a_star_giving_two_columns_of_one_name_fails_its_asset_and_stores_nothing(shop: Path, order: str) -> None:
+    write(shop, "models/both.sql", f"select\n  * from orders o join orders_raw r on o.day = r.day{order}\n")
+    result = api.materialize(project=shop, executor="inprocess")
+    assert result.results["both"].outcome == "failed"
+    error = result.results["both"].error or ""  # not stored as day, amount, day_1, amount_1, nor with two 'day'
+    assert "models/both.sql:2:3" in error and "two result columns named 'day'" in error and "Alias one" in error
+    assert "Traceback" not in error and states(shop)["both"] == "failed"
+    with pytest.raises(AssetflowError, match="no current version"):
+        api.load("both", project=shop)
 
 
 def test_a_cycle_through_sql_and_python_names_the_sql_file(shop: Path) -> None:

@@ -95,9 +95,45 @@ def parse_query(text: str, *, file: str, asset: str, line_offset: int = 0) -> Pa
             f"VALUES and PIVOT too) whose result assetflow stores; tables are created, written and attached by "
             f"assetflow, never by the query. Rewrite it as a SELECT, or make it a Python @asset.",
             file, _first_line(tree), 0, line_offset)
+    _check_column_names(tree, file, asset, line_offset)
     refs = _table_refs(tree, file, asset, line_offset)
     params = sorted({p.name for p in tree.find_all(exp.Placeholder, exp.Parameter) if p.name})
     return ParsedQuery(tree, tuple(refs), tuple(params))
+
+
+def duplicate_column(asset: str, name: str) -> str:
+    """Why two result columns of one name are refused, and what to do (parse time and run time say the same)."""
+    return (f"SQL asset {asset!r} gives two result columns named {name!r} (DuckDB compares names "
+            f"case-insensitively). A stored table needs distinct names: DuckDB would rename one ({name}_1) or "
+            f"store both, which nothing can load. Alias one of them (`... AS {name}_2`), or select only one.")
+
+
+def _check_column_names(tree: exp.Expression, file: str, asset: str, line_offset: int) -> None:
+    """Refuse a select list that names one column twice (``o.id, c.id``); a ``*`` is checked when the query runs."""
+    from sqlglot import exp
+
+    if not isinstance(tree, exp.Query):
+        return
+    seen: set[str] = set()
+    for projection in tree.selects:
+        name = projection.args.get("alias") if isinstance(projection, exp.Alias) else projection.this
+        if not isinstance(projection, exp.Alias | exp.Column) or not isinstance(name, exp.Identifier):
+            continue  # a star, or an expression DuckDB names after its text
+        if name.name.lower() in seen:
+            line, column = identifier_position(name)
+            raise _error(duplicate_column(asset, name.name), file, line, column, line_offset)
+        seen.add(name.name.lower())
+
+
+def star_position(tree: exp.Expression) -> tuple[int, int]:
+    """(line, column) of the first ``*`` in the select list, which brings in columns by name; (0, 0) when none."""
+    from sqlglot import exp
+
+    for projection in tree.selects if isinstance(tree, exp.Query) else ():
+        star = projection.this if isinstance(projection, exp.Column) else projection  # t.* or *
+        if isinstance(star, exp.Star) and star.meta.get("line"):
+            return int(star.meta["line"]), int(star.meta.get("col") or 0)
+    return 0, 0
 
 
 def _caret(text: str, line: int, column: int) -> str:

@@ -42,7 +42,8 @@ def run_sql(workspace: Any, spec: SqlAssetSpec, inputs: Sequence[InputRef]) -> p
         for name, table in plan.arrow.items():
             con.register(_REGISTERED + name, table)
         try:
-            return con.sql(plan.query).to_arrow_table()
+            _check_column_names(spec, con.sql(plan.query).columns)  # before the ORDER BY ALL wrapper renames any
+            return con.sql(plan.query if plan.ordered else in_one_order(plan.query)).to_arrow_table()
         except _duckdb_error() as exc:
             raise SqlExecutionError(
                 f"SQL asset {spec.name!r} ({spec.file}) failed in DuckDB: {exc}\nFix the query in {spec.file}; "
@@ -53,8 +54,35 @@ def run_sql(workspace: Any, spec: SqlAssetSpec, inputs: Sequence[InputRef]) -> p
                     con.unregister(_REGISTERED + name)
 
 
-def executable_sql(spec: SqlAssetSpec, scans: dict[str, exp.Expression], variables: dict[str, Any]) -> str:
-    """The query as DuckDB runs it: tables replaced by ``scans[name]``, ``$parameters`` by literals."""
+def _check_column_names(spec: SqlAssetSpec, columns: Sequence[str]) -> None:
+    """Refuse a result with two columns of one name (a ``*`` over a join): no table can hold it."""
+    from assetflow.sql.parse import duplicate_column, star_position
+
+    seen: set[str] = set()
+    for name in columns:
+        if name.lower() in seen:
+            line, column = star_position(parse_query(spec.sql, file=spec.file, asset=spec.name).tree)
+            where = f"{spec.file}:{line + spec.line_offset}:{column}" if line else spec.file
+            raise SqlExecutionError(f"{where}: {duplicate_column(spec.name, name)} Nothing was stored.",
+                                    spec.name, spec.file)
+        seen.add(name.lower())
+
+
+def in_one_order(query: str) -> str:
+    """A query without ORDER BY with its rows in one order.
+
+    Its rows come in any order (DuckDB aggregates in parallel): put them in one, so that equal
+    results have equal data hashes (early cutoff, restores) run after run.
+    """
+    return f"SELECT * FROM ({query}) AS __assetflow_result ORDER BY ALL"
+
+
+def executable_sql(spec: SqlAssetSpec, scans: dict[str, exp.Expression],
+                   variables: dict[str, Any]) -> tuple[str, bool]:
+    """The query as DuckDB runs it: tables replaced by ``scans[name]``, ``$parameters`` by literals.
+
+    With it, whether it orders its rows itself (a top-level ORDER BY; else see ``in_one_order``).
+    """
     from sqlglot import exp
 
     from assetflow.sql.parse import table_nodes
@@ -75,12 +103,8 @@ def executable_sql(spec: SqlAssetSpec, scans: dict[str, exp.Expression], variabl
     for placeholder in list(parsed.tree.find_all(exp.Placeholder, exp.Parameter)):
         if placeholder.name in variables:
             placeholder.replace(exp.convert(variables[placeholder.name]))
-    text = parsed.tree.sql(dialect=DIALECT)
-    if isinstance(parsed.tree, exp.Query) and not parsed.tree.args.get("order"):
-        # Rows of a query without ORDER BY come in any order (DuckDB aggregates in parallel): put them in one,
-        # so that equal results have equal data hashes (early cutoff, restores) run after run.
-        text = f"SELECT * FROM ({text}) AS __assetflow_result ORDER BY ALL"
-    return text
+    ordered = not isinstance(parsed.tree, exp.Query) or bool(parsed.tree.args.get("order"))
+    return parsed.tree.sql(dialect=DIALECT), ordered
 
 
 class _Plan:
@@ -95,7 +119,7 @@ class _Plan:
         for ref in inputs:
             scans[ref.name] = self._scan(workspace, ref)
         variables = spec.config.vars if spec.config is not None else {}  # type: ignore[attr-defined]
-        self.query = executable_sql(spec, scans, variables)
+        self.query, self.ordered = executable_sql(spec, scans, variables)
 
     def _scan(self, workspace: Any, ref: InputRef) -> exp.Expression:
         from sqlglot import exp
