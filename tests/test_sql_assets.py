@@ -209,6 +209,8 @@ def test_editing_or_adding_a_sql_file_is_seen_after_a_noop_snapshot(shop: Path) 
 @pytest.mark.parametrize(("text", "error", "words"), [
     ("select a,\n  from (x\n", SqlDefinitionError, ["models/bad.sql:2:", "not valid SQL"]),
     ("select 1 as a;\n  select 2 as b", SqlDefinitionError, ["models/bad.sql:2:3:", "2 statements", "one query"]),
+    ("select 1 as a; -- one\n\nselect 2 as b; -- two", SqlDefinitionError, ["models/bad.sql:3:1:", "2 statements"]),
+    ("-- only a comment;\n; /* and this */", SqlDefinitionError, ["models/bad.sql", "holds no query"]),
     ("create table t as select 1 as a", SqlDefinitionError, ["CREATE statement, not a query"]),
     ("insert into orders select * from orders", SqlDefinitionError, ["INSERT statement"]),
     ("drop table orders", SqlDefinitionError, ["DROP statement"]),
@@ -244,6 +246,12 @@ def test_a_star_giving_two_columns_of_one_name_fails_its_asset_and_stores_nothin
     assert "Traceback" not in error and states(shop)["both"] == "failed"
     with pytest.raises(AssetflowError, match="no current version"):
         api.load("both", project=shop)
+
+
+@pytest.mark.parametrize("text", ["select 1 as a;\n-- end of model\n", "select 1 as a; /* end */", "select 1 as a;\n;\n"])
+def test_comments_and_semicolons_after_the_query_are_not_statements(text: str) -> None:
+    parsed = parse_query(text, file="x.sql", asset="x")
+    assert parsed.tree.sql() == "SELECT 1 AS a"
 
 
 def test_a_cycle_through_sql_and_python_names_the_sql_file(shop: Path) -> None:

@@ -69,7 +69,7 @@ def parse_query(text: str, *, file: str, asset: str, line_offset: int = 0) -> Pa
     from sqlglot import exp
 
     try:
-        statements = [s for s in sqlglot.parse(text, read=DIALECT) if s is not None]
+        parsed = sqlglot.parse(text, read=DIALECT)
     except sqlglot.errors.ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         line, column = int(first.get("line") or 0), int(first.get("col") or 0)
@@ -79,6 +79,8 @@ def parse_query(text: str, *, file: str, asset: str, line_offset: int = 0) -> Pa
     except sqlglot.errors.TokenError as exc:
         raise _error(f"SQL asset {asset!r} is not valid SQL: {exc} (an unclosed quote or comment?). Fix the query.",
                      file) from None
+    # an empty statement (';;') is None; a comment after the last ';' is a comment-only Semicolon: neither counts
+    statements = [s for s in parsed if s is not None and not isinstance(s, exp.Semicolon)]
     if not statements:
         raise _error(f"SQL asset {asset!r} holds no query. Write one SELECT, e.g. `select * from orders`.", file)
     if len(statements) > 1:
