@@ -254,6 +254,24 @@ def test_comments_and_semicolons_after_the_query_are_not_statements(text: str) -
     assert parsed.tree.sql() == "SELECT 1 AS a"
 
 
+def test_a_sql_asset_reading_a_value_that_is_no_table_says_what_to_do(shop: Path) -> None:
+    write(shop, "pipeline.py", PIPELINE + """
+
+@asset(io="json")
+def cfg() -> dict:
+    return {"a": 1}
+
+
+from_cfg = sql_asset("from_cfg", "select * from cfg")
+""")
+    result = api.materialize(project=shop, executor="inprocess")
+    assert result.results["cfg"].outcome == "ran" and result.results["from_cfg"].outcome == "failed"
+    error = result.results["from_cfg"].error or ""
+    assert "Traceback" not in error and "__assetflow" not in error, error
+    assert "SQL asset 'from_cfg'" in error and "reads 'cfg', which is stored with io='json'" in error
+    assert "io='parquet'" in error
+
+
 def test_a_cycle_through_sql_and_python_names_the_sql_file(shop: Path) -> None:
     write(shop, "pipeline.py", PIPELINE.replace("return orders_raw.filter", "return big_days.join(orders_raw, on='day').filter")
           .replace("def orders(orders_raw: pl.DataFrame)", "def orders(orders_raw: pl.DataFrame, big_days: pl.DataFrame)"))

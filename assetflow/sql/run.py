@@ -39,9 +39,9 @@ def run_sql(workspace: Any, spec: SqlAssetSpec, inputs: Sequence[InputRef]) -> p
     """Compute a SQL asset's value (an Arrow table) from its inputs."""
     plan = _Plan(workspace, spec, inputs)
     with plan.connection() as con:
-        for name, table in plan.arrow.items():
-            con.register(_REGISTERED + name, table)
         try:
+            for name, table in plan.arrow.items():
+                con.register(_REGISTERED + name, table)
             _check_column_names(spec, con.sql(plan.query).columns)  # before the ORDER BY ALL wrapper renames any
             return con.sql(plan.query if plan.ordered else in_one_order(plan.query)).to_arrow_table()
         except _duckdb_error() as exc:
@@ -113,6 +113,7 @@ class _Plan:
     def __init__(self, workspace: Any, spec: SqlAssetSpec, inputs: Sequence[InputRef]) -> None:
         from sqlglot import exp
 
+        self.spec = spec
         self.duckdb_backend: Any = None
         self.arrow: dict[str, pa.Table] = {}
         scans: dict[str, exp.Expression] = {}
@@ -137,7 +138,7 @@ class _Plan:
                 self.duckdb_backend = backend
                 return exp.Table(this=exp.to_identifier(ref.location, quoted=True),
                                  db=exp.to_identifier(backend.schema, quoted=True))
-        self.arrow[ref.name] = backend.load(ref.name, ref.location, "arrow")
+        self.arrow[ref.name] = self._table(ref.name, ref.io, backend.load(ref.name, ref.location, "arrow"))
         return exp.Table(this=exp.to_identifier(_REGISTERED + ref.name, quoted=True))
 
     def _parts_scan(self, workspace: Any, ref: InputRef) -> exp.Expression:
@@ -159,7 +160,8 @@ class _Plan:
                                     workspace.root)
                 tables.append(value.to_arrow() if hasattr(value, "to_arrow") else value)
             else:
-                tables.append(workspace.backends.get(part.io).load(ref.name, part.location, "arrow"))
+                value = workspace.backends.get(part.io).load(ref.name, part.location, "arrow")
+                tables.append(self._table(ref.name, part.io, value))
         self.arrow[ref.name] = pa.concat_tables(tables, promote_options="default")
         return exp.Table(this=exp.to_identifier(_REGISTERED + ref.name, quoted=True))
 
@@ -175,6 +177,20 @@ class _Plan:
         value = read_source(source, SourceVersion(ref.name, "", ref.source_files), workspace.root)
         self.arrow[ref.name] = value.to_arrow() if hasattr(value, "to_arrow") else value
         return exp.Table(this=exp.to_identifier(_REGISTERED + ref.name, quoted=True))
+
+    def _table(self, upstream: str, io: str, value: object) -> pa.Table:
+        """An upstream's stored value as Arrow; one that is no table (``io="json"``: a dict) is refused."""
+        from assetflow.storage.values import as_table
+
+        table = as_table(value)
+        if table is None:
+            name = self.spec.name
+            raise SqlExecutionError(
+                f"SQL asset {name!r} ({self.spec.file}) reads {upstream!r}, which is stored with io={io!r} as "
+                f"a {type(value).__name__}, not a table: a SQL asset reads tables. Store {upstream!r} as a table "
+                f"(return a DataFrame and use a table backend, e.g. io='parquet' or io='duckdb'), or compute "
+                f"{name!r} in a Python @asset, which receives the value as it is.", name, self.spec.file)
+        return table
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
