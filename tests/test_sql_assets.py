@@ -357,6 +357,28 @@ def test_column_lineage_of_a_sql_asset_never_materialized_comes_from_its_query(s
     assert [(e.upstream, e.downstream) for e in trail.edges] == [(("daily_revenue", "n"), ("top_days", "twice"))]
 
 
+def test_column_lineage_matches_names_in_any_case_and_shows_them_as_stored(shop: Path) -> None:
+    write(shop, "pipeline.py", PIPELINE + """
+
+@asset
+def cased(orders: pl.DataFrame) -> pl.DataFrame:
+    return orders.rename({"amount": "Amount"})
+""")
+    run(shop)
+    write(shop, "models/q.sql", 'select day as "DayNo", day as Stat, "Amount", amount * 2 as dbl from cased\n')
+    expected = {"DayNo": [("cased", "day")], "Stat": [("cased", "day")], "Amount": [("cased", "Amount")],
+                "dbl": [("cased", "Amount")]}
+    for _ in ("from the query", "from the stored schema"):
+        columns = api.columns("q", project=shop).columns or ()
+        assert {c.name: list(c.origins) for c in columns} == expected
+        run(shop)
+    assert api.load("q", project=shop).columns == ["DayNo", "Stat", "Amount", "dbl"]
+    down = api.column_lineage("cased", "Amount", upstream=False, downstream=True, project=shop)
+    assert set(down.nodes) == {("cased", "Amount"), ("q", "Amount"), ("q", "dbl")}
+    trail = api.column_lineage("q", "stat", project=shop)  # DuckDB's names are case-insensitive
+    assert trail.root == ("q", "Stat") and ("cased", "day") in trail.nodes
+
+
 def test_lineage_cli_renders_a_column_trail_in_every_format(shop: Path) -> None:
     import json
 

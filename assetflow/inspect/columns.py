@@ -127,13 +127,18 @@ class ColumnIndex:
             return AssetColumns(spec.name, "sql", None, note=f"lineage could not be traced: {exc}")
         stored = self._stored_schema(spec.name)
         if stored is not None and [c.name for c in derived] != stored:  # e.g. DuckDB named a column itself
-            by_name = {c.name: c for c in derived}
-            derived = [by_name.get(n, ColumnInfo(n, "sql", ())) for n in stored]
+            by_name = {c.name.lower(): c for c in derived}  # DuckDB's names are case-insensitive
+            derived = [dataclasses.replace(by_name.get(n.lower(), ColumnInfo(n, "sql", ())), name=n) for n in stored]
         return AssetColumns(spec.name, "sql", tuple(derived))
 
 
 def sql_column_origins(spec: Any, schema: dict[str, dict[str, str]]) -> list[ColumnInfo]:
-    """Each output column of a resolved SQL asset with the upstream columns it is computed from."""
+    """Each output column of a resolved SQL asset with the upstream columns it is computed from.
+
+    DuckDB matches names case-insensitively, quoted or not, and keeps their spelling; sqlglot's
+    ``qualify`` lower-cases unquoted names only. So the query and the schema are traced in lower
+    case, and names are shown as DuckDB spells them: upstream columns as stored, aliases as written.
+    """
     from sqlglot import exp
     from sqlglot.lineage import lineage
     from sqlglot.optimizer.qualify import qualify
@@ -146,25 +151,46 @@ def sql_column_origins(spec: Any, schema: dict[str, dict[str, str]]) -> list[Col
     tree = rename_tables(parsed.tree, parsed.refs, spec.tables)
     for placeholder in list(tree.find_all(exp.Placeholder, exp.Parameter)):
         placeholder.replace(exp.Null())  # a parameter's value is never a column
-    qualified = qualify(tree, schema=schema, dialect=DIALECT, validate_qualify_columns=False,
+    stored = {table: {c.lower(): c for c in cols} for table, cols in schema.items()}
+    spelling = _spellings(tree, stored)
+    aliases = {p.alias.lower(): p.alias for p in getattr(tree, "selects", []) if isinstance(p, exp.Alias)}
+    for identifier in tree.find_all(exp.Identifier):
+        identifier.set("this", identifier.this.lower())
+    lowered = {table: dict.fromkeys(names, "VARCHAR") for table, names in stored.items()}
+    qualified = qualify(tree, schema=lowered, dialect=DIALECT, validate_qualify_columns=False,
                         quote_identifiers=False)
     scope = build_scope(qualified)
     outputs = list(dict.fromkeys(qualified.named_selects))
-    nodes = lineage(None, qualified, schema=schema, dialect=DIALECT, scope=scope, copy=False)
-    expressions = _select_expressions(qualified)
-    result = []
+    nodes = lineage(None, qualified, schema=lowered, dialect=DIALECT, scope=scope, copy=False)
+    origins_of: dict[str, list[tuple[str, str]]] = {}
     for name in outputs:
         node = nodes.get(name) if isinstance(nodes, dict) else None
         origins: list[tuple[str, str]] = []
-        if node is not None:
-            for item in node.walk():
-                if isinstance(item.expression, exp.Table):
-                    column = item.name.rsplit(".", 1)[-1].strip('"')
-                    origin = (item.expression.name, column)
-                    if item.expression.name in schema and origin not in origins:
-                        origins.append(origin)
-        result.append(ColumnInfo(name, "sql", tuple(sorted(origins)), expressions.get(name)))
-    return result
+        for item in node.walk() if node is not None else ():
+            table = item.expression.name if isinstance(item.expression, exp.Table) else None
+            if table in stored:
+                column = item.name.rsplit(".", 1)[-1].strip('"')
+                origin = (table, stored[table].get(column, column))
+                if origin not in origins:
+                    origins.append(origin)
+        origins_of[name] = origins
+    for identifier in qualified.find_all(exp.Identifier):  # the expressions shown, in the user's spelling
+        identifier.set("this", spelling.get(identifier.this, identifier.this))
+    expressions = _select_expressions(qualified)
+    return [ColumnInfo(aliases.get(name) or spelling.get(name, name), "sql", tuple(sorted(origins_of[name])),
+                       expressions.get(spelling.get(name, name))) for name in outputs]
+
+
+def _spellings(tree: Any, stored: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Lower-case name -> how DuckDB spells it: an upstream's column as stored, else as first written."""
+    from sqlglot import exp
+
+    spelling: dict[str, str] = {}
+    for identifier in tree.find_all(exp.Identifier):
+        spelling.setdefault(identifier.this.lower(), identifier.this)
+    for columns in stored.values():
+        spelling.update(columns)
+    return spelling
 
 
 def _select_expressions(tree: Any) -> dict[str, str]:
@@ -179,7 +205,8 @@ def _select_expressions(tree: Any) -> dict[str, str]:
     for projection in getattr(select, "expressions", []):
         inner = projection.this if isinstance(projection, exp.Alias) else projection
         text = inner.sql(dialect=DIALECT)
-        if projection.alias_or_name not in found and text.split(".")[-1] != projection.alias_or_name:
+        same = text.split(".")[-1].strip('"').lower() == projection.alias_or_name.lower()  # orders."Amount"
+        if projection.alias_or_name not in found and not same:
             found[projection.alias_or_name] = text
     return found
 
@@ -315,6 +342,9 @@ def column_lineage(ws: Workspace, asset: str, column: str, *, upstream: bool = T
     if found.columns is None:
         raise UnknownAssetError(f"The columns of {asset!r} are unknown: {found.note}.")
     names = [c.name for c in found.columns]
+    same = [n for n in names if n.lower() == column.lower()]
+    if column not in names and len(same) == 1:
+        column = same[0]  # q.stat is q.Stat, as in DuckDB
     if column not in names:
         import difflib
 
