@@ -20,7 +20,7 @@ BY`` keep their order: they change the result's shape.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from assetflow.errors import SqlDefinitionError
@@ -261,8 +261,11 @@ def canonical_sql(tree: exp.Expression) -> str:
 
     key = _sort_key()
     nodes = list(tree.walk(bfs=False))
+    named_by_text = _named_by_their_text(tree)
     for node in reversed(nodes):  # children before parents: a parent sorts canonical operands
         node.comments = None
+        if named_by_text and any(id(up) in named_by_text for up in _lineage(node)):
+            continue  # its written order is its result column's name: reordered, the stored table changes
         if isinstance(node, exp.And | exp.Or):
             if isinstance(node.parent, type(node)) or _paren_of(node, type(node)):
                 continue  # sorted as part of the enclosing chain
@@ -277,6 +280,23 @@ def canonical_sql(tree: exp.Expression) -> str:
         elif isinstance(node, exp.Group) and node.expressions:
             node.set("expressions", sorted(node.expressions, key=key))
     return tree.sql(dialect=DIALECT, pretty=True, comments=False)
+
+
+def _named_by_their_text(tree: exp.Expression) -> set[int]:
+    """The result columns without an alias that are no plain column: DuckDB names them after their text
+    (``((amount > 10) AND (status = 'paid'))``), so the order of their operands is part of the result."""
+    from sqlglot import exp
+
+    if not isinstance(tree, exp.Query):
+        return set()
+    return {id(p) for p in tree.selects if not isinstance(p, exp.Alias | exp.Column | exp.Star)}
+
+
+def _lineage(node: exp.Expression) -> Iterator[exp.Expression]:
+    """``node`` and every node above it."""
+    while node is not None:
+        yield node
+        node = node.parent  # type: ignore[assignment]
 
 
 def _sort_key() -> Callable[[exp.Expression], str]:
