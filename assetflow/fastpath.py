@@ -53,7 +53,8 @@ __all__ = ["DISABLE_ENV", "GRAPH_KEY", "SNAPSHOT_KEY", "build_snapshot", "cache_
 
 SNAPSHOT_VERSION = 8  # 5: the content of every file whose bytes were read; 6: "young" names files of "contents";
 # 7: "verdicts", the fingerprints of the verdicts each checked asset's current version was judged with; 8: none,
-# but recipes of partitions that read their window in a non-UTC zone changed, so one full check after upgrading
+# but recipes of partitions that read their window in a non-UTC zone changed, and SQL fingerprints of unaliased
+# result expressions, so one full check after upgrading
 GRAPH_CACHE_VERSION = 4  # 4: each asset's checks (name, severity, file:line)
 DISABLE_ENV = "ASSETFLOW_NO_FAST_PATH"
 

@@ -47,7 +47,7 @@ from assetflow.hashing import Digest, hash_fields
 
 __all__ = ["FINGERPRINT_SCHEME", "CodeFingerprint", "fingerprint_function", "is_project_file"]
 
-FINGERPRINT_SCHEME = 2  # 2: location-independent (project objects named without their module)
+FINGERPRINT_SCHEME = 3  # 2: location-independent (project objects named without their module); 3: SQL result names
 
 # Types whose repr is a complete, address-free description of the value.
 _FAITHFUL_REPR = (range, PurePath, datetime.date, datetime.time, datetime.timedelta,
