@@ -2,7 +2,8 @@
 
 An asset no longer declared in the code has no pointer that counts: all its versions are
 history, of which the newest ``keep`` stay (reachable with ``show``/``load --version``,
-and restored if the asset comes back) and the rest go, with any pointer at them.
+and restored if the asset comes back) and the rest go, with any pointer at them. So do the
+partitions of keys their definition no longer has.
 """
 
 from __future__ import annotations
@@ -56,9 +57,10 @@ def _collect(ws: Workspace, keep: int, dry_run: bool) -> GcReport:
         by_asset[mat.asset].append(mat)
     doomed: list[Materialization] = []
     kept: list[Materialization] = []
+    left = _keys_that_left(ws)
     for asset, mats in by_asset.items():
         mats.sort(key=lambda m: m.id or 0, reverse=True)
-        reached = pointed if asset in declared else set()
+        reached = pointed - left if asset in declared else set()
         history = [m for m in mats if m.id not in reached]
         kept += [m for m in mats if m.id in reached] + history[:keep]
         doomed += history[keep:]
@@ -67,7 +69,7 @@ def _collect(ws: Workspace, keep: int, dry_run: bool) -> GcReport:
     if not dry_run and doomed:
         ids = [m.id for m in doomed if m.id is not None]
         with ws.store.transaction("collecting garbage") as db:
-            ws.store.drop_pointers_to(db, ids)  # only undeclared assets' pointers can reach a doomed version
+            ws.store.drop_pointers_to(db, ids)  # of undeclared assets and of keys that left their definition
             ws.store.delete_materializations(db, ids)
         for asset, io, location in unused:
             ws.backends.get(io).delete(asset, location)
@@ -76,3 +78,15 @@ def _collect(ws: Workspace, keep: int, dry_run: bool) -> GcReport:
     logs = collect_logs(ws.config.state_path, keep + 1, known_runs, dry_run=dry_run)
     undeclared = sum(1 for m in doomed if m.asset not in declared)
     return GcReport(len(doomed), len(unused), sum(unused.values()), len(kept), logs, undeclared)
+
+
+def _keys_that_left(ws: Workspace) -> set[int]:
+    """The versions pointed at for partition keys their asset's definition no longer has (a dynamic key removed, a
+    range start moved later): nothing reads them, so they are history, like an undeclared asset's versions."""
+    from assetflow.partitions.units import is_partitioned
+
+    if not is_partitioned(ws.graph):
+        return set()
+    keys = {asset: set(listed) for asset, listed in ws.partition_plan.keys.items()}
+    return {mat.id for (asset, key), mat in ws.store.current_partitions().items()
+            if asset in keys and key not in keys[asset] and mat.id is not None}

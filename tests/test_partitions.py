@@ -473,6 +473,10 @@ def test_dynamic_partitions_from_the_cli(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "assetflow partitions add customers zeta" in bad.output
     assert cli.invoke(main, ["partitions", "remove", "customers", "beta", *project]).exit_code == 0
     assert set(_run(tmp_path)) == {"invoices[acme]"}
+    assert api.load("invoices", project=tmp_path)["customer"].to_list() == ["acme"]
+    gc = cli.invoke(main, ["gc", "--keep", "0", *project])  # a removed key's version stays until gc collects it
+    assert gc.exit_code == 0 and "Deleted 1 version" in gc.output, gc.output
+    assert {key for _, key in Workspace.load(tmp_path).store.current_partitions(asset="invoices")} == {"acme"}
     unknown = cli.invoke(main, ["partitions", "add", "clients", "x", *project])
     assert unknown.exit_code == 2 and "No asset of this project uses dynamic partitions 'clients'" in unknown.output
 
