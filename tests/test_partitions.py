@@ -667,3 +667,30 @@ def test_a_time_zone_edit_makes_partitions_that_read_their_window_stale(tmp_path
     assert outcomes["starts[2024-03-01]"] == outcomes["starts[2024-03-02]"] == "ran"
     assert api.load("starts", project=tmp_path)["start"].to_list() == ["2024-02-29T15:00:00+00:00",
                                                                        "2024-03-01T15:00:00+00:00"]
+
+
+def test_partitions_stack_by_column_name_and_values_come_back_by_key(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["drift"]\n')
+    (tmp_path / "drift.py").write_text(textwrap.dedent('''
+        import polars as pl
+        from assetflow import asset
+        from assetflow.partitions import static
+
+        @asset(partitions=static(["a", "b"]))
+        def t(partition) -> pl.DataFrame:  # b orders its columns otherwise and adds one
+            return pl.DataFrame({"x": [1], "y": ["a"]}) if partition.key == "a" else \\
+                pl.DataFrame({"y": ["b"], "z": [2.5], "x": [2]})
+
+        @asset
+        def reader(t: pl.DataFrame) -> pl.DataFrame:
+            return t
+
+        @asset(partitions=static(["a", "b"]), io="json")
+        def settings(partition) -> dict:
+            return {"key": partition.key}
+    '''))
+    assert set(_run(tmp_path).values()) == {"ran"}
+    expected = [{"x": 1, "y": "a", "z": None}, {"x": 2, "y": "b", "z": 2.5}]
+    assert api.load("t", project=tmp_path).to_dicts() == expected
+    assert api.load("reader", project=tmp_path).to_dicts() == expected
+    assert api.load("settings", project=tmp_path) == {"a": {"key": "a"}, "b": {"key": "b"}}

@@ -42,19 +42,24 @@ def load_partitions(ws: PartitionWorkspace, spec: AssetSpec, partition: str | No
               for k in plan.present(name) if (name, k) in current}  # not keys that left the definition or lost data
     if not values:
         raise UnknownAssetError(f"Asset {name!r} has no materialized partition; run `assetflow materialize {name}`.")
-    return _concat(list(values.values()))
+    return _concat(values)
 
 
-def _concat(values: list[Any]) -> Any:
+def _concat(values: dict[str, Any]) -> Any:
+    """Tables stacked in key order, their columns matched by name (as the DuckDB view does: a partition that adds a
+    column or orders them otherwise still stacks); values that are no table (``io="json"``) as a dict by key."""
+    first = next(iter(values.values()))
     if len(values) == 1:
-        return values[0]
+        return first
     import polars as pl
 
-    if isinstance(values[0], pl.DataFrame):
-        return pl.concat(values, how="vertical_relaxed")
+    if isinstance(first, pl.DataFrame):
+        return pl.concat(list(values.values()), how="diagonal_relaxed")
     import pyarrow as pa
 
-    return pa.concat_tables(values, promote_options="default")
+    if isinstance(first, pa.Table):
+        return pa.concat_tables(list(values.values()), promote_options="default")
+    return values
 
 
 def partition_report(ws: PartitionWorkspace, name: str, verdict: Assessment,

@@ -1,7 +1,7 @@
 """Several upstream partitions handed to one parameter: concatenated in key order, or a dict by key.
 
 A parameter annotated as a ``dict`` receives ``{key: value}``; otherwise tables are
-concatenated (polars ``vertical_relaxed``, Arrow with type promotion), an empty list of
+concatenated (columns matched by name: polars ``diagonal_relaxed``, Arrow with type promotion), an empty list of
 partitions giving an empty frame.
 """
 
@@ -35,7 +35,7 @@ def combine(spec: AssetSpec, parameter: str, values: dict[str, object]) -> objec
         import polars as pl
 
         if isinstance(first, pl.DataFrame):
-            return pl.concat(items, how="vertical_relaxed")  # type: ignore[arg-type]
+            return pl.concat(items, how="diagonal_relaxed")  # type: ignore[arg-type]  # columns matched by name
         import pyarrow as pa
 
         if isinstance(first, pa.Table):
