@@ -206,6 +206,12 @@ def test_editing_or_adding_a_sql_file_is_seen_after_a_noop_snapshot(shop: Path) 
 # -- bad input ------------------------------------------------------------------------------------------
 
 
+def test_a_values_list_is_a_query(shop: Path) -> None:
+    write(shop, "models/pairs.sql", "values (1, 'a'), (2, 'b')")
+    run(shop)
+    assert api.load("pairs", project=shop).rows() == [(1, "a"), (2, "b")]
+
+
 @pytest.mark.parametrize(("text", "error", "words"), [
     ("select a,\n  from (x\n", SqlDefinitionError, ["models/bad.sql:2:", "not valid SQL"]),
     ("select 1 as a;\n  select 2 as b", SqlDefinitionError, ["models/bad.sql:2:3:", "2 statements", "one query"]),
@@ -217,6 +223,8 @@ def test_editing_or_adding_a_sql_file_is_seen_after_a_noop_snapshot(shop: Path) 
     ("attach 'other.db' as other", SqlDefinitionError, ["ATTACH statement"]),
     ("select * from 'data/orders.csv'", SqlDefinitionError, ["file path 'data/orders.csv'", "source("]),
     ("select * from read_csv('data/orders.csv')", SqlDefinitionError, ["table function read_csv", "source()"]),
+    ("select *\nfrom glob('data/*')", SqlDefinitionError, ["models/bad.sql:2:9", "table function glob(...)"]),
+    ("-- checks: row_count(min=5, max=1)\nselect 1 as x", SqlDefinitionError, ["min is above max. Fix the value"]),
     ("select * from pg.public.orders", SqlDefinitionError, ["'pg.public.orders'", "did not declare"]),
     ("select * from other.orders", SqlDefinitionError, ["'other.orders'", "in no group"]),
     ("select * from ordres", UnknownAssetError, ["models/bad.sql:1:15", "Did you mean 'orders'"]),

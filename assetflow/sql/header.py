@@ -176,7 +176,7 @@ def _parse_value(key: str, value: str, file: str, line: int) -> object:
     try:
         parsed = OPTIONS[key](value)
     except ValueError as exc:
-        raise SqlDefinitionError(f"{file}:{line}: header option {key}: {exc}. Fix the value.", file, line, 0) from None
+        raise SqlDefinitionError(f"{file}:{line}: header option {key}: {str(exc).rstrip('.')}. Fix the value.", file, line, 0) from None
     if isinstance(parsed, list) and parsed and all(hasattr(p, "where") and dataclasses.is_dataclass(p) for p in parsed):
         parsed = [dataclasses.replace(p, file=file, line=line) for p in parsed]  # checks: where the header says them
     return parsed

@@ -90,7 +90,7 @@ def parse_query(text: str, *, file: str, asset: str, line_offset: int = 0) -> Pa
             f"Move each further query into its own .sql file (one asset each), and drop the extra ';'.",
             file, line, column, line_offset)
     tree = statements[0]
-    if not isinstance(tree, exp.Query | exp.Pivot):
+    if not isinstance(tree, exp.Query | exp.Pivot | exp.Values):
         kind = type(tree).__name__.upper()
         raise _error(
             f"SQL asset {asset!r} is a {kind} statement, not a query. A SQL asset is one SELECT (WITH, UNION, "
@@ -230,16 +230,20 @@ def table_nodes(tree: exp.Expression, refs: tuple[TableRef, ...]) -> list[tuple[
 
 
 def _check_table_function(table: exp.Table, file: str, asset: str, line_offset: int) -> None:
+    from sqlglot import exp
+
     function = table.this
     kind = type(function).__name__
     if kind in _PURE_TABLE_FUNCTIONS:
         return
-    name = function.sql_name() if hasattr(function, "sql_name") else kind
-    line = _first_line(table)
+    # an unknown function (glob, read_json_auto) is sqlglot's Anonymous: its own name, and where it is, are its own
+    name = function.name if isinstance(function, exp.Anonymous) else \
+        function.sql_name() if hasattr(function, "sql_name") else kind
+    line, column = int(function.meta.get("line") or _first_line(table)), int(function.meta.get("col") or 0)
     raise _error(
         f"SQL asset {asset!r} calls the table function {name.lower()}(...), which reads outside the project "
         f"(a file, a URL or another database). Declare what it reads as a source() in Python and select "
-        f"from that name, so assetflow hashes it and knows when it changes.", file, line, 0, line_offset)
+        f"from that name, so assetflow hashes it and knows when it changes.", file, line, column, line_offset)
 
 
 def _suggest(path: str) -> str:
