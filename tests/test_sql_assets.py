@@ -294,6 +294,11 @@ def test_sql_asset_in_python_reports_errors_at_its_line(tmp_path: Path) -> None:
     with pytest.raises(Exception) as caught:
         api.status(project=tmp_path)
     assert "pipeline.py:4:" in str(caught.value) and "not valid SQL" in str(caught.value)
+    write(tmp_path, "pipeline.py", 'from assetflow import sql_asset\n\nlate = sql_asset(\n    "late",\n    """\n'
+                                   '    select order_id\n    from ordrs\n    """)\n')
+    with pytest.raises(Exception) as caught:  # the query's lines, not the call's: the typo is on line 7
+        api.status(project=tmp_path)
+    assert "pipeline.py:7:" in str(caught.value) and "'ordrs'" in str(caught.value)
 
 
 def test_a_sql_file_and_a_python_asset_of_one_name_are_a_duplicate(shop: Path) -> None:

@@ -10,7 +10,9 @@ other in any order of declaration.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
+import os
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -134,8 +136,35 @@ def sql_asset(name: str, sql: str, **options: Any) -> SqlAssetSpec:
     caller = frame.f_back if frame is not None else None
     file, line = (caller.f_code.co_filename, caller.f_lineno) if caller is not None else ("<unknown>", 0)
     del frame, caller
-    return build_sql_spec(name, sql, file=file, line=line, sql_file=None, line_offset=max(0, line - 1),
+    starts = _literal_line(file, line, sql)  # its errors name the lines of the file the query is written on
+    return build_sql_spec(name, sql, file=file, line=line, sql_file=None, line_offset=max(0, starts - 1),
                           options=options)
+
+
+def _literal_line(file: str, call_line: int, sql: object) -> int:
+    """The line of ``file`` where the string literal holding ``sql`` starts, in the call at ``call_line`` (the
+    call's own line when the query is not written there as a literal: built in code, or the file unreadable)."""
+    import ast
+
+    try:
+        tree = _parsed(file, os.stat(file).st_mtime_ns)
+    except (OSError, SyntaxError, ValueError):
+        return call_line
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.lineno <= call_line <= (node.end_lineno or node.lineno):
+            for arg in [*node.args, *(keyword.value for keyword in node.keywords)]:
+                if isinstance(arg, ast.Constant) and arg.value == sql:
+                    return arg.lineno
+    return call_line
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed(file: str, mtime_ns: int) -> Any:
+    """A module's syntax tree, once per version of the file (``mtime_ns``) however many SQL assets it declares."""
+    import ast
+
+    with open(file, "rb") as handle:
+        return ast.parse(handle.read(), file)
 
 
 def spec_from_file(path: Path, root: Path, folder: Path) -> SqlAssetSpec:
