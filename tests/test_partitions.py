@@ -525,6 +525,8 @@ def test_rows_that_contradict_the_partition_column_fail_that_partition(tmp_path:
     assert failed.outcome == "failed"
     assert "Asset 'orders', partition '2024-01-02': 1 row(s) have day=datetime.date(2024, 1, 1)" in (failed.error or "")
     assert "Traceback" not in (failed.error or "")  # the rows are at fault, not the code
+    why = api.why("orders", project=tmp_path, partition="2024-01-02")  # as status says it
+    assert why.status.states[0] == "failed" and why.status.reasons[0].startswith("the last run failed: MaterializationError")
 
 
 def test_the_partition_column_compares_instants_of_any_zone_with_the_window(tmp_path: Path) -> None:

@@ -129,7 +129,7 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
         last = last_events.get(name)
         if verdict.state != "fresh" and last is not None and last[0] == "failed":
             states.append("failed")
-            reasons.insert(0, "the last run failed" + (f": {_summary(last[1])}" if last[1] else ""))
+            reasons.insert(0, "the last run failed" + (f": {failure_summary(last[1])}" if last[1] else ""))
         report = None
         if verdict.partitions is not None:
             from assetflow.partitions.inspect import partition_report
@@ -138,7 +138,7 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
                 from assetflow.state.partitions import last_failures
 
                 failures = last_failures(ws.store)
-            failed_keys = {k: _summary(d or "") for k, d in failures.get(name, {}).items()
+            failed_keys = {k: failure_summary(d or "") for k, d in failures.get(name, {}).items()
                            if k in verdict.partitions and not verdict.partitions[k].fresh}
             report = partition_report(ws, name, verdict, failed_keys)
             failed = [r for r in reasons if r.startswith("the last run failed")]
@@ -271,7 +271,7 @@ def _unreadable(ws: Workspace, name: str, gone: dict[str, str], now: float) -> A
                 tags=dict(spec.tags), updated_at=finished, freshness=spec.freshness)
 
 
-def _summary(text: str) -> str:
+def failure_summary(text: str) -> str:
     """A failure in one line: a check's headline (its first line), else the traceback's last line."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
     if lines and lines[0].startswith("check "):

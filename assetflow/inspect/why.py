@@ -14,7 +14,7 @@ from typing import Any
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.errors import UnknownAssetError
 from assetflow.fingerprint.changes import changed_names, describe, unified_diff
-from assetflow.inspect.status import AssetStatus, compute_status
+from assetflow.inspect.status import AssetStatus, compute_status, failure_summary
 from assetflow.inspect.versions import producer
 from assetflow.workspace import Workspace
 
@@ -185,6 +185,7 @@ def explain_partition(ws: Workspace, spec: object, key: str) -> Any:
     from assetflow.partitions.assess import upstream_hashes
     from assetflow.partitioning import check_key
     from assetflow.partitions.units import split_unit, unit_id
+    from assetflow.state.partitions import last_failures
 
     if not isinstance(spec, AssetSpec) or spec.partitions is None:
         raise PartitionKeyError(f"{getattr(spec, 'name', spec)!r} is not a partitioned asset; leave out --partition.",
@@ -196,7 +197,12 @@ def explain_partition(ws: Workspace, spec: object, key: str) -> Any:
     verdict = ws.assess_all([name])[name]
     unit = (verdict.partitions or {}).get(key)
     state, reasons = ("missing", ["no source data yet"]) if unit is None else (unit.state, list(unit.reasons))
-    status = dataclasses.replace(row, name=unit_id(name, key), state=state, states=(state,), reasons=reasons,
+    states: tuple[str, ...] = (state,)
+    failure = last_failures(ws.store).get(name, {}).get(key, False)
+    if failure is not False and state != "fresh":  # as status says it: the partition's last run failed
+        states = ("failed", state)
+        reasons.insert(0, "the last run failed" + (f": {failure_summary(failure)}" if failure else ""))
+    status = dataclasses.replace(row, name=unit_id(name, key), state=states[0], states=states, reasons=reasons,
                                  partitions=None)
     current = ws.current_units()
     mat = current.get(unit_id(name, key))
