@@ -300,6 +300,10 @@ def test_a_sql_header_declares_simple_checks(tmp_path: Path) -> None:
     sql.write_text(sql.read_text().replace("select kind,", "select 'a' as kind,"))
     refused = _run(tmp_path).results["kinds"]
     assert refused.outcome == "failed" and (refused.error or "").startswith("check unique(kind): 2 rows share")
+    # Values written in the header take the column's type: numbers for n, text for kind ('a,b' one value).
+    sql.write_text("-- checks: accepted_values(n, 1, 5), accepted_values(kind, 'a,b', b, a)\n"
+                   "select kind, sum(n) as n from raw group by kind\n")
+    assert _run(tmp_path).ok
     sql.write_text("-- checks: not_null(kind), between(n, 1, 3)\nselect kind from raw\n")
     with pytest.raises(DefinitionError, match=r"models/kinds.sql:1: header option checks: 'between\(n, 1, 3\)' is "
                                               r"not one of not_null"):

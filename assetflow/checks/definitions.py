@@ -152,6 +152,9 @@ class Unique(Check):
 class AcceptedValues(Check):
     column: str = ""
     values: tuple[Any, ...] = ()
+    # Values written as text (a .sql header) take the column's type when judged: 1 is a number in a numeric
+    # column and "1" in a text one, as a SQL literal compared with the column would be.
+    as_written: bool = False
     kind = "accepted_values"
 
     @property
@@ -447,7 +450,7 @@ def parse_checks(text: str) -> list[Check]:
         match = re.fullmatch(r"([a-z_]+)\s*\((.*)\)", item.strip(), re.DOTALL)
         if match is None or match.group(1) not in ("not_null", "unique", "accepted_values", "row_count"):
             raise ValueError(f"{item.strip()!r} is not one of {_HEADER_CHECKS}; write a @check function for others")
-        kind, args = match.group(1), [a.strip().strip("'\"") for a in match.group(2).split(",") if a.strip()]
+        kind, args = match.group(1), _header_arguments(match.group(2))
         try:
             if kind == "row_count":
                 bounds = dict(a.replace(" ", "").split("=", 1) for a in args)
@@ -461,11 +464,22 @@ def parse_checks(text: str) -> list[Check]:
             elif kind == "unique" and args:
                 found.append(unique(*args))
             elif kind == "accepted_values" and len(args) >= 2:
-                found.append(accepted_values(args[0], args[1:]))
+                written = accepted_values(args[0], args[1:])
+                assert isinstance(written, AcceptedValues)
+                found.append(dataclasses.replace(written, as_written=True))
             else:
                 raise ValueError(f"{item.strip()!r} has the wrong arguments; expected {_HEADER_CHECKS}")
         except DefinitionError as exc:
             raise ValueError(str(exc).split(": ", 1)[-1]) from None
+    return found
+
+
+def _header_arguments(text: str) -> list[str]:
+    """A header check's arguments as written: a quoted one without its quotes, a comma inside it included
+    (SQL's '' is a quote); an unquoted one stripped."""
+    found: list[str] = []
+    for single, double, plain in re.findall(r"\s*(?:'((?:[^']|'')*)'|\"([^\"]*)\"|([^,]+?))\s*(?:,|$)", text):
+        found.append(plain.strip() if plain else single.replace("''", "'") if single or not double else double)
     return found
 
 

@@ -117,7 +117,10 @@ def _expressions(i: int, check: Check, others: Mapping[str, Any], schema: Mappin
 
     if isinstance(check, AcceptedValues):
         col = pl.col(check.column)
-        return counted((~col.is_in(pl.Series(list(check.values)).implode())).fill_null(False), col)
+        accepted = pl.Series(list(check.values))
+        if check.as_written and schema.get(check.column) is not None:  # text from a .sql header: the column's type
+            accepted = pl.Series(list(check.values), dtype=pl.String).cast(schema[check.column], strict=False)
+        return counted((~col.is_in(accepted.implode())).fill_null(False), col)
     if isinstance(check, RowCount):
         return [pl.len().alias(f"c{i}_len")]
     if isinstance(check, Expr):
