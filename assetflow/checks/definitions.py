@@ -165,7 +165,8 @@ class AcceptedValues(Check):
         return (self.column,)
 
     def identity(self) -> tuple[str, ...]:
-        return (*super().identity(), self.column, repr(sorted(self.values, key=repr)))
+        typed = ("as written",) if self.as_written else ()  # judged otherwise: verdicts of the text values do not hold
+        return (*super().identity(), self.column, repr(sorted(self.values, key=repr)), *typed)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
