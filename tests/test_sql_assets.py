@@ -206,6 +206,12 @@ def test_editing_or_adding_a_sql_file_is_seen_after_a_noop_snapshot(shop: Path) 
 # -- bad input ------------------------------------------------------------------------------------------
 
 
+def test_a_column_may_name_its_table_with_its_group(shop: Path) -> None:
+    write(shop, "models/top.sql", "select marts.daily_revenue.revenue as r from marts.daily_revenue order by 1")
+    run(shop)
+    assert api.load("top", project=shop)["r"].to_list() == [15, 20]
+
+
 def test_a_values_list_is_a_query(shop: Path) -> None:
     write(shop, "models/pairs.sql", "values (1, 'a'), (2, 'b')")
     run(shop)

@@ -88,9 +88,12 @@ def executable_sql(spec: SqlAssetSpec, scans: dict[str, exp.Expression],
     from assetflow.sql.parse import table_nodes
 
     parsed = parse_query(spec.sql, file=spec.file, asset=spec.name)
+    grouped: set[tuple[str, str]] = set()  # (group, table) written without an alias: columns may say marts.t.x
     for table, ref in table_nodes(parsed.tree, parsed.refs):  # the tables resolution saw: CTE names are not
         name = spec.tables[ref.written]
         if not table.alias:
+            if table.args.get("db"):
+                grouped.add((table.db.lower(), table.name.lower()))
             table.set("alias", exp.TableAlias(this=table.this.copy()))  # columns may say orders.amount
         scan = scans[name].copy()
         table.set("catalog", None)
@@ -100,6 +103,10 @@ def executable_sql(spec: SqlAssetSpec, scans: dict[str, exp.Expression],
         else:
             table.set("db", None)
             table.set("this", scan)
+    for column in parsed.tree.find_all(exp.Column):  # marts.t.x: the table is aliased t now
+        if column.args.get("db") and (column.db.lower(), column.table.lower()) in grouped:
+            column.set("db", None)
+            column.set("catalog", None)
     for placeholder in list(parsed.tree.find_all(exp.Placeholder, exp.Parameter)):
         if placeholder.name in variables:
             placeholder.replace(exp.convert(variables[placeholder.name]))
