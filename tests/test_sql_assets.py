@@ -135,6 +135,9 @@ def test_a_config_value_is_part_of_the_recipe(shop: Path) -> None:
     assert (change.field, change.old, change.new) == ("vars.min_amount", 5, 11)
     assert run(shop)["daily_revenue"] == "ran"
     assert api.load("daily_revenue", project=shop)["revenue"].to_list() == [20]
+    (shop / "pyproject.toml").write_text(PYPROJECT.replace("min_amount = 5", "min_amount = 11.0"))
+    [change] = api.why("daily_revenue", project=shop).config  # 11 -> 11.0 changes the recipe: why says where
+    assert (change.field, change.old, change.new) == ("vars.min_amount", 11, 11.0)
 
 
 def test_equal_results_cut_off_whatever_order_duckdb_returns_rows_in(shop: Path) -> None:

@@ -163,7 +163,8 @@ def _config_changes(old_text: str, new_text: str) -> list[ConfigChange]:
         changes.append(ConfigChange("(type)", old.get("type"), new.get("type")))
     old_fields, new_fields = _flatten(old.get("fields", {})), _flatten(new.get("fields", {}))
     for key in sorted(set(old_fields) | set(new_fields)):
-        if old_fields.get(key) != new_fields.get(key):
+        # as the recipe compares them, by their text: 10 -> 10.0 (int to float) is a change Python's == hides
+        if json.dumps(old_fields.get(key)) != json.dumps(new_fields.get(key)) or (key in old_fields) != (key in new_fields):
             changes.append(ConfigChange(key, old_fields.get(key), new_fields.get(key)))
     return changes
 
