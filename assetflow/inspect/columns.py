@@ -88,6 +88,11 @@ class ColumnIndex:
         if self._stored is None:
             self._stored = {name: [c for c, _ in mat.schema] for name, mat in self.ws.store.current().items()
                             if mat.schema}
+            newest: dict[str, Any] = {}  # a partitioned asset's columns: those of its newest current partition
+            for (name, _), mat in self.ws.store.current_partitions().items():
+                if mat.schema and (name not in newest or mat.finished_at > newest[name].finished_at):
+                    newest[name] = mat
+            self._stored.update({name: [c for c, _ in mat.schema] for name, mat in newest.items()})
         return self._stored.get(asset)
 
     def _compute(self, asset: str) -> AssetColumns:
