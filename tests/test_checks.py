@@ -104,6 +104,8 @@ def test_the_rejected_version_is_not_restored_on_the_next_run(root: Path) -> Non
     _run(root)
     (root / "raw.csv").write_text(BAD)
     _run(root)
+    plan = _run(root, dry_run=True).results["orders"]  # the plan says what the run does: refuse it, not restore it
+    assert plan.outcome == "failed" and "fails check not_null(id)" in plan.reasons[-1]
     again = _run(root)  # same data: the version is found by its recipe, judged from the cache, and refused again
     assert again.results["orders"].outcome == "failed" and again.results["orders"].attempts == 0
     assert all(v["cached"] for v in again.results["orders"].checks or [])

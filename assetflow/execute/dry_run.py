@@ -115,6 +115,13 @@ def _with_known_upstream(ws: Workspace, spec: AssetSpec, predicted: Assessment, 
         return Predicted(spec.name, "cutoff", reasons, verdict.current.data_hash)
     earlier = restorable(ws, verdict)
     if earlier is not None:
+        refused = [v for v in (ws.verdicts_in_effect(spec, earlier) if spec.checks else [])
+                   if not v["passed"] and v["severity"] == "error"]
+        if refused:  # the run would judge it again from the cache, refuse it and keep the current version
+            from assetflow.checks.report import one_line
+
+            return Predicted(spec.name, "failed", [*verdict.reasons, f"the version it would restore (materialization "
+                                                   f"{earlier.id}) fails {one_line(refused[0])}: it stays refused"])
         return Predicted(spec.name, "restored", verdict.reasons, earlier.data_hash)
     return Predicted(spec.name, "ran", predicted.reasons)
 
