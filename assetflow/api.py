@@ -11,7 +11,7 @@ the no-op snapshot before the engine (or the user's code) is imported.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -130,7 +130,7 @@ def materialize(
     executor: Executor | str | None = None,
     jobs: int | None = None,
     address: str | None = None,
-    partition: str | None = None,
+    partition: str | Sequence[str] | None = None,
     trigger: dict[str, object] | None = None,
     run_id: str | None = None,
 ) -> RunResult:
@@ -150,6 +150,8 @@ def materialize(
     snapshot proves nothing changed, the result comes from the state store alone (``fast_path``
     true, ``run_id`` None, every asset ``fresh``), without importing the project's code.
     """
+    if partition is not None and not isinstance(partition, str):  # ["2024-01-01", "2024-01-05"]: those keys
+        partition = ",".join(partition)
     everything = not (_expressions(select) or _expressions(exclude) or force or dry_run or partition)
     missed: set[str] = set()  # the sources whose new data kept the no-op snapshot from vouching
     if everything and trigger is None and run_id is None and (project is None or isinstance(project, (str, Path))):

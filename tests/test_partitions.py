@@ -247,6 +247,10 @@ def test_a_backfill_runs_only_the_stale_partitions_of_its_range(partitioned: Pat
     outcomes = _run(partitioned, select="daily_events", partition="2024-01-01..2024-01-03")
     assert _ran(outcomes) == {"daily_events[2024-01-01]"} and outcomes["daily_events[2024-01-02]"] == "fresh"
     assert _ran(_run(partitioned, select="daily_events", partition="latest", force=True)) == {"daily_events[2024-01-03]"}
+    listed = _run(partitioned, select="daily_events", partition=["2024-01-01", "2024-01-03"], force=True)  # a list
+    assert _ran(listed) == {"daily_events[2024-01-01]", "daily_events[2024-01-03]"}
+    with pytest.raises(PartitionKeyError, match=r"no selected partition has data.*daily_events\[2024-01-05\]"):
+        _run(partitioned, select="daily_events", partition="2024-01-05")  # its day's file is not there yet: not "fresh"
 
 
 def test_the_plan_spans_only_keys_that_follow_each_other(partitioned: Path) -> None:
@@ -466,6 +470,8 @@ def test_dynamic_partitions_from_the_cli(tmp_path: Path) -> None:
     cli = CliRunner()
     project = ["--project", str(tmp_path)]
     assert cli.invoke(main, ["partitions", "add", "customers", "acme", "beta", *project]).exit_code == 0
+    grammar = cli.invoke(main, ["partitions", "add", "customers", "latest", *project])  # --partition's own word
+    assert grammar.exit_code == 2 and "not 'latest' or 'all'" in grammar.output
     listed = cli.invoke(main, ["partitions", "list", "customers", "--json", *project])
     assert '"keys": [\n    "acme",\n    "beta"\n  ]' in listed.stdout
     assert _ran(_run(tmp_path)) == {"invoices[acme]", "invoices[beta]"}

@@ -86,9 +86,10 @@ def add_partitions(ws: PartitionWorkspace, definition: str, keys: Iterable[str])
     _known_definition(ws, definition)
     keys = list(keys)
     for key in keys:
-        if not _valid_key_text(key):
+        if not _valid_key_text(key) or key.strip().lower() in ("latest", "all"):
             raise PartitionKeyError(f"Dynamic partitions {definition!r}: key {key!r} is not allowed; a key is "
-                                    f"non-empty printable text without ',', '|', '/', '\\\\' or '..'.", key=key)
+                                    f"non-empty printable text without ',', '|', '/', '\\\\' or '..', and not 'latest' "
+                                    f"or 'all' (they mean something else to --partition).", key=key)
     added = add_keys(ws.store, definition, keys)
     reset(ws)
     return added
