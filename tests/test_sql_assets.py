@@ -378,28 +378,6 @@ def test_column_lineage_goes_through_several_sql_assets_and_python_ones(shop: Pa
                                                    "report.revenue", "top_days.revenue_plus"}
 
 
-def test_column_lineage_goes_through_partitioned_sources_and_assets(tmp_path: Path) -> None:
-    write(tmp_path, "pyproject.toml", '[tool.assetflow]\nmodules = ["pipeline"]\nsql = ["models"]\n')
-    write(tmp_path, "pipeline.py", """
-        import polars as pl
-        from assetflow import asset, source
-        from assetflow.partitions import static
-
-        REGIONS = static(["eu", "us"])
-        ev = source("data/{region}.csv", partitions=REGIONS)
-
-        @asset(partitions=REGIONS)
-        def region(ev: pl.DataFrame) -> pl.DataFrame:
-            return ev
-    """)
-    write(tmp_path, "models/doubled.sql", "select id, v * 2 as v2 from region")
-    for key in ("eu", "us"):
-        write(tmp_path, f"data/{key}.csv", "id,v\n1,2\n")
-    run(tmp_path)
-    trail = api.column_lineage("doubled", "v2", project=tmp_path)
-    assert {(f"{e.upstream[0]}.{e.upstream[1]}", e.how) for e in trail.edges} == {("region.v", "sql"), ("ev.v", "name")}
-
-
 def test_column_lineage_of_a_sql_asset_never_materialized_comes_from_its_query(shop: Path) -> None:
     run(shop)
     write(shop, "models/top_days.sql", TOP)
@@ -496,6 +474,8 @@ def test_a_sql_asset_reads_every_partition_of_a_partitioned_upstream(tmp_path: P
     assert run(tmp_path)["per_user"] == "ran"
     assert api.load("per_user", project=tmp_path).to_dicts() == [{"user": "x", "n": 3}, {"user": "z", "n": 5}]
     assert api.load("raw_count", project=tmp_path)["rows"].to_list() == [4]
+    trail = api.column_lineage("per_user", "n", project=tmp_path)  # through a partitioned asset and source
+    assert {(f"{e.upstream[0]}.{e.upstream[1]}", e.how) for e in trail.edges} == {("cleaned.n", "sql"), ("events.n", "name")}
     with pytest.raises(DefinitionError, match="partitions are not supported on SQL assets"):
         from assetflow.partitions import static
         from assetflow.sql.spec import sql_asset
