@@ -18,7 +18,6 @@ from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.partitions.assess import upstream_hashes
 from assetflow.partitions.mappings import Identity, Latest
 from assetflow.partitions.ranges import select_keys
-from assetflow.partitions.summary import NO_SOURCE_DATA
 from assetflow.partitions.units import definition_of, split_unit, unit_id
 from assetflow.plan import Assessment
 
@@ -197,18 +196,10 @@ def check_partition(ws: PartitionWorkspace, order: Sequence[str], partition: str
     if plan is None:
         raise PartitionKeyError(f"--partition {partition!r} was given, but no selected asset is partitioned. Select a "
                                 f"partitioned asset, or leave out --partition.", key=partition)
-    without_data: list[str] = []
     for name in order:
         spec = ws.graph.specs[name]
         if isinstance(spec, AssetSpec) and spec.partitions is not None:
-            keys = select_keys(partition, spec.partitions, plan.keys[name], name, plan.latest(name))
-            if keys and plan.units_of(name, keys):
-                return  # something to settle
-            without_data += [f"{name}[{key}]" for key in keys[:3]]
-    if without_data:  # every partition selected lacks its upstream data: say so rather than "everything is fresh"
-        raise PartitionKeyError(f"--partition {partition!r}: no selected partition has data to be made from yet "
-                                f"({', '.join(without_data[:3])}: {NO_SOURCE_DATA}). Add the data they read (e.g. the "
-                                f"source's file for that key), then run again.", key=partition)
+            select_keys(partition, spec.partitions, plan.keys[name], name, plan.latest(name))
 
 
 def snapshot_parts(ws: PartitionWorkspace) -> tuple[dict[str, tuple[str, dict[str, str]]], list[tuple], float | None,
