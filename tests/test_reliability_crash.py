@@ -142,6 +142,21 @@ def test_kill_at_failpoint(templates: Templates, tmp_path: Path, scenario: str, 
     run_failpoint_case(templates, tmp_path, scenario, point, hit, executor)
 
 
+def test_a_run_is_recorded_finished_before_its_snapshot_is_written(templates: Templates, tmp_path: Path) -> None:
+    """The no-op fast path marks no dead run: a snapshot written before the run's record, then a kill, left the run
+    'running' for as long as nothing changed (a random kill found it). Killed before the snapshot, the run that did
+    all its work is recorded succeeded, and the next run, without a snapshot, takes the full check."""
+    project, expected = templates.prepare("cold", tmp_path / "p")
+    killed = project.run("materialize", "--json", env={"ASSETFLOW_FAILPOINT": "before_snapshot_write:1"})
+    assert killed.returncode == -9, killed.stderr
+    db = sqlite3.connect(project.db_path)
+    try:
+        assert [status for (status,) in db.execute("SELECT status FROM runs")] == ["succeeded"]
+    finally:
+        db.close()
+    verify_and_rerun(project, expected, "inprocess")
+
+
 @pytest.mark.parametrize("index", range(RANDOM_KILLS))
 def test_kill_at_random_instant(templates: Templates, tmp_path: Path, index: int) -> None:
     rng = seeded_random(f"random-kill-{index}")

@@ -196,6 +196,7 @@ class Run:
             store.set_meta(SNAPSHOT_KEY, None)
             store.begin_run(self.run_id, " ".join(sys.argv), os.getpid(), socket.gethostname(), trigger=self.trigger)
             status = "failed"
+            snapshot = None
             try:
                 with self._ctrl_c():
                     self._run_all()
@@ -204,15 +205,17 @@ class Run:
                 if (status == "succeeded" and len(self.order) == len(self.graph.assets())
                         and self.partition in (None, "all")):  # a backfill of a range leaves other keys as they are
                     snapshot = self._snapshot()
-                    if snapshot is not None:
-                        failpoint("before_snapshot_write")
-                        store.set_meta(SNAPSHOT_KEY, snapshot)
             except BaseException:
                 status = "interrupted"
                 raise
             finally:
                 result = RunResult(self.run_id, self.results)
                 store.finish_run(self.run_id, status, result.counts())
+            # Written once the run is recorded finished: the no-op fast path takes no lock and marks no dead run,
+            # so a snapshot written before, then a kill, left this run 'running' for as long as nothing changed.
+            if snapshot is not None:
+                failpoint("before_snapshot_write")
+                store.set_meta(SNAPSHOT_KEY, snapshot)
         finally:
             lock.release()
             handoff.clear()  # tables kept for this run's inputs (``--executor inprocess``)
