@@ -507,7 +507,17 @@ def version_tree(name: str, version: str | int | None = None, *, depth: int | No
     _asset(ws, name, removed_ok=True)
     mat = resolve_version(ws.store, name, version)
     kinds = {n: s.kind for n, s in ws.graph.specs.items()}
-    return version_lineage(ws.store, mat, kinds, ws.store.source_versions(), depth)
+    reads = None
+    from assetflow.partitions.units import is_partitioned
+
+    if is_partitioned(ws.graph):
+        plan = ws.partition_plan
+
+        def reads(asset: str, key: str, up: str) -> list[str]:  # what a partition (or a reader of all) read of ``up``
+            if not plan.partitioned(up) or (asset, up) not in plan.mappings:
+                return []
+            return plan.upstream_keys(asset, up, key)
+    return version_lineage(ws.store, mat, kinds, ws.store.source_versions(), depth, reads)
 
 
 def load(name: str, version: str | int | None = None, *, kind: str = "polars", project: ProjectArg = None,

@@ -700,3 +700,37 @@ def test_partitions_stack_by_column_name_and_values_come_back_by_key(tmp_path: P
     assert api.load("t", project=tmp_path).to_dicts() == expected
     assert api.load("reader", project=tmp_path).to_dicts() == expected
     assert api.load("settings", project=tmp_path) == {"a": {"key": "a"}, "b": {"key": "b"}}
+
+
+def test_a_partition_version_names_the_upstream_partitions_it_was_made_from(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["tree"]\n')
+    (tmp_path / "tree.py").write_text(textwrap.dedent('''
+        import polars as pl
+        from assetflow import asset
+        from assetflow.partitions import static
+
+        KEYS = static(["a", "b"])
+
+        @asset(partitions=KEYS)
+        def up(partition) -> pl.DataFrame:
+            return pl.DataFrame({"k": [partition.key]})
+
+        @asset(partitions=KEYS)
+        def down(up: pl.DataFrame) -> pl.DataFrame:
+            return up
+
+        @asset
+        def total(up: pl.DataFrame) -> pl.DataFrame:
+            return up
+    '''))
+    _run(tmp_path)
+    ws = Workspace.load(tmp_path)
+    down_b = ws.store.current_partitions(asset="down")[("down", "b")]
+    ws.close()
+    tree = api.version_tree("down", down_b.id, project=tmp_path)
+    assert (tree.name, tree.current) == ("down[b]", True)  # a current partition's version is current
+    assert [(u.name, u.current, u.materialization is not None) for u in tree.upstream] == [("up[b]", True, True)]
+    total = api.version_tree("total", project=tmp_path)
+    assert [u.name for u in total.upstream] == ["up[a]", "up[b]"]  # every partition it read, each its version
+    with pytest.raises(Exception, match="is partitioned: each partition has its own current version"):
+        api.version_tree("down", project=tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from assetflow.state.store import Materialization, StateStore
@@ -38,9 +39,47 @@ class VersionNode:
 
 
 def version_lineage(store: StateStore, mat: Materialization, kinds: dict[str, str],
-                    current_sources: dict[str, str], max_depth: int | None = None) -> VersionNode:
-    """The tree of exact upstream versions ``mat`` was made from, down to the sources' data hashes."""
-    current = {m.asset: m.data_hash for m in store.current().values()}
+                    current_sources: dict[str, str], max_depth: int | None = None,
+                    reads: Callable[[str, str, str], list[str]] | None = None) -> VersionNode:
+    """The tree of exact upstream versions ``mat`` was made from, down to the sources' data hashes.
+
+    ``reads(asset, key, upstream)``: the upstream partitions partition ``key`` of ``asset`` reads (the project's
+    mappings), for a partitioned upstream, whose recorded hash combines theirs: each is shown as its own version.
+    """
+    from assetflow.partitions.units import combined_hash, unit_id
+
+    current = {(m.asset, m.partition): m.data_hash for m in store.current().values()}
+    current.update({key: m.data_hash for key, m in store.current_partitions().items()})
+
+    def partition_versions(name: str, key: str) -> list[tuple[str, Materialization | None]]:
+        """(data hash, version) of each version partition ``key`` of ``name`` had, newest first (a source's: now)."""
+        if kinds.get(name) == "source":
+            now = store.source_partition_versions(name).get(key)
+            return [] if now is None else [(now, None)]
+        return [(m.data_hash, m) for m in store.history(name, limit=10_000) if m.partition == key]
+
+    def read_partitions(m: Materialization, name: str, data_hash: str, depth: int) -> list[VersionNode] | None:
+        """The upstream partitions behind a combined hash, when the versions found combine to it exactly."""
+        keys = reads(m.asset, m.partition, name) if reads is not None else []
+        if not keys:
+            return None
+        options = [partition_versions(name, key) for key in keys]
+        if len(keys) == 1:  # one partition read: whichever of its versions gives the recorded hash
+            found = [(h, v) for h, v in options[0] if combined_hash([(keys[0], h)]) == data_hash]
+        else:  # several: the current ones, if they are what it read
+            found = [next(iter(o), ("", None)) for o in options]
+            if combined_hash([(k, h) for k, (h, _) in zip(keys, found)]) != data_hash:
+                return None
+        if len(found) != len(keys):
+            return None
+        nodes = []
+        for key, (part_hash, version) in zip(keys, found):
+            if version is not None:
+                nodes.append(build(version, depth + 1))
+            else:
+                nodes.append(VersionNode(unit_id(name, key), kinds.get(name, "unknown"), part_hash, None,
+                                         True, ()))
+        return nodes
 
     def build(m: Materialization, depth: int) -> VersionNode:
         ups: list[VersionNode] = []
@@ -48,15 +87,19 @@ def version_lineage(store: StateStore, mat: Materialization, kinds: dict[str, st
             for name in sorted(m.upstream):
                 data_hash = m.upstream[name]
                 kind = kinds.get(name, "unknown")
+                partitions = read_partitions(m, name, data_hash, depth)
+                if partitions is not None:
+                    ups.extend(partitions)
+                    continue
                 if kind == "source":
                     ups.append(VersionNode(name, kind, data_hash, None, current_sources.get(name) == data_hash, ()))
                     continue
                 made = producer(store, name, data_hash, before=m.started_at)
                 if made is None:
-                    ups.append(VersionNode(name, kind, data_hash, None, current.get(name) == data_hash, ()))
+                    ups.append(VersionNode(name, kind, data_hash, None, current.get((name, "")) == data_hash, ()))
                 else:
                     ups.append(build(made, depth + 1))
-        return VersionNode(m.asset, kinds.get(m.asset, "unknown"), m.data_hash, m,
-                           current.get(m.asset) == m.data_hash, tuple(ups))
+        return VersionNode(unit_id(m.asset, m.partition), kinds.get(m.asset, "unknown"), m.data_hash, m,
+                           current.get((m.asset, m.partition)) == m.data_hash, tuple(ups))
 
     return build(mat, 0)

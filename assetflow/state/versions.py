@@ -36,6 +36,9 @@ def resolve_version(store: StateStore, asset: str, version: str | int | None) ->
     if version is None or version == "current":
         found = store.current().get(asset)
         if found is None:
+            if any(name == asset for name, _ in store.current_partitions(asset=asset)):
+                raise UnknownAssetError(f"Asset {asset!r} is partitioned: each partition has its own current version. "
+                                        f"Name one by its id or data hash (`assetflow show {asset}` lists them).")
             raise UnknownAssetError(f"Asset {asset!r} has no current version; run `assetflow materialize {asset}`.")
         return found
     text = str(version).strip()
