@@ -734,3 +734,27 @@ def test_a_partition_version_names_the_upstream_partitions_it_was_made_from(tmp_
     assert [u.name for u in total.upstream] == ["up[a]", "up[b]"]  # every partition it read, each its version
     with pytest.raises(Exception, match="is partitioned: each partition has its own current version"):
         api.version_tree("down", project=tmp_path)
+
+
+def test_an_unreadable_file_of_a_partitioned_source_shows_the_source_failed(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipe"]\n')
+    (tmp_path / "pipe.py").write_text(textwrap.dedent('''
+        import polars as pl
+        from assetflow import asset, source
+        from assetflow.partitions import daily
+
+        DAYS = daily("2024-03-01", end="2024-03-02")
+        ev = source("data/ev/{date}.csv", partitions=DAYS)
+
+        @asset(partitions=DAYS)
+        def de(ev: pl.DataFrame) -> pl.DataFrame:
+            return ev
+    '''))
+    (tmp_path / "data" / "ev").mkdir(parents=True)
+    (tmp_path / "data" / "ev" / "2024-03-01.csv").write_text("v\n1\n")
+    (tmp_path / "data" / "ev" / "2024-03-02.csv").write_text('v\nx\n"unterminated\n')
+    assert _run(tmp_path)["de[2024-03-02]"] == "failed"
+    [source] = api.status("ev", project=tmp_path)
+    assert "failed" in source.states and source.reasons[0].startswith("partition 2024-03-02: Source `ev`")
+    (tmp_path / "data" / "ev" / "2024-03-02.csv").write_text("v\n2\n")  # fixed: the source is observed again
+    assert api.status("ev", project=tmp_path)[0].states == ("observed",)

@@ -103,8 +103,11 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
 
             why_list, report, updated = source_report(ws, spec)
             by, why = overdue(spec.freshness, updated, now)
-            rows.append(status_row(name, "source", ["observed"] + (["overdue"] if by is not None else []),
-                             why_list + ([why] if why else []), data_hash=None, rows=None, materialized_at=None,
+            unreadable = _unreadable_partition(ws, spec)
+            rows.append(status_row(name, "source", ["observed"] + (["overdue"] if by is not None else [])
+                             + (["failed"] if unreadable else []),
+                             ([unreadable] if unreadable else []) + why_list + ([why] if why else []),
+                             data_hash=None, rows=None, materialized_at=None,
                              group=spec.group, io=None, tags=dict(spec.tags), updated_at=updated,
                              freshness=spec.freshness, overdue_by=by, partitions=report))
             continue
@@ -242,6 +245,22 @@ def _unreadable_source(ws: Workspace, spec: SourceSpec, data_hash: str) -> str |
     from assetflow.fingerprint.read_errors import failure_key, recalled_failure
 
     return recalled_failure(spec, data_hash, ws.store.get_meta(failure_key(spec)))
+
+
+def _unreadable_partition(ws: Workspace, spec: SourceSpec) -> str | None:
+    """Why the last run could not read one key's file of a partitioned source, while that file is unchanged (the
+    failure is remembered with the hash the partition read: its key's, combined)."""
+    from assetflow.fingerprint.read_errors import failure_key, recalled_failure
+    from assetflow.partitions.units import combined_hash
+
+    remembered = ws.store.get_meta(failure_key(spec))
+    if not remembered:
+        return None
+    for key, version in ws.source_partitions(str(spec.name)).items():
+        found = recalled_failure(spec, combined_hash([(key, version.data_hash)]), remembered)
+        if found:
+            return f"partition {key}: {found}"
+    return None
 
 
 def _sources_without_files(ws: Workspace, names: list[str]) -> dict[str, str]:
