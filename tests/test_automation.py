@@ -435,6 +435,30 @@ def test_a_schedule_removed_then_restored_does_not_replay_its_absence(tmp_path: 
     d.close()
 
 
+def test_a_broken_project_is_logged_once_not_at_every_tick(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = make(tmp_path, MARTS)
+    clock = Clock(0).at("2026-05-01T05:00+00:00")
+    d = daemon(root, clock, interval=0.01)
+    (root / "pipeline.py").write_text(HEADER + "def broken(:\n")  # an edit that does not import
+    ticks = 0
+    stop = threading.Event()
+    real_tick = d.tick
+
+    def counted() -> object:
+        nonlocal ticks
+        ticks += 1
+        if ticks == 5:
+            stop.set()
+        return real_tick()
+
+    d.tick = counted  # type: ignore[method-assign]
+    with caplog.at_level("INFO", logger="assetflow.daemon"):
+        d.serve(stop)
+    failures = [r for r in caplog.records if "evaluation failed" in r.getMessage()]
+    assert ticks == 5 and len(failures) == 1  # five failing ticks, said once
+    d.close()
+
+
 # -- sensors ------------------------------------------------------------------------------
 
 

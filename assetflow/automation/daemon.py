@@ -657,13 +657,22 @@ class Daemon:
     # -- the loop ---------------------------------------------------------------------------
 
     def serve(self, stop: threading.Event, once: bool = False) -> None:
-        """Tick every ``interval`` (real seconds) until ``stop`` is set; errors of one tick are logged."""
+        """Tick every ``interval`` (real seconds) until ``stop`` is set; errors of one tick are logged.
+
+        The same error again (a project that does not import until it is fixed) is logged once, not at every
+        tick, and its end is said when an evaluation succeeds again."""
+        failing: str | None = None
         while not stop.is_set():
             try:
                 report = self.tick()
             except AssetflowError as exc:
-                log.error("evaluation failed: %s", exc)
-                report = None
+                if str(exc) != failing:
+                    log.error("evaluation failed (each tick tries again; said again only if it changes): %s", exc)
+                failing, report = str(exc), None
+            else:
+                if failing is not None:
+                    log.info("evaluation succeeds again")
+                failing = None
             if report is not None and (report.claimed or report.runs):
                 log.info("tick %.0f: claimed %d, ran %d run(s) in %.2fs", report.at, len(report.claimed),
                          len(report.runs), report.seconds)
