@@ -693,6 +693,9 @@ def test_bad_declarations_name_the_place(tmp_path: Path) -> None:
     with pytest.raises(ProjectLoadError, match=r"pipeline.py:5: automation='daily' is not a condition"):
         make(tmp_path, "@asset(automation='daily')\ndef x() -> pl.DataFrame:\n    return pl.DataFrame()\n")
         Daemon(tmp_path).open()
+    make(tmp_path, MARTS + 'for hour in (6, 18):\n    schedule("twice", cron=f"0 {hour} * * *")\n')
+    with pytest.raises(Exception, match=r"Schedule name 'twice' is declared twice \(the same line, run twice"):
+        Daemon(tmp_path).open()  # a loop giving each the same name kept only the last
     make(tmp_path, MARTS + 'schedule("nightly", cron="0 6 * * *", select=["group:marts", "ordres"])\n')
     with pytest.raises(DefinitionError, match=r"Schedule 'nightly' at .*pipeline.py:\d+: .*Did you mean 'orders'"):
         Daemon(tmp_path).open()  # at load, not at its first tick

@@ -239,8 +239,9 @@ def collect(declared: Sequence[AutomationSpec]) -> tuple[dict[str, ScheduleSpec]
     for spec in declared:
         table: dict = schedules if isinstance(spec, ScheduleSpec) else sensors
         previous = table.get(spec.name)
-        if previous is not None and previous.where != spec.where:
-            raise DuplicateAssetError(f"{spec.kind.capitalize()} name {spec.name!r} is declared twice:\n"
+        if previous is not None and previous is not spec:  # on one line too: a loop giving each the same name
+            same = " (the same line, run twice: give each its own name)" if previous.where == spec.where else ""
+            raise DuplicateAssetError(f"{spec.kind.capitalize()} name {spec.name!r} is declared twice{same}:\n"
                                       f"  {previous.where}\n  {spec.where}\nRename one of them or delete it.")
         table[spec.name] = spec
     return schedules, sensors
