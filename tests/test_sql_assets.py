@@ -424,6 +424,8 @@ def test_lineage_cli_renders_a_column_trail_in_every_format(shop: Path) -> None:
     assert payload["column"] == "big_days.revenue"
     assert {"upstream": "orders.amount", "downstream": "daily_revenue.revenue", "how": "sql"} in payload["edges"]
     assert "orders.amount" in runner.invoke(main, [*args, "--format", "mermaid"]).output
+    typo = runner.invoke(main, ["lineage", "big_dyas.revenue", "--project", str(shop)])
+    assert typo.exit_code == 2 and "No asset named 'big_dyas'" in typo.output and "Did you mean 'big_days'" in typo.output
     assert '"orders.amount" -> "daily_revenue.revenue";' in runner.invoke(main, [*args, "--format", "dot"]).output
     wrong = runner.invoke(main, ["lineage", "big_days.revenu", "--project", str(shop)])
     assert wrong.exit_code == 2 and "Did you mean 'revenue'" in wrong.output
