@@ -525,6 +525,15 @@ def good(context):
         return None
     context.update_cursor("done")
     return RunRequest(select="+revenue", partitions="k1")
+
+@sensor(select="revenue", interval="30s")
+def yielding(context):
+    yield RunRequest(select="orders")
+    yield RunRequest(select="revenue")
+
+@sensor(select="revenue", interval="30s")
+def yields_a_skip(context):
+    yield SkipReason("nothing new")
 """)
     clock = Clock(0).at("2026-05-01T05:00+00:00")
     d = daemon(root, clock)
@@ -539,6 +548,9 @@ def good(context):
     good = ticks_of(d, "sensor:good")
     assert [t.definition["partitions"] for t in good] == [["k1"]]  # one key, not its letters
     assert cursors["sensor:good"] == "done"
+    [yielded] = ticks_of(d, "sensor:yielding")  # Dagster's idiom: the requests yielded make one run
+    assert yielded.definition["select"] == ["orders", "revenue"] and yielded.status == "succeeded"
+    assert [(t.status, t.reason) for t in ticks_of(d, "sensor:yields_a_skip")] == [("skipped", "nothing new")]
     d.close()
 
 

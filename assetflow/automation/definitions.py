@@ -199,7 +199,8 @@ def sensor(fn: Callable[..., object] | None = None, /, *, name: str | None = Non
     The function takes a ``SensorContext`` (``context.cursor`` from the last call,
     ``context.update_cursor(...)`` to keep a new one) and returns ``True`` / a ``RunRequest`` /
     a list of them (run ``select``, or the request's own selection), or ``None`` / ``False`` /
-    a ``SkipReason`` (nothing to run). A call that raises or runs past ``timeout`` is recorded as
+    a ``SkipReason`` (nothing to run); a generator may ``yield`` the requests (or one ``SkipReason``),
+    and is run to its end within the timeout. A call that raises or runs past ``timeout`` is recorded as
     a failed tick and does not stop the daemon or other sensors.
     """
     from assetflow.declare import validate_name

@@ -11,6 +11,7 @@ import hashlib
 import json
 import threading
 import traceback
+import types
 from collections.abc import Collection, Mapping
 
 from assetflow.conditions import AssetFacts, Verdict
@@ -99,7 +100,10 @@ def call_sensor(spec: SensorSpec, cursor: str | None, now: float) -> SensorOutco
 
     def target() -> None:
         try:
-            box["value"] = spec.fn(context)
+            value = spec.fn(context)
+            if isinstance(value, types.GeneratorType):  # `yield RunRequest(...)`: run it here, under the timeout
+                value = list(value)
+            box["value"] = value
         except BaseException as exc:  # noqa: BLE001 - a sensor's error is reported, never raised
             box["error"] = exc
             box["traceback"] = traceback.format_exc()
@@ -122,6 +126,8 @@ def call_sensor(spec: SensorSpec, cursor: str | None, now: float) -> SensorOutco
 
 
 def _interpret(spec: SensorSpec, value: object, cursor: str | None, changed: bool) -> SensorOutcome:
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], SkipReason):  # yielded alone
+        value = value[0]
     if value is None or value is False:
         return SensorOutcome("skipped", "the sensor returned nothing to run", cursor=cursor,
                              cursor_changed=changed)
@@ -132,7 +138,7 @@ def _interpret(spec: SensorSpec, value: object, cursor: str | None, changed: boo
     requests = [value] if isinstance(value, RunRequest) else list(value) if isinstance(value, list | tuple) else None
     if requests is None or not all(isinstance(r, RunRequest) for r in requests):
         return SensorOutcome("failed", f"returned {value!r}; a sensor returns True, a RunRequest, a list of them, "
-                                       f"None or a SkipReason", cursor=cursor, cursor_changed=changed)
+                                       f"None or a SkipReason (or yields RunRequests, or one SkipReason)", cursor=cursor, cursor_changed=changed)
     if not requests:
         return SensorOutcome("skipped", "the sensor returned no run request", cursor=cursor,
                              cursor_changed=changed)
