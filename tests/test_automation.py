@@ -459,6 +459,24 @@ def test_a_broken_project_is_logged_once_not_at_every_tick(tmp_path: Path, caplo
     d.close()
 
 
+def test_a_resumed_tick_keeps_the_reason_it_was_claimed_for(tmp_path: Path) -> None:
+    from assetflow.state.ticks import TickStore
+
+    root = make(tmp_path, EAGER)
+    clock = Clock(0).at("2026-05-01T05:00+00:00")
+    d = daemon(root, clock)
+    with d.ws.store.transaction() as db:
+        TickStore.claim(db, "condition:orders", clock.now, clock.now, {"select": ["+orders"]},
+                        reason="missing: never materialized")
+    for note in ("interrupted: run r1 stopped; the next start resumes it", "queued: locked by another run"):
+        d.ticks.requeue("condition:orders", clock.now, note)  # stopped twice before it could run
+    d.tick()
+    [tick] = ticks_of(d, "condition:orders")
+    assert tick.status == "succeeded" and tick.reason is not None
+    assert tick.reason.startswith("missing: never materialized -> ran")  # not lost with the interruptions
+    d.close()
+
+
 # -- sensors ------------------------------------------------------------------------------
 
 

@@ -47,7 +47,7 @@ from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.errors import AssetflowError, ExitCode
 from assetflow.hashing import stat_token
 from assetflow.partitions.units import is_partitioned
-from assetflow.state.ticks import Tick, TickStore
+from assetflow.state.ticks import Tick, TickStore, claimed_for
 from assetflow.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -613,7 +613,7 @@ class Daemon:
         """Close ticks with their outcome, after the reason they were claimed for (a condition's verdict)."""
         now = self.clock()
         for tick in group:
-            why = tick.reason if tick.reason and not tick.reason.startswith(("queued:", "interrupted:")) else None
+            why = claimed_for(tick.reason)
             self.ticks.finish(tick.origin, tick.tick_at, status, f"{why} -> {outcome}" if why else outcome, now)
         log.info("%s: %s: %s", ", ".join(t.origin for t in group), status, outcome)
 

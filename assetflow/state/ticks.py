@@ -112,10 +112,13 @@ class TickStore:
                        (status, reason, now, origin, tick_at))
 
     def requeue(self, origin: str, tick_at: float, reason: str) -> None:
-        """Put a started tick back in the queue (its run was interrupted; the next start resumes it)."""
+        """Put a started tick back in the queue (its run was interrupted; the next start resumes it), keeping the
+        reason it was claimed for after ``reason`` (``claimed_for`` reads it back when it finishes)."""
         with self.store.transaction("requeueing a tick") as db:
+            row = db.execute("SELECT reason FROM ticks WHERE origin = ? AND tick_at = ?", (origin, tick_at)).fetchone()
+            first = claimed_for(row[0] if row else None)
             db.execute("UPDATE ticks SET status = 'claimed', reason = ? WHERE origin = ? AND tick_at = ?",
-                       (reason, origin, tick_at))
+                       (f"{reason}{CLAIMED_FOR}{first}" if first else reason, origin, tick_at))
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -203,3 +206,15 @@ class TickStore:
         with self.store.transaction("saving cursors") as db:
             for origin, cursor in cursors.items():
                 self.set_cursor(db, origin, cursor, now)
+
+
+CLAIMED_FOR = " | claimed for: "  # after a requeued tick's note, the reason it was claimed for
+
+
+def claimed_for(reason: str | None) -> str | None:
+    """The reason a tick was claimed for, through any notes requeueing it added ("queued: ...", "interrupted: ...")."""
+    if not reason:
+        return None
+    if reason.startswith(("queued:", "interrupted:")):
+        return reason.split(CLAIMED_FOR, 1)[1] if CLAIMED_FOR in reason else None
+    return reason
