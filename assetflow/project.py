@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import threading
 import time
 import tomllib
 import types
@@ -206,6 +207,9 @@ def _note_imported(config: ProjectConfig, before: set[str]) -> None:
             _IMPORTED.add(name)
 
 
+# One project import at a time in a process: an import first forgets the project's modules (sys.modules), so two at
+# once, the page's and the daemon's in `assetflow serve`, could pull a module from under each other (KeyError).
+_IMPORTING = threading.RLock()
 SAVE_RETRIES = 5  # loads tried again after a failure while a module file was being saved in place
 SAVE_PAUSE_S = 0.05  # how long a save is given to complete before the files are compared
 
@@ -235,7 +239,7 @@ def _load_specs(config: ProjectConfig) -> dict[str, Spec]:
     from assetflow.checks.definitions import attach_checks, recording_checks
     from assetflow.declare import recording_declarations
 
-    with recording_declarations() as declared, recording_checks() as checks:
+    with _IMPORTING, recording_declarations() as declared, recording_checks() as checks:
         modules = import_modules(config)
     specs = collect_specs(modules, declared)
     if config.sql or any(getattr(s, "language", None) == "sql" for s in specs.values()):

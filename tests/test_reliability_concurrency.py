@@ -134,3 +134,31 @@ def test_lock_of_a_killed_run_is_released(tmp_path: Path, executor: str) -> None
     assert third.returncode == 0, third.stderr
     assert "clean" in {a["name"] for a in json.loads(third.stdout)["assets"] if a["outcome"] == "ran"}
     check_converged(project, clean_hashes(tmp_path / "clean", RAW_A))
+
+
+def test_two_threads_of_one_process_load_the_project_at_once(tmp_path: Path) -> None:
+    """`assetflow serve` loads the project for the page and for the daemon, each in its thread: a load forgets the
+    project's modules first, so two at once pulled a module from under each other ('KeyError: pipeline')."""
+    import threading
+
+    from assetflow.workspace import Workspace
+
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipeline"]\n')
+    (tmp_path / "pipeline.py").write_text(
+        "import polars as pl\nfrom assetflow import asset\n\n@asset\ndef one() -> pl.DataFrame:\n"
+        "    return pl.DataFrame({'x': [1]})\n")
+    errors: list[str] = []
+
+    def load() -> None:
+        try:
+            Workspace.load(tmp_path).close()
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(repr(exc))
+
+    for _ in range(30):
+        threads = [threading.Thread(target=load) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
