@@ -78,6 +78,9 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
         emit_json(run_payload(result))
     elif result.fast_path:
         click.echo(all_fresh(result.results))
+    elif partition is not None and not result.results:  # every selected partition lacks what it is made from
+        click.echo(f"Nothing to run: no partition that --partition {partition} selects has the data it is made from "
+                   f"yet (its source file for that key, or an upstream partition); `assetflow status` shows which.")
     elif dry_run:
         render_plan(result)
     else:

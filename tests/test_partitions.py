@@ -248,6 +248,13 @@ def test_a_backfill_runs_only_the_stale_partitions_of_its_range(partitioned: Pat
     assert _ran(outcomes) == {"daily_events[2024-01-01]"} and outcomes["daily_events[2024-01-02]"] == "fresh"
     assert _ran(_run(partitioned, select="daily_events", partition="latest", force=True)) == {"daily_events[2024-01-03]"}
     listed = _run(partitioned, select="daily_events", partition=["2024-01-01", "2024-01-03"], force=True)  # a list
+    from click.testing import CliRunner
+
+    from assetflow.cli import main
+
+    waiting = CliRunner().invoke(main, ["materialize", "daily_events", "--partition", "2024-01-05", "--project",
+                                        str(partitioned)])  # its day's file has not landed: not "everything is fresh"
+    assert waiting.exit_code == 0 and "Nothing to run: no partition that --partition 2024-01-05 selects" in waiting.output
     assert _ran(listed) == {"daily_events[2024-01-01]", "daily_events[2024-01-03]"}
 
 
