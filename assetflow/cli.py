@@ -219,15 +219,6 @@ def lineage(select: tuple[str, ...], direction: str | None, depth: int | None, f
     fmt = "json" if as_json else fmt
     if len(select) == 1 and "." in select[0] and not any(ch in select[0] for ch in "*?:+ "):  # ASSET.COLUMN
         asset, _, column = select[0].partition(".")
-        if asset not in ws.graph.specs:
-            import difflib
-
-            from assetflow.errors import UnknownAssetError
-
-            close = difflib.get_close_matches(asset, list(ws.graph.specs), n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise UnknownAssetError(f"No asset named {asset!r} (in {select[0]!r}, read as ASSET.COLUMN).{hint} "
-                                    f"Run `assetflow list` to see the assets.")
         trail = api.column_lineage(asset, column, upstream=direction != "downstream",
                                    downstream=direction == "downstream", depth=depth, project=ws)
         if fmt == "json":

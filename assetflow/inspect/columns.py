@@ -339,9 +339,19 @@ def _label(node: tuple[str, str]) -> str:
     return f"{node[0]}.{node[1]}"
 
 
+def _did_you_mean(name: str, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
 def column_lineage(ws: Workspace, asset: str, column: str, *, upstream: bool = True, downstream: bool = False,
                    depth: int | None = None) -> ColumnLineage:
     """The trail of ``asset.column``: the upstream columns it is computed from, and/or where it goes."""
+    if asset not in ws.graph.specs:
+        raise UnknownAssetError(f"No asset named {asset!r} (in {asset}.{column}, read as ASSET.COLUMN)."
+                                f"{_did_you_mean(asset, list(ws.graph.specs))} Run `assetflow list` to see the assets.")
     index = ColumnIndex(ws)
     found = index.of(asset)
     if found.columns is None:
@@ -351,11 +361,8 @@ def column_lineage(ws: Workspace, asset: str, column: str, *, upstream: bool = T
     if column not in names and len(same) == 1:
         column = same[0]  # q.stat is q.Stat, as in DuckDB
     if column not in names:
-        import difflib
-
-        close = difflib.get_close_matches(column, names, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise UnknownAssetError(f"Asset {asset!r} has no column {column!r}.{hint} Its columns: {', '.join(names)}.")
+        raise UnknownAssetError(f"Asset {asset!r} has no column {column!r}.{_did_you_mean(column, names)} "
+                                f"Its columns: {', '.join(names)}.")
     root = (asset, column)
     nodes: dict[tuple[str, str], str | None] = {root: _expression(index, root)}
     edges: list[ColumnEdge] = []

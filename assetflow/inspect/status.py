@@ -211,11 +211,10 @@ def _partition_verdicts(ws: Workspace, spec: AssetSpec, verdict: Assessment,
             if not v["passed"]:
                 kind = "fails" if v["severity"] == "error" else "warning"
                 said.setdefault((kind, str(v["check"])), []).append((key, kind, one_line(v)))
-    keys = list(verdict.partitions or {})  # in key order: a range spans consecutive keys only
+    order = ws.partition_plan.index.get(spec.name, {})  # a range spans keys that follow each other only
     lines = []
     for (kind, name), items in sorted(said.items()):
-        hit = {key for key, _, _ in items}
-        spans = ", ".join(r.span for r in ranges((k, str(k in hit), "") for k in keys) if r.state == "True")
+        spans = ", ".join(r.span for r in ranges(((key, kind, "") for key, _, _ in items), order))
         lines.append(f"the current version of partitions {spans} fails {items[0][2]}" if kind == "fails" else
                      f"warning: partitions {spans}: {items[0][2]}" if kind == "warning" else
                      f"check {name} has no verdict on partitions {spans} as it is defined now: "
