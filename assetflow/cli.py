@@ -28,7 +28,7 @@ from assetflow.errors import ExitCode
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Assets to run at once (default: the number of cores).")
 @click.option("--executor", "executor", metavar="NAME", default=None,
-              help="Where assets run: processes (default), inprocess, or a plugin's (e.g. dask).")
+              help="Where assets run: processes (default), threads, inprocess, or a plugin's (e.g. dask).")
 @click.option("--address", default=None, help="The cluster to run on, for executors that connect to one "
               "(e.g. --executor dask --address tcp://scheduler:8786).")
 @click.option("--partition", metavar="KEYS", default=None, help="Partitions of partitioned assets to bring up to "

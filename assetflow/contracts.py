@@ -118,6 +118,8 @@ class Executor(Protocol):
     Optional: ``computes_in_submit = True`` says ``submit`` runs the task before it returns (in
     process): the runner then records each result before submitting the next. Otherwise a
     worker freed by a result is given its next ready task before that result is recorded.
+    Optional: ``shares_process = True`` says tasks run in threads of the runner's own process
+    (``execute.threads``): the runner then walks new assets' code itself, as nothing runs it in parallel.
     Optional: ``queue_depth = N`` lets the runner keep ``capacity * N`` tasks in flight: the
     executor holds the extra ones for workers that will be free next (the process pool sends
     each worker its next task ahead, ``execute.pool``). It must start no more than ``capacity``

@@ -173,7 +173,7 @@ def test_a_huge_output_keeps_its_beginning_and_end() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("executor", ["processes", "inprocess", "dask"])
+@pytest.mark.parametrize("executor", ["processes", "inprocess", "threads", "dask"])
 def test_prints_in_worker_processes_and_child_processes_stay_off_stdout(project: ProjectDir, executor: str) -> None:
     if executor == "dask":
         pytest.importorskip("distributed")

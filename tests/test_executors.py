@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -92,8 +93,11 @@ def test_builtin_executors_register_through_the_plugin_hook() -> None:
     from assetflow.plugins import describe_plugins
 
     classes = executor_classes()
+    from assetflow.execute.threads import ThreadExecutor
+
     assert classes["inprocess"] is InProcessExecutor
     assert classes["processes"] is ProcessExecutor
+    assert classes["threads"] is ThreadExecutor
     rows = {row["name"]: row["hooks"] for row in describe_plugins()}
     assert "assetflow_executors" in rows["assetflow.execute.executors"]
 
@@ -369,6 +373,75 @@ def test_inprocess_refuses_jobs(project: ProjectDir) -> None:
     proc = project.run("materialize", "--executor", "inprocess", "--jobs", "3", check=False)
     assert proc.returncode == 2
     assert "one asset at a time" in proc.stderr
+
+
+# -- threads -----------------------------------------------------------------------------------
+
+MEETING = """
+    import threading
+    import polars as pl
+    from assetflow import asset
+
+    # Both assets wait here for each other: they pass only if they run at the same time in one process.
+    MEET = threading.Barrier(2, timeout=20)
+
+
+    @asset
+    def left() -> pl.DataFrame:
+        MEET.wait()
+        return pl.DataFrame({"side": ["left"], "thread": [threading.current_thread().name]})
+
+
+    @asset
+    def right() -> pl.DataFrame:
+        MEET.wait()
+        return pl.DataFrame({"side": ["right"], "thread": [threading.current_thread().name]})
+
+
+    @asset
+    def both(left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:
+        return pl.concat([left, right])
+"""
+
+
+def test_threads_run_assets_at_once_in_the_runs_own_process(project: ProjectDir) -> None:
+    project.write("pipeline.py", MEETING)
+    result = project.materialize("--executor", "threads", "--jobs", "2")
+    assert {result[n] for n in ("left", "right", "both")} == {"ran"}
+    from assetflow import api
+
+    both = api.load("both", project=project.root)
+    assert sorted(both["side"]) == ["left", "right"]
+    assert len(set(both["thread"])) == 2 and all(t.startswith("assetflow-task") for t in both["thread"])
+    # One at a time, the first asset waits for a partner that never comes.
+    project.write("pipeline.py", MEETING.replace("timeout=20", "timeout=1"))
+    shutil.rmtree(project.root / ".assetflow")
+    again = project.materialize("--executor", "threads", "--jobs", "1")
+    assert again["left"] == "failed" and "BrokenBarrierError" in error_of(again, "left")
+
+
+def test_threads_fail_an_asset_at_its_timeout_without_waiting_for_its_thread(project: ProjectDir) -> None:
+    project.write("pipeline.py", '''
+        import threading
+        from assetflow import asset
+
+
+        @asset(timeout="300ms", io="json")
+        def stuck() -> int:
+            threading.Event().wait(30)  # a call that cannot be interrupted from outside
+            return 1
+
+
+        @asset(io="json")
+        def fine() -> int:
+            return 2
+    ''')
+    started = time.monotonic()
+    result = project.materialize("--executor", "threads")
+    assert result["stuck"] == "failed" and result["fine"] == "ran"
+    assert "timed out" in error_of(result, "stuck") and "--executor processes" in error_of(result, "stuck")
+    assert time.monotonic() - started < 25, "the run waited for the abandoned thread"
+    assert project.run("status", "stuck", "--json").stdout.count('"missing"') >= 1
 
 
 # -- scheduling --------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from reliability_harness import (
 )
 
 SCENARIOS = ("cold", "change", "revert")
-EXECUTORS = ("inprocess", "processes")
+EXECUTORS = ("inprocess", "processes", "threads")
 # Hits each failpoint gets per scenario with the in-process executor (measured; the
 # snapshot is written once per complete run, restores write no data).
 CHECK_POINTS = ("before_publish", "after_checks")  # this project declares no checks: tests/test_checks_crash.py
@@ -63,6 +63,8 @@ SAMPLE = [  # one case per failpoint (the temp-file and dead-run tests add after
     ("revert", "after_event", 2, "inprocess"),
     ("change", "after_data_write", 1, "processes"),
     ("change", "after_state_commit", 2, "processes"),
+    ("cold", "after_data_write", 2, "threads"),  # a task thread's failpoint kills the run's own process
+    ("change", "before_state_commit", 2, "threads"),
 ]
 MATRIX = [(s, p, n, e) for s in SCENARIOS for p in failpoints.POINTS for n in (1, 2) for e in EXECUTORS
           if REACHABLE[s][p] >= n]
@@ -161,7 +163,7 @@ def test_a_run_is_recorded_finished_before_its_snapshot_is_written(templates: Te
 def test_kill_at_random_instant(templates: Templates, tmp_path: Path, index: int) -> None:
     rng = seeded_random(f"random-kill-{index}")
     scenario = rng.choice(SCENARIOS)
-    executor = EXECUTORS[index % 2]
+    executor = EXECUTORS[index % len(EXECUTORS)]
     delay = rng.uniform(0.05, 1.1 * templates.duration[scenario])
     for attempt in range(1, KILL_ATTEMPTS + 1):
         project, expected = templates.prepare(scenario, tmp_path / f"p{attempt}")

@@ -7,6 +7,7 @@ found by name in ``assetflow.plugins``; the contract is ``assetflow.contracts.Ex
 
 - ``processes`` (the default): a pool of warm worker processes on this machine
   (``assetflow.execute.pool``);
+- ``threads``: tasks run in threads of the calling process (``assetflow.execute.threads``);
 - ``inprocess``: each task runs in the calling process, one at a time (for debugging).
 
 ``ASSETFLOW_EXECUTOR`` sets the default by name; ``--executor`` overrides it.
@@ -149,5 +150,6 @@ def _nothing() -> None:
 @hookimpl
 def assetflow_executors() -> list[type[Executor]]:
     from assetflow.execute.pool import ProcessExecutor
+    from assetflow.execute.threads import ThreadExecutor
 
-    return [InProcessExecutor, ProcessExecutor]
+    return [InProcessExecutor, ProcessExecutor, ThreadExecutor]

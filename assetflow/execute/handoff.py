@@ -28,6 +28,7 @@ the store when a run ends.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -49,6 +50,7 @@ class _Kept(NamedTuple):
 
 _kept: OrderedDict[tuple[str, str, str, str], _Kept] = OrderedDict()  # (io, asset, location, hash) -> kept
 _kept_bytes = 0
+_lock = threading.Lock()  # the threads of one process (``--executor threads``, a Dask worker's) share the store
 
 
 def store(backend: Any, io: str, asset: str, value: object) -> StoredData:
@@ -71,10 +73,11 @@ def take(ref: InputRef, kind: ValueKind) -> object | None:
     if not ref.data_hash or ref.io is None or ref.location is None:
         return None
     key = (ref.io, ref.name, ref.location, ref.data_hash)
-    kept = _kept.get(key)
-    if kept is None:
-        return None
-    _kept.move_to_end(key)
+    with _lock:
+        kept = _kept.get(key)
+        if kept is None:
+            return None
+        _kept.move_to_end(key)
     table, frame = kept.table, kept.frame
     if kind == "arrow":
         if table is None:
@@ -95,8 +98,9 @@ def take(ref: InputRef, kind: ValueKind) -> object | None:
 def clear() -> None:
     """Forget every kept table (a run ended: nothing will ask for them)."""
     global _kept_bytes
-    _kept.clear()
-    _kept_bytes = 0
+    with _lock:
+        _kept.clear()
+        _kept_bytes = 0
 
 
 def kept_count() -> int:
@@ -106,12 +110,13 @@ def kept_count() -> int:
 
 def _keep(key: tuple[str, str, str, str], kept: _Kept) -> None:
     global _kept_bytes
-    if kept.size > BUDGET_BYTES // 4 or key in _kept:
-        return
-    _kept[key] = kept
-    _kept_bytes += kept.size
-    while _kept_bytes > BUDGET_BYTES:
-        _kept_bytes -= _kept.popitem(last=False)[1].size
+    with _lock:
+        if kept.size > BUDGET_BYTES // 4 or key in _kept:
+            return
+        _kept[key] = kept
+        _kept_bytes += kept.size
+        while _kept_bytes > BUDGET_BYTES:
+            _kept_bytes -= _kept.popitem(last=False)[1].size
 
 
 def _is_unflagged_polars_frame(value: object) -> bool:

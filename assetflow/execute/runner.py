@@ -661,8 +661,10 @@ class Run:
 
     def _workers_walk_code(self) -> bool:
         """Whether new assets are decided without walking their code, their workers walking it
-        (``ComputeTask.walk_code``): on a run with nothing recorded yet, by workers of their own."""
-        return self._code_in_workers and not getattr(self.executor, "computes_in_submit", False)
+        (``ComputeTask.walk_code``): on a run with nothing recorded yet, by workers of their own (threads of this
+        process would walk it one at a time, holding the GIL, as this process does)."""
+        return self._code_in_workers and not getattr(self.executor, "computes_in_submit", False) \
+            and not getattr(self.executor, "shares_process", False)
 
     def _pools(self, spec: AssetSpec) -> frozenset[str]:
         """The limited pools an asset holds a slot of: its ``pool=``, ``tag:KEY=VALUE``, ``group:NAME``."""

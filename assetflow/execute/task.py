@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -45,6 +46,7 @@ _WORKSPACES: dict[tuple[object, ...], tuple[Any, str]] = {}  # project key -> (w
 # assets reading one source, each parsed it again (5 ms of a 1,000-row CSV, per asset, issue 17).
 SOURCE_READS_KEPT = 8
 _SOURCE_READS: dict[tuple[object, ...], object] = {}
+_SOURCE_READS_LOCK = threading.Lock()  # several tasks at once in one process: threads, a Dask worker's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,9 +230,10 @@ def load_input(workspace: Any, spec: AssetSpec, ref: InputRef, same_host: bool =
             if same_host and not unchanged_since(decided, workspace.root):
                 raise SourceMoved(ref.name)
             if source.format != "path":
-                _SOURCE_READS[key] = value
-                while len(_SOURCE_READS) > SOURCE_READS_KEPT:
-                    del _SOURCE_READS[next(iter(_SOURCE_READS))]
+                with _SOURCE_READS_LOCK:
+                    _SOURCE_READS[key] = value
+                    while len(_SOURCE_READS) > SOURCE_READS_KEPT:
+                        del _SOURCE_READS[next(iter(_SOURCE_READS))]
         if source.format == "path":
             return value
         value = value.clone()  # type: ignore[attr-defined]  # cheap (shared buffers); the asset may change it in place

@@ -6,6 +6,7 @@ finds a backend class by name is ``assetflow.plugins``.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ class Backends:
         self._options = options
         self._classes: dict[str, type[IOBackend]] | None = None
         self._instances: dict[str, IOBackend] = {}
+        self._lock = threading.Lock()
 
     def classes(self) -> dict[str, type[IOBackend]]:
         if self._classes is None:
@@ -43,9 +45,12 @@ class Backends:
     def get(self, name: str) -> IOBackend:
         backend = self._instances.get(name)
         if backend is None:
-            from assetflow.plugins import find
+            with self._lock:  # one instance a name, also when tasks in threads ask at once
+                backend = self._instances.get(name)
+                if backend is None:
+                    from assetflow.plugins import find
 
-            cls: type[IOBackend] = find("backend", name, self.classes())
-            backend = cls(self._root, dict(self._options.get(name, {})))
-            self._instances[name] = backend
+                    cls: type[IOBackend] = find("backend", name, self.classes())
+                    backend = cls(self._root, dict(self._options.get(name, {})))
+                    self._instances[name] = backend
         return backend
