@@ -520,6 +520,32 @@ def stuck(context):
     d.close()
 
 
+def test_a_failed_ticks_reason_says_why_each_asset_failed_or_was_skipped(tmp_path: Path) -> None:
+    root = make(tmp_path, MARTS + """
+@asset
+def boom(orders: pl.DataFrame) -> pl.DataFrame:
+    raise ValueError("the bucket is unreachable")
+
+@sensor(select="revenue")
+def a_without_upstream(context):
+    return RunRequest()
+
+@sensor(select="+boom")
+def b_raising(context):
+    return RunRequest()
+""")
+    d = daemon(root, Clock(0).at("2026-05-01T05:00+00:00"))
+    d.tick()
+    [skipped] = ticks_of(d, "sensor:a_without_upstream")
+    assert skipped.status == "failed" and skipped.reason == (
+        "1 run request(s) -> skipped 1: revenue skipped: upstream `orders` has never been materialized "
+        "(select it too, e.g. +revenue)")
+    [failed] = ticks_of(d, "sensor:b_raising")
+    assert failed.status == "failed" and failed.reason == (
+        "1 run request(s) -> failed 1, ran 1: boom failed: ValueError: the bucket is unreachable")
+    d.close()
+
+
 def test_a_sensor_that_misuses_the_api_fails_its_own_tick_keeps_its_cursor_and_stops_nothing(tmp_path: Path) -> None:
     root = make(tmp_path, MARTS + """
 @sensor(select="revenue", interval="30s")

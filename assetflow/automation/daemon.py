@@ -52,6 +52,7 @@ from assetflow.workspace import Workspace
 
 if TYPE_CHECKING:
     from assetflow.execute.pool import ProcessExecutor
+    from assetflow.execute.results import RunResult
 
 log = logging.getLogger("assetflow.daemon")
 CONDITION_RECHECK = 60.0  # seconds between evaluations of time-based conditions when nothing else changed
@@ -559,8 +560,7 @@ class Daemon:
         if result.ok:
             self._finish(group, "succeeded", summary)
         else:
-            failed = ", ".join(r.name for r in result.by_outcome("failed"))
-            self._finish(group, "failed", f"{failed} failed ({summary})" if failed else f"not every asset settled ({summary})")
+            self._finish(group, "failed", f"{summary}: {_causes(result)}")
         return run_id
 
     def _executor_for_run(self) -> ProcessExecutor | str | None:
@@ -696,6 +696,22 @@ def _check_selections(ws: Workspace, specs: list[ScheduleSpec | SensorSpec]) -> 
         except AssetflowError as exc:
             raise DefinitionError(f"{spec.kind.capitalize()} {spec.name!r} at {spec.where}: select="
                                   f"{list(spec.select)!r} does not resolve: {exc}") from None
+
+
+CAUSES_SHOWN = 3  # a failed tick's reason names this many failed or skipped assets, with why, then counts the rest
+
+
+def _causes(result: RunResult) -> str:
+    """Why a run did not settle every asset, for its tick's reason: each failed asset with its error's last line (as
+    ``status`` shows it), each skipped one with what it lacked (its upstream failed, or was never materialized); the
+    first few, then how many more."""
+    from assetflow.inspect.status import failure_summary
+
+    causes = [f"{r.name} failed: {failure_summary(r.error or '; '.join(r.reasons)) or 'no error recorded'}"
+              for r in result.by_outcome("failed")]
+    causes += [f"{r.name} skipped: {'; '.join(r.reasons) or 'no reason recorded'}" for r in result.by_outcome("skipped")]
+    more = len(causes) - CAUSES_SHOWN
+    return "; ".join(causes[:CAUSES_SHOWN]) + (f"; and {more} more (assetflow history)" if more > 0 else "")
 
 
 def _partition(tick: Tick) -> str | None:
