@@ -491,7 +491,7 @@ def render_history(payload: dict[str, Any]) -> None:
 
 def render_tick_line(tick: dict[str, Any]) -> str:
     """One tick of ``assetflow ticks``: when (in its schedule's time zone), origin, verdict, reason, run."""
-    from assetflow.automation.report import local_time
+    from assetflow.cron import local_time
 
     when = local_time(tick["tick_at"], tick.get("definition", {}).get("timezone"))
     run = f" run {tick['run_id']}" if tick.get("run_id") else ""
@@ -502,7 +502,7 @@ def render_last_tick(last: dict[str, Any] | None) -> str:
     """The ``last:`` line of a schedule, sensor or automated asset in their listings."""
     if last is None:
         return "  last: never ticked"
-    from assetflow.automation.report import local_time
+    from assetflow.cron import local_time
 
     run = f", run {last['run_id']} ({last.get('run_status')})" if last.get("run_id") else ""
     return (f"  last: {local_time(last['tick_at'], last['definition'].get('timezone'))} {last['status']}: "

@@ -43,6 +43,15 @@ def zone(name: str | None) -> datetime.tzinfo | None:
         raise CronError(f"unknown time zone {name!r} ({exc}); use an IANA name such as 'Europe/Paris' or 'UTC'") from None
 
 
+def local_time(instant: float | None, timezone: str | None = None) -> str | None:
+    """An instant as ISO 8601 in a time zone (the machine's when None), with its UTC offset."""
+    if instant is None:
+        return None
+    tz = zone(timezone)
+    moment = datetime.datetime.fromtimestamp(instant, tz) if tz else datetime.datetime.fromtimestamp(instant).astimezone()
+    return moment.isoformat(timespec="seconds")
+
+
 @functools.lru_cache(maxsize=8)
 def local_zone(tz_variable: str | None) -> datetime.tzinfo:
     """The machine's time zone with its daylight saving rules, for schedules without ``timezone=``.

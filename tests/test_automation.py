@@ -510,13 +510,16 @@ def stuck(context):
     assert d.ticks.cursors("sensor:counter") == {"sensor:counter": "3"}
     assert {t.reason for t in ticks_of(d, "sensor:broken")} == {"raised ValueError: the bucket is unreachable"}
     stuck = ticks_of(d, "sensor:stuck")
-    assert len(stuck) == 1 and stuck[0].status == "failed" and "timed out after 0.2s" in (stuck[0].reason or "")
+    assert stuck[0].status == "failed" and "timed out after 0.2s" in (stuck[0].reason or "")
+    assert [t.status for t in stuck[1:]] == ["skipped", "skipped"]  # no gap in its history while the call hangs
+    assert (stuck[1].reason or "").startswith("not called: its call of 2026-05-01T") and \
+        "still runs, past its 0.2s timeout (called again once that call returns)" in (stuck[2].reason or "")
     import pipeline  # type: ignore[import-not-found]
 
     pipeline.GATE.set()  # the hung call returns: the sensor is called again from then on
     d._hung["stuck"].join()  # noqa: SLF001
     d.tick()
-    assert len(ticks_of(d, "sensor:stuck")) == 2
+    assert len(ticks_of(d, "sensor:stuck")) == 4 and ticks_of(d, "sensor:stuck")[-1].status == "skipped"
     d.close()
 
 

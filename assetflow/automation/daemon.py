@@ -35,6 +35,7 @@ from assetflow.conditions import Verdict
 from assetflow.automation.definitions import ScheduleSpec, SensorSpec, collect, recording_automation
 from assetflow.automation.evaluate import (
     ConditionMemory,
+    SensorOutcome,
     call_sensor,
     facts_for,
     schedule_due,
@@ -42,7 +43,7 @@ from assetflow.automation.evaluate import (
     should_fire,
     signature,
 )
-from assetflow.cron import parse_cron
+from assetflow.cron import local_time, parse_cron
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.errors import AssetflowError, ExitCode
 from assetflow.hashing import stat_token
@@ -113,6 +114,7 @@ class Daemon:
         self.verdicts: dict[str, tuple[object, bool, str]] = {}  # asset -> (verdict, fired, reason)
         self.ws: Workspace | None = None
         self._hung: dict[str, threading.Thread] = {}
+        self._hung_since: dict[str, float] = {}  # when each hung call began
         self._schedule_cursor: dict[str, float] = {}
         self._due: list[tuple[float, str, str]] = []  # heap of (instant, kind, name)
         self._code_tokens: dict[str, str | None] = {}
@@ -338,14 +340,16 @@ class Daemon:
     def _claim_sensor(self, spec: SensorSpec, now: float, report: TickReport) -> None:
         heapq.heappush(self._due, (now + spec.interval, "sensor", spec.name))
         hung = self._hung.get(spec.name)
-        if hung is not None and hung.is_alive():
-            return  # its last call still runs past its timeout; that was reported
-        self._hung.pop(spec.name, None)
-        ticks = self.ticks
-        cursor = ticks.cursors(spec.origin).get(spec.origin)
-        outcome = call_sensor(spec, cursor, now)
+        if hung is not None and hung.is_alive():  # its last call still runs: this evaluation is skipped, visibly
+            since = self._hung_since.get(spec.name, now)
+            outcome = SensorOutcome("skipped", f"not called: its call of {local_time(since)} still runs, past its "
+                                               f"{spec.timeout:g}s timeout (called again once that call returns)")
+        else:
+            self._hung.pop(spec.name, None)
+            outcome = call_sensor(spec, self.ticks.cursors(spec.origin).get(spec.origin), now)
         if outcome.hung is not None:
             self._hung[spec.name] = outcome.hung
+            self._hung_since[spec.name] = now
         if outcome.status == "failed":
             log.warning("sensor %s failed: %s", spec.name, outcome.reason)
         definition = sensor_definition(spec, outcome.requests) if outcome.requests else {"select": list(spec.select)}

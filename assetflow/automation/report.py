@@ -6,12 +6,11 @@ ticks in the state store; the CLI prints them as text or ``--json``, the page se
 
 from __future__ import annotations
 
-import datetime
 import time
 from typing import Any
 
 from assetflow.automation.daemon import Daemon
-from assetflow.cron import parse_cron, zone
+from assetflow.cron import local_time, parse_cron
 from assetflow.state.ticks import Tick
 from assetflow.workspace import Workspace
 
@@ -29,15 +28,6 @@ def condition_verdict(ws: Workspace, name: str, now: float | None = None) -> dic
     daemon = Daemon.for_workspace(ws)
     found = [ev for ev in daemon.evaluate_conditions(time.time() if now is None else now) if ev.name == name]
     return found[0].to_json() if found else None
-
-
-def local_time(instant: float | None, timezone: str | None = None) -> str | None:
-    """An instant as ISO 8601 in a time zone (the machine's when None), with its UTC offset."""
-    if instant is None:
-        return None
-    tz = zone(timezone)
-    moment = datetime.datetime.fromtimestamp(instant, tz) if tz else datetime.datetime.fromtimestamp(instant).astimezone()
-    return moment.isoformat(timespec="seconds")
 
 
 def _last(daemon: Daemon, origin: str, last: dict[str, Tick]) -> dict[str, Any] | None:
