@@ -242,8 +242,17 @@ def sensors(as_json: bool, project_dir: Path | None, modules: tuple[str, ...], f
         click.echo("No sensors declared.")
     for row in payload["sensors"]:
         click.echo(f"{row['name']}: every {row['interval_s']:g}s, select {' '.join(row['select']) or '(its requests)'}, "
-                   f"cursor {row['cursor']!r}; next {row['next_tick']['local']}")
+                   f"cursor {_shown_cursor(row['cursor'])}; next {row['next_tick']['local']}")
         _echo_last(row["last_tick"])
+
+
+CURSOR_SHOWN = 80  # characters of a sensor's cursor that ``sensors`` prints (--json has it whole)
+
+
+def _shown_cursor(cursor: str | None) -> str:
+    if cursor is None or len(cursor) <= CURSOR_SHOWN:
+        return repr(cursor)
+    return f"{cursor[:CURSOR_SHOWN]!r}... ({len(cursor):,} characters; sensors --json has it whole)"
 
 
 @main.command()

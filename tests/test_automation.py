@@ -549,6 +549,32 @@ def b_raising(context):
     d.close()
 
 
+def test_an_oversize_cursor_fails_its_sensors_tick_and_long_cursors_are_cut_in_text(tmp_path: Path,
+                                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make(tmp_path, MARTS + """
+@sensor()
+def huge(context):
+    context.update_cursor("x" * 2_000_000)
+    return SkipReason("kept everything seen")
+
+@sensor()
+def long(context):
+    context.update_cursor("y" * 5000)
+    return SkipReason("kept a long position")
+""")
+    monkeypatch.chdir(root)
+    runner = CliRunner()
+    assert runner.invoke(main, ["daemon", "--once", "--executor", "inprocess"]).exit_code == 0
+    [tick] = json.loads(runner.invoke(main, ["ticks", "huge", "--json"]).output)["ticks"]
+    assert tick["status"] == "failed" and tick["reason"].startswith(
+        "context.update_cursor() was given 2.0 MB, more than a cursor's 1.0 MB: it is stored at every evaluation. "
+        "Keep a position")
+    listed = {s["name"]: s["cursor"] for s in json.loads(runner.invoke(main, ["sensors", "--json"]).output)["sensors"]}
+    assert listed == {"huge": None, "long": "y" * 5000}  # the oversize cursor was not stored; --json has each whole
+    text = runner.invoke(main, ["sensors"]).output
+    assert len(text) < 2000 and "'" + "y" * 80 + "'... (5,000 characters; sensors --json has it whole)" in text
+
+
 def test_a_sensor_that_misuses_the_api_fails_its_own_tick_keeps_its_cursor_and_stops_nothing(tmp_path: Path) -> None:
     root = make(tmp_path, MARTS + """
 @sensor(select="revenue", interval="30s")

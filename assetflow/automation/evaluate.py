@@ -19,6 +19,9 @@ from assetflow.automation.definitions import RunRequest, ScheduleSpec, SensorCon
 from assetflow.cron import parse_cron
 
 MAX_CATCHUP = 1000  # catchup="all" runs at most this many missed ticks (the newest), and says so
+# A sensor's cursor at most, in UTF-8 bytes: it is written with its tick and read back at every call, so it should be
+# a position (the newest id or mtime seen), not a log of everything seen. Dagster has no limit yet (its issue 18402).
+MAX_CURSOR_BYTES = 1_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,15 +117,24 @@ def call_sensor(spec: SensorSpec, cursor: str | None, now: float) -> SensorOutco
     if thread.is_alive():
         return SensorOutcome("failed", f"timed out after {spec.timeout:g}s (it is not called again until "
                                        f"that call returns)", hung=thread)
-    changed = bool(context.new_cursor)
-    new_cursor = context.new_cursor[0] if changed else cursor
+    new_cursor = context.new_cursor[0] if context.new_cursor else cursor
+    changed = new_cursor != cursor  # the same cursor again is not rewritten
     if "error" in box:
         error = box["error"]
         return SensorOutcome("failed", f"raised {type(error).__name__}: {error}", cursor=cursor)
+    if changed and new_cursor is not None and len(new_cursor.encode()) > MAX_CURSOR_BYTES:
+        return SensorOutcome("failed", f"context.update_cursor() was given {_size(len(new_cursor.encode()))}, more "
+                                       f"than a cursor's {_size(MAX_CURSOR_BYTES)}: it is stored at every evaluation. "
+                                       f"Keep a position (the newest mtime or id seen), not everything seen; the "
+                                       f"cursor it had is kept", cursor=cursor)
     outcome = _interpret(spec, box.get("value"), new_cursor, changed)
     if outcome.status == "failed":  # as for a raise: the cursor stays, so the next call sees the same events
         return dataclasses.replace(outcome, cursor=cursor, cursor_changed=False)
     return outcome
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n:,} bytes"
 
 
 def _interpret(spec: SensorSpec, value: object, cursor: str | None, changed: bool) -> SensorOutcome:
