@@ -77,7 +77,7 @@ def run_daemon(project_dir: Path | None, modules: tuple[str, ...], files: tuple[
 
     from assetflow.automation.daemon import Daemon
     from assetflow.automation.lock import DaemonLock
-    from assetflow.errors import RunInterrupted
+    from assetflow.errors import AssetflowError, RunInterrupted
     from assetflow.project import load_config
 
     config = load_config(project_dir, modules, files)
@@ -88,9 +88,15 @@ def run_daemon(project_dir: Path | None, modules: tuple[str, ...], files: tuple[
                     keep_workers=0.0 if once else keep_workers)  # --once: there is no next run to keep them for
     log = logging.getLogger("assetflow.daemon")
     try:
-        daemon.open()
-        log.info("daemon for %s: %d schedule(s), %d sensor(s), %d automated asset(s); every %gs",
-                 config.root, len(daemon.schedules), len(daemon.sensors), len(daemon.automated), interval)
+        try:
+            daemon.open()
+        except AssetflowError as exc:  # e.g. a project that does not import: wait for its fix, as after an edit
+            if once:
+                raise
+            daemon.evaluation_failed(exc)
+        else:
+            log.info("daemon for %s: %d schedule(s), %d sensor(s), %d automated asset(s); every %gs",
+                     config.root, len(daemon.schedules), len(daemon.sensors), len(daemon.automated), interval)
         with _stopping(daemon, stop):
             try:
                 daemon.serve(stop, once=once)
@@ -211,6 +217,7 @@ def schedules(at: str | None, as_json: bool, project_dir: Path | None, modules: 
     if as_json:
         emit_json(payload)
         return
+    _echo_health(payload["daemon"])
     if not payload["schedules"]:
         click.echo("No schedules declared.")
     for row in payload["schedules"]:
@@ -218,6 +225,12 @@ def schedules(at: str | None, as_json: bool, project_dir: Path | None, modules: 
                    f"{' '.join(row['select']) or '(all)'}, catchup={row['catchup']}")
         click.echo(f"  next: {', '.join(t['local'] for t in row['next_ticks'])}")
         _echo_last(row["last_tick"])
+
+
+def _echo_health(health: dict[str, Any]) -> None:
+    from assetflow.cli_render import render_daemon_health
+
+    click.echo(render_daemon_health(health))
 
 
 def _echo_last(last: dict[str, Any] | None) -> None:
@@ -238,6 +251,7 @@ def sensors(as_json: bool, project_dir: Path | None, modules: tuple[str, ...], f
     if as_json:
         emit_json(payload)
         return
+    _echo_health(payload["daemon"])
     if not payload["sensors"]:
         click.echo("No sensors declared.")
     for row in payload["sensors"]:
@@ -269,6 +283,7 @@ def automation(at: str | None, as_json: bool, project_dir: Path | None, modules:
     if as_json:
         emit_json(payload)
         return
+    _echo_health(payload["daemon"])
     if not payload["automation"]:
         click.echo("No asset declares automation=.")
     for row in payload["automation"]:

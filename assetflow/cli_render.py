@@ -509,3 +509,20 @@ def render_last_tick(last: dict[str, Any] | None) -> str:
             f"{last.get('reason') or ''}{run}")
 
 
+
+
+def render_daemon_health(health: dict[str, Any]) -> str:
+    """The first line of ``schedules``, ``sensors`` and ``automation``: whether a daemon acts on what they list."""
+    from assetflow.cron import local_time
+
+    if not health["running"]:
+        return ("daemon: not running; nothing here runs until `assetflow daemon` (or `assetflow serve`) does "
+                "(docs/automation.md)")
+    who = f"daemon: pid {health['pid']} on {health['host']}, running since {local_time(health['since'])}"
+    failing = health.get("failing")
+    if failing:
+        error = "\n".join(f"  {line}" for line in str(failing["error"]).splitlines())
+        return (f"{who}; its evaluations FAIL since {local_time(failing['since'])}, so nothing is claimed or run "
+                f"until it is fixed:\n{error}")
+    last = local_time(health["last_evaluated"]) if health["last_evaluated"] else "not yet"
+    return f"{who}; last evaluated {last}"

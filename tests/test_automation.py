@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -457,6 +458,104 @@ def test_a_broken_project_is_logged_once_not_at_every_tick(tmp_path: Path, caplo
     failures = [r for r in caplog.records if "evaluation failed" in r.getMessage()]
     assert ticks == 5 and len(failures) == 1  # five failing ticks, said once
     d.close()
+
+
+def test_a_daemon_that_cannot_load_the_project_says_so_in_ticks_listings_and_the_page(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's environment breaks the import (a secret missing from the service), the user's does not: its failure
+    is a failed tick and the first line of the listings, once per error, and is closed when it succeeds again."""
+    from starlette.testclient import TestClient
+
+    from assetflow.automation.lock import DaemonLock
+    from assetflow.ui.app import create_app
+    from assetflow.ui.project_view import ProjectView
+
+    root = make(tmp_path, MARTS + 'import os\nif os.environ.get("BREAK_IMPORT"):\n'
+                                  '    raise RuntimeError("BUCKET_TOKEN is not set")\n'
+                                  'schedule("daily_marts", cron="0 6 * * *", select="+revenue")\n')
+    monkeypatch.chdir(root)
+    lock = DaemonLock(root / ".assetflow")
+    lock.acquire()  # this process is the daemon the listings find
+    clock = Clock(0).at("2026-05-01T05:00+00:00")
+    d = daemon(root, clock)
+    monkeypatch.setenv("BREAK_IMPORT", "1")
+    (root / "pipeline.py").write_text((root / "pipeline.py").read_text() + "\n")  # an edit: the daemon reloads
+    for _ in range(3):  # three evaluations fail with the same error: recorded once
+        clock.now += 5
+        d.serve(threading.Event(), once=True)
+    monkeypatch.delenv("BREAK_IMPORT")
+    [failure] = ticks_of(d, "daemon:evaluation")
+    assert failure.status == "failed" and "RuntimeError: BUCKET_TOKEN is not set" in (failure.reason or "")
+    runner = CliRunner()
+    health = json.loads(runner.invoke(main, ["schedules", "--json"]).output)["daemon"]
+    assert health["running"] and health["failing"]["since"] == failure.tick_at
+    assert "BUCKET_TOKEN is not set" in health["failing"]["error"]
+    text = runner.invoke(main, ["automation"]).output
+    assert text.startswith(f"daemon: pid {health['pid']} on ") and "its evaluations FAIL since 2026-05-01T" in text
+    assert "BUCKET_TOKEN is not set" in runner.invoke(main, ["ticks"]).output
+    view = ProjectView(root)
+    try:
+        with TestClient(create_app(view), base_url="http://127.0.0.1") as client:
+            assert client.get("/api/sensors").json()["daemon"]["failing"]["since"] == failure.tick_at
+    finally:
+        view.close()
+    clock.now += 3600  # fixed (its environment now has the secret): the 06:00 tick due meanwhile runs, on time
+    d.serve(threading.Event(), once=True)
+    [failure] = ticks_of(d, "daemon:evaluation")
+    assert (failure.reason or "").endswith("-> until 2026-05-01T06:00:15+00:00: it succeeded again")
+    assert [(t.status, t.reason) for t in ticks_of(d, "schedule:daily_marts")] == [("succeeded", "ran 2")]
+    health = json.loads(runner.invoke(main, ["schedules", "--json"]).output)["daemon"]
+    assert health["failing"] is None
+    d.close()
+    lock.release()
+    assert runner.invoke(main, ["sensors"]).output.startswith("daemon: not running;")
+
+
+def test_a_daemon_started_on_a_broken_project_waits_for_its_fix(tmp_path: Path) -> None:
+    """``assetflow daemon`` and ``serve`` (whose daemon thread ended for good, while the page went on) keep
+    evaluating a project that does not import yet, and run it once it does; ``--once`` fails at once."""
+    from assetflow.cli_automation import run_daemon
+    from assetflow.state.ticks import TickStore
+
+    root = make(tmp_path, MARTS + '@sensor(select="+revenue")\ndef poke(context):\n    return RunRequest()\n')
+    good = (root / "pipeline.py").read_text()
+    (root / "pipeline.py").write_text(good + "def broken(:\n")
+    with pytest.raises(ProjectLoadError, match="SyntaxError"):
+        run_daemon(root, (), (), interval=0.05, wait=False, once=True, executor="inprocess", jobs=None)
+    stop = threading.Event()
+    thread = threading.Thread(target=run_daemon, args=(root, (), ()), kwargs=dict(
+        interval=0.05, wait=False, once=False, executor="inprocess", jobs=None, stop=stop))
+    thread.start()
+    try:
+        from assetflow.project import load_config
+        from assetflow.state.store import StateStore
+
+        state = StateStore(load_config(root).state_path)
+
+        def origins() -> set[str]:
+            return {t.origin for t in TickStore(state).ticks()}
+
+        assert _eventually(lambda: "daemon:evaluation" in origins()), "the failure was not recorded"
+        assert thread.is_alive()  # it waits for the fix instead of ending
+        (root / "pipeline.py").write_text(good)
+        assert _eventually(lambda: "sensor:poke" in origins()), "the fixed project was never evaluated"
+    finally:
+        stop.set()
+        thread.join(30)
+    [tick] = [t for t in TickStore(state).ticks() if t.origin == "sensor:poke"]
+    assert tick.status == "succeeded"
+    state.close()
+
+
+def _eventually(check: Callable[[], bool], seconds: float = 30.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def test_a_resumed_tick_keeps_the_reason_it_was_claimed_for(tmp_path: Path) -> None:

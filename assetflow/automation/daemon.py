@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import json
 import logging
 import threading
 import time
@@ -53,6 +54,7 @@ from assetflow.workspace import Workspace
 
 if TYPE_CHECKING:
     from assetflow.execute.pool import ProcessExecutor
+    from assetflow.state.store import StateStore
     from assetflow.execute.results import RunResult
 
 log = logging.getLogger("assetflow.daemon")
@@ -62,6 +64,10 @@ KEEP_WORKERS = 300.0  # seconds the worker pool is kept after a run, for the nex
 # the daemon ran meanwhile without it (``_plan_due``): its ticks then were not missed, it did not exist.
 HEARTBEAT = "daemon:evaluated"
 HEARTBEAT_EVERY = 60.0
+# Evaluations failing (a project edit that does not import): the HEALTH cursor holds {"since", "error"} while they do,
+# for the listings and the page; each distinct error is also a failed tick of FAILED_EVALUATION, closed when it ends.
+HEALTH = "daemon:health"
+FAILED_EVALUATION = "daemon:evaluation"
 
 
 @dataclasses.dataclass
@@ -127,6 +133,9 @@ class Daemon:
         self._alive_since: float | None = None  # this daemon's first evaluation: ticks due since were not missed
         self._next_key_at = float("inf")  # when a time partition definition gains its next key
         self._dynamic_keys: dict[str, list[str]] = {}  # the dynamic keys the workspace's key listing holds
+        self._failing: str | None = None  # the error evaluations fail with now (``evaluation_failed``)
+        self._health_read = False  # whether a failure an earlier daemon left recorded was looked for
+        self._own_store: StateStore | None = None  # to record a failure when the project never loaded
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -141,6 +150,9 @@ class Daemon:
         if self.ws is not None:
             self.ws.close()
             self.ws = None
+        if self._own_store is not None:
+            self._own_store.close()
+            self._own_store = None
 
     @property
     def ticks(self) -> TickStore:
@@ -246,8 +258,9 @@ class Daemon:
         if self._alive_since is None:
             self._alive_since = now
         report = TickReport(now)
-        if self._code_changed():
-            log.info("project code changed: reloading the project")
+        if self.ws is None or self._code_changed():  # None: it did not load when the daemon started
+            if self.ws is not None and self._failing is None:
+                log.info("project code changed: reloading the project")
             self._load()
             report.reloaded = True
         self._list_partition_keys(now)
@@ -665,24 +678,79 @@ class Daemon:
 
         The same error again (a project that does not import until it is fixed) is logged once, not at every
         tick, and its end is said when an evaluation succeeds again."""
-        failing: str | None = None
         while not stop.is_set():
             try:
                 report = self.tick()
             except AssetflowError as exc:
-                if str(exc) != failing:
-                    log.error("evaluation failed (each tick tries again; said again only if it changes): %s", exc)
-                failing, report = str(exc), None
+                self.evaluation_failed(exc)
+                report = None
             else:
-                if failing is not None:
-                    log.info("evaluation succeeds again")
-                failing = None
+                self.evaluation_succeeded()
             if report is not None and (report.claimed or report.runs):
                 log.info("tick %.0f: claimed %d, ran %d run(s) in %.2fs", report.at, len(report.claimed),
                          len(report.runs), report.seconds)
             if once:
                 return
             stop.wait(self.interval)
+
+
+    # -- health -----------------------------------------------------------------------------
+
+    def evaluation_failed(self, error: AssetflowError) -> None:
+        """Make failing evaluations visible where users look, once per distinct error: the log, a failed tick of
+        ``FAILED_EVALUATION`` (``assetflow ticks``) and the ``HEALTH`` cursor (the listings' and the page's daemon
+        line). Nothing is claimed or run meanwhile; ticks due meanwhile are claimed, as on time, once it succeeds."""
+        text = str(error)
+        if text == self._failing:
+            return
+        log.error("evaluation failed (each tick tries again; said again only if it changes): %s", text)
+        self._failing = text
+        store = self._health_store()
+        if store is None:
+            return
+        now = self.clock()
+        self._close_failure(store, now, "another error")
+        with store.transaction("recording a failed evaluation") as db:
+            TickStore.claim(db, FAILED_EVALUATION, now, now, {}, status="failed", reason=(
+                f"evaluation failed, so nothing is claimed or run until it succeeds: {text}"))
+            TickStore.set_cursor(db, HEALTH, json.dumps({"since": now, "error": text}), now)
+
+    def evaluation_succeeded(self) -> None:
+        """Close the recorded failure, this daemon's or one a stopped daemon left, when an evaluation succeeds."""
+        if self._failing is None and self._health_read:
+            return
+        if self._failing is not None:
+            log.info("evaluation succeeds again")
+        self._failing, self._health_read = None, True
+        store = self._health_store()
+        if store is not None:
+            self._close_failure(store, self.clock(), "it succeeded again")
+
+    def _close_failure(self, store: StateStore, now: float, why: str) -> None:
+        ticks = TickStore(store)
+        if not ticks.cursors(HEALTH).get(HEALTH):
+            return
+        for tick in ticks.ticks([FAILED_EVALUATION], limit=1):
+            ticks.finish(tick.origin, tick.tick_at, "failed", f"{tick.reason} -> until {local_time(now)}: {why}", now)
+        ticks.set_cursors({HEALTH: None}, now)
+
+    def _health_store(self) -> StateStore | None:
+        """The state store, also when the project never loaded (found from its configuration alone); None when even
+        that fails (a broken pyproject.toml): the failure is then in the log only."""
+        if getattr(self, "readonly", False):
+            return None
+        if self.ws is not None:
+            return self.ws.store
+        if self._own_store is None:
+            from assetflow.project import load_config
+            from assetflow.state.store import StateStore
+
+            project_dir, modules, files = self.project
+            try:
+                self._own_store = StateStore(load_config(project_dir, modules, files).state_path)
+            except AssetflowError:
+                return None
+        return self._own_store
 
 
 def _check_selections(ws: Workspace, specs: list[ScheduleSpec | SensorSpec]) -> None:

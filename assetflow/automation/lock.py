@@ -7,6 +7,7 @@ holds it for its whole life and takes the run lock for each run, like any person
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 from assetflow.errors import DaemonRunningError
+from assetflow.state.lock import holder_alive
 
 LOCK_FILE = "daemon.lock"
 
@@ -64,6 +66,21 @@ class DaemonLock:
 
     def release(self) -> None:
         if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)  # a daemon that stopped names no holder (``running_daemon``)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def running_daemon(folder: Path) -> dict[str, object] | None:
+    """The daemon automating the project (``pid``, ``host``, ``since``), read from its lock file without taking the
+    lock (a daemon starting at that instant would find it held); None when none runs: the file names no one (a
+    daemon empties it as it stops) or a process of this machine that is gone (a killed daemon)."""
+    try:
+        info = json.loads((folder / LOCK_FILE).read_text() or "{}")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or "pid" not in info or holder_alive(info) is False:
+        return None
+    return info

@@ -97,7 +97,7 @@ def running_now(folder: Path, running_runs: Iterable[str]) -> tuple[str, list[st
     this machine. A run killed mid-asset leaves the lock file behind, but not a live process.
     """
     info = _holder_info(folder)
-    if info is None or info.get("run_id") not in set(running_runs) or _holder_alive(info) is not True:
+    if info is None or info.get("run_id") not in set(running_runs) or holder_alive(info) is not True:
         return None
     running = info.get("running", [])
     return str(info["run_id"]), [str(n) for n in running] if isinstance(running, list) else []
@@ -112,7 +112,7 @@ def gone_from_lock(folder: Path, run_ids: Iterable[str]) -> set[str]:
     if info is None:
         return set()
     holder = info.get("run_id")
-    return {run_id for run_id in run_ids if run_id != holder or _holder_alive(info) is False}
+    return {run_id for run_id in run_ids if run_id != holder or holder_alive(info) is False}
 
 
 def _holder_info(folder: Path) -> dict[str, object] | None:
@@ -124,7 +124,7 @@ def _holder_info(folder: Path) -> dict[str, object] | None:
     return info if isinstance(info, dict) else None
 
 
-def _holder_alive(info: dict[str, object]) -> bool | None:
+def holder_alive(info: dict[str, object]) -> bool | None:
     """Whether the lock file's process exists: None when it cannot be told (another machine, no pid)."""
     pid = info.get("pid")
     if info.get("host") != socket.gethostname() or not isinstance(pid, int):

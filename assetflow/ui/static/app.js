@@ -454,6 +454,17 @@
       el("td", {}, s.next_tick.local), el("td", {}, last(s.last_tick)))));
     $("automation").querySelector("tbody").replaceChildren(...rows);
     $("automation").hidden = rows.length === 0;
+    const health = $("daemon-health");
+    health.textContent = daemonHealth(schedules.daemon);
+    health.hidden = rows.length === 0;
+  }
+
+  // The daemon's line above them, as `assetflow schedules` prints it: not running, failing (with its error), or when it last evaluated.
+  function daemonHealth(d) {
+    if (!d || !d.running) return "daemon: not running; nothing here runs until `assetflow daemon` (or `assetflow serve`) does";
+    const who = `daemon: pid ${d.pid} on ${d.host}, running since ${when(d.since)}`;
+    if (d.failing) return `${who}; its evaluations FAIL since ${when(d.failing.since)}, so nothing is claimed or run until it is fixed:\n${d.failing.error}`;
+    return `${who}; last evaluated ${d.last_evaluated ? when(d.last_evaluated) : "not yet"}`;
   }
 
   async function drawRuns() {
