@@ -26,6 +26,7 @@ import dataclasses
 import heapq
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -709,11 +710,14 @@ class Daemon:
         if store is None:
             return
         now = self.clock()
-        self._close_failure(store, now, "another error")
-        with store.transaction("recording a failed evaluation") as db:
-            TickStore.claim(db, FAILED_EVALUATION, now, now, {}, status="failed", reason=(
-                f"evaluation failed, so nothing is claimed or run until it succeeds: {text}"))
-            TickStore.set_cursor(db, HEALTH, json.dumps({"since": now, "error": text}), now)
+        try:  # the state store may be what fails: then the log is all there is, and the loop goes on
+            self._close_failure(store, now, "another error")
+            with store.transaction("recording a failed evaluation") as db:
+                TickStore.claim(db, FAILED_EVALUATION, now, now, {}, status="failed", reason=(
+                    f"evaluation failed, so nothing is claimed or run until it succeeds: {text}"))
+                TickStore.set_cursor(db, HEALTH, json.dumps({"since": now, "error": text}), now)
+        except (AssetflowError, sqlite3.Error) as exc:
+            log.warning("could not record the failed evaluation in the state store: %s", exc)
 
     def evaluation_succeeded(self) -> None:
         """Close the recorded failure, this daemon's or one a stopped daemon left, when an evaluation succeeds."""
@@ -724,7 +728,10 @@ class Daemon:
         self._failing, self._health_read = None, True
         store = self._health_store()
         if store is not None:
-            self._close_failure(store, self.clock(), "it succeeded again")
+            try:
+                self._close_failure(store, self.clock(), "it succeeded again")
+            except (AssetflowError, sqlite3.Error) as exc:
+                log.warning("could not record that evaluations succeed again: %s", exc)
 
     def _close_failure(self, store: StateStore, now: float, why: str) -> None:
         ticks = TickStore(store)
