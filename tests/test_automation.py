@@ -416,6 +416,29 @@ def test_a_tick_due_while_the_daemon_was_busy_is_late_not_missed(tmp_path: Path)
     restarted.close()
 
 
+def test_catchup_all_replays_the_daemons_absence_not_the_ticks_a_long_run_overlapped(tmp_path: Path) -> None:
+    """Replayed one by one, ticks due during runs made a schedule whose run outlasts its period claim twice the runs at
+    each evaluation (1, 2, 5, 11, 22, 45, 91 ...), for ever; the newest of them runs, the others say why not."""
+    root = make(tmp_path, MARTS + 'schedule("hourly", cron="0 * * * *", select="+revenue", catchup="all", '
+                                  'force=True, timezone="UTC")\n')
+    clock = Clock(0).at("2026-05-01T05:30:00+00:00")
+    d = daemon(root, clock)
+    d.tick()
+    clock.at("2026-05-01T09:30:00+00:00")  # the daemon was up, but a run held its next evaluation for four hours
+    d.tick()
+    ticks = ticks_of(d, "schedule:hourly")
+    assert [t.status for t in ticks] == ["skipped", "skipped", "skipped", "succeeded"]
+    assert ticks[0].reason == ("superseded by the tick of 2026-05-01 09:00 UTC: due while the daemon was running "
+                               "earlier ticks (catchup='all' replays the ticks no daemon was up for)")
+    d.close()
+    restarted = daemon(root, clock.at("2026-05-01T12:30:00+00:00"))  # down from 09:30: 10:00, 11:00, 12:00 missed
+    restarted.tick()
+    replayed = ticks_of(restarted, "schedule:hourly")[4:]
+    assert [t.status for t in replayed] == ["succeeded"] * 3
+    assert (replayed[0].reason or "").startswith("catch-up: 3 missed tick(s) run (catchup='all')")
+    restarted.close()
+
+
 def test_a_schedule_removed_then_restored_does_not_replay_its_absence(tmp_path: Path) -> None:
     line = 'schedule("nightly", cron="0 3 * * *", select="orders", catchup="all", force=True)\n'
     root = make(tmp_path, MARTS + line)

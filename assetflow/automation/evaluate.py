@@ -44,7 +44,7 @@ def schedule_due(spec: ScheduleSpec, since: float, now: float, lateness: float,
     A tick within ``lateness`` of ``now`` is on time (the daemon was evaluating), and so is one due once
     this daemon was evaluating (at or after ``alive_since``), however late a long run made its claim; older
     ones were missed while no daemon ran: ``latest`` keeps the newest of them, ``all`` keeps each (up to
-    ``MAX_CATCHUP``), ``none`` keeps only on-time ticks. The ticks let go are returned too, so that
+    ``MAX_CATCHUP``) and, of the ticks due while the daemon was busy, the newest; ``none`` keeps only on-time ticks. The ticks let go are returned too, so that
     each due tick is recorded (``assetflow ticks`` shows every one, skipped with why); at most
     ``MAX_CATCHUP`` of them, the newest, the oldest saying how many earlier ones were not recorded.
     """
@@ -54,9 +54,15 @@ def schedule_due(spec: ScheduleSpec, since: float, now: float, lateness: float,
         return ScheduleDue((), None)
     late = [t for t in due if now - t > lateness and (alive_since is None or t < alive_since)]
     on_time = [t for t in due if t not in late]
+    busy = {t for t in on_time if now - t > lateness}  # due while the daemon was up, but running earlier ticks
     dropped = total - len(due)  # older than the newest MAX_CATCHUP: neither run nor recorded one by one
     if spec.catchup == "all":
-        kept: tuple[float, ...] = tuple(due)
+        # Each tick missed while no daemon ran, and, of those due while it was busy, the newest (none when a tick
+        # is due now): replayed one by one, they would make a schedule whose run outlasts its period claim twice
+        # the runs at each evaluation, for ever.
+        prompt = [t for t in on_time if t not in busy]
+        kept_all = [*late, *prompt] if prompt else [*late, *sorted(busy)[-1:]]
+        kept: tuple[float, ...] = tuple(t for t in due if t in kept_all)
         reason = f"catch-up: {len(late)} missed tick(s) run (catchup='all')" if late else None
     elif spec.catchup == "none":
         kept = tuple(on_time[-1:])
@@ -70,6 +76,9 @@ def schedule_due(spec: ScheduleSpec, since: float, now: float, lateness: float,
             continue
         if spec.catchup == "none" and t in late:
             why = "missed while no daemon ran (catchup='none')"
+        elif spec.catchup == "all" and t in busy:
+            why = (f"superseded by the tick of {cron.label(max(kept))}: due while the daemon was running earlier "
+                   f"ticks (catchup='all' replays the ticks no daemon was up for)")
         else:
             why = f"superseded by the tick of {cron.label(max(kept) if kept else due[-1])} (catchup='{spec.catchup}')"
         skipped.append((t, why))
