@@ -237,6 +237,7 @@ def test_a_values_list_is_a_query(shop: Path) -> None:
     ("select * from pg.public.orders", SqlDefinitionError, ["'pg.public.orders'", "did not declare"]),
     ("select * from other.orders", SqlDefinitionError, ["'other.orders'", "in no group"]),
     ("select * from ordres", UnknownAssetError, ["models/bad.sql:1:15", "Did you mean 'orders'"]),
+    ('select day\nfrom "ordres"', UnknownAssetError, ["models/bad.sql:2:6:", "'ordres'"]),  # at its opening quote
     ("select * from orders where amount > $min_amont", SqlDefinitionError, ["$min_amont", "Did you mean $min_amount"]),
     ("select o.day, r.day from orders o join orders_raw r on o.day = r.day", SqlDefinitionError,
      ["models/bad.sql:1:17", "two result columns named 'day'", "Alias one of them"]),

@@ -171,11 +171,18 @@ def _first_line(node: exp.Expression) -> int:
 
 
 def identifier_position(node: exp.Expression) -> tuple[int, int]:
-    """(line, first column), 1-based, of an identifier as the parser saw it; (0, 0) when unknown."""
+    """(line, first column), 1-based, of an identifier as the parser saw it; (0, 0) when unknown.
+
+    The parser gives the column where the identifier ends, and its span in the text: a quoted
+    one's span holds its quotes (``"Orders"`` starts at its opening quote).
+    """
     meta = node.meta or {}
     line, end = int(meta.get("line") or 0), int(meta.get("col") or 0)
-    text = node.this if isinstance(node.this, str) else ""
-    return line, max(1, end - len(text) + 1) if end else 0
+    if "start" in meta and "end" in meta:
+        width = int(meta["end"]) - int(meta["start"]) + 1
+    else:
+        width = len(node.this) if isinstance(node.this, str) else 1
+    return line, max(1, end - width + 1) if end else 0
 
 
 def _table_refs(tree: exp.Expression, file: str, asset: str, line_offset: int) -> list[TableRef]:
