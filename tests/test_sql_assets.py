@@ -178,6 +178,34 @@ def test_a_query_duckdb_refuses_fails_only_its_asset(shop: Path) -> None:
     assert "models/broken.sql" in error and "no_such_column" in error and "Traceback" not in error
 
 
+@pytest.mark.parametrize(("text", "where", "shown"), [
+    # a conversion error while the query runs, and a binder error, on a line of the file below a header
+    ("-- Bad maths.\nselect day,\n   amount + 'x' as d\nfrom orders\n", "models/bad.sql:3:13:",
+     "\n     amount + 'x' as d\n              ^^^\n"),
+    ("select day,\n  nope\nfrom orders as o;\n-- end\n", "models/bad.sql:2:3:", "\n    nope\n    ^^^^\n"),
+    # after a non-ASCII character and a table that runs under another name (quoted, with its group)
+    ('select \'é\' as e from marts."daily_revenue" where "Nope" > $min_amount', "models/bad.sql:1:50:",
+     '\n  select \'é\' as e from marts."daily_revenue" where "Nope" > $min_amount\n' + " " * 51 + "^^^^^^\n"),
+])
+def test_a_query_duckdb_refuses_is_shown_at_its_line_in_the_file(shop: Path, text: str, where: str,
+                                                                   shown: str) -> None:
+    write(shop, "models/bad.sql", text)
+    result = api.materialize(project=shop, executor="inprocess")
+    error = result.results["bad"].error or ""
+    assert error.startswith(f"SqlExecutionError: {where}") and "failed in DuckDB" in error, error
+    assert shown in error, error
+    for internal in ("LINE 1", "__assetflow", "read_parquet", str(shop)):  # nothing the user did not write
+        assert internal not in error, error
+
+
+def test_a_query_duckdb_refuses_in_python_is_shown_at_its_line_in_the_module(shop: Path) -> None:
+    write(shop, "pipeline.py", PIPELINE + '\nlate = sql_asset(\n    "late",\n    """\n    select day,\n'
+                                          '           nope\n    from orders\n    """)\n')
+    error = api.materialize(project=shop, executor="inprocess").results["late"].error or ""
+    line = PIPELINE.count("\n") + 6
+    assert f"pipeline.py:{line}:12:" in error and "nope" in error and "__assetflow" not in error, error
+
+
 def backdate(root: Path) -> None:
     """Age the files past the racy window, as if written a while before the run (see test_fastpath)."""
     past = time.time_ns() - 60 * 10**9

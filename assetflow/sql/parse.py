@@ -75,7 +75,7 @@ def parse_query(text: str, *, file: str, asset: str, line_offset: int = 0) -> Pa
         line, column = int(first.get("line") or 0), int(first.get("col") or 0)
         raise _error(
             f"SQL asset {asset!r} is not valid SQL: {first.get('description') or exc}. "
-            f"Fix the query near this position.{_caret(text, line, column)}", file, line, column, line_offset) from None
+            f"Fix the query near this position.{caret(text, line, column)}", file, line, column, line_offset) from None
     except sqlglot.errors.TokenError as exc:
         raise _error(f"SQL asset {asset!r} is not valid SQL: {exc} (an unclosed quote or comment?). Fix the query.",
                      file) from None
@@ -138,13 +138,14 @@ def star_position(tree: exp.Expression) -> tuple[int, int]:
     return 0, 0
 
 
-def _caret(text: str, line: int, column: int) -> str:
-    """The offending line with a caret under ``column`` (sqlglot's column is where the bad token ends)."""
+def caret(text: str, line: int, column: int, width: int = 1) -> str:
+    """The offending line with ``width`` carets from ``column`` on (sqlglot's column is where the bad token ends)."""
     lines = text.splitlines()
     if not 0 < line <= len(lines):
         return ""
     shown = lines[line - 1].replace("\t", " ")
-    return f"\n  {shown}\n  {' ' * max(0, min(column, len(shown)) - 1)}^"
+    at = max(0, min(column, len(shown)) - 1)
+    return f"\n  {shown}\n  {' ' * at}{'^' * max(1, min(width, len(shown) - at))}"
 
 
 def _second_statement(text: str) -> tuple[int, int]:
