@@ -273,6 +273,13 @@ def test_a_values_list_is_a_query(shop: Path) -> None:
     ("-- assetflow: colour=blue\nselect 1 as a", SqlDefinitionError, ["models/bad.sql:1", "unknown assetflow option 'colour'"]),
     ("-- assetflow: retries=many\nselect 1 as a", SqlDefinitionError, ["header option retries", "whole number"]),
     ("-- assetflow: io=Not-A-Name\nselect 1 as a", DefinitionError, ["models/bad.sql:1", "Storage (io)"]),
+    # a mistyped option would be description text: its checks lost without a word
+    ("-- Checks: not_null(day)\nselect 1 as day", SqlDefinitionError,
+     ["models/bad.sql:1:", "option `checks:`", "no check would run", "Did you mean `-- checks: not_null(day)`"]),
+    ("-- Days.\n-- check: unique(day)\nselect 1 as day", SqlDefinitionError, ["models/bad.sql:2:", "`-- checks: unique(day)`"]),
+    ("-- Owner: sales@example.com\nselect 1 as a", SqlDefinitionError, ["option `owners:`", "would be ignored"]),
+    ("-- assetflow: grup=marts\nselect 1 as a", SqlDefinitionError, ["'grup'", "Did you mean 'group'?"]),
+    ("select 1 as day\n  -- checks: unique(day)\n", SqlDefinitionError, ["models/bad.sql:2:", "is not read", "header"]),
 ])
 def test_bad_sql_is_a_clear_error_naming_the_file(shop: Path, text: str, error: type, words: list[str]) -> None:
     write(shop, "models/bad.sql", text)
@@ -280,6 +287,11 @@ def test_bad_sql_is_a_clear_error_naming_the_file(shop: Path, text: str, error: 
         api.status(project=shop)
     for word in words:
         assert word in str(caught.value), str(caught.value)
+
+
+def test_a_header_line_like_no_option_is_description(shop: Path) -> None:
+    write(shop, "models/noted.sql", "-- Note: one row per day.\n-- Grain: day\nselect 1 as day\n-- group: by day\n")
+    assert api._workspace(shop).graph.specs["noted"].description == "Note: one row per day.\nGrain: day"
 
 
 @pytest.mark.parametrize("order", ["", " order by o.amount"])

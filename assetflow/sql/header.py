@@ -18,12 +18,16 @@ what ``sql_asset()`` takes by the option's parser, so a feature that adds an ``@
 option (``checks``, partitions, ...) makes it available here with one
 ``register_option(name, parser)`` call. An inline ``assetflow:`` line holding an
 unknown key is an error (it is clearly meant as an option); a bad value is an error
-naming the file and line.
+naming the file and line. So is a ``Key: value`` line whose key is an option in another
+case or nearly one (``Checks:``, ``check:``, ``grup:``): read as description, its option
+would be lost without a word (checks that never run). An ``assetflow:`` or ``checks:``
+comment after the query's first token is an error too: only the header is read.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from collections.abc import Callable
 
@@ -100,6 +104,7 @@ def register_option(name: str, parser: Parser) -> None:
 
 _INLINE = re.compile(r"assetflow\s*:\s*(.*)\Z", re.IGNORECASE)
 _BLOCK = re.compile(r"([a-z_][a-z0-9_]*)\s*:\s*(.*)\Z")
+_KEY_LIKE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)\s*:\s*(.*)\Z")  # a one-word key, in any case
 
 
 def leading_comments(text: str) -> list[tuple[int, str]]:
@@ -136,15 +141,18 @@ def parse_header(text: str, file: str) -> Header:
     """Read the options and the description from the comments a ``.sql`` file starts with."""
     options: dict[str, object] = {}
     description: list[str] = []
-    for number, line in leading_comments(text):
+    comments = leading_comments(text)
+    for number, line in comments:
         inline = _INLINE.match(line)
         if inline:
             for pair in _split_pairs(inline.group(1)):
                 key, separator, value = pair.partition("=")
                 key = key.strip()
                 if not separator or key not in OPTIONS:
+                    meant = _meant_option(key)
+                    hint = f" Did you mean {meant!r}?" if meant else ""
                     raise SqlDefinitionError(
-                        f"{file}:{number}: unknown assetflow option {key!r} in the header; known options: "
+                        f"{file}:{number}: unknown assetflow option {key!r} in the header.{hint} Known options: "
                         f"{', '.join(sorted(OPTIONS))}. Write `-- assetflow: io=duckdb, group=marts`.",
                         file, number, 0)
                 options[key] = _parse_value(key, value, file, number)
@@ -153,11 +161,48 @@ def parse_header(text: str, file: str) -> Header:
         if block and block.group(1) in OPTIONS:
             options[block.group(1)] = _parse_value(block.group(1), block.group(2), file, number)
             continue
+        _refuse_near_option(line, file, number)
         description.append(line)
+    _refuse_options_after_header(text, len(comments), file)
     text_description = "\n".join(description).strip()
     if "description" not in options and text_description:
         options["description"] = re.sub(r"\n{3,}", "\n\n", text_description)
     return Header(options, text_description or None)
+
+
+def _meant_option(key: str) -> str | None:
+    """The option ``key`` is probably a misspelling of (``Checks``, ``check``, ``retry-delay``), or None."""
+    folded = key.lower().replace("-", "_")
+    if folded in OPTIONS:
+        return folded
+    close = difflib.get_close_matches(folded, list(OPTIONS), n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def _refuse_near_option(line: str, file: str, number: int) -> None:
+    """A ``Key: value`` line whose key is nearly an option: refused, not kept as description (its option lost)."""
+    match = _KEY_LIKE.match(line)
+    meant = _meant_option(match.group(1)) if match else None
+    if match is None or meant is None:
+        return
+    lost = "no check would run" if meant == "checks" else f"the option {meant} would be ignored"
+    raise SqlDefinitionError(
+        f"{file}:{number}: header line `{match.group(1)}: ...` reads like the option `{meant}:`, but options are "
+        f"spelled exactly, in lower case; as written it is description text, and {lost}. Did you mean "
+        f"`-- {meant}: {match.group(2)}`? If the line is description, reword it so it does not start with "
+        f"`{match.group(1)}:`.", file, number, 0)
+
+
+def _refuse_options_after_header(text: str, header_lines: int, file: str) -> None:
+    """An ``assetflow:`` or ``checks:`` comment below the query's first token: only the header is read."""
+    for number, raw in enumerate(text.splitlines()[header_lines:], start=header_lines + 1):
+        comment = raw.strip()
+        match = _KEY_LIKE.match(comment[2:].strip()) if comment.startswith("--") else None
+        if match is not None and match.group(1).lower() in ("assetflow", "checks"):
+            raise SqlDefinitionError(
+                f"{file}:{number}: a `-- {match.group(1)}:` line below the query's first line is not read: options "
+                f"and checks go in the header, the comment lines before the query. Move it above the query.",
+                file, number, 0)
 
 
 def _split_pairs(text: str) -> list[str]:
