@@ -243,6 +243,15 @@ def test_a_column_may_name_its_table_with_its_group(shop: Path) -> None:
     assert api.load("top", project=shop)["r"].to_list() == [15, 20]
 
 
+def test_a_quoted_table_name_is_resolved_in_any_case_as_duckdb_does(shop: Path) -> None:
+    write(shop, "models/top.sql", 'select "Orders".amount as a from "Orders" join "Marts"."Daily_Revenue" d using (day)')
+    run(shop)
+    assert api._workspace(shop).graph.specs["top"].upstreams == ("orders", "daily_revenue")
+    assert sorted(api.load("top", project=shop)["a"].to_list()) == [3, 5, 10, 20]
+    write(shop, "models/top.sql", "select orders.amount as a from orders join marts.daily_revenue d using (day)")
+    assert states(shop)["top"] == "fresh"  # the same query to DuckDB
+
+
 def test_a_values_list_is_a_query(shop: Path) -> None:
     write(shop, "models/pairs.sql", "values (1, 'a'), (2, 'b')")
     run(shop)
@@ -371,6 +380,10 @@ def canonical(text: str) -> str:
     ("select a from t where k in (3, 1, 2)", "select a from t where k in (1, 2, 3)", True),
     ("select a, b, count(*) as n from t group by a, b", "select a, b, count(*) as n from t group by b, a", True),
     ("select a /* c */ from t -- d", "select\n  a\nfrom\n  t", True),
+    # DuckDB resolves table names, aliases and qualifiers in any case, quoted or not; a column's name keeps its case
+    ('select "T".a, "X".b from "T" join u as "X" using (k)', "select t.a, x.b from t join u as x using (k)", True),
+    ('select "A" from t', "select a from t", False),
+    ('select "T".a + 1 from "T"', "select t.a + 1 from t", False),  # the result column is named after the text
     ("select a, b from t", "select b, a from t", False),
     ("select a as x from t", "select a as y from t", False),
     ("select a from t order by a, b", "select a from t order by b, a", False),

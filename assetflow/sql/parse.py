@@ -10,9 +10,10 @@ than one statement, a statement that is not a query (DDL, DML, ``ATTACH``, ``COP
 Whether the remaining table names are assets is decided later, when the whole project
 is known (``assetflow.sql.resolve``).
 
-Canonical form (the code fingerprint, see docs/sql.md): comments dropped, keywords and
-unquoted identifiers in one case, formatting regenerated, and reorderings that cannot
-change a result put in one order: the operands of ``AND``/``OR`` chains and of ``=``/``<>``,
+Canonical form (the code fingerprint, see docs/sql.md): comments dropped, keywords, unquoted
+identifiers and the names of tables, aliases and qualifiers (quoted too: DuckDB resolves them in
+any case) in one case, formatting regenerated, and reorderings that cannot change a result put
+in one order: the operands of ``AND``/``OR`` chains and of ``=``/``<>``,
 ``IN (...)`` lists of literals and ``GROUP BY`` keys. Aliases, the select list and ``ORDER
 BY`` keep their order: they change the result's shape.
 """
@@ -219,8 +220,8 @@ def _table_refs(tree: exp.Expression, file: str, asset: str, line_offset: int) -
 
 
 def _folded(identifier: exp.Expression) -> str:
-    """An identifier as DuckDB resolves it: unquoted ones are case-insensitive."""
-    return identifier.name if getattr(identifier, "quoted", False) else identifier.name.lower()
+    """A table name as DuckDB resolves it: in any case, quoted or not (``"Orders"`` is ``orders``)."""
+    return identifier.name.lower()
 
 
 def table_nodes(tree: exp.Expression, refs: tuple[TableRef, ...]) -> list[tuple[exp.Table, TableRef]]:
@@ -278,7 +279,9 @@ def canonical_sql(tree: exp.Expression) -> str:
         node.comments = None
         if named_by_text and any(id(up) in named_by_text for up in _lineage(node)):
             continue  # its written order is its result column's name: reordered, the stored table changes
-        if isinstance(node, exp.And | exp.Or):
+        if isinstance(node, exp.Identifier) and _names_a_table(node):
+            node.replace(exp.to_identifier(node.name.lower()))  # DuckDB resolves it in any case, quoted or not
+        elif isinstance(node, exp.And | exp.Or):
             if isinstance(node.parent, type(node)) or _paren_of(node, type(node)):
                 continue  # sorted as part of the enclosing chain
             node.replace(_sorted_chain(node, key))
@@ -302,6 +305,16 @@ def _named_by_their_text(tree: exp.Expression) -> set[int]:
     if not isinstance(tree, exp.Query):
         return set()
     return {id(p) for p in tree.selects if not isinstance(p, exp.Alias | exp.Column | exp.Star)}
+
+
+def _names_a_table(identifier: exp.Expression) -> bool:
+    """A table's name, alias, group or CTE name, or a column's qualifier (not a column's own name)."""
+    from sqlglot import exp
+
+    parent, key = identifier.parent, identifier.arg_key
+    return (isinstance(parent, exp.Table) and key in ("this", "db", "catalog")
+            or isinstance(parent, exp.TableAlias) and key == "this"
+            or isinstance(parent, exp.Column) and key in ("table", "db", "catalog"))
 
 
 def _lineage(node: exp.Expression) -> Iterator[exp.Expression]:
