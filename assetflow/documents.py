@@ -41,6 +41,8 @@ def status_payload(rows: Iterable[AssetStatus], fast_path: bool) -> dict[str, An
          "age_s": None if r.updated_at is None else now - r.updated_at, "group": r.group, "io": r.io,
          "tags": r.tags, "freshness": r.freshness, "overdue_by_s": r.overdue_by,
          "checks": None if r.checks is None else [verdict_document(v) for v in r.checks],
+         "rejected": None if r.rejected is None else
+         {**r.rejected, "checks": [verdict_document(v) for v in r.rejected["checks"]]},  # type: ignore[attr-defined]
          **({"partitions": r.partitions["partitions"], "ranges": r.partitions["ranges"]} if r.partitions else {})}
         for r in rows
     ], "fast_path": fast_path}

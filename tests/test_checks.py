@@ -114,6 +114,30 @@ def test_the_rejected_version_is_not_restored_on_the_next_run(root: Path) -> Non
     assert fixed.ok and fixed.results["orders"].outcome == "fresh"
 
 
+def _status_json(root: Path, name: str) -> dict[str, object]:
+    out = CliRunner().invoke(main, ["status", name, "--json", "--project", str(root)])
+    return json.loads(out.output)["assets"][0]  # type: ignore[no-any-return]
+
+
+def test_status_json_gives_the_verdicts_that_refused_the_last_run(root: Path) -> None:
+    _run(root)
+    assert _status_json(root, "orders")["rejected"] is None
+    (root / "raw.csv").write_text(BAD)
+    for _ in range(2):  # the run that judged the version, then the one that refuses it from the cache
+        _run(root)
+        row = _status_json(root, "orders")
+        assert row["state"] == "failed" and all(v["passed"] for v in row["checks"])  # the current version's
+        rejected = row["rejected"]
+        kept = json.loads(CliRunner().invoke(main, ["show", "orders", "--json", "--project", str(root)]).output)
+        assert rejected["version"] == kept["assets"][0]["materializations"][0]["id"]
+        assert [(v["check"], v["severity"], v["summary"], v["defined_at"].endswith("pipe.py:13"))
+                for v in rejected["checks"] if not v["passed"]] == [("not_null(id)", "error", "1 null row, e.g. row 2", True)]
+        assert {v["check"] for v in rejected["checks"]} >= {"unique(id)", "row_count(min=1)"}
+    (root / "raw.csv").write_text(GOOD)
+    _run(root)
+    assert _status_json(root, "orders")["rejected"] is None
+
+
 def test_verdicts_are_cached_and_an_edited_check_reruns_alone(root: Path) -> None:
     _run(root)
     assert _calls(root) == 1

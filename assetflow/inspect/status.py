@@ -46,6 +46,7 @@ class AssetStatus:
     overdue_by: float | None = None  # seconds past the policy
     partitions: dict[str, object] | None = None  # a partitioned asset or source: per-key states and ranges
     checks: list[dict[str, object]] | None = None  # verdicts of its checks on the current version (None: no checks)
+    rejected: dict[str, object] | None = None  # the version the last run refused on a check, and its verdicts
 
     @property
     def ok(self) -> bool:
@@ -130,8 +131,10 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
         states = [verdict.state]
         reasons = list(verdict.reasons)
         last = last_events.get(name)
+        rejected = None
         if verdict.state != "fresh" and last is not None and last[0] == "failed":
             states.append("failed")
+            rejected = _rejected(ws, spec, last[2], current) if spec.checks and spec.partitions is None else None
             reasons.insert(0, "the last run failed" + (f": {failure_summary(last[1])}" if last[1] else ""))
         report = None
         if verdict.partitions is not None:
@@ -185,8 +188,21 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
                          data_hash=current.data_hash if current and report is None else None,
                          rows=_rows(verdict) if report is not None else current.rows if current else None, materialized_at=finished, group=spec.group,
                          io=ws.io_of(spec), tags=dict(spec.tags), updated_at=finished, freshness=spec.freshness,
-                         overdue_by=by, partitions=report, checks=checked))
+                         overdue_by=by, partitions=report, checks=checked, rejected=rejected))
     return rows
+
+
+def _rejected(ws: Workspace, spec: AssetSpec, run_id: str, current: Materialization | None) -> dict[str, object] | None:
+    """The version the run ``run_id`` refused on a blocking check, and that run's verdicts on it (None: the run
+    failed otherwise). Each verdict is placed where its check is declared now (None: no longer declared)."""
+    verdicts = ws.store.checks_by_run(spec.name, run_id)
+    if not any(not v["passed"] and v["severity"] == "error" for v in verdicts):
+        return None
+    declared = {c.name: c.where for c in spec.checks}
+    version = ws.store.version_judged(spec.name, run_id, str(verdicts[0]["data_hash"]),
+                                      current.id if current is not None else None)
+    return {"version": version.id if version is not None else None, "data_hash": verdicts[0]["data_hash"],
+            "run_id": run_id, "checks": [dict(v, where=declared.get(str(v["check"]))) for v in verdicts]}
 
 
 def _partition_verdicts(ws: Workspace, spec: AssetSpec, verdict: Assessment,

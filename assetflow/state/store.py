@@ -492,6 +492,22 @@ class StateStore:
         latest = {r[4]: _check_row(r) for r in rows}
         return [latest[name] for name in sorted(latest)]
 
+    def checks_by_run(self, asset: str, run_id: str) -> list[dict[str, object]]:
+        """The verdicts one run last gave (or re-read) on an unpartitioned asset, in check name order."""
+        rows = self._db.execute(
+            f"SELECT {self._CHECK_COLUMNS} FROM check_results WHERE asset = ? AND partition = '' AND run_id = ? "
+            "ORDER BY check_name", (asset, run_id))
+        return [_check_row(r) for r in rows]
+
+    def version_judged(self, asset: str, run_id: str, data_hash: str, besides: int | None) -> Materialization | None:
+        """The version of ``asset`` a run judged: the one it made, else the newest with that data (one it found
+        by its recipe); never ``besides`` (the current version, which may hold the same data)."""
+        row = self._db.execute(
+            f"SELECT {_MAT_COLUMNS} FROM materializations WHERE asset = ? AND partition = '' AND id IS NOT ? "
+            "AND (run_id = ? OR data_hash = ?) ORDER BY run_id = ? DESC, id DESC LIMIT 1",
+            (asset, besides, run_id, data_hash, run_id)).fetchone()
+        return row_to_materialization(row) if row else None
+
     def save_check_results(self, db: sqlite3.Connection, results: Iterable[dict[str, object]]) -> None:
         """Record verdicts; a cached one seen again is re-stamped (its run and time), so it reads as the latest."""
         db.executemany(
@@ -617,13 +633,13 @@ class StateStore:
         )
         return [r[0] for r in rows]
 
-    def last_events(self) -> dict[str, tuple[str, str | None]]:
-        """Each asset's latest (outcome, detail)."""
+    def last_events(self) -> dict[str, tuple[str, str | None, str]]:
+        """Each asset's latest (outcome, detail, run id)."""
         rows = self._db.execute(
-            "SELECT asset, outcome, detail FROM events WHERE id IN "
+            "SELECT asset, outcome, detail, run_id FROM events WHERE id IN "
             "(SELECT max(id) FROM events WHERE partition = '' GROUP BY asset)"
         )
-        return {asset: (outcome, detail) for asset, outcome, detail in rows}
+        return {asset: (outcome, detail, run_id) for asset, outcome, detail, run_id in rows}
 
     # -- facts ------------------------------------------------------------------------------
 
