@@ -138,6 +138,17 @@ def test_status_json_gives_the_verdicts_that_refused_the_last_run(root: Path) ->
     assert _status_json(root, "orders")["rejected"] is None
 
 
+def test_status_says_when_the_check_that_refused_the_last_run_has_changed_since(root: Path) -> None:
+    _run(root)
+    (root / "raw.csv").write_text(BAD)
+    _run(root)
+    said = "check not_null(id) no longer declared as then: the next run judges the version under the checks of now"
+    assert said not in api.status(["orders"], project=root)[0].reasons[0]
+    (root / "pipe.py").write_text(textwrap.dedent(PIPELINE).replace('not_null("id")', 'not_null("customer_id")'))
+    reason = api.status(["orders"], project=root)[0].reasons[0]
+    assert reason.startswith("the last run failed: check not_null(id): 1 null row") and said in reason
+
+
 def test_verdicts_are_cached_and_an_edited_check_reruns_alone(root: Path) -> None:
     _run(root)
     assert _calls(root) == 1

@@ -131,11 +131,16 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
         states = [verdict.state]
         reasons = list(verdict.reasons)
         last = last_events.get(name)
-        rejected = None
+        rejected, changed = None, []
         if verdict.state != "fresh" and last is not None and last[0] == "failed":
             states.append("failed")
-            rejected = _rejected(ws, spec, last[2], current) if spec.checks and spec.partitions is None else None
-            reasons.insert(0, "the last run failed" + (f": {failure_summary(last[1])}" if last[1] else ""))
+            if spec.checks and spec.partitions is None:
+                if current_versions is None:
+                    current_versions = ws.current_units()
+                rejected, changed = _rejected(ws, spec, last[2], current, current_versions)
+            reasons.insert(0, "the last run failed" + (f": {failure_summary(last[1])}" if last[1] else "")
+                           + (f" (check{'s' if len(changed) > 1 else ''} {', '.join(changed)} no longer declared as "
+                              f"then: the next run judges the version under the checks of now)" if changed else ""))
         report = None
         if verdict.partitions is not None:
             from assetflow.partitions.inspect import partition_report
@@ -192,17 +197,22 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
     return rows
 
 
-def _rejected(ws: Workspace, spec: AssetSpec, run_id: str, current: Materialization | None) -> dict[str, object] | None:
+def _rejected(ws: Workspace, spec: AssetSpec, run_id: str, current: Materialization | None,
+              units: Mapping[str, Materialization]) -> tuple[dict[str, object] | None, list[str]]:
     """The version the run ``run_id`` refused on a blocking check, and that run's verdicts on it (None: the run
-    failed otherwise). Each verdict is placed where its check is declared now (None: no longer declared)."""
+    failed otherwise), each placed where its check is declared now (None: no longer declared); with the
+    refusing checks that are no longer declared as they were (removed, or edited: another fingerprint)."""
     verdicts = ws.store.checks_by_run(spec.name, run_id)
-    if not any(not v["passed"] and v["severity"] == "error" for v in verdicts):
-        return None
+    refusing = [v for v in verdicts if not v["passed"] and v["severity"] == "error"]
+    if not refusing:
+        return None, []
     declared = {c.name: c.where for c in spec.checks}
     version = ws.store.version_judged(spec.name, run_id, str(verdicts[0]["data_hash"]),
                                       current.id if current is not None else None)
-    return {"version": version.id if version is not None else None, "data_hash": verdicts[0]["data_hash"],
-            "run_id": run_id, "checks": [dict(v, where=declared.get(str(v["check"]))) for v in verdicts]}
+    now = set(ws.check_fingerprints.all_of(spec, "", units, version.upstream).values()) if version else set()
+    changed = [str(v["check"]) for v in refusing if version is not None and v["fingerprint"] not in now]
+    return ({"version": version.id if version is not None else None, "data_hash": verdicts[0]["data_hash"],
+             "run_id": run_id, "checks": [dict(v, where=declared.get(str(v["check"]))) for v in verdicts]}, changed)
 
 
 def _partition_verdicts(ws: Workspace, spec: AssetSpec, verdict: Assessment,
