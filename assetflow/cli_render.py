@@ -303,10 +303,39 @@ def _verdict_lines(verdicts: list[dict[str, Any]]) -> list[str]:
     for v in sorted(verdicts, key=lambda v: (v["passed"], v["severity"] != "error", v["check"])):
         word = "passed" if v["passed"] else "FAILED" if v["severity"] == "error" else "warned"
         lines.append(f"    {_paint(f'{word:<6}', 'fresh' if v['passed'] else 'failed')}  {one_line(v)}")
-        findings = v.get("findings")
-        if not v["passed"] and isinstance(findings, dict) and findings.get("examples"):
-            lines.append(f"            examples: {', '.join(repr(x) for x in findings['examples'])}")
+        if not v["passed"]:
+            lines += ["            " + line for line in _findings_lines(v.get("findings"))]
     return lines
+
+
+_FINDING_ROWS = 5  # rows of a @check's findings shown in text; --json has all that were kept (up to 100)
+
+
+def _findings_lines(findings: Any) -> list[str]:
+    """What a failed verdict found: a built-in's example values, a ``@check``'s rows as a small table, its
+    list or mapping on one line (a traceback or a built-in's counts are in its summary already)."""
+    import json
+
+    if isinstance(findings, dict):
+        if findings.get("examples"):
+            return [f"examples: {', '.join(repr(x) for x in findings['examples'])}"]
+        if not findings or {"traceback", "problems"} & set(findings) or set(findings) <= {"rows", "first_row"}:
+            return []
+        return [f"findings: {_clipped(json.dumps(findings, default=str), 160)}"]
+    if not isinstance(findings, list) or not findings:
+        return []
+    if all(isinstance(row, dict) for row in findings):
+        shown = findings[:_FINDING_ROWS]
+        columns = list(dict.fromkeys(key for row in shown for key in row))
+        rows = [[_clipped("null" if row.get(c) is None else str(row.get(c)), 40) for c in columns] for row in shown]
+        more = len(findings) - len(shown)
+        return [f"findings ({plural(len(findings), 'row')}):", *("  " + line for line in table(columns, rows)),
+                *([f"  ... {more} more: `--json` lists them"] if more > 0 else [])]
+    return [f"findings: {_clipped(', '.join(repr(x) for x in findings), 160)}"]
+
+
+def _clipped(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def render_list(payload: dict[str, Any]) -> None:

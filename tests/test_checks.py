@@ -149,6 +149,23 @@ def test_status_says_when_the_check_that_refused_the_last_run_has_changed_since(
     assert reason.startswith("the last run failed: check not_null(id): 1 null row") and said in reason
 
 
+def test_show_prints_what_a_failed_check_found_in_text(root: Path) -> None:
+    (root / "pipe.py").write_text(textwrap.dedent(PIPELINE) + textwrap.dedent('''
+        @check(asset="orders")
+        def no_refunds(orders: pl.DataFrame) -> CheckOutcome:
+            bad = orders.filter(pl.col("status") == "refunded").select("id", "status")
+            return CheckOutcome(bad.is_empty(), summary=f"{bad.height} refunded", findings=bad)
+    '''))
+    (root / "raw.csv").write_text(BAD)
+    assert not _run(root).ok
+    kept = json.loads(CliRunner().invoke(main, ["show", "orders", "--json", "--project", str(root)]).output)
+    version = str(kept["assets"][0]["materializations"][0]["id"])
+    out = CliRunner().invoke(main, ["show", "orders", "--version", version, "--project", str(root)]).output
+    found = out[out.index("FAILED  check no_refunds"):]
+    assert found.splitlines()[1:4] == ["              findings (1 row):", "                id  status",
+                                       "                2   refunded"], out
+
+
 def test_verdicts_are_cached_and_an_edited_check_reruns_alone(root: Path) -> None:
     _run(root)
     assert _calls(root) == 1
