@@ -354,12 +354,17 @@ def render_why(report: WhyReport) -> None:
     if report.materialization_id is not None:
         out.append(f"  current version: materialization {report.materialization_id}, made "
                    f"{_time_and_age(report.materialized_at)}")
-    out += [f"  - {reason}" for reason in status.reasons] or ["  nothing: it is up to date"]
+    out += [f"  - {reason}" for reason in status.reasons] or ["  nothing to run: it was made from the current "
+                                                               "versions of its upstreams"]
     if status.checks:
         out.append("\nChecks of the current version:")
         out += _verdict_lines(status.checks)
     if report.upstream_not_fresh:
-        out.append("\nUpstream that must be brought up to date first (see `assetflow why NAME`):")
+        # a fresh asset's upstream can be failed and still current (a check added since fails it): nothing to wait for
+        waits = any(s in status.states for s in ("stale", "missing", "failed"))
+        out.append("\nUpstream that must be brought up to date first (see `assetflow why NAME`):" if waits
+                   else "\nUpstream not fresh (this asset is up to date with their current versions; see "
+                        "`assetflow why NAME`):")
         out += [f"  {name}: {state}" for name, state in report.upstream_not_fresh.items()]
     if report.inputs:
         out.append("\nInputs:")

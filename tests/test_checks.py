@@ -166,6 +166,16 @@ def test_show_prints_what_a_failed_check_found_in_text(root: Path) -> None:
                                        "                2   refunded"], out
 
 
+def test_why_of_a_fresh_asset_whose_upstream_fails_a_check_added_since_does_not_contradict_itself(root: Path) -> None:
+    _run(root)
+    (root / "pipe.py").write_text(textwrap.dedent(PIPELINE).replace("row_count(min=1)", "row_count(min=10)"))
+    assert not _run(root).ok  # orders' current version fails the tightened check, and stays current
+    out = CliRunner().invoke(main, ["why", "report", "--project", str(root)]).output
+    assert out.startswith("report: fresh") and "nothing to run: it was made from the current versions" in out
+    assert "must be brought up to date first" not in out
+    assert "Upstream not fresh (this asset is up to date with their current versions" in out and "orders: failed" in out
+
+
 def test_verdicts_are_cached_and_an_edited_check_reruns_alone(root: Path) -> None:
     _run(root)
     assert _calls(root) == 1
