@@ -374,6 +374,25 @@ def test_a_sql_header_declares_simple_checks(tmp_path: Path) -> None:
         Workspace.load(tmp_path)
 
 
+def test_a_sql_header_check_may_be_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipe"]\nsql = ["models"]\n')
+    (tmp_path / "pipe.py").write_text('from assetflow import source\nraw = source("raw.csv")\n')
+    (tmp_path / "raw.csv").write_text("kind,n\na,1\nb,2\nb,3\n")
+    (tmp_path / "models").mkdir()
+    sql = tmp_path / "models" / "kinds.sql"
+    sql.write_text("-- checks: unique(kind, severity=warn), accepted_values(kind, 'a', 'b', 'severity=warn')\n"
+                   "select kind from raw\n")
+    spec = Workspace.load(tmp_path).graph.specs["kinds"]
+    assert [(c.name, c.severity) for c in spec.checks] == [  # type: ignore[union-attr]
+        ("unique(kind)", "warn"), ("accepted_values(kind)", "error")]  # a quoted 'severity=warn' is a value
+    result = _run(tmp_path)
+    assert result.ok and result.results["kinds"].outcome == "ran"  # published, with its warning
+    assert "warning: check unique(kind): 2 rows share" in " ".join(api.status(["kinds"], project=tmp_path)[0].reasons)
+    sql.write_text("-- checks: unique(kind, severity=loud)\nselect kind from raw\n")
+    with pytest.raises(DefinitionError, match=r"models/kinds.sql:1: header option checks: severity must be"):
+        Workspace.load(tmp_path)
+
+
 @pytest.mark.slow  # the whole example project, SQL assets included: ~20 s
 def test_the_readme_walkthrough_on_the_example_project(tmp_path: Path) -> None:
     import shutil

@@ -437,7 +437,9 @@ def attach_checks(specs: Mapping[str, Any], declared: Sequence[FunctionCheck]) -
 
 # -- the SQL header's ``checks:`` option ---------------------------------------------------------
 
-_HEADER_CHECKS = "not_null(col), unique(col[, col...]), accepted_values(col, a, b, ...), row_count(min=N[, max=M])"
+_HEADER_CHECKS = ("not_null(col), unique(col[, col...]), accepted_values(col, a, b, ...), row_count(min=N[, max=M]), "
+                  "each with an optional last argument severity=warn")
+_SEVERITY = re.compile(r"(?:^|,)\s*severity\s*=\s*([A-Za-z_]*)\s*\Z")  # unquoted, last: a quoted value is a value
 
 
 def parse_checks(text: str) -> list[Check]:
@@ -451,7 +453,11 @@ def parse_checks(text: str) -> list[Check]:
         match = re.fullmatch(r"([a-z_]+)\s*\((.*)\)", item.strip(), re.DOTALL)
         if match is None or match.group(1) not in ("not_null", "unique", "accepted_values", "row_count"):
             raise ValueError(f"{item.strip()!r} is not one of {_HEADER_CHECKS}; write a @check function for others")
-        kind, args = match.group(1), _header_arguments(match.group(2))
+        kind, written_args = match.group(1), match.group(2)
+        severity = _SEVERITY.search(written_args)
+        if severity is not None:
+            written_args = written_args[:severity.start()]
+        args, level = _header_arguments(written_args), severity.group(1) if severity else "error"
         try:
             if kind == "row_count":
                 bounds = dict(a.replace(" ", "").split("=", 1) for a in args)
@@ -459,13 +465,14 @@ def parse_checks(text: str) -> list[Check]:
                 if unknown or not bounds:
                     raise ValueError(f"row_count takes min= and max=, got {match.group(2)!r}")
                 low, high = bounds.get("min"), bounds.get("max")
-                found.append(row_count(min=None if low is None else int(low), max=None if high is None else int(high)))
+                found.append(row_count(min=None if low is None else int(low), max=None if high is None else int(high),
+                                       severity=level))
             elif kind == "not_null" and len(args) == 1:
-                found.append(not_null(args[0]))
+                found.append(not_null(args[0], severity=level))
             elif kind == "unique" and args:
-                found.append(unique(*args))
+                found.append(unique(*args, severity=level))
             elif kind == "accepted_values" and len(args) >= 2:
-                written = accepted_values(args[0], args[1:])
+                written = accepted_values(args[0], args[1:], severity=level)
                 assert isinstance(written, AcceptedValues)
                 found.append(dataclasses.replace(written, as_written=True))
             else:
