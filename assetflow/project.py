@@ -16,7 +16,7 @@ import threading
 import time
 import tomllib
 import types
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -247,7 +247,27 @@ def _load_specs(config: ProjectConfig) -> dict[str, Spec]:
 
         specs = add_sql_assets(specs, config.root, config.sql, config.vars)
     attach_checks(specs, checks)  # @check functions onto their assets; unknown assets are an error here
+    _places_from_root(specs, config.root)
     return specs
+
+
+def _places_from_root(specs: Mapping[str, Spec], root: Path) -> None:
+    """Every declaration's file relative to the project, as a ``.sql`` file's is (``shop/staging.py:35``), so
+    messages, ``show`` and ``--json`` place Python and SQL declarations alike; a file outside it stays absolute."""
+    base = root.resolve()
+
+    def shown(file: str) -> str:
+        path = Path(file)
+        if not path.is_absolute():
+            return file
+        real = path.resolve()
+        return real.relative_to(base).as_posix() if real.is_relative_to(base) else file
+
+    for spec in specs.values():
+        spec.file = shown(spec.file)
+        checks = getattr(spec, "checks", ())
+        if checks:
+            spec.checks = tuple(dataclasses.replace(c, file=shown(c.file)) for c in checks)  # type: ignore[union-attr]
 
 
 def import_modules(config: ProjectConfig) -> list[types.ModuleType]:

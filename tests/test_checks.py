@@ -130,8 +130,9 @@ def test_status_json_gives_the_verdicts_that_refused_the_last_run(root: Path) ->
         rejected = row["rejected"]
         kept = json.loads(CliRunner().invoke(main, ["show", "orders", "--json", "--project", str(root)]).output)
         assert rejected["version"] == kept["assets"][0]["materializations"][0]["id"]
-        assert [(v["check"], v["severity"], v["summary"], v["defined_at"].endswith("pipe.py:13"))
-                for v in rejected["checks"] if not v["passed"]] == [("not_null(id)", "error", "1 null row, e.g. row 2", True)]
+        assert [(v["check"], v["severity"], v["summary"], v["defined_at"])
+                for v in rejected["checks"] if not v["passed"]] == [("not_null(id)", "error", "1 null row, e.g. row 2",
+                                                                     "pipe.py:13")]
         assert {v["check"] for v in rejected["checks"]} >= {"unique(id)", "row_count(min=1)"}
     (root / "raw.csv").write_text(GOOD)
     _run(root)
@@ -174,6 +175,19 @@ def test_why_of_a_fresh_asset_whose_upstream_fails_a_check_added_since_does_not_
     assert out.startswith("report: fresh") and "nothing to run: it was made from the current versions" in out
     assert "must be brought up to date first" not in out
     assert "Upstream not fresh (this asset is up to date with their current versions" in out and "orders: failed" in out
+
+
+def test_python_declarations_are_placed_from_the_project_root_as_sql_ones_are(root: Path) -> None:
+    (root / "models").mkdir()
+    (root / "models" / "kinds.sql").write_text("-- checks: not_null(status)\nselect status from orders\n")
+    (root / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipe"]\nsql = ["models"]\n')
+    spec = Workspace.load(root).graph.specs["orders"]
+    assert spec.where == "pipe.py:13" and {c.where for c in spec.checks} == {"pipe.py:13", "pipe.py:14", "pipe.py:18"}
+    shown = json.loads(CliRunner().invoke(main, ["show", "orders", "kinds", "--json", "--project", str(root)]).output)
+    assert [a["defined_at"] for a in shown["assets"]] == ["pipe.py:13", "models/kinds.sql:1"]
+    (root / "raw.csv").write_text(BAD)
+    error = _run(root).results["orders"].error or ""
+    assert "  error check not_null(id): 1 null row, e.g. row 2  (pipe.py:13)" in error and str(root) not in error
 
 
 def test_verdicts_are_cached_and_an_edited_check_reruns_alone(root: Path) -> None:
@@ -257,7 +271,7 @@ def test_bad_checks_fail_with_the_check_asset_file_and_line(root: Path) -> None:
     result = _run(root)
     orders, roster = result.results["orders"], result.results["roster"]
     assert orders.outcome == "failed" and orders.error is not None
-    assert "check not_null(idx) of asset `orders`" in orders.error and f"{root / 'pipe.py'}:13" in orders.error
+    assert "check not_null(idx) of asset `orders`" in orders.error and "(pipe.py:13)" in orders.error
     assert "names column 'idx', which `orders` does not have" in orders.error
     assert roster.outcome == "failed" and roster.error is not None
     assert "check explodes of asset `roster`" in roster.error and "raised ValueError: no roster today" in roster.error
