@@ -534,8 +534,8 @@ def test_a_sql_asset_scans_parquet_in_place_reads_duckdb_tables_directly_and_oth
     inputs = [InputRef(up, current[up].io, current[up].location) for up in ws.graph.specs["joined"].upstreams]
     plan = _Plan(ws, ws.graph.specs["joined"], inputs)
     stored_parquet = current["in_parquet"].location
-    assert f"READ_PARQUET(['{ws.backends.get('parquet').local_file(stored_parquet)}'])" in plan.query  # in place
-    assert f'"main"."{current["in_duckdb"].location}"' in plan.query  # the version table itself
+    assert f"READ_PARQUET(['{ws.backends.get('parquet').local_file(stored_parquet)}'])" in plan.query.sql  # in place
+    assert f'"main"."{current["in_duckdb"].location}"' in plan.query.sql  # the version table itself
     assert set(plan.arrow) == {"in_csv"} and plan.duckdb_backend is not None  # only the CSV plugin's is loaded
 
 
