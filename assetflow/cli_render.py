@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from assetflow.cli_text import all_fresh, plural
+from assetflow.cli_text import all_fresh, counted, plural
 from assetflow.durations import format_duration
 
 if TYPE_CHECKING:
@@ -19,10 +19,11 @@ if TYPE_CHECKING:
     from assetflow.inspect.why import WhyReport
     from assetflow.workspace import Workspace
 
-_VERB = {"ran": "ran", "restored": "restored", "fresh": "fresh", "cutoff": "cut off",
+_VERB = {"ran": "ran", "restored": "restored", "fresh": "fresh", "cutoff": "cut off", "waiting": "waiting",
          "failed": "FAILED", "skipped": "skipped", "may_restore": "may restore"}
 _STYLE = {"fresh": "green", "stale": "yellow", "missing": "magenta", "failed": "red", "observed": "cyan",
-          "overdue": "bright_red", "ran": "blue", "restored": "cyan", "cutoff": "green", "skipped": "yellow"}
+          "overdue": "bright_red", "ran": "blue", "restored": "cyan", "cutoff": "green", "waiting": "yellow",
+          "skipped": "yellow"}
 
 
 class Progress:
@@ -128,7 +129,7 @@ class Progress:
             self._live = None
 
 
-_PLAN_VERB = {"ran": "run", "restored": "restore", "cutoff": "cut off", "may_restore": "may restore"}
+_PLAN_VERB = {"ran": "run", "restored": "restore", "cutoff": "cut off", "waiting": "wait", "may_restore": "may restore"}
 
 
 def render_plan(result: RunResult) -> None:
@@ -163,6 +164,8 @@ def render_run(result: RunResult, progress_printed: bool = False) -> None:
             click.echo(f"{_VERB[r.outcome]:>9} {r.name}{took}: {'; '.join(r.reasons)}", err=True)
         elif r.outcome == "cutoff":
             click.echo(f"{'cut off':>9} {r.name}: upstream recomputed with identical data", err=True)
+        elif r.outcome == "waiting":
+            click.echo(f"{'waiting':>9} {r.name}: {'; '.join(r.reasons)}", err=True)
     for r in result.by_outcome("failed"):
         click.echo(f"\nAsset {r.name!r} FAILED:\n{r.error}", err=True)
     for r in result.by_outcome("skipped"):
@@ -172,12 +175,22 @@ def render_run(result: RunResult, progress_printed: bool = False) -> None:
         from assetflow.checks.report import one_line
     for name, verdict in warnings:
         click.echo(f"  warning {name}: {one_line(verdict)}", err=True)
-    if counts["ran"] == counts["restored"] == counts["failed"] == counts["skipped"] == 0:
+    if counts["ran"] == counts["restored"] == counts["failed"] == counts["skipped"] == counts["waiting"] == 0:
         click.echo(all_fresh(result.results))
         return
     parts = [f"{counts[k]} {_VERB[k] if k != 'failed' else 'failed'}" for k in
-             ("ran", "restored", "cutoff", "fresh", "failed", "skipped") if counts[k]]
-    click.echo("Done: " + ", ".join(parts) + ".")
+             ("ran", "restored", "cutoff", "fresh", "waiting", "failed", "skipped") if counts[k]]
+    waiting = [r.name for r in result.by_outcome("waiting")]
+    if not waiting:
+        click.echo("Done: " + ", ".join(parts) + ".")
+    elif counts["ran"] == counts["restored"] == counts["failed"] == counts["skipped"] == 0:
+        # up to date with what their upstreams hold, and stale all the same: not "Everything is fresh"
+        one = len({n.partition("[")[0] for n in waiting}) == 1
+        click.echo(f"Nothing to run, but not fresh: {counted(waiting)} wait{'s' if one else ''} "
+                   "on stale upstreams outside the selection (see above).")
+    else:
+        click.echo("Done: " + ", ".join(p + " (on stale upstreams outside the selection, see above)"
+                                        if p.endswith(" waiting") else p for p in parts) + ".")
 
 
 def _new_warnings(result: RunResult) -> list[tuple[str, dict[str, object]]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["all_fresh", "plural"]
+__all__ = ["all_fresh", "counted", "plural"]
 
 
 def plural(count: int, noun: str) -> str:
@@ -15,8 +15,12 @@ def plural(count: int, noun: str) -> str:
 def all_fresh(names: Iterable[str]) -> str:
     """``Everything is fresh: 3 assets (20,000 partitions), nothing to do.``: partitions (``name[key]``) are
     counted apart from the assets they belong to."""
+    return f"Everything is fresh: {counted(names)}, nothing to do."
+
+
+def counted(names: Iterable[str]) -> str:
+    """``3 assets (20,000 partitions)``: units (``name[key]``) counted as assets, and partitions apart."""
     names = list(names)
     partitions = [n for n in names if n.endswith("]") and "[" in n]
     assets = {n.partition("[")[0] for n in names}  # a name without "[" is its own asset
-    counted = plural(len(assets), "asset") + (f" ({plural(len(partitions), 'partition')})" if partitions else "")
-    return f"Everything is fresh: {counted}, nothing to do."
+    return plural(len(assets), "asset") + (f" ({plural(len(partitions), 'partition')})" if partitions else "")

@@ -258,6 +258,33 @@ def test_a_backfill_runs_only_the_stale_partitions_of_its_range(partitioned: Pat
     assert _ran(listed) == {"daily_events[2024-01-01]", "daily_events[2024-01-03]"}
 
 
+def test_a_partition_behind_a_stale_upstream_partition_outside_the_selection_waits(partitioned: Path) -> None:
+    """``rolling[2024-01-03]`` reads ``daily_events`` 01-02..01-03, and 01-02 is stale: selecting the rolling
+    partition alone, or the day alone with ``--partition``, leaves it as it is and stale. Run and plan say it
+    waits, on what, and how to take it in; they said 'cut off' and 'Everything is fresh' (the plan: 'run')."""
+    from click.testing import CliRunner
+
+    from assetflow.cli import main
+
+    _run(partitioned)
+    _day(partitioned, 2, 20)
+    assert _run(partitioned, select="rolling", partition="2024-01-03") == {"rolling[2024-01-03]": "waiting"}
+    run = CliRunner().invoke(main, ["materialize", "--partition", "2024-01-03", "--project", str(partitioned)])
+    assert run.exit_code == 0
+    assert ("waiting rolling[2024-01-03]: upstream `daily_events[2024-01-02]` is stale and outside --partition: "
+            "widen --partition to include it") in run.output
+    assert "Everything is fresh" not in run.output
+    assert "waiting total: upstream `daily_events[2024-01-02]` is stale and outside --partition" in run.output
+    assert run.output.endswith("Nothing to run, but not fresh: 3 assets (1 partition) wait on stale upstreams outside "
+                               "the selection (see above).\n")
+    plan = CliRunner().invoke(main, ["materialize", "rolling", "--partition", "2024-01-03", "--dry-run",
+                                     "--project", str(partitioned)])
+    assert ("wait        rolling[2024-01-03]: upstream `daily_events[2024-01-02]` is stale and not selected: "
+            "select it too, e.g. +rolling, with its key in --partition") in plan.output
+    outcomes = _run(partitioned, select="+rolling", partition="2024-01-02..2024-01-03")
+    assert _ran(outcomes) == {"daily_events[2024-01-02]", "rolling[2024-01-02]", "rolling[2024-01-03]"}
+
+
 def test_the_plan_spans_only_keys_that_follow_each_other(partitioned: Path) -> None:
     from click.testing import CliRunner
 

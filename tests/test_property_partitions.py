@@ -73,7 +73,7 @@ def _materialize(root: Path, **options: object) -> dict[str, str]:
     finally:
         ws.close()
     assert not result.by_outcome("failed"), [r.error for r in result.by_outcome("failed")]
-    return {n: {"cutoff": "fresh"}.get(r.outcome, r.outcome) for n, r in result.results.items()}
+    return {n: {"cutoff": "fresh", "waiting": "fresh"}.get(r.outcome, r.outcome) for n, r in result.results.items()}
 
 
 def _values(root: Path, oracle: Oracle, available_keys: list[str]) -> dict[str, tuple]:

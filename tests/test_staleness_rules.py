@@ -194,6 +194,26 @@ def test_rule6_force_reruns_selection(built: ProjectDir) -> None:
     assert built.ran("--force", "doubled") == {"doubled"}
 
 
+def test_rule6_a_selection_behind_a_stale_upstream_it_does_not_select_waits(built: ProjectDir) -> None:
+    """``clean`` is stale and not selected: ``doubled`` is up to date with the data ``clean`` holds, so nothing
+    runs, and it is not fresh either. The run says so (it said 'Everything is fresh: 2 assets'), with what to
+    select, and so does the plan; what ``doubled`` feeds waits too."""
+    built.write("data/raw.csv", RAW + "4,3\n")
+    plan = built.materialize("--dry-run", "doubled", "total")
+    assert (plan["doubled"], plan["total"]) == ("waiting", "waiting")
+    proc = built.run("materialize", "doubled", "total")
+    assert proc.returncode == 0, proc.stderr
+    assert "Everything is fresh" not in proc.stdout
+    assert proc.stdout.strip() == ("Nothing to run, but not fresh: 2 assets wait on stale upstreams outside the "
+                                   "selection (see above).")
+    assert "waiting doubled: upstream `clean` is stale and not selected: select it too, e.g. +doubled" in proc.stderr
+    assert "waiting total: upstream `doubled` is behind a stale upstream outside the selection" in proc.stderr
+    text = built.run("materialize", "--dry-run", "doubled").stdout
+    assert "wait        doubled: upstream `clean` is stale and not selected: select it too, e.g. +doubled" in text
+    assert built.status()["doubled"]["state"] == "stale"
+    assert built.ran("+total") == {"clean", "doubled", "total"}
+
+
 def test_dry_run_reports_plan_and_runs_nothing(built: ProjectDir) -> None:
     path = built.root / "helpers.py"
     built.write("helpers.py", HELPERS.replace("FACTOR = 2", "FACTOR = 4"))

@@ -2,7 +2,8 @@
 
 The run is simulated in dependency order. An upstream that stays fresh or will be restored
 has a data hash known now, so what it feeds is assessed exactly as the run will assess it
-at its turn: fresh, cut off (the upstream returns to the data it was made from), restored
+at its turn: fresh, cut off (the upstream returns to the data it was made from), waiting (up to
+date with the stored data of an upstream that is stale and not selected), restored
 (the version store holds a version with exactly this recipe), or run. An upstream that must
 run has no data hash until it has run, so what it feeds "may restore" when the store holds an
 intact version made with its code, configuration and storage and the upstream data known so
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.execute.results import MAY_RESTORE
+from assetflow.execute.waiting import is_behind, unsettled_outside, waiting_reasons
 from assetflow.plan import Assessment
 from assetflow.state.store import Materialization
 
@@ -50,14 +52,13 @@ def restorable(ws: Workspace, verdict: Assessment) -> Materialization | None:
 
 def predict(ws: Workspace, order: Sequence[str], force: bool = False) -> list[Predicted]:
     """Each asset of ``order`` (a topological order of assets) with what a run would do to it."""
-    predicted = ws.assess_all(order)
-    # The current versions the assessment read (parsing them all again costs ~1 s at 30,000 assets),
-    # and those of upstreams outside the selection.
+    upstream = sorted(ws.graph.ancestors(order) - set(order))  # assessed anyway: whether they are stale
+    predicted = ws.assess_all([*order, *upstream])
+    unsettled = unsettled_outside(predicted, set(order))
+    behind: set[str] = set()  # settled and stale all the same: through a stale upstream outside the selection
+    # The current versions the assessment read, upstreams outside the selection included (parsing them
+    # all again costs ~1 s at 30,000 assets).
     current = {n: v.current for n, v in predicted.items() if v.current is not None}
-    outside = {up for n in order for up in ws.graph.specs[n].upstreams
-               if up not in predicted and not isinstance(ws.graph.specs[up], SourceSpec)}
-    if outside:
-        current.update(ws.store.current_of(outside))
     after: dict[str, str | None] = {}  # asset -> its data hash after the run (None: known only once it ran)
     plan = []
     for name in order:
@@ -75,6 +76,11 @@ def predict(ws: Workspace, order: Sequence[str], force: bool = False) -> list[Pr
             item = _with_unknown_upstream(ws, spec, verdict, hashes, unknown)
         else:
             item = _with_known_upstream(ws, spec, verdict, hashes, current.get(name))
+        waits = waiting_reasons(name, spec.inputs, unsettled, behind, order) if item.outcome == "cutoff" else []
+        if waits:
+            item = dataclasses.replace(item, outcome="waiting", reasons=waits)
+        if waits or (item.outcome != "fresh" and is_behind(spec.inputs, unsettled, behind)):
+            behind.add(name)
         plan.append(item)
         after[name] = item.data_hash
     return plan

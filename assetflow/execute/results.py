@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-Outcome = Literal["ran", "restored", "fresh", "cutoff", "failed", "skipped", "may_restore"]
-OUTCOMES: tuple[Outcome, ...] = ("ran", "restored", "fresh", "cutoff", "failed", "skipped")  # and a plan's may_restore
+Outcome = Literal["ran", "restored", "fresh", "cutoff", "waiting", "failed", "skipped", "may_restore"]
+# and a plan's may_restore. "waiting": up to date with its upstreams' stored data, but stale because one of them
+# is and was not selected (docs/concepts.md, rule 6): nothing to run until that upstream runs.
+OUTCOMES: tuple[Outcome, ...] = ("ran", "restored", "fresh", "cutoff", "waiting", "failed", "skipped")
 MAY_RESTORE: Outcome = "may_restore"  # the plan's outcome when it cannot know before running
 
 

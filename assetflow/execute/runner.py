@@ -43,6 +43,7 @@ from assetflow.execute.results import AssetResult, Outcome, RunResult
 from assetflow.checks.report import one_line, upstream_problem
 from assetflow.execute.gate import CheckRun, Gate
 from assetflow.execute.policy import PoolLimits, retry_delay
+from assetflow.execute.waiting import is_behind, unsettled_outside, waiting_reasons
 from assetflow.execute.task import ComputeResult, ComputeTask, changed_while_running, compute, register_workspace
 from assetflow.failpoints import failpoint
 from assetflow.partitions.units import is_partitioned, split_unit
@@ -142,6 +143,8 @@ class Run:
         # Each source's data hash as re-checked after the results settling now (rule 9, ``_inputs_changed``).
         self._sources_rechecked: dict[str, str] = {}
         self._gate: Gate | None = None  # judges checked assets' versions (built on first use)
+        self._outside: dict[str, str] = {}  # unit -> state: the units not fresh that this run does not settle
+        self._behind: set[str] = set()  # units settled and stale all the same, through ``_outside`` (``execute.waiting``)
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -166,19 +169,45 @@ class Run:
     def _plan_units(self) -> RunResult:
         """The plan of a graph with partitions: each unit's outcome and reasons."""
         self._check_partition()
-        units, _, verdicts = self._units(self.ws.assess_all(self.order))
-        results = {}
+        assessed = self.ws.assess_all(self._assessed_names())
+        units, _, verdicts = self._units({n: assessed[n] for n in self.order})
+        self._outside = {} if self._whole() else unsettled_outside(assessed, set(units))
+        if self._outside:
+            self.current = self.ws.current_units()  # what a waiting unit's upstreams hold (``_planned_waits``)
+        results: dict[str, AssetResult] = {}
         for name in units:
             verdict = verdicts[name]
+            waits = [] if self.force or verdict.fresh else self._planned_waits(name, results)
             if self.force:
                 results[name] = AssetResult(name, "ran", ["--force"] + verdict.reasons)
             elif verdict.fresh:
                 results[name] = AssetResult(name, "fresh", [])
+            elif waits:
+                self._behind.add(name)
+                results[name] = AssetResult(name, "waiting", waits)
             elif restorable(self.ws, verdict):
                 results[name] = AssetResult(name, "restored", verdict.reasons)
             else:
                 results[name] = AssetResult(name, "ran", verdict.reasons)
         return RunResult(self.run_id, results, dry_run=True, key_order=self.ws.partition_plan.index)
+
+    def _planned_waits(self, name: str, planned: dict[str, AssetResult]) -> list[str]:
+        """A stale unit's reasons to wait, when the plan can tell: every upstream unit in the run stays as it is
+        (fresh or waiting), so the unit sees its upstreams' stored data, and that data is what it was made from."""
+        inputs = self._unit_inputs(name)
+        if any(u in planned and planned[u].outcome not in ("fresh", "waiting") for u in inputs):
+            return []  # an upstream runs first: the plan cannot know its data
+        waits = self._waits(name)
+        if not waits:
+            return []
+        asset, key = split_unit(name)
+        spec = self.graph.specs[asset]
+        assert isinstance(spec, AssetSpec)
+        upstream, problems = self._upstream_hashes(spec, key)
+        if problems:
+            return []
+        current = self.current.get(name)
+        return waits if self.ws.assess_one(spec, upstream, current, partition=key).fresh else []
 
     # -- running ----------------------------------------------------------------------------
 
@@ -295,8 +324,9 @@ class Run:
         # computing an asset walks its code for its record, in parallel, instead of this process one at a time.
         self._code_in_workers = (first and not is_partitioned(self.graph)
                                  and self.executor.capacity >= WALK_CODE_IN_WORKERS_FROM)
-        assessed = self.ws.assess_all(self.order, walk_code=not self._workers_walk_code())
-        units, unit_upstream, predicted = self._units(assessed)
+        assessed = self.ws.assess_all(self._assessed_names(), walk_code=not self._workers_walk_code())
+        units, unit_upstream, predicted = self._units({n: assessed[n] for n in self.order})
+        self._outside = {} if self._whole() else unsettled_outside(assessed, set(units))
         self.current = self.ws.current_units()
         remaining = {n: len(unit_upstream[n]) for n in units}
         unit_downstream: dict[str, list[str]] = {n: [] for n in units}
@@ -536,6 +566,30 @@ class Run:
         with self.ws.store.transaction() as db:
             self.ws.store.add_events(db, [(self.run_id, spec.name, "retried", None, detail, split_unit(name)[1])])
 
+    def _whole(self) -> bool:
+        """Whether the run settles every unit that has data: nothing outside it can hold a selected unit back."""
+        return len(self.order) == len(self.graph.assets()) and self.partition in (None, "all")
+
+    def _assessed_names(self) -> list[str]:
+        """The selection, and its upstream assets unless it is whole: whether they are stale tells which
+        selected units wait on them (``execute.waiting``). Assessing a selection assesses its upstreams anyway."""
+        if self._whole():
+            return self.order
+        return self.order + sorted(self.graph.ancestors(self.order) - set(self.order))
+
+    def _unit_inputs(self, name: str) -> list[str]:
+        if is_partitioned(self.graph):
+            return self.ws.partition_plan.unit_inputs(name)
+        return list(self.graph.specs[name].inputs)
+
+    def _waits(self, name: str) -> list[str]:
+        """Why a unit up to date with its upstreams' stored data stays stale after this run (none: it does not)."""
+        if not self._outside:
+            return []
+        index = self.ws.partition_plan.index if is_partitioned(self.graph) else {}
+        return waiting_reasons(name, self._unit_inputs(name), self._outside, self._behind, set(self.order),
+                               narrowed=self.partition not in (None, "all"), index=index)
+
     def _units(self, verdicts: dict[str, Assessment]) -> tuple[list[str], dict[str, tuple[str, ...]], dict[str, Assessment]]:
         """The units to settle (assets, or one per selected partition), their upstream units, their verdicts."""
         if not is_partitioned(self.graph):
@@ -619,6 +673,8 @@ class Run:
         if problems:
             self._record_event(AssetResult(name, "skipped", problems))
             return None
+        if self._outside and is_behind(self._unit_inputs(name), self._outside, self._behind):
+            self._behind.add(name)  # however it settles, it stays stale: so does what it feeds
         current = self.current.get(name)
         if (predicted.fresh and predicted.recipe is not None and current is not None and predicted.current is not None
                 and predicted.current.id == current.id and predicted.recipe.upstream == upstream):
@@ -627,8 +683,9 @@ class Run:
             verdict = self.ws.assess_one(spec, upstream, current, partition=key,
                                          walk_code=not self._workers_walk_code())
         if verdict.fresh and not self.force:
-            outcome: Outcome = "fresh" if predicted.fresh else "cutoff"
-            reasons = [] if predicted.fresh else [r for r in predicted.reasons if r.startswith("upstream")]
+            waits = [] if predicted.fresh else self._waits(name)
+            outcome: Outcome = "fresh" if predicted.fresh else "waiting" if waits else "cutoff"
+            reasons = waits or ([] if predicted.fresh else [r for r in predicted.reasons if r.startswith("upstream")])
             checked = None
             if spec.checks and verdict.current is not None:  # a check added or edited since: judge the current version
                 checked = self._judge(spec, verdict.current, restamp=False)

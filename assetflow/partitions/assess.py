@@ -75,7 +75,7 @@ def assess_units(ws: PartitionWorkspace, names: Iterable[str] | None = None) -> 
             ups, missing = upstream_hashes(plan, spec, key, hashes.get)
             if missing:
                 verdict = Assessment(name, "stale" if mat else "missing",
-                                     [f"upstream {_units_text(plan, group)} missing" for group in _by_asset(missing)],
+                                     [f"upstream {units_text(plan.index, group)} missing" for group in by_asset(missing)],
                                      None, mat)
             else:
                 verdict = ws.assess_one(spec, ups, mat, partition=key)
@@ -88,7 +88,7 @@ def assess_units(ws: PartitionWorkspace, names: Iterable[str] | None = None) -> 
             for state, group in sorted(unsettled.items()):
                 if verdict.state == "fresh":
                     verdict.state = "stale"
-                verdict.reasons.extend(f"upstream {_units_text(plan, g)} {state}" for g in _by_asset(group))
+                verdict.reasons.extend(f"upstream {units_text(plan.index, g)} {state}" for g in by_asset(group))
             units[unit] = verdict
             if verdict.current is not None and verdict.state != "missing":
                 hashes[unit] = verdict.current.data_hash
@@ -125,18 +125,19 @@ def key_states(name: str, plan: PartitionPlan, partitions: dict[str, Assessment]
     return items
 
 
-def _by_asset(units: list[str]) -> list[list[str]]:
+def by_asset(units: list[str]) -> list[list[str]]:
     groups: dict[str, list[str]] = {}
     for unit in units:
         groups.setdefault(split_unit(unit)[0], []).append(unit)
     return list(groups.values())
 
 
-def _units_text(plan: PartitionPlan, group: list[str]) -> str:
-    """`x` is, `x[2024-01-01]` is, or `x` partitions 2024-01-01..2024-01-03 are (one asset's units, in key order)."""
+def units_text(index: Mapping[str, Mapping[str, int]], group: list[str]) -> str:
+    """`x` is, `x[2024-01-01]` is, or `x` partitions 2024-01-01..2024-01-03 are (one asset's units, in key order;
+    ``index``: each partitioned asset's key -> its position, ``PartitionPlan.index``)."""
     asset, first = split_unit(group[0])
     if len(group) == 1:
         return f"`{group[0]}` is"
-    found = ranges(((split_unit(u)[1], "", "") for u in group), plan.index.get(asset, {}))
+    found = ranges(((split_unit(u)[1], "", "") for u in group), index.get(asset, {}))
     spans = ", ".join(r.span for r in found[:3]) + (", ..." if len(found) > 3 else "")
     return f"`{asset}` partitions {spans} ({len(group)}) are"
