@@ -126,6 +126,30 @@ def test_bad_ranges_name_the_asset_and_point_at_the_key(text: str, words: str, c
     assert info.value.position == caret and "^" in str(info.value)
 
 
+GRID = daily("2024-01-01", end="2024-01-03") * static(["fr", "de"])
+GRID_KEYS = GRID.keys(JAN_10)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2024-01-02", ["2024-01-02|fr", "2024-01-02|de"]),
+    ("2024-01-02..2024-01-03", ["2024-01-02|fr", "2024-01-02|de", "2024-01-03|fr", "2024-01-03|de"]),
+    ("de", ["2024-01-01|de", "2024-01-02|de", "2024-01-03|de"]),
+    ("2024-01-01|de,2024-01-03", ["2024-01-01|de", "2024-01-03|fr", "2024-01-03|de"]),
+])
+def test_a_key_of_one_dimension_selects_the_product_keys_that_have_it(text: str, expected: list[str]) -> None:
+    """It was refused ('not a key of that form'): one day of a daily * static asset needed '2024-01-02|fr..2024-01-02|de'."""
+    assert select_keys(text, GRID, GRID_KEYS, "grid") == expected
+
+
+def test_a_key_of_a_product_that_is_in_both_dimensions_or_neither_is_refused() -> None:
+    square = static(["a", "b"]) * static(["a", "c"])
+    with pytest.raises(PartitionKeyError, match="could be a key of either dimension"):
+        select_keys("a", square, square.keys(JAN_10), "square")
+    assert select_keys("c", square, square.keys(JAN_10), "square") == ["a|c", "b|c"]
+    with pytest.raises(PartitionKeyError, match="outside daily"):
+        select_keys("2023-12-31", GRID, GRID_KEYS, "grid")
+
+
 def test_an_unknown_dynamic_key_says_how_to_add_it() -> None:
     with pytest.raises(PartitionKeyError, match="assetflow partitions add customers zeta"):
         select_keys("zeta", dynamic("customers"), ["acme"], "orders")
