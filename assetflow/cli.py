@@ -70,7 +70,7 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
     finally:
         if progress:
             progress.close()
-    from assetflow.cli_render import render_plan, render_run
+    from assetflow.cli_render import render_left_out, render_plan, render_run
     from assetflow.cli_text import all_fresh
     from assetflow.documents import run_payload
 
@@ -79,6 +79,7 @@ def materialize(select: tuple[str, ...], exclude: tuple[str, ...], force: bool, 
     elif result.fast_path:
         click.echo(all_fresh(result.results))
     elif partition is not None and not result.results:  # every selected partition lacks what it is made from
+        render_left_out(result)
         click.echo(f"Nothing to run: no partition that --partition {partition} selects has the data it is made from "
                    f"yet (its source file for that key, or an upstream partition); `assetflow status` shows which.")
     elif dry_run:

@@ -132,7 +132,14 @@ class Progress:
 _PLAN_VERB = {"ran": "run", "restored": "restore", "cutoff": "cut off", "waiting": "wait", "may_restore": "may restore"}
 
 
+def render_left_out(result: RunResult) -> None:
+    """The selected assets ``--partition`` names no key of: left as they are, said so (on stderr)."""
+    for name, why in result.left_out.items():
+        click.echo(f"  left out {name}: {why}", err=True)
+
+
 def render_plan(result: RunResult) -> None:
+    render_left_out(result)
     todo = [r for r in result.results.values() if r.outcome != "fresh"]
     if not todo:
         total = len(result.results)
@@ -170,6 +177,7 @@ def render_run(result: RunResult, progress_printed: bool = False) -> None:
         click.echo(f"\nAsset {r.name!r} FAILED:\n{r.error}", err=True)
     for r in result.by_outcome("skipped"):
         click.echo(f"  skipped {r.name}: {'; '.join(r.reasons)}", err=True)
+    render_left_out(result)
     warnings = _new_warnings(result)
     if warnings:
         from assetflow.checks.report import one_line

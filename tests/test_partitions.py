@@ -309,6 +309,39 @@ def test_a_partition_behind_a_stale_upstream_partition_outside_the_selection_wai
     assert _ran(outcomes) == {"daily_events[2024-01-02]", "rolling[2024-01-02]", "rolling[2024-01-03]"}
 
 
+def test_a_partition_selection_applies_to_the_assets_whose_definition_has_its_keys(partitioned: Path) -> None:
+    """A project of daily and dynamic assets: --partition 2024-01-02 was refused on the dynamic asset, advising
+    `partitions add customers 2024-01-02` (a date is no customer). It runs that day of the daily assets and says
+    the dynamic one is left out; a key no selected asset has is still an error, from the daily definition."""
+    from click.testing import CliRunner
+
+    from assetflow.cli import main
+
+    (partitioned / "pipe.py").write_text(textwrap.dedent(PIPELINE) + textwrap.dedent('''
+        from assetflow.partitions import dynamic
+
+        @asset(partitions=dynamic("customers"))
+        def cust(partition) -> pl.DataFrame:
+            return pl.DataFrame({"c": [partition.key]})
+    '''))
+    api.add_partitions("customers", ["acme"], project=partitioned)
+    _run(partitioned)
+    _day(partitioned, 2, 20)
+    run = CliRunner().invoke(main, ["materialize", "--partition", "2024-01-02", "--project", str(partitioned)])
+    assert run.exit_code == 0, run.output
+    assert "left out cust: --partition 2024-01-02 names no key of its partitions, dynamic('customers')" in run.output
+    assert "ran daily_events[2024-01-02]" in run.output and "Done: 4 ran." in run.output
+    outcomes = _run(partitioned, select="daily_events cust", partition="2024-01-02")
+    assert outcomes == {"daily_events[2024-01-02]": "fresh"}
+    bad = CliRunner().invoke(main, ["materialize", "--partition", "2024-01-32", "--project", str(partitioned)])
+    assert bad.exit_code == 2
+    assert "Asset 'daily_events' is partitioned by daily('2024-01-01', end='2024-01-05')" in bad.output
+    assert "partitions add" not in bad.output
+    assert "No other selected asset has it either ('cust', 'rolling')" in bad.output
+    alone = CliRunner().invoke(main, ["materialize", "cust", "--partition", "zeta", "--project", str(partitioned)])
+    assert "Add it first: `assetflow partitions add customers zeta`" in alone.output  # the dynamic asset alone
+
+
 def test_the_plan_spans_only_keys_that_follow_each_other(partitioned: Path) -> None:
     from click.testing import CliRunner
 

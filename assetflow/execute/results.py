@@ -53,6 +53,8 @@ class RunResult:
     fast_path: bool = False
     key_order: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
     """A plan's partitioned assets: key -> its position in the definition's keys (its ranges span consecutive keys)."""
+    left_out: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Selected partitioned assets that ``--partition`` names no key of, with why: left as they are."""
 
     @property
     def ok(self) -> bool:

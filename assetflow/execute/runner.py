@@ -143,6 +143,7 @@ class Run:
         # Each source's data hash as re-checked after the results settling now (rule 9, ``_inputs_changed``).
         self._sources_rechecked: dict[str, str] = {}
         self._gate: Gate | None = None  # judges checked assets' versions (built on first use)
+        self.left_out: dict[str, str] = {}  # selected assets --partition names no key of -> why (``selected_keys``)
         self._outside: dict[str, str] = {}  # unit -> state: the units not fresh that this run does not settle
         self._behind: set[str] = set()  # units settled and stale all the same, through ``_outside`` (``execute.waiting``)
 
@@ -189,7 +190,8 @@ class Run:
                 results[name] = AssetResult(name, "restored", verdict.reasons)
             else:
                 results[name] = AssetResult(name, "ran", verdict.reasons)
-        return RunResult(self.run_id, results, dry_run=True, key_order=self.ws.partition_plan.index)
+        return RunResult(self.run_id, results, dry_run=True, key_order=self.ws.partition_plan.index,
+                         left_out=self.left_out)
 
     def _planned_waits(self, name: str, planned: dict[str, AssetResult]) -> list[str]:
         """A stale unit's reasons to wait, when the plan can tell: every upstream unit in the run stays as it is
@@ -238,7 +240,7 @@ class Run:
                 status = "interrupted"
                 raise
             finally:
-                result = RunResult(self.run_id, self.results)
+                result = RunResult(self.run_id, self.results, left_out=self.left_out)
                 store.finish_run(self.run_id, status, result.counts())
             # Written once the run is recorded finished: the no-op fast path takes no lock and marks no dead run,
             # so a snapshot written before, then a kill, left this run 'running' for as long as nothing changed.
@@ -603,9 +605,9 @@ class Run:
     def _check_partition(self) -> None:
         if self.partition is None:
             return
-        from assetflow.partitions.run import check_partition
+        from assetflow.partitions.run import selected_keys
 
-        check_partition(self.ws, self.order, self.partition)
+        self.left_out = selected_keys(self.ws, self.order, self.partition)[1]
 
     def _flush_events(self) -> None:
         if self._fresh_events:

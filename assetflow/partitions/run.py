@@ -32,9 +32,10 @@ def expand(ws: PartitionWorkspace, order: Sequence[str], partition: str | None,
     """The selected units in order, each one's selected upstream units, and each one's predicted verdict.
 
     ``partition`` (a range, a list, ``latest`` or ``all``; None: every partition with data)
-    picks the keys of each selected partitioned asset.
+    picks the keys of each selected partitioned asset that has them (``selected_keys``).
     """
     plan = ws.partition_plan
+    chosen = None if partition is None else selected_keys(ws, order, partition)[0]
     units: list[str] = []
     verdicts: dict[str, Assessment] = {}
     for name in order:
@@ -42,11 +43,7 @@ def expand(ws: PartitionWorkspace, order: Sequence[str], partition: str | None,
             units.append(name)
             verdicts[name] = predicted[name]
             continue
-        keys = None
-        if partition is not None:
-            spec = ws.graph.specs[name]
-            assert spec.partitions is not None
-            keys = select_keys(partition, spec.partitions, plan.keys[name], name, plan.latest(name))
+        keys = None if chosen is None else chosen.get(name, [])
         by_key = predicted[name].partitions or {}
         for unit in plan.units_of(name, keys):
             units.append(unit)
@@ -188,18 +185,63 @@ def _source_hash(ws: PartitionWorkspace, unit: str) -> str | None:
     return ws.observe_sources([asset])[asset].data_hash
 
 
-def check_partition(ws: PartitionWorkspace, order: Sequence[str], partition: str) -> None:
-    """Parse ``--partition`` against every selected partitioned asset (errors name the asset and the key)."""
+def selected_keys(ws: PartitionWorkspace, order: Sequence[str], partition: str) -> tuple[dict[str, list[str]],
+                                                                                        dict[str, str]]:
+    """Each selected partitioned asset's keys that ``--partition`` picks, and the assets it leaves out, with why.
+
+    A selection applies to the selected assets whose definition has the keys it names, as a Dagster
+    partition selection applies to the assets partitioned that way: ``--partition 2024-03-02`` over
+    daily and dynamic assets runs that day of the daily ones and leaves the dynamic ones as they are.
+    When no selected asset has them, it is an error, the most telling one (``_telling``).
+    """
     from assetflow.errors import PartitionKeyError
 
     plan = ws.partition_plan if any(definition_of(ws.graph.specs[n]) is not None for n in order) else None
     if plan is None:
         raise PartitionKeyError(f"--partition {partition!r} was given, but no selected asset is partitioned. Select a "
                                 f"partitioned asset, or leave out --partition.", key=partition)
+    chosen: dict[str, list[str]] = {}
+    errors: dict[str, PartitionKeyError] = {}
     for name in order:
         spec = ws.graph.specs[name]
         if isinstance(spec, AssetSpec) and spec.partitions is not None:
-            select_keys(partition, spec.partitions, plan.keys[name], name, plan.latest(name))
+            try:
+                chosen[name] = select_keys(partition, spec.partitions, plan.keys[name], name, plan.latest(name))
+            except PartitionKeyError as exc:
+                errors[name] = exc
+    if errors and not chosen:
+        raise _telling(ws, errors)
+    return chosen, {name: f"--partition {partition} names no key of its partitions, "
+                          f"{ws.graph.specs[name].partitions.describe()}" for name in errors}  # type: ignore[union-attr]
+
+
+def _telling(ws: PartitionWorkspace, errors: Mapping[str, PartitionKeyError]) -> PartitionKeyError:
+    """The error to show when no selected asset has the keys: a time or static definition's before a dynamic
+    one's (a dynamic definition takes almost any text, so 'add it first' would be advice about a date), and
+    one that has the key's form (outside its range) first of all; it says that the other assets lack it too."""
+    from assetflow.errors import PartitionKeyError
+    from assetflow.partitioning import DynamicPartitions
+
+    def rank(item: tuple[str, PartitionKeyError]) -> int:
+        definition = ws.graph.specs[item[0]].partitions
+        if isinstance(definition, DynamicPartitions):
+            return 2
+        return 0 if item[1].key and definition is not None and definition.valid_key(item[1].key) else 1
+
+    name, error = min(errors.items(), key=rank)
+    definitions = {ws.graph.specs[n].partitions.describe() for n in errors}  # type: ignore[union-attr]
+    if len(definitions) == 1:
+        return error
+    others = ", ".join(repr(n) for n in errors if n != name)
+    return PartitionKeyError(f"{error.reason} No other selected asset has it either ({others}); --partition applies "
+                             f"to each selected asset whose partitions have its keys.", asset=name, key=error.key,
+                             expression=error.expression, position=error.position,
+                             length=max(1, len(error.key)) if error.key else 1)
+
+
+def check_partition(ws: PartitionWorkspace, order: Sequence[str], partition: str) -> None:
+    """Parse ``--partition`` against every selected partitioned asset (errors name the asset and the key)."""
+    selected_keys(ws, order, partition)
 
 
 def snapshot_parts(ws: PartitionWorkspace) -> tuple[dict[str, tuple[str, dict[str, str]]], list[tuple], float | None,
