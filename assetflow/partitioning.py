@@ -36,6 +36,74 @@ class KeyContext(Protocol):
     def dynamic_keys(self, name: str) -> list[str]: ...
 
 
+class Moment(datetime.datetime):
+    """A window's start or end: an aware datetime in the definition's zone that compares, sorts, hashes and
+    subtracts as the instant it is.
+
+    Plain datetimes in a zone with daylight saving do not, around the hour the clocks repeat:
+    two sharing a tzinfo compare by wall clock (``02:00`` CEST equals ``02:00`` CET), and one of
+    those hours against a datetime of another tzinfo is unequal and neither earlier nor later
+    (PEP 495), so ``partition.end == next_partition.start`` was False there. Arithmetic with a
+    timedelta stays wall-clock, as for any datetime in a zone.
+    """
+
+    def _utc(self) -> datetime.datetime:
+        return _plain_utc(self)
+
+    @staticmethod
+    def _as_utc(other: object) -> datetime.datetime | None:
+        if not isinstance(other, datetime.datetime) or other.utcoffset() is None:
+            return None  # naive, or not a datetime: as datetime answers
+        return _plain_utc(other)
+
+    def __eq__(self, other: object) -> bool:
+        theirs = self._as_utc(other)
+        return datetime.datetime.__eq__(self, other) if theirs is None else self._utc() == theirs
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __lt__(self, other: datetime.datetime) -> bool:
+        theirs = self._as_utc(other)
+        return datetime.datetime.__lt__(self, other) if theirs is None else self._utc() < theirs
+
+    def __le__(self, other: datetime.datetime) -> bool:
+        theirs = self._as_utc(other)
+        return datetime.datetime.__le__(self, other) if theirs is None else self._utc() <= theirs
+
+    def __gt__(self, other: datetime.datetime) -> bool:
+        theirs = self._as_utc(other)
+        return datetime.datetime.__gt__(self, other) if theirs is None else self._utc() > theirs
+
+    def __ge__(self, other: datetime.datetime) -> bool:
+        theirs = self._as_utc(other)
+        return datetime.datetime.__ge__(self, other) if theirs is None else self._utc() >= theirs
+
+    def __hash__(self) -> int:
+        return hash(self._utc())
+
+    def __sub__(self, other):  # type: ignore[no-untyped-def, override]
+        theirs = self._as_utc(other)
+        return datetime.datetime.__sub__(self, other) if theirs is None else self._utc() - theirs
+
+    def __rsub__(self, other):  # type: ignore[no-untyped-def]
+        theirs = self._as_utc(other)
+        return NotImplemented if theirs is None else theirs - self._utc()
+
+    @classmethod
+    def of(cls, instant: datetime.datetime, tz: datetime.tzinfo) -> Moment:
+        """``instant`` in zone ``tz``."""
+        local = instant.astimezone(tz)
+        return cls(local.year, local.month, local.day, local.hour, local.minute, local.second, local.microsecond,
+                   tzinfo=tz, fold=local.fold)
+
+
+def _plain_utc(value: datetime.datetime) -> datetime.datetime:
+    """An aware datetime's instant as a plain ``datetime`` in UTC (a Moment's methods return Moments)."""
+    u = datetime.datetime.astimezone(value, datetime.UTC)
+    return datetime.datetime(u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond, tzinfo=datetime.UTC)
+
+
 @dataclasses.dataclass(frozen=True)
 class Partition:
     """What an asset function receives through its ``partition`` parameter.
@@ -232,13 +300,8 @@ class TimePartitions(PartitionsDefinition):
     def partition(self, key: str) -> Partition:
         """Key ``key``'s window; ValueError for a key that is no real time in the zone (a skipped hour)."""
         for found, start, end in self._windows(self._parse_key(key)):
-            if found == key:
-                # end in an instance of the zone of its own: Python subtracts datetimes sharing a tzinfo by
-                # their wall clocks, so end - start is the real length (23 h on the day clocks spring forward)
-                import zoneinfo
-
-                return Partition(key, start.astimezone(self.tz),
-                                 end.astimezone(zoneinfo.ZoneInfo.no_cache(self.timezone)), (key,))
+            if found == key:  # Moments: end - start is the real length (23 h on the day clocks spring forward)
+                return Partition(key, Moment.of(start, self.tz), Moment.of(end, self.tz), (key,))
             if found > key:
                 break
         raise ValueError(f"{key!r} is not a time in {self.timezone}: its clocks skip it")

@@ -70,6 +70,24 @@ def test_time_windows_follow_real_time_across_daylight_saving() -> None:
     assert march.end - march.start == datetime.timedelta(days=31, hours=-1)
 
 
+def test_window_ends_compare_as_instants_across_a_repeated_hour() -> None:
+    """At fall-back, key 2024-10-27-02:00 ends at 02:00+01:00 where the repeated hour starts: ``end == next.start``
+    was False (and neither < nor >: PEP 495 makes an ambiguous time unequal to every time of another tzinfo), so a
+    user's contiguity check or sort of windows broke on that day. They compare, sort, hash and subtract as instants,
+    and stay datetimes in the definition's zone (polars reads them as Europe/Paris)."""
+    later = Clock(datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC))
+    fall = hourly("2024-10-27-01:00", end="2024-10-27-03:00", timezone="Europe/Paris")
+    windows = [fall.partition(k) for k in fall.keys(later)]
+    assert all(w.end == after.start and not w.end < after.start for w, after in zip(windows, windows[1:]))
+    assert all(w.start < w.end and w.end - w.start == datetime.timedelta(hours=1) for w in windows)
+    assert sorted(w.start for w in reversed(windows)) == [w.start for w in windows]
+    assert len({w.end for w in windows[:-1]} | {w.start for w in windows[1:]}) == 3
+    assert windows[1].end == datetime.datetime(2024, 10, 27, 1, tzinfo=datetime.UTC)
+    assert windows[2].start + datetime.timedelta(hours=1) == windows[2].end
+    assert str(windows[2].start.tzinfo) == "Europe/Paris"
+    assert pl.DataFrame({"t": [windows[2].start]})["t"].dtype == pl.Datetime("us", "Europe/Paris")
+
+
 def test_static_dynamic_and_product() -> None:
     assert static(["eu", "us"]).keys(JAN_10) == ["eu", "us"]
     assert dynamic("customers").keys(Clock(JAN_10.now, {"customers": ["acme", "beta"]})) == ["acme", "beta"]
