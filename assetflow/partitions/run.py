@@ -239,11 +239,6 @@ def _telling(ws: PartitionWorkspace, errors: Mapping[str, PartitionKeyError]) ->
                              length=max(1, len(error.key)) if error.key else 1)
 
 
-def check_partition(ws: PartitionWorkspace, order: Sequence[str], partition: str) -> None:
-    """Parse ``--partition`` against every selected partitioned asset (errors name the asset and the key)."""
-    selected_keys(ws, order, partition)
-
-
 def snapshot_parts(ws: PartitionWorkspace) -> tuple[dict[str, tuple[str, dict[str, str]]], list[tuple], float | None,
                                                     dict[str, dict[str, list[str]]]]:
     """What the no-op fast path must also find unchanged in a partitioned project.
