@@ -314,7 +314,7 @@ def test_a_partition_behind_a_stale_upstream_partition_outside_the_selection_wai
     run = CliRunner().invoke(main, ["materialize", "--partition", "2024-01-03", "--project", str(partitioned)])
     assert run.exit_code == 0
     assert ("waiting rolling[2024-01-03]: upstream `daily_events[2024-01-02]` is stale and outside --partition: "
-            "widen --partition to include it") in run.output
+            "widen --partition") in run.output
     assert "Everything is fresh" not in run.output
     assert "waiting total: upstream `daily_events[2024-01-02]` is stale and outside --partition" in run.output
     assert run.output.endswith("Nothing to run, but not fresh: 3 assets (1 partition) wait on stale upstreams outside "
@@ -322,7 +322,7 @@ def test_a_partition_behind_a_stale_upstream_partition_outside_the_selection_wai
     plan = CliRunner().invoke(main, ["materialize", "rolling", "--partition", "2024-01-03", "--dry-run",
                                      "--project", str(partitioned)])
     assert ("wait        rolling[2024-01-03]: upstream `daily_events[2024-01-02]` is stale and not selected: "
-            "select it too, e.g. +rolling, with its key in --partition") in plan.output
+            "select `daily_events` too, e.g. +rolling, with their keys in --partition") in plan.output
     outcomes = _run(partitioned, select="+rolling", partition="2024-01-02..2024-01-03")
     assert _ran(outcomes) == {"daily_events[2024-01-02]", "rolling[2024-01-02]", "rolling[2024-01-03]"}
 
@@ -371,8 +371,31 @@ def test_the_plan_spans_only_keys_that_follow_each_other(partitioned: Path) -> N
     plan = CliRunner().invoke(main, ["materialize", "--dry-run", "--project", str(partitioned)])
     assert "daily_events[2024-01-01]: source `events` changed" in plan.output
     assert "daily_events[2024-01-03]: source `events` changed" in plan.output
-    assert "2024-01-01..2024-01-03" not in plan.output  # pasted into --partition, it would select 2024-01-02 too
+    assert "daily_events[2024-01-01..2024-01-03]" not in plan.output  # pasted into --partition: 2024-01-02 too
     assert "upstream `daily_events` partitions 2024-01-01, 2024-01-03 (2) are stale" in plan.output
+
+
+def test_reasons_that_name_each_keys_upstream_partitions_merge_into_ranges(partitioned: Path) -> None:
+    """Each rolling partition's reason names its own upstream days, so no two were alike: status and the plan
+    gave one range per key ('... and 6 more ranges'). They merge without the keys; a lone key keeps its words."""
+    from click.testing import CliRunner
+
+    from assetflow.cli import main
+
+    _run(partitioned)
+    for day in (1, 2, 3):
+        _day(partitioned, day, day * 10)
+    rows = {r.name: r for r in api.status(project=partitioned)}
+    assert rows["rolling"].reasons == ["2024-01-01..2024-01-03 stale (upstream `daily_events` partitions are stale), "
+                                       "2024-01-04..2024-01-05 missing (no source data yet)"]
+    plan = CliRunner().invoke(main, ["materialize", "--dry-run", "--project", str(partitioned)])
+    assert "run         rolling[2024-01-01..2024-01-03] (3 partitions): upstream `daily_events` partitions are stale" \
+        in plan.output
+    _run(partitioned)
+    _day(partitioned, 3, 3)
+    rows = {r.name: r for r in api.status(project=partitioned)}
+    assert rows["rolling"].reasons[0].startswith("2024-01-01..2024-01-02 fresh, 2024-01-03 stale (upstream "
+                                                 "`daily_events[2024-01-03]` is stale)")
 
 
 def test_a_bad_partition_fails_before_anything_is_recorded(partitioned: Path) -> None:

@@ -206,10 +206,10 @@ def test_rule6_a_selection_behind_a_stale_upstream_it_does_not_select_waits(buil
     assert "Everything is fresh" not in proc.stdout
     assert proc.stdout.strip() == ("Nothing to run, but not fresh: 2 assets wait on stale upstreams outside the "
                                    "selection (see above).")
-    assert "waiting doubled: upstream `clean` is stale and not selected: select it too, e.g. +doubled" in proc.stderr
+    assert "waiting doubled: upstream `clean` is stale and not selected: select `clean` too, e.g. +doubled" in proc.stderr
     assert "waiting total: upstream `doubled` is behind a stale upstream outside the selection" in proc.stderr
     text = built.run("materialize", "--dry-run", "doubled").stdout
-    assert "wait        doubled: upstream `clean` is stale and not selected: select it too, e.g. +doubled" in text
+    assert "wait        doubled: upstream `clean` is stale and not selected: select `clean` too, e.g. +doubled" in text
     assert built.status()["doubled"]["state"] == "stale"
     assert built.ran("+total") == {"clean", "doubled", "total"}
 

@@ -57,10 +57,10 @@ def is_behind(inputs: Iterable[str], outside: Collection[str], behind: Collectio
 
 
 def _how(unit: str, group: list[str], selected: Collection[str], narrowed: bool) -> str:
-    """How to bring one asset's unsettled upstream units into the run."""
+    """How to bring one asset's unsettled upstream units into the run (in words that stay true of a range of
+    units, whose reasons merge: ``partitions.summary.ranges``)."""
     asset, key = split_unit(group[0])
-    them, their = ("it", "its") if len(group) == 1 else ("them", "their")
     if asset in selected:
-        return f"outside --partition: widen --partition to include {them}"
-    keys = f", with {their} key{'s' if len(group) > 1 else ''} in --partition" if narrowed and key else ""
-    return f"not selected: select {them} too, e.g. +{split_unit(unit)[0]}{keys}"
+        return "outside --partition: widen --partition"
+    keys = ", with their keys in --partition" if narrowed and key else ""
+    return f"not selected: select `{asset}` too, e.g. +{split_unit(unit)[0]}{keys}"

@@ -7,6 +7,7 @@ reason; ``status``, ``--dry-run`` and the page all summarise through ``ranges``.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 NO_SOURCE_DATA = "no source data yet"  # an asset's key whose upstream data is absent
@@ -38,17 +39,35 @@ def ranges(items: Iterable[tuple[str, str, str]], order: Mapping[str, int] | Non
     ``order`` (key -> its position in the definition's keys) for items that are only some of
     the keys: a run then spans keys that follow each other in the definition, so that
     ``first..last`` selects exactly its keys.
+
+    Reasons that name each key's own upstream partitions (``upstream `x[2024-01-02]` is stale``) are
+    alike but for those keys: they merge as ``upstream `x` partitions are stale``; a lone key keeps
+    its own words.
     """
-    runs: list[list] = []  # [first, last, state, reason, count]: one object per run, not per key
+    runs: list[list] = []  # [first, last, state, reason, count, its words without keys]: one object per run
     for key, state, reason in items:
-        if runs and runs[-1][2] == state and runs[-1][3] == reason and (
+        general = key_free(reason)
+        if runs and runs[-1][2] == state and runs[-1][5] == general and (
                 order is None or order.get(key) == order.get(runs[-1][1], -2) + 1):
             run = runs[-1]
             run[1] = key
             run[4] += 1
         else:
-            runs.append([key, key, state, reason, 1])
-    return [KeyRange(*run) for run in runs]
+            runs.append([key, key, state, reason, 1, general])
+    return [KeyRange(first, last, state, reason if count == 1 else general, count)
+            for first, last, state, reason, count, general in runs]
+
+
+_UNIT = re.compile(r"`([^`\[\]]+)\[[^`]*\]` is\b")  # `x[2024-01-02]` is
+_UNITS = re.compile(r"`([^`]+)` partitions [^`]+? \(\d+\) are\b")  # `x` partitions 2024-01-01..2024-01-03 (3) are
+
+
+def key_free(reason: str) -> str:
+    """A reason without the upstream partitions it names: ``upstream `x[2024-01-02]` is stale`` and
+    ``upstream `x` partitions 2024-01-01..2024-01-02 (2) are stale`` both read ``upstream `x` partitions are stale``."""
+    if "`" not in reason:
+        return reason
+    return _UNITS.sub(r"`\1` partitions are", _UNIT.sub(r"`\1` partitions are", reason))
 
 
 def describe(found: list[KeyRange], limit: int = 6) -> str:
