@@ -13,7 +13,7 @@ import pytest
 
 from assetflow import api
 from assetflow.errors import DefinitionError, PartitionKeyError
-from assetflow.partitions import all_partitions, daily, dynamic, hourly, latest, monthly, static, weekly, window
+from assetflow.partitions import all_partitions, daily, dynamic, hourly, identity, latest, monthly, static, weekly, window
 from assetflow.partitions.mappings import resolve
 from assetflow.partitions.ranges import select_keys
 from assetflow.workspace import Workspace
@@ -86,6 +86,15 @@ def test_window_ends_compare_as_instants_across_a_repeated_hour() -> None:
     assert windows[2].start + datetime.timedelta(hours=1) == windows[2].end
     assert str(windows[2].start.tzinfo) == "Europe/Paris"
     assert pl.DataFrame({"t": [windows[2].start]})["t"].dtype == pl.Datetime("us", "Europe/Paris")
+
+
+def test_hours_that_start_off_the_hour_are_allowed_and_mapped_by_time() -> None:
+    """As Dagster's minute_offset: data landing at :30 is read in hours from :30; only key-by-key mappings to
+    on-the-hour keys are refused (test_wrong_mappings_name_both_assets)."""
+    half = hourly("2024-01-01-00:30", end="2024-01-01-02:30")
+    assert half.keys(JAN_10) == ["2024-01-01-00:30", "2024-01-01-01:30", "2024-01-01-02:30"]
+    assert resolve("d", half, "u", hourly("2024-01-01-00:00"), all_partitions()) == all_partitions()
+    assert resolve("d", half, "u", hourly("2023-12-31-23:30"), None) == identity()
 
 
 def test_static_dynamic_and_product() -> None:
@@ -197,6 +206,9 @@ def test_mappings_resolve_and_map_keys() -> None:
     (static(["eu"]), static(["fr"]), {"de": "eu"}, "does not have"),
     (None, daily("2024-01-01"), window(-1, 0), "not partitioned but maps"),
     (daily("2024-01-01"), None, all_partitions(), "is not partitioned"),
+    # hours that start at :30 against hours at :00 share no key: the reader waited for data forever
+    (hourly("2024-01-01-00:30"), hourly("2024-01-01-00:00"), None, "start at :30 and :00, so no key of one"),
+    (hourly("2024-01-01-00:30"), hourly("2024-01-01-00:00"), window(-1, 0), "Start both on the same minute"),
 ])
 def test_wrong_mappings_name_both_assets(down: object, up: object, mapping: object, words: str) -> None:
     with pytest.raises(DefinitionError, match=words) as info:

@@ -142,6 +142,9 @@ def resolve(down: str, down_def: PartitionsDefinition | None, up: str, up_def: P
             return declared or AllPartitions()
         raise DefinitionError(f"Asset {down!r} is not partitioned but maps upstream {up!r} by {declared.describe()}; "
                               f"an unpartitioned reader takes all_partitions() (the default) or latest().")
+    misaligned = _misaligned(down, down_def, up, up_def)
+    if misaligned and (declared is None or isinstance(declared, Identity | Window)):
+        raise DefinitionError(misaligned)
     if declared is None:
         if down_def == up_def or _same_cadence(down_def, up_def):
             return Identity()
@@ -167,6 +170,21 @@ def resolve(down: str, down_def: PartitionsDefinition | None, up: str, up_def: P
                 raise DefinitionError(f"Asset {down!r} maps upstream {up!r}'s key {up_key!r} to {down_key!r}, which "
                                       f"{down!r} does not have (its keys: {', '.join(down_def.values)}). Fix the mapping.")
     return declared
+
+
+def _misaligned(down: str, down_def: PartitionsDefinition, up: str, up_def: PartitionsDefinition) -> str | None:
+    """Why two hourly definitions of one zone share no key, if they do not: their hours start at other minutes
+    (``hourly("2024-01-01-00:30")`` against on-the-hour keys), so a key-by-key mapping would find nothing to read
+    and the reader would wait for data forever."""
+    if not (_same_cadence(down_def, up_def) and isinstance(down_def, TimePartitions) and down_def.cadence == "hourly"):
+        return None
+    assert isinstance(up_def, TimePartitions)
+    minutes = (down_def.start[14:16], up_def.start[14:16])
+    if minutes[0] == minutes[1]:
+        return None
+    return (f"Asset {down!r} ({down_def.describe()}) reads {up!r} ({up_def.describe()}) key by key, but their hours "
+            f"start at :{minutes[0]} and :{minutes[1]}, so no key of one is a key of the other and {down!r} would "
+            f"never run. Start both on the same minute, or map by all_partitions() or latest().")
 
 
 def _same_cadence(a: PartitionsDefinition, b: PartitionsDefinition) -> bool:
