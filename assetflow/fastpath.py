@@ -568,7 +568,7 @@ def _partitioned_row(config: ProjectConfig, spec: CachedSpec, partitioned: _Part
 
     entry = partitioned.keys[spec.name]
     missing = set(entry["missing"])
-    report, reasons = snapshot_report(entry["keys"], missing, spec.kind == "source")
+    report, reasons = snapshot_report(entry["keys"], missing, spec.kind == "source", entry.get("unmapped"))
     if spec.kind == "source":
         files = partitioned.sources.get(spec.name, {}).get("files", {})
         mtimes = [int(token.rsplit(":", 1)[1]) / 1e9 for token in files.values()]

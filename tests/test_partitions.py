@@ -720,6 +720,35 @@ def test_status_from_the_snapshot_equals_the_full_check(partitioned: Path) -> No
     assert next(r for r in rows if r.name == "daily_events").partitions["partitions"]["2024-01-02"] == "stale"  # type: ignore[index]
 
 
+def test_keys_no_upstream_partition_maps_to_say_so_instead_of_no_source_data(tmp_path: Path) -> None:
+    """``down`` starts two days before ``up``, in a project with no sources: its first keys said 'missing (no source
+    data yet)' forever. They say which upstream has no partition for them; status from the snapshot says the same."""
+    import dataclasses
+
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipe"]\n')
+    (tmp_path / "pipe.py").write_text(textwrap.dedent('''
+        import polars as pl
+        from assetflow import asset
+        from assetflow.partitions import daily
+
+        @asset(partitions=daily("2024-01-03", end="2024-01-05"))
+        def up(partition) -> pl.DataFrame:
+            return pl.DataFrame({"k": [partition.key]})
+
+        @asset(partitions=daily("2024-01-01", end="2024-01-05"))
+        def down(up: pl.DataFrame) -> pl.DataFrame:
+            return up
+    '''))
+    _age_files(tmp_path)
+    _run(tmp_path)
+    full = api.status(project=tmp_path)
+    assert next(r for r in full if r.name == "down").reasons == [
+        "2024-01-01..2024-01-02 missing (no partition of `up` maps to it; `up` has 2024-01-03..2024-01-05), "
+        "2024-01-03..2024-01-05 fresh"]
+    fast, answered = api.status_fast_or_full(project_dir=tmp_path)
+    assert answered and [dataclasses.asdict(r) for r in fast] == [dataclasses.asdict(r) for r in full]
+
+
 def test_the_no_op_fast_path_covers_partitions_until_a_file_or_a_day_arrives(partitioned: Path) -> None:
     from click.testing import CliRunner
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from assetflow.declare import AssetSpec, SourceSpec
-from assetflow.partitions.summary import NO_SOURCE_DATA, describe, ranges
+from assetflow.partitions.summary import describe, ranges
 from assetflow.partitions.units import PartitionPlan, PartitionWorkspace, combined_hash, split_unit, unit_id
 from assetflow.plan import Assessment
 
@@ -119,7 +119,7 @@ def key_states(name: str, plan: PartitionPlan, partitions: dict[str, Assessment]
         if failed and key in failed:
             items.append((key, "failed", failed[key]))
         elif verdict is None:
-            items.append((key, "missing", NO_SOURCE_DATA))
+            items.append((key, "missing", plan.missing_reason(name, key)))
         else:
             items.append((key, verdict.state, verdict.reasons[0] if verdict.reasons else ""))
     return items

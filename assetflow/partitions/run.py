@@ -18,6 +18,7 @@ from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.partitions.assess import upstream_hashes
 from assetflow.partitions.mappings import Identity, Latest
 from assetflow.partitions.ranges import select_keys
+from assetflow.partitions.summary import NO_SOURCE_DATA
 from assetflow.partitions.units import definition_of, split_unit, unit_id
 from assetflow.plan import Assessment
 
@@ -272,7 +273,12 @@ def snapshot_parts(ws: PartitionWorkspace) -> tuple[dict[str, tuple[str, dict[st
     keys = {}
     for name, all_keys in plan.keys.items():
         have = ws.source_partitions(name) if isinstance(ws.graph.specs[name], SourceSpec) else plan.available[name]
-        keys[name] = {"keys": list(all_keys), "missing": [k for k in all_keys if k not in have]}
+        missing = [k for k in all_keys if k not in have]
+        keys[name] = {"keys": list(all_keys), "missing": missing}
+        if not isinstance(ws.graph.specs[name], SourceSpec):  # why, where no file will change it (status says)
+            unmapped = {k: why for k in missing if (why := plan.missing_reason(name, k)) != NO_SOURCE_DATA}
+            if unmapped:
+                keys[name]["unmapped"] = unmapped  # type: ignore[assignment]
     return sources, assets, next_key_instant(ws), keys
 
 

@@ -87,14 +87,16 @@ def report(items: list[tuple[str, str, str]]) -> tuple[dict[str, object], list[K
     return {"partitions": {k: s for k, s, _ in items}, "ranges": [r.as_json() for r in found]}, found
 
 
-def snapshot_report(keys: Sequence[str], missing: Collection[str],
-                    source: bool) -> tuple[dict[str, object], list[str]]:
+def snapshot_report(keys: Sequence[str], missing: Collection[str], source: bool,
+                    unmapped: Mapping[str, str] | None = None) -> tuple[dict[str, object], list[str]]:
     """The status report and reasons of a partitioned asset (or source) that the no-op snapshot
-    vouches for: every key with data is fresh (observed), the others have none."""
+    vouches for: every key with data is fresh (observed), the others have none (``unmapped``: those
+    no upstream partition maps to, with why; ``PartitionPlan.missing_reason``)."""
+    unmapped = unmapped or {}
     if source:
         items = [(k, "missing", NO_FILE) if k in missing else (k, "observed", "") for k in keys]
     else:
-        items = [(k, "missing", NO_SOURCE_DATA) if k in missing else (k, "fresh", "") for k in keys]
+        items = [(k, "missing", unmapped.get(k, NO_SOURCE_DATA)) if k in missing else (k, "fresh", "") for k in keys]
     found_report, found = report(items)
     if source:
         return found_report, source_reasons(found)

@@ -180,6 +180,32 @@ class PartitionPlan:
     def partitioned(self, name: str) -> bool:
         return name in self.keys
 
+    def missing_reason(self, asset: str, key: str) -> str:
+        """Why key ``key`` of ``asset`` cannot be built now, followed upstream: the source data it comes from has
+        not arrived yet, or an upstream has no partition it maps to (its keys start later, end earlier, or are
+        others), which no file will ever change."""
+        from assetflow.partitions.summary import NO_SOURCE_DATA
+
+        spec = self.graph.specs[asset]
+        if isinstance(spec, SourceSpec):
+            return NO_SOURCE_DATA
+        for up in spec.upstreams:
+            if up not in self.keys:
+                continue
+            mapped = self.upstream_keys(asset, up, key)
+            if not mapped and isinstance(self.mappings[(asset, up)], AllPartitions | Latest):
+                if not self.keys[up]:
+                    return f"`{up}` has no partitions yet"
+                return self.missing_reason(up, self.keys[up][-1])
+            if not mapped:
+                keys = self.keys[up]
+                span = f"{keys[0]}..{keys[-1]}" if keys else "none yet"
+                return f"no partition of `{up}` maps to it; `{up}` has {span}"
+            for found in mapped:
+                if found not in self.available[up]:
+                    return self.missing_reason(up, found)
+        return NO_SOURCE_DATA
+
     def upstream_keys(self, asset: str, up: str, key: str) -> list[str]:
         """The keys of partitioned upstream ``up`` that unit (asset, key) reads."""
         mapping = self.mappings[(asset, up)]
