@@ -457,6 +457,8 @@ def test_a_failed_partition_fails_its_asset_and_says_which(partitioned: Path) ->
     assert {"first": "2024-01-02", "last": "2024-01-03", "state": "failed", "reason": "ValueError: negative amount",
             "count": 2} in daily_row.partitions["ranges"]  # type: ignore[operator]
     assert rows["rolling"].state != "failed"  # downstream was skipped, not failed
+    # 2024-01-01 is fresh: the asset was updated then ('last updated -' while some partition never ran)
+    assert daily_row.updated_at is not None and daily_row.materialized_at == daily_row.updated_at
     shown = api.show("daily_events", project=partitioned)
     assert shown["state"] == "failed" and shown["reasons"][0].startswith("the last run failed for partitions")
     from click.testing import CliRunner

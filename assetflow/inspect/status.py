@@ -158,8 +158,9 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
                 states.append("failed")
                 failed = [str(failed_line)]
             reasons = failed + [str(report.pop("summary"))]  # every key as ranges: fresh, stale (why), missing
-            current = max((v.current for v in verdict.partitions.values() if v.current is not None),
-                          key=lambda m: m.finished_at, default=None)
+            # its newest partition that holds data: the asset was updated then, whatever its other partitions are
+            current = max((v.current for v in verdict.partitions.values() if v.current is not None
+                           and v.state != "missing"), key=lambda m: m.finished_at, default=None)
         checked = None
         if spec.checks and report is not None and verdict.partitions is not None:
             if current_versions is None:
@@ -184,7 +185,8 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
         if in_progress is not None and name in in_progress[1]:
             states.append("running")
             reasons.insert(0, f"being computed now by run {in_progress[0]}")
-        finished = current.finished_at if current is not None and verdict.state != "missing" else None
+        finished = current.finished_at if current is not None and (report is not None or verdict.state != "missing") \
+            else None
         by, why = overdue(spec.freshness, finished, now)
         if why:
             states.append("overdue")
