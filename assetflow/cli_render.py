@@ -138,15 +138,28 @@ def render_left_out(result: RunResult) -> None:
         click.echo(f"  left out {name}: {why}", err=True)
 
 
+def _units(result: RunResult) -> str:
+    """``6 partitions of 1 asset``, ``6 partitions of 2 assets and 1 unpartitioned asset``: what a plan counts."""
+    partitioned = {r.asset for r in result.results.values() if r.partition}
+    parts = sum(1 for r in result.results.values() if r.partition)
+    plain = len(result.results) - parts
+    return (f"{plural(parts, 'partition')} of {plural(len(partitioned), 'asset')}"
+            + (f" and {plural(plain, 'unpartitioned asset')}" if plain else ""))
+
+
 def render_plan(result: RunResult) -> None:
     render_left_out(result)
     todo = [r for r in result.results.values() if r.outcome != "fresh"]
+    units = any(r.partition for r in result.results.values())  # partitions counted apart from their assets
+    total = len(result.results)
     if not todo:
-        total = len(result.results)
-        click.echo(f"Nothing to do: {'the' if total == 1 else 'all'} {plural(total, 'selected asset')} "
+        click.echo(f"Nothing to do: everything selected is fresh ({_units(result)})." if units else
+                   f"Nothing to do: {'the' if total == 1 else 'all'} {plural(total, 'selected asset')} "
                    f"{'is' if total == 1 else 'are'} fresh.")
         return
-    click.echo(f"Plan ({len(todo)} of {plural(len(result.results), 'asset')}; nothing was run):")
+    click.echo(f"Plan ({len(todo)} of {'' if all(r.partition for r in result.results.values()) else f'{total}: '}"
+               f"{_units(result)}; nothing was run):" if units else
+               f"Plan ({len(todo)} of {plural(total, 'asset')}; nothing was run):")
     from assetflow.partitions.summary import ranges
 
     grouped: dict[tuple[str, str], list[tuple[str, str, str]]] = {}  # partitions as ranges, per asset and action

@@ -385,6 +385,11 @@ def test_the_plan_spans_only_keys_that_follow_each_other(partitioned: Path) -> N
     assert "daily_events[2024-01-03]: source `events` changed" in plan.output
     assert "daily_events[2024-01-01..2024-01-03]" not in plan.output  # pasted into --partition: 2024-01-02 too
     assert "upstream `daily_events` partitions 2024-01-01, 2024-01-03 (2) are stale" in plan.output
+    # units are counted as such (it said 'Plan (7 of 8 assets', and 'all 8 selected assets are fresh')
+    assert plan.output.startswith("Plan (7 of 8: 6 partitions of 2 assets and 2 unpartitioned assets; nothing was run):")
+    _run(partitioned)
+    again = CliRunner().invoke(main, ["materialize", "daily_events", "--dry-run", "--project", str(partitioned)])
+    assert again.output == "Nothing to do: everything selected is fresh (3 partitions of 1 asset).\n"
 
 
 def test_reasons_that_name_each_keys_upstream_partitions_merge_into_ranges(partitioned: Path) -> None:
