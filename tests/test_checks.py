@@ -604,6 +604,38 @@ def test_a_partition_check_reads_the_upstream_partition_its_asset_read(tmp_path:
     assert not any(v.get("cached") for v in day.checks or [])  # judged again on the new input, not from the cache
 
 
+def test_check_judges_a_stale_partition_with_the_upstream_partitions_it_read(tmp_path: Path) -> None:
+    """``assetflow check`` on a partition left stale by its upstream partition's new version judged it against that
+    new version (FAILED, though nothing it was made from changed), where docs/checks.md says a partition's check
+    gets what it read; as for an unpartitioned asset, it keeps the verdict it was published with."""
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipe"]\n')
+    (tmp_path / "pipe.py").write_text(textwrap.dedent('''
+        import polars as pl
+        from assetflow import asset, check
+        from assetflow.partitions import static
+
+        SCALE = 1
+
+        @asset(partitions=static(["a", "b"]))
+        def up(partition) -> pl.DataFrame:
+            return pl.DataFrame({"n": [SCALE]})
+
+        @asset(partitions=static(["a", "b"]))
+        def down(up: pl.DataFrame) -> pl.DataFrame:
+            return up
+
+        @check(asset="down")
+        def copies_up(down: pl.DataFrame, up: pl.DataFrame) -> bool:
+            return down.equals(up)
+    '''))
+    assert _run(tmp_path).ok
+    (tmp_path / "pipe.py").write_text((tmp_path / "pipe.py").read_text().replace("SCALE = 1", "SCALE = 2"))
+    assert _run(tmp_path, select="up").ok  # down stays stale: made from up's earlier partitions
+    runs = api.run_checks("down", project=tmp_path)
+    assert [(r.partition, [v["passed"] for v in r.results]) for r in runs] == [("a", [True]), ("b", [True])]
+    assert {r.name: r.state for r in api.status(project=tmp_path)}["down"] == "stale"
+
+
 def test_a_partition_relationship_looks_in_the_upstream_partition_it_read(tmp_path: Path) -> None:
     """A ``relationship`` of a partition looks for its values in what that partition read, not in every partition
     of the upstream: day 1's 3 exists only in day 2's file."""

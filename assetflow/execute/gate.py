@@ -233,11 +233,39 @@ def _as_made(ws: Workspace, mat: Materialization,
     for up, data_hash in (mat.upstream or {}).items():
         upstream = ws.graph.specs.get(up)
         now = current.get(up)
-        if not isinstance(upstream, AssetSpec) or upstream.partitions is not None or now is None \
-                or now.data_hash == data_hash:
+        if isinstance(upstream, AssetSpec) and upstream.partitions is not None:
+            read = _partitions_read(ws, mat, up, data_hash, current)
+            if read:
+                made_with.update(read)
+                recorded[up] = data_hash
+            continue
+        if not isinstance(upstream, AssetSpec) or now is None or now.data_hash == data_hash:
             continue
         earlier = ws.store.by_data_hash(up, data_hash)
         if earlier:
             made_with[up] = earlier[0]
             recorded[up] = data_hash
     return made_with, recorded
+
+
+def _partitions_read(ws: Workspace, mat: Materialization, up: str, data_hash: str,
+                     current: Mapping[str, Materialization]) -> dict[str, Materialization]:
+    """The versions of partitioned upstream ``up`` that ``mat`` read, where one is no longer current: the current
+    partitions its mapping names, one of them replaced by an earlier version of its key, that combine to the hash
+    ``mat`` recorded (one partition changed since: a day's file edited and its asset run alone). Empty when it read
+    the current ones, or when more than one changed (then it is judged with the current ones)."""
+    from assetflow.partitions.units import combined_hash, unit_id
+
+    keys = ws.partition_plan.upstream_keys(mat.asset, up, mat.partition)
+    now = [current.get(unit_id(up, k)) for k in keys]
+    if not keys or any(v is None for v in now):
+        return {}
+    pairs = [(k, v.data_hash) for k, v in zip(keys, now) if v is not None]
+    if combined_hash(pairs) == data_hash:
+        return {}
+    history = ws.store.history(up, limit=10_000)
+    for i, (key, current_hash) in enumerate(pairs):
+        for earlier in (m for m in history if m.partition == key and m.data_hash != current_hash):
+            if combined_hash([*pairs[:i], (key, earlier.data_hash), *pairs[i + 1:]]) == data_hash:
+                return {unit_id(up, key): earlier}
+    return {}
