@@ -2,11 +2,10 @@
 
 A pool worker is a process that imports polars, pyarrow and the project before its first
 task (~0.35 s of CPU each here, and the fork server ~0.15 s): on a plan of a few seconds of
-small polars assets that start-up is a third of the run's CPU. A thread starts for nothing,
-and reads what another thread stored from memory (``execute.handoff``). Polars, Arrow,
-DuckDB and the data hash release the GIL while they work, so assets of table work overlap;
-pure-Python asset code holds it, and runs one at a time: processes suit that better, and
-many cores too (docs/execution.md says when the runner picks which).
+small assets that start-up is a quarter of the run's CPU. A thread starts for nothing, and
+reads what another thread stored from memory (``execute.handoff``). What threads do not give
+is assets in parallel: each asset's Python holds the GIL, so they pay where the cores are busy
+anyway, and the process pool stays the default (docs/execution.md has the figures).
 
 The task code is the same as a pool worker's (``execute.task``): it already serves several
 threads of one process, as a Dask worker's do (output capture is per thread, backends that
