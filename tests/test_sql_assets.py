@@ -315,6 +315,16 @@ def test_a_star_giving_two_columns_of_one_name_fails_its_asset_and_stores_nothin
         api.load("both", project=shop)
 
 
+def test_a_column_of_no_type_parquet_cannot_store_says_which_and_what_to_do(shop: Path) -> None:
+    write(shop, "models/mapped.sql", "select day, map() as tags from orders\n")  # DuckDB: map<null, null>
+    result = api.materialize(project=shop, executor="inprocess")
+    error = result.results["mapped"].error or ""
+    assert result.results["mapped"].outcome == "failed" and "Traceback" not in error, error
+    assert "column tags (map<null, null>)" in error and "map()::MAP(VARCHAR, INTEGER)" in error
+    write(shop, "models/mapped.sql", "select day, map()::MAP(VARCHAR, INTEGER) as tags from orders\n")
+    assert api.materialize(project=shop, executor="inprocess").results["mapped"].outcome == "ran"
+
+
 @pytest.mark.parametrize("text", ["select 1 as a;\n-- end of model\n", "select 1 as a; /* end */", "select 1 as a;\n;\n"])
 def test_comments_and_semicolons_after_the_query_are_not_statements(text: str) -> None:
     parsed = parse_query(text, file="x.sql", asset="x")

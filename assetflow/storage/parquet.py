@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -133,16 +135,17 @@ class ParquetBackend(TableBackend):
         final = self._path_for_write(location)  # a linked file is replaced, a linked folder refused
         size = table.get_total_buffer_size()
         options = {"compression": self._codec(size), "use_dictionary": self._dictionary(table)}
-        if size < SMALL_TABLE_BYTES:
-            import pyarrow as pa
+        with _refused_by_parquet(asset, table):
+            if size < SMALL_TABLE_BYTES:
+                import pyarrow as pa
 
-            encoded = pa.BufferOutputStream()
-            pq.write_table(table, encoded, **options)
-            written = write_atomically(final, encoded.getvalue())
-        else:
-            with atomic_target(final) as temp:
-                pq.write_table(table, temp, **options)
-            written = os.stat(final)
+                encoded = pa.BufferOutputStream()
+                pq.write_table(table, encoded, **options)
+                written = write_atomically(final, encoded.getvalue())
+            else:
+                with atomic_target(final) as temp:
+                    pq.write_table(table, temp, **options)
+                written = os.stat(final)
         return StoredData(
             data_hash=data_hash,
             location=location,
@@ -268,3 +271,33 @@ def _read_table(path: Path | str, *, small: bool) -> pa.Table:
 @hookimpl
 def assetflow_io_backends() -> list[type[ParquetBackend]]:
     return [ParquetBackend]
+
+
+@contextmanager
+def _refused_by_parquet(asset: str, table: pa.Table) -> Iterator[None]:
+    """A table Parquet cannot hold, as the asset's error: which columns, and what to do, not Arrow's traceback.
+
+    The one kind met so far: a value of no type that may not be null, nested in a column, which DuckDB gives an
+    empty ``map()`` literal (``map<null, null>``, its keys "null not null")."""
+    import pyarrow as pa
+
+    try:
+        yield
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        untyped = [f"{f.name} ({f.type})" for f in table.schema if _typeless(f)]
+        if untyped:
+            raise StorageError(
+                f"Parquet cannot store asset {asset!r}: column {', '.join(untyped)} holds values of no type that may "
+                f"not be null (an empty map() or list literal has no element type). Cast it to a type, e.g. "
+                f"map()::MAP(VARCHAR, INTEGER) in SQL or .cast(...) in polars. ({exc})") from None
+        raise StorageError(f"Parquet cannot store asset {asset!r}: {exc}. Cast the columns it names to a type "
+                           f"Parquet holds, or store the asset with io=\"pickle\".") from None
+
+
+def _typeless(field: pa.Field) -> bool:
+    """Whether ``field`` or a field nested in it is of the null type and may not be null: what Parquet refuses."""
+    import pyarrow as pa
+
+    if pa.types.is_null(field.type) and not field.nullable:
+        return True
+    return any(_typeless(field.type.field(i)) for i in range(field.type.num_fields))
