@@ -94,7 +94,7 @@ def test_gc_never_deletes_while_a_run_holds_the_project(project: ProjectDir) -> 
         assert locked.returncode == 3 and "a-run-in-progress" in locked.stderr, locked.stderr
         assert len(list(folder.glob("*.parquet"))) == 3  # nothing deleted
         assert api.gc(0, dry_run=True, project=project.root).versions == 2  # counting needs no lock
-        with pytest.raises(ProjectLockedError):
+        with pytest.raises(ProjectLockedError, match="wait=True from Python"):  # the API's way, not only --wait
             api.gc(0, project=project.root)
         threading.Timer(0.3, run.release).start()
         report = api.gc(0, wait=True, project=project.root)  # queues behind the run, then collects

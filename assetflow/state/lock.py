@@ -45,7 +45,7 @@ class ProjectLock:
                     os.close(fd)
                     raise ProjectLockedError(
                         f"Another assetflow run holds the lock on this project ({self.path}): {holder}. "
-                        f"Wait for it to finish, or pass --wait to queue behind it."
+                        f"Wait for it to finish, or queue behind it: --wait on the command line, wait=True from Python."
                     ) from None
                 time.sleep(0.05)
         self._info = {"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id, "since": time.time()}
