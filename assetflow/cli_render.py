@@ -208,9 +208,9 @@ def render_run(result: RunResult, progress_printed: bool = False) -> None:
         # up to date with what their upstreams hold, and stale all the same: not "Everything is fresh"
         one = len({n.partition("[")[0] for n in waiting}) == 1
         click.echo(f"Nothing to run, but not fresh: {counted(waiting)} wait{'s' if one else ''} "
-                   "on stale upstreams outside the selection (see above).")
+                   "on upstreams outside the selection (see above).")
     else:
-        click.echo("Done: " + ", ".join(p + " (on stale upstreams outside the selection, see above)"
+        click.echo("Done: " + ", ".join(p + " (on upstreams outside the selection, see above)"
                                         if p.endswith(" waiting") else p for p in parts) + ".")
 
 

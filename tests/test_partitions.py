@@ -329,7 +329,7 @@ def test_a_partition_behind_a_stale_upstream_partition_outside_the_selection_wai
             "widen --partition") in run.output
     assert "Everything is fresh" not in run.output
     assert "waiting total: upstream `daily_events[2024-01-02]` is stale and outside --partition" in run.output
-    assert run.output.endswith("Nothing to run, but not fresh: 3 assets (1 partition) wait on stale upstreams outside "
+    assert run.output.endswith("Nothing to run, but not fresh: 3 assets (1 partition) wait on upstreams outside "
                                "the selection (see above).\n")
     plan = CliRunner().invoke(main, ["materialize", "rolling", "--partition", "2024-01-03", "--dry-run",
                                      "--project", str(partitioned)])
@@ -337,6 +337,26 @@ def test_a_partition_behind_a_stale_upstream_partition_outside_the_selection_wai
             "select `daily_events` too, e.g. +rolling, with their keys in --partition") in plan.output
     outcomes = _run(partitioned, select="+rolling", partition="2024-01-02..2024-01-03")
     assert _ran(outcomes) == {"daily_events[2024-01-02]", "rolling[2024-01-02]", "rolling[2024-01-03]"}
+
+
+def test_a_backfill_of_some_days_leaves_an_asset_reading_every_day_waiting_not_failed(partitioned: Path) -> None:
+    """On a fresh project, --partition 2024-01-01..2024-01-02 cannot make `total`, which reads every day and
+    2024-01-03 has no data yet: it waits, with how to take that day in, and the backfill exits 0. It was
+    skipped, exit 1, advising `+total`, which skipped it again; the plan said it would run."""
+    from click.testing import CliRunner
+
+    from assetflow.cli import main
+
+    args = ["materialize", "--partition", "2024-01-01..2024-01-02", "--project", str(partitioned)]
+    plan = CliRunner().invoke(main, [*args, "--dry-run"])
+    assert "wait        total: upstream `daily_events[2024-01-03]` is missing and outside --partition" in plan.output
+    run = CliRunner().invoke(main, args)
+    assert run.exit_code == 0, run.output
+    assert ("waiting total: upstream `daily_events[2024-01-03]` is missing and outside --partition: widen "
+            "--partition") in run.output
+    assert _run(partitioned, select="+total", partition="2024-01-01..2024-01-02")["total"] == "waiting"
+    outcomes = _run(partitioned)  # every day: total runs
+    assert outcomes["total"] == "ran" and outcomes["daily_events[2024-01-03]"] == "ran"
 
 
 def test_a_partition_selection_applies_to_the_assets_whose_definition_has_its_keys(partitioned: Path) -> None:

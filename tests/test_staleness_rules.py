@@ -204,7 +204,7 @@ def test_rule6_a_selection_behind_a_stale_upstream_it_does_not_select_waits(buil
     proc = built.run("materialize", "doubled", "total")
     assert proc.returncode == 0, proc.stderr
     assert "Everything is fresh" not in proc.stdout
-    assert proc.stdout.strip() == ("Nothing to run, but not fresh: 2 assets wait on stale upstreams outside the "
+    assert proc.stdout.strip() == ("Nothing to run, but not fresh: 2 assets wait on upstreams outside the "
                                    "selection (see above).")
     assert "waiting doubled: upstream `clean` is stale and not selected: select `clean` too, e.g. +doubled" in proc.stderr
     assert "waiting total: upstream `doubled` is behind a stale upstream outside the selection" in proc.stderr

@@ -196,6 +196,9 @@ class Run:
     def _planned_waits(self, name: str, planned: dict[str, AssetResult]) -> list[str]:
         """A stale unit's reasons to wait, when the plan can tell: every upstream unit in the run stays as it is
         (fresh or waiting), so the unit sees its upstreams' stored data, and that data is what it was made from."""
+        absent = self._absent_outside(name)
+        if absent:
+            return self._waits(name, absent)
         inputs = self._unit_inputs(name)
         if any(u in planned and planned[u].outcome not in ("fresh", "waiting") for u in inputs):
             return []  # an upstream runs first: the plan cannot know its data
@@ -584,13 +587,25 @@ class Run:
             return self.ws.partition_plan.unit_inputs(name)
         return list(self.graph.specs[name].inputs)
 
-    def _waits(self, name: str) -> list[str]:
-        """Why a unit up to date with its upstreams' stored data stays stale after this run (none: it does not)."""
+    def _waits(self, name: str, inputs: list[str] | None = None) -> list[str]:
+        """Why a unit up to date with its upstreams' stored data stays stale after this run (none: it does not);
+        ``inputs``: only these of its upstream units."""
         if not self._outside:
             return []
         index = self.ws.partition_plan.index if is_partitioned(self.graph) else {}
-        return waiting_reasons(name, self._unit_inputs(name), self._outside, self._behind, set(self.order),
-                               narrowed=self.partition not in (None, "all"), index=index)
+        return waiting_reasons(name, self._unit_inputs(name) if inputs is None else inputs, self._outside,
+                               self._behind, set(self.order), narrowed=self.partition not in (None, "all"),
+                               index=index)
+
+    def _absent_outside(self, name: str) -> list[str]:
+        """The upstream units of ``name`` with no data that ``--partition`` leaves out of the run (their assets are
+        selected): a backfill of some days cannot make an asset that reads every day, so it waits, as for a stale
+        unit left out, rather than failing the backfill as a skipped asset (a missing upstream *not selected* still
+        skips it: the user asked for it alone)."""
+        if not self._outside:
+            return []
+        return [u for u in self._unit_inputs(name) if self._outside.get(u) == "missing" and u not in self.current
+                and split_unit(u)[1] != "" and split_unit(u)[0] in self.order]
 
     def _units(self, verdicts: dict[str, Assessment]) -> tuple[list[str], dict[str, tuple[str, ...]], dict[str, Assessment]]:
         """The units to settle (assets, or one per selected partition), their upstream units, their verdicts."""
@@ -672,6 +687,11 @@ class Run:
         spec = self.graph.specs[asset]
         assert isinstance(spec, AssetSpec)
         upstream, problems = self._upstream_hashes(spec, key)
+        absent = self._absent_outside(name) if problems else []
+        if absent and all(any(f"`{u}`" in p for u in absent) for p in problems):
+            self._behind.add(name)
+            self._record_event(AssetResult(name, "waiting", self._waits(name, absent)))
+            return None
         if problems:
             self._record_event(AssetResult(name, "skipped", problems))
             return None
