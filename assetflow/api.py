@@ -326,10 +326,11 @@ def history(select: Selection = None, *, exclude: Selection = (), limit: int = 2
         store.close()
 
 
-def logs(asset: str, run_id: str | None = None, *, project: ProjectArg = None,
+def logs(asset: str, run_id: str | None = None, *, partition: str | None = None, project: ProjectArg = None,
          modules: Iterable[str] = (), files: Iterable[str] = ()) -> dict[str, Any]:
-    """What ``asset`` printed and logged in one run (default: the latest that captured any), without
-    importing the project: ``asset``, ``run_id``, ``log`` (None if nothing was kept), ``path``, ``runs``."""
+    """What ``asset`` printed and logged in one run (default: the latest that captured any; of one ``partition``
+    key, if given), without importing the project: ``asset``, ``run_id``, ``partition``, ``log`` (None if nothing
+    was kept), ``path``, ``runs``."""
     from assetflow.documents import logs_payload
     from assetflow.errors import ParameterError, UnknownAssetError
     from assetflow.names import NAME_PATTERN
@@ -344,7 +345,7 @@ def logs(asset: str, run_id: str | None = None, *, project: ProjectArg = None,
         except ValueError:
             raise ParameterError(f"{run_id!r} is not a run id; `assetflow history {asset}` lists them.",
                                  "run") from None
-    return logs_payload(state_path, asset, run_id)
+    return logs_payload(state_path, asset, run_id, partition)
 
 
 def gc(keep: int = 5, *, dry_run: bool = False, wait: bool = False, project: ProjectArg = None,

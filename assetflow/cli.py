@@ -299,20 +299,22 @@ def history(select: tuple[str, ...], exclude: tuple[str, ...], limit: int, with_
 @click.argument("asset")
 @click.option("--run", "run_id", metavar="RUN_ID",
               help="The run to show (see `assetflow history ASSET`); default: the last that captured output of ASSET.")
+@click.option("--partition", metavar="KEY", default=None, help="Only what this partition of ASSET printed.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable log on stdout.")
 @project_options
 @handle_errors
-def logs(asset: str, run_id: str | None, as_json: bool, project_dir: Path | None, modules: tuple[str, ...],
-         files: tuple[str, ...]) -> None:
+def logs(asset: str, run_id: str | None, partition: str | None, as_json: bool, project_dir: Path | None,
+         modules: tuple[str, ...], files: tuple[str, ...]) -> None:
     """What ASSET printed (stdout, stderr) and logged while it ran, kept per run in the state folder."""
     from assetflow import api
 
-    payload = api.logs(asset, run_id, project=project_dir, modules=modules, files=files)
+    payload = api.logs(asset, run_id, partition=partition, project=project_dir, modules=modules, files=files)
     if as_json:
         emit_json(payload)
     elif payload["log"] is None:
         where = f"run {run_id}" if run_id else "any run kept"
-        click.echo(f"No output of `{asset}` in {where}: it printed and logged nothing, or `assetflow gc` "
+        who = f"`{asset}` partition {partition}" if partition else f"`{asset}`"
+        click.echo(f"No output of {who} in {where}: it printed and logged nothing, or `assetflow gc` "
                    f"collected the log. `assetflow history {asset}` lists its runs.", err=True)
     else:
         click.echo(f"run {payload['run_id']}, {payload['path']}:", err=True)

@@ -86,14 +86,21 @@ def run_payload(result: RunResult) -> dict[str, Any]:
                        for r in result.results.values()]}
 
 
-def logs_payload(state_path: Any, asset: str, run_id: str | None = None) -> dict[str, Any]:
-    """``assetflow logs ASSET [--run ID] --json``: what the asset printed and logged in one run.
+def logs_payload(state_path: Any, asset: str, run_id: str | None = None,
+                 partition: str | None = None) -> dict[str, Any]:
+    """``assetflow logs ASSET [--run ID] [--partition KEY] --json``: what the asset printed and logged in one run.
 
-    Without ``run_id``, the latest run that kept a log of it. ``log`` is null when that run
-    captured nothing (the asset printed nothing, or ``gc`` collected the log).
+    Without ``run_id``, the latest run that kept a log of it (of that partition, with ``partition``). ``log`` is
+    null when that run captured nothing (the asset printed nothing, or ``gc`` collected the log).
     """
-    from assetflow.state.logs import latest_log, read_log, runs_with_logs
+    from assetflow.state.logs import latest_log, partition_log, read_log, runs_with_logs
 
-    found = read_log(state_path, run_id, asset) if run_id else latest_log(state_path, asset)
-    return {"asset": asset, "run_id": found.run_id if found else run_id, "log": found.text if found else None,
-            "path": str(found.path) if found else None, "runs": runs_with_logs(state_path, asset)}
+    if run_id:
+        found = read_log(state_path, run_id, asset)
+        if found is not None and partition is not None:
+            found = partition_log(found, partition)
+    else:
+        found = latest_log(state_path, asset, partition)
+    return {"asset": asset, "run_id": found.run_id if found else run_id, "partition": partition,
+            "log": found.text if found else None, "path": str(found.path) if found else None,
+            "runs": runs_with_logs(state_path, asset)}

@@ -117,6 +117,27 @@ def test_retried_attempts_keep_each_attempts_output(project: ProjectDir, monkeyp
     assert "--- attempt 1 of 2 ---\ntrying first\n" in log and "--- attempt 2 of 2 ---\ntrying again\n" in log
 
 
+def test_one_partitions_output_is_shown_alone(project: ProjectDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    project.write("pipeline.py", """
+        import polars as pl
+        from assetflow import asset
+        from assetflow.partitions import static
+
+        @asset(partitions=static(["fr", "de", "it"]))
+        def regions(partition) -> pl.DataFrame:
+            print(f"computing {partition.key}")
+            return pl.DataFrame({"region": [partition.key]})
+    """)
+    monkeypatch.chdir(project.root)
+    assert cli("materialize").exit_code == 0
+    whole = cli("logs", "regions").output
+    assert all(f"--- partition {key} ---\ncomputing {key}\n" in whole for key in ("fr", "de", "it"))
+    one = json.loads(cli("logs", "regions", "--partition", "de", "--json").output)
+    assert one["log"] == "computing de\n" and one["partition"] == "de" and one["run_id"]
+    none = cli("logs", "regions", "--partition", "es")
+    assert "No output of `regions` partition es" in none.output
+
+
 def test_gc_collects_logs_with_their_runs(chatty: ProjectDir) -> None:
     runs = [json.loads(cli("materialize", "--json", "--force", "chatty", "--executor", "inprocess").stdout)["run_id"]
             for _ in range(3)]

@@ -50,7 +50,7 @@ from assetflow.partitions.units import is_partitioned, split_unit
 from assetflow.fastpath import SNAPSHOT_KEY, build_snapshot
 from assetflow.plan import Assessment
 from assetflow.state.lock import ProjectLock
-from assetflow.state.logs import write_log
+from assetflow.state.logs import PARTITION_HEADER, write_log
 from assetflow.state.store import Materialization
 from assetflow.storage.files import make_durable, remove_temp_files
 from assetflow.workspace import Workspace
@@ -559,7 +559,7 @@ class Run:
             f"--- attempt {i} of {len(launch.logs)} ---\n{log}" for i, log in enumerate(launch.logs, 1))
         asset, key = split_unit(name)
         if key:  # the partitions of an asset share its log, each under its own header
-            write_log(self.ws.config.state_path, self.run_id, asset, f"--- partition {key} ---\n{text}", append=True)
+            write_log(self.ws.config.state_path, self.run_id, asset, PARTITION_HEADER.format(key) + text, append=True)
         else:
             write_log(self.ws.config.state_path, self.run_id, asset, text)
 

@@ -83,13 +83,27 @@ def runs_with_logs(state_path: Path, asset: str) -> list[str]:
     return [run_id for _, run_id in sorted(found, key=lambda f: (f[1][:15], f[0]), reverse=True)]
 
 
-def latest_log(state_path: Path, asset: str) -> AssetLog | None:
-    """The newest log of ``asset``, from whichever run last captured output of it."""
+def latest_log(state_path: Path, asset: str, partition: str | None = None) -> AssetLog | None:
+    """The newest log of ``asset``, from whichever run last captured output of it (of ``partition``, if given)."""
     for run_id in runs_with_logs(state_path, asset):
         found = read_log(state_path, run_id, asset)
+        if found is not None and partition is not None:
+            found = partition_log(found, partition)
         if found is not None:
             return found
     return None
+
+
+PARTITION_HEADER = "--- partition {} ---\n"  # the partitions of an asset share its log of a run, each under one
+
+
+def partition_log(log: AssetLog, key: str) -> AssetLog | None:
+    """What one partition of the asset printed in that run (its sections of the shared log), or None."""
+    header = PARTITION_HEADER.format(key)
+    sections = [part for part in re.split(r"(?m)^(?=--- partition .* ---$)", log.text) if part.startswith(header)]
+    if not sections:
+        return None
+    return dataclasses.replace(log, text="".join(section[len(header):] for section in sections))
 
 
 def collect_logs(state_path: Path, keep_runs: int, known_runs: Sequence[str], dry_run: bool = False) -> int:
