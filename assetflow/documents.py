@@ -81,7 +81,7 @@ def run_payload(result: RunResult) -> dict[str, Any]:
     """``materialize --json``; ``fast_path`` is there (true) only when the no-op snapshot proved every asset fresh."""
     return {"run_id": result.run_id, "dry_run": result.dry_run, "ok": result.ok,
             **({"fast_path": True} if result.fast_path else {}),
-            **({"left_out": result.left_out} if result.left_out else {}), "counts": result.counts(),
+            "left_out": result.left_out, "counts": result.counts(),
             "assets": [_outcome_row(r.name, r.outcome, r.reasons, r.duration, r.data_hash, r.error, r.checks)
                        for r in result.results.values()]}
 
