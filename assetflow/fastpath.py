@@ -51,10 +51,11 @@ __all__ = ["DISABLE_ENV", "GRAPH_KEY", "SNAPSHOT_KEY", "build_snapshot", "cache_
            "save_graph_cache",
            "verified_snapshot"]
 
-SNAPSHOT_VERSION = 8  # 5: the content of every file whose bytes were read; 6: "young" names files of "contents";
+SNAPSHOT_VERSION = 9  # 5: the content of every file whose bytes were read; 6: "young" names files of "contents";
 # 7: "verdicts", the fingerprints of the verdicts each checked asset's current version was judged with; 8: none,
 # but recipes of partitions that read their window in a non-UTC zone changed, and SQL fingerprints of unaliased
-# result expressions, so one full check after upgrading
+# result expressions, so one full check after upgrading; 9: none, but recipes of weekly partitions that read their
+# window changed (they name their cadence)
 GRAPH_CACHE_VERSION = 4  # 4: each asset's checks (name, severity, file:line)
 DISABLE_ENV = "ASSETFLOW_NO_FAST_PATH"
 

@@ -145,7 +145,7 @@ def assess(
     if check is not None and check.status == "modified":
         reasons.append("stored data changed outside assetflow (hash mismatch)")
     if not reasons and current.recipe_key != recipe.key:
-        # Every other field is compared above: what is left is the partition's (its window's time zone).
-        reasons.append("the partition's window changed (its definition's time zone)" if recipe.partition
+        # Every other field is compared above: what is left is the partition's (its window's cadence, zone).
+        reasons.append("the partition's window changed (its definition's cadence or time zone)" if recipe.partition
                        else "recipe changed")
     return Assessment(name, "stale" if reasons else "fresh", reasons, recipe, current)

@@ -424,14 +424,22 @@ class Workspace:
 
 
 def _partition_in_recipe(spec: AssetSpec, key: str) -> str:
-    """A partition's part of its recipe: its key, and the time zones of its time definitions when the asset reads
-    its window (a ``partition`` parameter, ``partition_column``): in another zone the same key is another
-    window, so another output (UTC, the default, adds nothing, so recipes made before zones counted stay)."""
+    """A partition's part of its recipe: its key, and what else fixes its window when the asset reads it (a
+    ``partition`` parameter, ``partition_column``), so that the same key as another window is another recipe.
+
+    Most keys name their window with the definition's zone: hourly, daily and monthly keys are spelled apart
+    (an hourly key holds its minute). A weekly key is spelled as a daily one (its Monday), so a weekly
+    definition names each time dimension's cadence and zone. Otherwise only the zones other than UTC, the
+    default, are added, so that recipes made before any of this counted stay as they were.
+    """
     if not key or not (spec.wants_partition or spec.partition_column is not None):
         return key
     from assetflow.partitioning import ProductPartitions, TimePartitions
 
     definition = spec.partitions
     dimensions = definition.dimensions if isinstance(definition, ProductPartitions) else (definition,)
-    zones = [d.timezone for d in dimensions if isinstance(d, TimePartitions) and d.timezone != "UTC"]
+    times = [d for d in dimensions if isinstance(d, TimePartitions)]
+    if any(d.cadence == "weekly" for d in times):
+        return f"{key}@{','.join(f'{d.cadence} {d.timezone}' for d in times)}"
+    zones = [d.timezone for d in times if d.timezone != "UTC"]
     return f"{key}@{','.join(zones)}" if zones else key

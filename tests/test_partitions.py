@@ -868,11 +868,59 @@ def test_a_time_zone_edit_makes_partitions_that_read_their_window_stale(tmp_path
     _run(tmp_path)
     (tmp_path / "pipe.py").write_text(body.replace('timezone="UTC"', 'timezone="Asia/Tokyo"'))
     [row] = [r for r in api.status("starts", project=tmp_path)]
-    assert row.state == "stale" and "the partition's window changed (its definition's time zone)" in row.reasons[0]
+    assert row.state == "stale" and "the partition's window changed (its definition's cadence or time zone)" in row.reasons[0]
     outcomes = _run(tmp_path)
     assert outcomes["starts[2024-03-01]"] == outcomes["starts[2024-03-02]"] == "ran"
     assert api.load("starts", project=tmp_path)["start"].to_list() == ["2024-02-29T15:00:00+00:00",
                                                                        "2024-03-01T15:00:00+00:00"]
+
+
+def test_a_cadence_edit_makes_partitions_that_read_their_window_stale(tmp_path: Path) -> None:
+    """daily -> weekly keeps the Mondays' keys, but each is now a week: an asset that reads its window reruns
+    (it kept its one-day versions, fresh); one that does not is judged by what it reads, as always."""
+    body = textwrap.dedent('''
+        import polars as pl
+        from assetflow import asset, source
+        from assetflow.partitions import daily, weekly
+
+        DEF = daily("2024-03-04", end="2024-03-17")
+        raw = source("raw.csv")
+
+        @asset(partitions=DEF)
+        def per(raw: pl.DataFrame, partition) -> pl.DataFrame:
+            s, e = partition.start.date(), partition.end.date()
+            return raw.with_columns(pl.col("d").str.to_date()).filter((pl.col("d") >= s) & (pl.col("d") < e))
+
+        @asset(partitions=DEF)
+        def counted(per: pl.DataFrame) -> pl.DataFrame:
+            return pl.DataFrame({"n": [per.height]})
+
+        @asset(partitions=DEF)
+        def whole(raw: pl.DataFrame) -> pl.DataFrame:
+            return raw.select(pl.len())
+    ''')
+    days = [datetime.date(2024, 3, 4) + datetime.timedelta(days=i) for i in range(14)]
+    (tmp_path / "raw.csv").write_text("d,v\n" + "".join(f"{d},{i}\n" for i, d in enumerate(days)))
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipe"]\n')
+    (tmp_path / "pipe.py").write_text(body)
+    _run(tmp_path)
+    (tmp_path / "pipe.py").write_text(body.replace('daily("2024-03-04", end="2024-03-17")',
+                                                   'weekly("2024-03-04", end="2024-03-11")'))
+    rows = {r.name: r for r in api.status(project=tmp_path)}
+    assert rows["per"].state == "stale"
+    assert "the partition's window changed (its definition's cadence or time zone)" in rows["per"].reasons[0]
+    assert rows["whole"].state == "fresh"  # reads all of raw in every partition, whatever its window
+    outcomes = _run(tmp_path)
+    assert outcomes["per[2024-03-04]"] == outcomes["per[2024-03-11]"] == "ran"
+    assert outcomes["counted[2024-03-04]"] == "ran"  # its input, per's partition, has new data
+    assert outcomes["whole[2024-03-04]"] == outcomes["whole[2024-03-11]"] == "fresh"
+    assert api.load("per", project=tmp_path, partition="2024-03-04").height == 7
+    assert api.load("counted", project=tmp_path)["n"].to_list() == [7, 7]
+
+    (tmp_path / "pipe.py").write_text(body)  # and back: the one-day versions are restored, not recomputed
+    outcomes = _run(tmp_path)
+    assert outcomes["per[2024-03-04]"] == "restored"
+    assert api.load("per", project=tmp_path, partition="2024-03-04").height == 1
 
 
 def test_partitions_stack_by_column_name_and_values_come_back_by_key(tmp_path: Path) -> None:
