@@ -177,6 +177,67 @@ def test_why_of_a_fresh_asset_whose_upstream_fails_a_check_added_since_does_not_
     assert "Upstream not fresh (this asset is up to date with their current versions" in out and "orders: failed" in out
 
 
+def test_the_plan_fails_a_current_version_that_fails_a_check_added_since_as_the_run_does(root: Path) -> None:
+    _run(root)
+    (root / "pipe.py").write_text(textwrap.dedent(PIPELINE).replace("row_count(min=1)", "row_count(min=10)"))
+    assert not _run(root).ok  # orders' current version fails the tightened check: every run fails it again
+    plan = _run(root, dry_run=True)
+    assert not plan.ok and plan.results["orders"].outcome == "failed"
+    assert plan.results["orders"].reasons[-1].startswith("its current version fails a check added or changed since it "
+                                                         "was made (the run fails it again): check row_count(min=10): ")
+    assert plan.results["report"].outcome == "skipped"
+    assert plan.results["report"].reasons == _run(root).results["report"].reasons  # in the run's words
+    assert plan.results["roster"].outcome == "fresh"
+    out = CliRunner().invoke(main, ["materialize", "--dry-run", "--project", str(root)])
+    assert out.exit_code == 1 and "Nothing to do" not in out.output
+    assert "  failed      orders: its current version fails a check added or changed" in out.output, out.output
+
+
+PARTS_FED = """
+import polars as pl
+from assetflow import asset, expr
+from assetflow.partitions import static
+
+CHECKS = [expr(pl.col("v") >= 0)]
+
+@asset(partitions=static(["a", "b", "c"]), checks=CHECKS)
+def part(partition) -> pl.DataFrame:
+    return pl.DataFrame({"v": [3 if partition.key == "c" else 1]})
+
+@asset(partitions=static(["a", "b", "c"]))
+def twice(part: pl.DataFrame) -> pl.DataFrame:
+    return part * 2
+
+@asset
+def total(part: pl.DataFrame) -> pl.DataFrame:
+    return part.sum()
+"""
+
+
+def test_a_partition_whose_current_version_fails_a_check_added_since_is_failed_in_status_and_the_plan(
+        tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipeline"]\n')
+    path = tmp_path / "pipeline.py"
+    path.write_text(PARTS_FED)
+    assert _run(tmp_path).ok
+    path.write_text(PARTS_FED.replace("CHECKS = [", 'CHECKS = [expr(pl.col("v") < 3, name="small"), '))
+    run = _run(tmp_path)
+    assert run.results["part[c]"].outcome == "failed" and run.results["total"].outcome == "skipped"
+    plan = _run(tmp_path, dry_run=True)
+    assert {n: r.outcome for n, r in plan.results.items()} == {
+        "part[a]": "fresh", "part[b]": "fresh", "part[c]": "failed", "twice[a]": "fresh", "twice[b]": "fresh",
+        "twice[c]": "skipped", "total": "skipped"}
+    assert plan.results["total"].reasons == _run(tmp_path).results["total"].reasons
+    row = _status_json(tmp_path, "part")
+    assert row["state"] == "failed"
+    assert row["partitions"] == {"a": "fresh", "b": "fresh", "c": "failed"}
+    assert row["reasons"][0] == "the current version of partitions c fails check expr(small): 1 row where it is false, e.g. row 0"
+    assert "c failed (its current version fails check expr(small): 1 row where it is false, e.g. row 0)" in row["reasons"][1]
+    path.write_text(PARTS_FED)  # the check removed: fresh again, in the plan and in status
+    assert all(r.outcome == "fresh" for r in _run(tmp_path, dry_run=True).results.values())
+    assert _status_json(tmp_path, "part")["partitions"] == {"a": "fresh", "b": "fresh", "c": "fresh"}
+
+
 def test_python_declarations_are_placed_from_the_project_root_as_sql_ones_are(root: Path) -> None:
     (root / "models").mkdir()
     (root / "models" / "kinds.sql").write_text("-- checks: not_null(status)\nselect status from orders\n")

@@ -36,6 +36,30 @@ class Predicted:
     outcome: str
     reasons: list[str]
     data_hash: str | None = None  # known when it stays fresh or is restored
+    refusing: str | None = None  # failed on a check: the check's verdict in one line
+
+
+def refusing_check(ws: Workspace, spec: AssetSpec, mat: Materialization | None,
+                   current: Mapping[str, Materialization]) -> str | None:
+    """The blocking check that the version ``mat``, found fresh, fails as defined now (added or edited since it was
+    published), in one line: a run judges it from the cache and fails the asset (``Runner._decide``), so a plan
+    must say so too. ``current``: the current units, as ``Workspace.verdicts_in_effect`` takes them."""
+    if not spec.checks or mat is None:
+        return None
+    from assetflow.checks.report import one_line
+
+    refused = [v for v in ws.verdicts_in_effect(spec, mat, current) if not v["passed"] and v["severity"] == "error"]
+    return one_line(refused[0]) if refused else None
+
+
+def refused_reason(line: str) -> str:
+    """A plan's reason for failing a fresh version on ``refusing_check``'s check."""
+    return f"its current version fails a check added or changed since it was made (the run fails it again): {line}"
+
+
+def blocked_reason(up: str, outcome: str, refusing: str | None) -> str:
+    """Why a plan skips what ``up`` (failed or skipped in the plan) feeds, in the run's words (``upstream_problem``)."""
+    return f"upstream `{up}` failed its {refusing}" if outcome == "failed" and refusing else f"upstream `{up}` {outcome}"
 
 
 def restorable(ws: Workspace, verdict: Assessment) -> Materialization | None:
@@ -60,6 +84,7 @@ def predict(ws: Workspace, order: Sequence[str], force: bool = False) -> list[Pr
     # all again costs ~1 s at 30,000 assets).
     current = {n: v.current for n, v in predicted.items() if v.current is not None}
     after: dict[str, str | None] = {}  # asset -> its data hash after the run (None: known only once it ran)
+    blocked: dict[str, str] = {}  # asset failed or skipped in the plan -> why what it feeds is skipped
     plan = []
     for name in order:
         verdict = predicted[name]
@@ -67,6 +92,12 @@ def predict(ws: Workspace, order: Sequence[str], force: bool = False) -> list[Pr
         assert isinstance(spec, AssetSpec)
         if force:
             plan.append(Predicted(name, "ran", ["--force", *verdict.reasons]))
+            after[name] = None
+            continue
+        problems = [blocked[u] for u in spec.inputs if u in blocked]
+        if problems:  # the run skips it before anything else
+            plan.append(Predicted(name, "skipped", problems))
+            blocked[name] = blocked_reason(name, "skipped", None)
             after[name] = None
             continue
         hashes, unknown = _upstream_after(ws, spec, after, current)
@@ -79,6 +110,12 @@ def predict(ws: Workspace, order: Sequence[str], force: bool = False) -> list[Pr
         waits = waiting_reasons(name, spec.inputs, unsettled, behind, order) if item.outcome == "cutoff" else []
         if waits:
             item = dataclasses.replace(item, outcome="waiting", reasons=waits)
+        refusing = refusing_check(ws, spec, current.get(name), current) \
+            if item.outcome in ("fresh", "cutoff", "waiting") else None
+        if refusing is not None:
+            item = Predicted(name, "failed", [*item.reasons, refused_reason(refusing)], refusing=refusing)
+        if item.outcome == "failed":
+            blocked[name] = blocked_reason(name, "failed", item.refusing)
         if waits or (item.outcome != "fresh" and is_behind(spec.inputs, unsettled, behind)):
             behind.add(name)
         plan.append(item)
@@ -127,7 +164,8 @@ def _with_known_upstream(ws: Workspace, spec: AssetSpec, predicted: Assessment, 
             from assetflow.checks.report import one_line
 
             return Predicted(spec.name, "failed", [*verdict.reasons, f"the version it would restore (materialization "
-                                                   f"{earlier.id}) fails {one_line(refused[0])}: it stays refused"])
+                                                   f"{earlier.id}) fails {one_line(refused[0])}: it stays refused"],
+                             refusing=one_line(refused[0]))
         return Predicted(spec.name, "restored", verdict.reasons, earlier.data_hash)
     return Predicted(spec.name, "ran", predicted.reasons)
 

@@ -36,7 +36,7 @@ from assetflow.contracts import Executor, InputRef
 from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.durations import format_duration
 from assetflow.errors import AssetflowError, RunInterrupted, TaskTimeout, WorkerLost
-from assetflow.execute.dry_run import predict, restorable
+from assetflow.execute.dry_run import blocked_reason, predict, refused_reason, refusing_check, restorable
 from assetflow.execute import handoff
 from assetflow.execute.executors import EXECUTOR_ENV, SMALL_PLAN, InProcessExecutor, make_executor, small_work
 from assetflow.execute.results import AssetResult, Outcome, RunResult
@@ -176,11 +176,17 @@ class Run:
         if self._outside:
             self.current = self.ws.current_units()  # what a waiting unit's upstreams hold (``_planned_waits``)
         results: dict[str, AssetResult] = {}
+        current: dict[str, Materialization] | None = None  # every current unit, read once if a check needs them
+        stopped: set[str] = set()  # units the plan fails or skips: what they feed is skipped
         for name in units:
             verdict = verdicts[name]
-            waits = [] if self.force or verdict.fresh else self._planned_waits(name, results)
+            blocked = [blocked_reason(u, results[u].outcome, results[u].error)
+                       for u in self._unit_inputs(name) if u in stopped] if stopped else []
+            waits = [] if self.force or verdict.fresh or blocked else self._planned_waits(name, results)
             if self.force:
                 results[name] = AssetResult(name, "ran", ["--force"] + verdict.reasons)
+            elif blocked:  # the run skips it before anything else
+                results[name] = AssetResult(name, "skipped", blocked)
             elif verdict.fresh:
                 results[name] = AssetResult(name, "fresh", [])
             elif waits:
@@ -190,6 +196,15 @@ class Run:
                 results[name] = AssetResult(name, "restored", verdict.reasons)
             else:
                 results[name] = AssetResult(name, "ran", verdict.reasons)
+            spec = self.graph.specs[split_unit(name)[0]]
+            if results[name].outcome in ("fresh", "waiting") and isinstance(spec, AssetSpec) and spec.checks:
+                current = self.ws.current_units() if current is None else current
+                refusing = refusing_check(self.ws, spec, verdict.current, current)
+                if refusing is not None:  # the run judges the version it keeps and fails it again
+                    results[name] = AssetResult(name, "failed", [*results[name].reasons, refused_reason(refusing)],
+                                                error=refusing)
+            if results[name].outcome in ("failed", "skipped"):
+                stopped.add(name)
         return RunResult(self.run_id, results, dry_run=True, key_order=self.ws.partition_plan.index,
                          left_out=self.left_out)
 

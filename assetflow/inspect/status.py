@@ -142,6 +142,11 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
                            + (f" (check{'s' if len(changed) > 1 else ''} {', '.join(changed)} no longer declared as "
                               f"then: the next run judges the version under the checks of now)" if changed else ""))
         report = None
+        checked, lines = None, []
+        if spec.checks and verdict.partitions is not None:
+            if current_versions is None:
+                current_versions = ws.current_units()
+            checked, lines = _partition_verdicts(ws, spec, verdict, current_versions)
         if verdict.partitions is not None:
             from assetflow.partitions.inspect import partition_report
 
@@ -151,7 +156,7 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
                 failures = last_failures(ws.store)
             failed_keys = {k: failure_summary(d or "") for k, d in failures.get(name, {}).items()
                            if k in verdict.partitions and not verdict.partitions[k].fresh}
-            report = partition_report(ws, name, verdict, failed_keys)
+            report = partition_report(ws, name, verdict, failed_keys, _refused_partitions(verdict, checked or []))
             failed = [r for r in reasons if r.startswith("the last run failed")]
             failed_line = report.pop("failed")
             if failed_line:  # one partition failing fails its asset, naming the partitions as ranges
@@ -161,11 +166,7 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
             # its newest partition that holds data: the asset was updated then, whatever its other partitions are
             current = max((v.current for v in verdict.partitions.values() if v.current is not None
                            and v.state != "missing"), key=lambda m: m.finished_at, default=None)
-        checked = None
-        if spec.checks and report is not None and verdict.partitions is not None:
-            if current_versions is None:
-                current_versions = ws.current_units()
-            checked, lines = _partition_verdicts(ws, spec, verdict, current_versions)
+        if checked is not None:
             if any(not v["passed"] and v["severity"] == "error" for v in checked) and "failed" not in states:
                 states.append("failed")
             reasons = lines + reasons
@@ -248,6 +249,18 @@ def _partition_verdicts(ws: Workspace, spec: AssetSpec, verdict: Assessment,
                      f"check {name} has no verdict on partitions {spans} as it is defined now: "
                      f"`assetflow check {spec.name}` judges it")
     return found, lines
+
+
+def _refused_partitions(verdict: Assessment, checked: list[dict[str, object]]) -> dict[str, str]:
+    """The fresh partitions whose current version fails a blocking check as defined now (one added or edited
+    since it was made), each with the failure: a run fails them again (``Runner._decide``), so they are not fresh."""
+    refused: dict[str, str] = {}
+    for v in checked:
+        key = str(v["partition"])
+        part = (verdict.partitions or {}).get(key)
+        if not v["passed"] and v["severity"] == "error" and part is not None and part.fresh and key not in refused:
+            refused[key] = f"its current version fails {one_line(v)}"
+    return refused
 
 
 def _rows(verdict: Assessment) -> int | None:

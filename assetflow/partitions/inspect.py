@@ -63,13 +63,16 @@ def _concat(values: dict[str, Any]) -> Any:
 
 
 def partition_report(ws: PartitionWorkspace, name: str, verdict: Assessment,
-                     failed: Mapping[str, str] | None = None) -> dict[str, Any]:
+                     failed: Mapping[str, str] | None = None,
+                     refused: Mapping[str, str] | None = None) -> dict[str, Any]:
     """For status --json and the page: each key's state, and the ranges; ``failed`` (key -> the
-    error in one line) the partitions whose last run failed, also summarised under "failed"."""
+    error in one line) the partitions whose last run failed, also summarised under "failed"; ``refused``
+    those whose current version fails a blocking check of now, failed too (status says why on its own line)."""
     from assetflow.partitions.summary import describe, report
 
-    found_report, found = report(key_states(name, ws.partition_plan, verdict.partitions or {}, failed))
-    failures = [r for r in found if r.state == "failed"]
+    found_report, found = report(key_states(name, ws.partition_plan, verdict.partitions or {},
+                                            {**(refused or {}), **(failed or {})}))
+    failures = [r for r in found if r.state == "failed" and (failed or {}).get(r.first) == r.reason]
     return {**found_report, "summary": describe(found) if found else "no partitions yet",
             "failed": failure_line(failures) if failures else None}
 
