@@ -63,8 +63,46 @@ select c.oid::bigint, c.relfilenode::bigint, pg_relation_size(c.oid),
 """
 
 
+_COLUMNS_SQL = """
+select c.relname, a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory
+  from pg_attribute a
+  join pg_class c on c.oid = a.attrelid
+  join pg_namespace n on n.oid = c.relnamespace
+  join pg_type t on t.oid = a.atttypid
+ where n.nspname = %s and c.relname = any(%s) and a.attnum > 0 and not a.attisdropped
+ order by c.relname, a.attnum
+"""
+
+
 def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
+
+
+def union_by_name(schema: str, tables: list[str], columns: dict[str, list[tuple[str, str, str]]]) -> str:
+    """``select ... union all select ...`` over ``tables`` in order, columns matched by name.
+
+    ``columns`` holds each table's (name, type, type category) in table order. The result has every
+    column in order of first appearance, as DuckDB's ``UNION ALL BY NAME`` and polars'
+    ``diagonal_relaxed`` (what ``load`` uses) have them; a table without a column gives NULL there.
+    Types of one category (integer and double, say) are left to PostgreSQL's UNION rules, which
+    widen them; a column whose types differ in category (a number here, text there) is cast to text
+    everywhere, as polars stacks it as a string.
+    """
+    kinds: dict[str, list[tuple[str, str]]] = {}
+    for table in tables:
+        for name, type_, category in columns.get(table, []):
+            kinds.setdefault(name, []).append((type_, category))
+    as_text = {name for name, found in kinds.items() if len({category for _, category in found}) > 1}
+
+    def select(table: str) -> str:
+        present = {name for name, _, _ in columns.get(table, [])}
+        items = []
+        for name, found in kinds.items():
+            value = quote(name) if name in present else f"null::{found[0][0]}"
+            items.append(f"{value}::text as {quote(name)}" if name in as_text else f"{value} as {quote(name)}")
+        return f"select {', '.join(items)} from {quote(schema)}.{quote(table)}"
+
+    return " union all ".join(select(table) for table in tables)
 
 
 def version_table(asset: str, data_hash: str) -> str:
@@ -366,22 +404,26 @@ class PostgresBackend(TableBackend):
     def activate_partitions(self, asset: str, locations: list[str]) -> None:
         """Point the view ``<schema>.<asset>`` at the union of its current partitions' tables, in key order.
 
-        Dropped and recreated in one transaction (PostgreSQL's DDL is transactional): a reader
-        sees the old union or the new one, never a mix (docs/partitions.md).
+        Columns are matched by name (``union_by_name``): a partition may order its columns otherwise,
+        or lack or add one. Dropped and recreated in one transaction (PostgreSQL's DDL is
+        transactional): a reader sees the old union or the new one, never a mix (docs/partitions.md).
         """
         if not locations:
             return
         parsed = [self._parse(asset, location) for location in locations]
         schema = parsed[0][0]
         qs = quote(schema)
-        union = " union all ".join(f"select * from {quote(s)}.{quote(t)}" for s, t in parsed)
+        tables = [table for _, table in parsed]
 
         def point() -> None:
             conn = self._sql()
             with conn.transaction():
                 conn.execute(_LOCK_SQL, (f"assetflow view {schema}.{asset}",))
+                columns: dict[str, list[tuple[str, str, str]]] = {}
+                for table, name, type_, category in conn.execute(_COLUMNS_SQL, (schema, sorted(set(tables)))):
+                    columns.setdefault(table, []).append((name, type_, category))
                 conn.execute(f"drop view if exists {qs}.{quote(asset)}")
-                conn.execute(f"create view {qs}.{quote(asset)} as {union}")
+                conn.execute(f"create view {qs}.{quote(asset)} as {union_by_name(schema, tables, columns)}")
 
         self._call(f"point view {schema}.{asset} at its {len(locations)} partitions", point)
 

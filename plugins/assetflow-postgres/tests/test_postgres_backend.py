@@ -368,3 +368,20 @@ def test_a_partitioned_asset_gets_one_view_over_its_current_partitions(tmp_path:
     tables = {r[0] for r in sql("select table_name from information_schema.tables where table_schema = %s "
                                 "and table_type = 'BASE TABLE'", pg_schema)}
     assert len({t for t in tables if t.startswith("sales__")}) == 4  # writing one partition never rewrote the others
+
+
+def test_the_partition_view_matches_columns_by_name(tmp_path: Path, pg_schema: str) -> None:
+    """As load() and DuckDB's UNION ALL BY NAME: another column order, a missing or an extra column, a wider type."""
+    store = backend(tmp_path, pg_schema)
+    parts = [
+        store.store("ev", pa.table({"user": ["u1"], "n": [1], "day": ["d1"]})),
+        store.store("ev", pa.table({"day": ["d2"], "n": [2], "user": ["u2"]})),  # same columns, another order
+        store.store("ev", pa.table({"user": ["u3"], "day": ["d3"], "extra": [1.5]})),  # no n, one more column
+        store.store("ev", pa.table({"user": ["u4"], "n": [4.5], "day": ["d4"]})),  # n a double here
+        store.store("ev", pa.table({"user": ["u5"], "n": ["five"], "day": ["d5"]})),  # and text there
+    ]
+    store.activate_partitions("ev", [p.location for p in parts[:4]])
+    assert sql(f'select "user", n, day, extra from "{pg_schema}"."ev"') == [
+        ("u1", 1.0, "d1", None), ("u2", 2.0, "d2", None), ("u3", None, "d3", 1.5), ("u4", 4.5, "d4", None)]
+    store.activate_partitions("ev", [parts[0].location, parts[4].location])
+    assert sql(f'select "user", n from "{pg_schema}"."ev"') == [("u1", "1"), ("u5", "five")]
