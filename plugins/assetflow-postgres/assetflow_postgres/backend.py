@@ -254,8 +254,8 @@ class PostgresBackend(TableBackend):
                 if cur.fetchall():  # this version existed (maybe tampered with): replace it
                     cur.execute(f"alter table {qs}.{quote(name)} rename to {quote(old)}")
                     cur.execute(f"alter table {qs}.{quote(temp)} rename to {quote(name)}")
-                    if self._view_target(cur, asset) == old:
-                        cur.execute(f"create or replace view {qs}.{quote(asset)} as select * from {qs}.{quote(name)}")
+                    if self._view_reads(cur, asset, old):
+                        self._repoint_view(cur, asset, old, name)
                     cur.execute(f"drop table {qs}.{quote(old)}")
                 else:
                     cur.execute(f"alter table {qs}.{quote(temp)} rename to {quote(name)}")
@@ -288,15 +288,27 @@ class PostgresBackend(TableBackend):
 
         return self._call(f"store asset {asset!r}", write)
 
-    def _view_target(self, cur: Any, asset: str) -> str | None:
-        """The table the asset's view currently selects from, if the view exists."""
+    def _view_reads(self, cur: Any, asset: str, table: str) -> bool:
+        """Whether the asset's view selects from ``table`` (one version, or one partition of its union)."""
         cur.execute(
-            "select table_name from information_schema.view_table_usage "
-            "where view_schema = $1 and view_name = $2 and table_schema = $1",
-            parameters=(self.schema, asset),
+            "select 1 from information_schema.view_table_usage "
+            "where view_schema = $1 and view_name = $2 and table_schema = $1 and table_name = $3",
+            parameters=(self.schema, asset, table),
         )
-        rows = cur.fetchall()
-        return rows[0][0] if rows else None
+        return bool(cur.fetchall())
+
+    def _repoint_view(self, cur: Any, asset: str, old: str, new: str) -> None:
+        """Re-create the asset's view as it is, reading table ``new`` where it read ``old``.
+
+        The view follows a renamed table, so its own definition names ``old`` (a unique
+        ``assetflow$old_...`` name): swapping that name keeps a partition view's whole union, in
+        the writer's transaction, where pointing it at ``new`` alone showed one partition until
+        the run's end (or for good after a kill).
+        """
+        view = f"{quote(self.schema)}.{quote(asset)}"
+        cur.execute("select pg_get_viewdef($1::regclass)", parameters=(view,))
+        definition = cur.fetchall()[0][0].strip().rstrip(";")
+        cur.execute(f"create or replace view {view} as {definition.replace(quote(old), quote(new))}")
 
     def _token(self, schema: str, table: str) -> tuple[str | None, int | None]:
         """The cheap change detector of a version table and its size; (None, None) if it is gone."""

@@ -385,3 +385,16 @@ def test_the_partition_view_matches_columns_by_name(tmp_path: Path, pg_schema: s
         ("u1", 1.0, "d1", None), ("u2", 2.0, "d2", None), ("u3", None, "d3", 1.5), ("u4", 4.5, "d4", None)]
     store.activate_partitions("ev", [parts[0].location, parts[4].location])
     assert sql(f'select "user", n from "{pg_schema}"."ev"') == [("u1", "1"), ("u5", "five")]
+
+
+def test_writing_a_partition_version_again_keeps_the_whole_union_in_the_view(tmp_path: Path, pg_schema: str) -> None:
+    """A rerun writing an existing version table (same content, or one tampered with) never narrows the view."""
+    store = backend(tmp_path, pg_schema)
+    tables = {key: pa.table({"region": [key], "amount": [n]}) for n, key in enumerate(["eu", "us", "apac"])}
+    tables["apac"] = tables["eu"]  # two partitions with equal data share one table
+    parts = {key: store.store("sales", table) for key, table in tables.items()}
+    store.activate_partitions("sales", [parts[k].location for k in ("eu", "us", "apac")])
+    sql(f'update "{pg_schema}"."{parts["us"].location.split(".")[1]}" set amount = 99')
+    for key in ("us", "eu"):
+        assert store.store("sales", tables[key]).location == parts[key].location
+        assert sql(f'select region, amount from "{pg_schema}"."sales"') == [("eu", 0), ("us", 1), ("eu", 0)]
