@@ -373,7 +373,18 @@ class Workspace:
         source_names = frozenset()  # named only in the reason for an upstream that changed
         if current is not None and current.upstream != recipe.upstream:
             source_names = frozenset(u for u in spec.upstreams if isinstance(self.graph.specs[u], SourceSpec))
-        return assess(spec.name, recipe, current, check, sources=source_names, old_code=old_code, new_code=new_code)
+        verdict = assess(spec.name, recipe, current, check, sources=source_names, old_code=old_code, new_code=new_code)
+        if current is None and not partition and spec.partitions is None:
+            verdict.reasons = self._was_partitioned(spec.name) or verdict.reasons
+        return verdict
+
+    def _was_partitioned(self, name: str) -> list[str]:
+        """Why an unpartitioned asset whose partitions are current has no current version (its view shows them)."""
+        count = len(self.store.current_partitions(asset=name))
+        if not count:
+            return []
+        return [f"partitioned until now: its {count} current partitions are what its storage shows; "
+                f"its definition has no partitions= any more"]
 
     def assess_all(self, names: Iterable[str] | None = None, *, walk_code: bool = True) -> dict[str, Assessment]:
         """Predict every asset's state from the state store as it is now (no side effects on data).

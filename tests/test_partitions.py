@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import sqlite3
 import textwrap
 from pathlib import Path
 
@@ -568,6 +569,59 @@ def test_duckdb_keeps_one_view_over_the_current_partitions(tmp_path: Path) -> No
     assert len(tables) == 3  # a table per partition version: writing one never rewrites the others
     assert api.load("sales", project=ws, partition="us")["amount"].to_list() == [2]
     ws.close()
+
+
+SALES_WHOLE = """
+    import polars as pl
+    from assetflow import asset
+
+    @asset(io="duckdb")
+    def sales() -> pl.DataFrame:
+        return pl.DataFrame({"region": ["all"], "amount": [3]})
+"""
+SALES_BY_REGION = """
+    import polars as pl
+    from assetflow import asset
+    from assetflow.partitions import static
+
+    @asset(io="duckdb", partitions=static(["eu", "us"]))
+    def sales(partition) -> pl.DataFrame:
+        return pl.DataFrame({"region": [partition.key], "amount": [1], "key": [partition.key]})
+"""
+
+
+def _sales_view(root: Path) -> list[tuple[object, ...]]:
+    ws = Workspace.load(root)
+    try:
+        with ws.backends.get("duckdb").reading() as con:  # type: ignore[attr-defined]
+            return con.execute("SELECT * FROM sales").fetchall()
+    finally:
+        ws.close()
+
+
+def test_an_asset_made_partitioned_and_back_is_restored_and_its_view_follows(tmp_path: Path) -> None:
+    """Its unpartitioned version stayed current all along (status fresh, nothing ran), while the view kept the union."""
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["wh"]\n')
+    (tmp_path / "wh.py").write_text(textwrap.dedent(SALES_WHOLE))
+    assert _run(tmp_path) == {"sales": "ran"}
+    (tmp_path / "wh.py").write_text(textwrap.dedent(SALES_BY_REGION))
+    assert _ran(_run(tmp_path)) == {"sales[eu]", "sales[us]"}
+    assert _sales_view(tmp_path) == [("eu", 1, "eu"), ("us", 1, "us")]
+    (tmp_path / "wh.py").write_text(textwrap.dedent(SALES_WHOLE))
+    [row] = api.status(project=tmp_path)
+    assert row.state == "missing" and "partitioned until now: its 2 current partitions" in row.reasons[0]
+    assert _run(tmp_path) == {"sales": "restored"}
+    assert _sales_view(tmp_path) == [("all", 3)]
+    assert [r.state for r in api.status(project=tmp_path)] == ["fresh"]
+    (tmp_path / "wh.py").write_text(textwrap.dedent(SALES_BY_REGION))
+    assert _run(tmp_path) == {"sales[eu]": "restored", "sales[us]": "restored"}
+    assert _sales_view(tmp_path) == [("eu", 1, "eu"), ("us", 1, "us")]
+    # A store written before pointers kept one kind holds both: the partitions (the view) win, the asset is restored.
+    with sqlite3.connect(tmp_path / ".assetflow" / "state.db") as db:
+        db.execute("INSERT INTO pointers (env, asset, partition, materialization) VALUES ('prod', 'sales', '', 1)")
+    (tmp_path / "wh.py").write_text(textwrap.dedent(SALES_WHOLE))
+    assert _run(tmp_path) == {"sales": "restored"}
+    assert _sales_view(tmp_path) == [("all", 3)]
 
 
 def test_keys_that_left_the_definition_or_lost_their_data_are_not_served(tmp_path: Path) -> None:

@@ -51,12 +51,18 @@ def test_pointers_are_per_partition_and_environment(tmp_path: Path) -> None:
                     "finished_at, partition) VALUES (?, 'a', 'r', 'k', 'h', 'c', '{}', '{}', '[]', 'parquet', 'l', "
                     "'t', 1, '[]', 1, '{}', 0, 0, ?)", (mid, partition))
             store.point(db, "a", 1)
-            store.point(db, "a", 2, "2024-01-01")
+            store.point(db, "a", 1, env="dev")
+            store.point(db, "a", 2, "2024-01-01")  # an asset is partitioned or not: its unpartitioned pointer goes
             store.point(db, "a", 3, "2024-01-02", env="dev")
             store.point(db, "a", 2, "2024-01-02")  # a pointer at another partition's version is damage
-        assert set(store.current()) == {"a"}
-        assert set(store.current_partitions()) == {("a", "2024-01-01")}
-        assert set(store.current_partitions(env="dev")) == {("a", "2024-01-02")}
+        assert store.current() == {} and set(store.current_partitions()) == {("a", "2024-01-01")}
+        assert store.current(env="dev") == {} and set(store.current_partitions(env="dev")) == {("a", "2024-01-02")}
+        with store.transaction() as db:
+            store.point(db, "a", 1)
+        assert set(store.current()) == {"a"} and store.current_partitions() == {}
+        assert set(store.current_partitions(env="dev")) == {("a", "2024-01-02")}  # per environment
+        with store.transaction() as db:
+            store.point(db, "a", 2, "2024-01-01")
         assert store.by_recipe("a", "k", "2024-01-01")[0].id == 2
         with store.transaction() as db:
             store.unpoint(db, "a", None)

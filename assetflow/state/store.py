@@ -91,6 +91,10 @@ _MAT_COLUMNS = (
     "id, asset, run_id, recipe_key, data_hash, code_fingerprint, config, upstream, deps, io, "
     "location, token, rows, schema, bytes, libraries, started_at, finished_at, partition"
 )
+# An unpartitioned pointer counts unless the asset has partition pointers too: ``point`` keeps one kind, but a
+# store written before it did may hold both, and then the partitions are what the asset's view shows.
+_UNPARTITIONED = ("c.partition = '' AND NOT EXISTS (SELECT 1 FROM pointers p "
+                  "WHERE p.env = c.env AND p.asset = c.asset AND p.partition != '')")
 PROD = "prod"  # the default environment: every pointer a run moves lives here unless told otherwise
 
 
@@ -276,12 +280,12 @@ class StateStore:
 
     def current(self, env: str = PROD) -> dict[str, Materialization]:
         """The current materialization of every unpartitioned asset that has one."""
-        return {asset: mat for (asset, _), mat in self._pointed(env, "c.partition = ''").items()}
+        return {asset: mat for (asset, _), mat in self._pointed(env, _UNPARTITIONED).items()}
 
     def current_of(self, assets: Iterable[str], env: str = PROD) -> dict[str, Materialization]:
         """``current`` for these assets only: what a caller interested in a few of 10,000 reads
         (parsing every record costs ~1 s at 10,000 assets; the daemon's conditions need ~a hundred)."""
-        where = "c.partition = '' AND c.asset IN (SELECT value FROM json_each(?))"
+        where = f"{_UNPARTITIONED} AND c.asset IN (SELECT value FROM json_each(?))"
         return {asset: mat for (asset, _), mat in self._pointed(env, where, (json.dumps(sorted(set(assets))),)).items()}
 
     def current_partitions(self, env: str = PROD, asset: str | None = None) -> dict[tuple[str, str], Materialization]:
@@ -371,7 +375,7 @@ class StateStore:
         """Each unpartitioned asset's current (data hash, rows, finished_at): cheap, for status."""
         rows = self._db.execute(
             "SELECT c.asset, m.data_hash, m.rows, m.finished_at FROM pointers c JOIN materializations m "
-            "ON m.id = c.materialization WHERE c.env = ? AND c.partition = ''", (env,)
+            f"ON m.id = c.materialization WHERE c.env = ? AND {_UNPARTITIONED}", (env,)
         )
         return {asset: (data_hash, count, finished) for asset, data_hash, count, finished in rows}
 
@@ -380,7 +384,7 @@ class StateStore:
         record parsed), for sizing a run before its project loads (``fastpath.last_durations_downstream``)."""
         rows = self._db.execute(
             "SELECT c.asset, m.finished_at - m.started_at FROM pointers c JOIN materializations m "
-            "ON m.id = c.materialization WHERE c.env = ? AND c.partition = '' "
+            f"ON m.id = c.materialization WHERE c.env = ? AND {_UNPARTITIONED} "
             "AND c.asset IN (SELECT value FROM json_each(?))", (env, json.dumps(sorted(set(assets))))
         )
         return {asset: took for asset, took in rows}
@@ -425,7 +429,14 @@ class StateStore:
     @staticmethod
     def point(db: sqlite3.Connection, asset: str, materialization_id: int, partition: str = "",
               env: str = PROD) -> None:
-        """Make a version current for (env, asset, partition): the one write that publishes data."""
+        """Make a version current for (env, asset, partition): the one write that publishes data.
+
+        An asset is partitioned or not: pointing at a partition forgets its unpartitioned version,
+        and the reverse, so a definition that changes kind finds nothing current of the new kind
+        and restores (or makes) it, and its storage view follows (docs/partitions.md).
+        """
+        db.execute("DELETE FROM pointers WHERE env = ? AND asset = ? AND (partition = '') != (? = '')",
+                   (env, asset, partition))
         db.execute(
             "INSERT INTO pointers (env, asset, partition, materialization) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (env, asset, partition) DO UPDATE SET materialization = excluded.materialization",
