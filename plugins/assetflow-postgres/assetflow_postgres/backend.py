@@ -419,11 +419,10 @@ class PostgresBackend(TableBackend):
         Columns are matched by name (``union_by_name``): a partition may order its columns otherwise,
         or lack or add one. Dropped and recreated in one transaction (PostgreSQL's DDL is
         transactional): a reader sees the old union or the new one, never a mix (docs/partitions.md).
+        With no partition left the view is dropped, as DuckDB's is.
         """
-        if not locations:
-            return
         parsed = [self._parse(asset, location) for location in locations]
-        schema = parsed[0][0]
+        schema = parsed[0][0] if parsed else self.schema
         qs = quote(schema)
         tables = [table for _, table in parsed]
 
@@ -431,6 +430,9 @@ class PostgresBackend(TableBackend):
             conn = self._sql()
             with conn.transaction():
                 conn.execute(_LOCK_SQL, (f"assetflow view {schema}.{asset}",))
+                if not tables:  # no partition left: the view must not serve removed keys' rows
+                    conn.execute(f"drop view if exists {qs}.{quote(asset)}")
+                    return
                 columns: dict[str, list[tuple[str, str, str]]] = {}
                 for table, name, type_, category in conn.execute(_COLUMNS_SQL, (schema, sorted(set(tables)))):
                     columns.setdefault(table, []).append((name, type_, category))

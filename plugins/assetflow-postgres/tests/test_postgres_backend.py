@@ -398,3 +398,15 @@ def test_writing_a_partition_version_again_keeps_the_whole_union_in_the_view(tmp
     for key in ("us", "eu"):
         assert store.store("sales", tables[key]).location == parts[key].location
         assert sql(f'select region, amount from "{pg_schema}"."sales"') == [("eu", 0), ("us", 1), ("eu", 0)]
+
+
+def test_a_partitioned_asset_with_no_partition_left_has_no_view(tmp_path: Path, pg_schema: str) -> None:
+    """Its removed keys' rows were served until gc dropped their tables."""
+    store = backend(tmp_path, pg_schema)
+    store.activate_partitions("cleaned", [])  # nothing stored yet, not even the schema: nothing to do
+    part = store.store("cleaned", pa.table({"v": [1], "cust": ["acme"]}))
+    store.activate_partitions("cleaned", [part.location])
+    assert view_rows(pg_schema, "cleaned") == [(1, "acme")]
+    store.activate_partitions("cleaned", [])
+    assert sql("select 1 from information_schema.views where table_schema = %s", pg_schema) == []
+    assert table_hash(store.load("cleaned", part.location, "arrow")) == part.data_hash  # the version stays for gc
