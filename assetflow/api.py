@@ -63,11 +63,15 @@ Selection = Iterable[str] | str | None
 def workspace(project: ProjectArg = None, modules: Iterable[str] = (),
               files: Iterable[str] = ()) -> Workspace:
     """The project, loaded (its code imported, its state opened): pass it as ``project=`` to
-    several calls to import the project once. ``close()`` it when done."""
+    several calls to import the project once. ``close()`` it when done.
+
+    Each call given it looks at the sources' files and partition keys again (``Workspace.start_call``);
+    the code stays the one imported here."""
     from assetflow.automation.definitions import recording_automation
     from assetflow.workspace import Workspace
 
     if isinstance(project, Workspace):
+        project.start_call()  # each call sees the files as they are now
         return project
     with recording_automation() as declared:  # schedules and sensors, for their listings
         ws = Workspace.load(project, modules, files)
@@ -104,6 +108,7 @@ def selected(ws: Workspace, select: Selection = None, exclude: Selection = None,
     """
     from assetflow.inspect.status import selected as select_names
 
+    ws.start_call()  # ``status:`` selectors judge the files as they are now
     expressions = _expressions(select)
     gone: list[str] = []
     if removed:

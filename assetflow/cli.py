@@ -148,7 +148,9 @@ def _loaded_workspace(project_dir: Path | None, modules: tuple[str, ...], files:
     """The project loaded once for a command that makes several API calls."""
     from assetflow import api
 
-    return api.workspace(project_dir, modules, files)
+    ws = api.workspace(project_dir, modules, files)
+    ws.keep_observations = True  # one command, one look at the files: its calls need not stat them again
+    return ws
 
 
 @main.command(name="list")

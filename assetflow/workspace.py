@@ -49,6 +49,9 @@ class Workspace:
         self._verified: dict[tuple[str, str, str], str] = {}
         self.now: float | None = None  # the instant partition keys are listed at (None: the clock); tests set it
         self.key_clock: object | None = None  # the partition keys listed once per load (partitions.keys.key_clock)
+        # Set by a caller that decides itself when the files are looked at again (the CLI for its one command,
+        # the page that watches them): API calls then keep what was observed (``start_call``).
+        self.keep_observations = False
         # The schedules and sensors declared while the project was imported, when the loader recorded
         # them (``api.workspace`` does): the daemon's listings read them from here.
         self.automation: list[object] = []
@@ -295,6 +298,18 @@ class Workspace:
 
         found, folders = sql_files(self.root, self.config.sql)
         return [str(p) for p in (*found, *folders)]
+
+    def start_call(self) -> None:
+        """An API call starts with this workspace: look at the sources' files and the partition keys again.
+
+        A workspace reused between calls (a notebook) must see a changed file or a new day's file as a
+        new process would; what is cheap to keep stays (the code, the graph, the code digests), and
+        the stat cache keeps re-observing an unchanged file cheap. Not with ``keep_observations``.
+        """
+        if not self.keep_observations:
+            self._sources.clear()
+            self._source_partitions.clear()
+            self.forget_partition_keys()
 
     def forget_source(self, name: str) -> None:
         self._sources.pop(name, None)

@@ -117,3 +117,73 @@ def test_a_kept_workspace_checks_a_rewritten_version_by_its_new_record(project: 
         assert len(kept._verified) == 1
     finally:
         kept.close()
+
+
+DAILY = '''
+    import polars as pl
+    from assetflow import asset, source
+    from assetflow.partitions import daily
+
+    DAYS = daily("2024-03-01", end="2024-03-05")
+    raw = source("data/raw.csv")
+    ev = source("data/ev/{date}.csv", partitions=DAYS)
+
+    @asset
+    def total(raw: pl.DataFrame) -> pl.DataFrame:
+        return raw.select(pl.col("n").sum())
+
+    @asset(partitions=DAYS)
+    def daily_ev(ev: pl.DataFrame) -> pl.DataFrame:
+        return ev
+'''
+
+
+def test_a_workspace_reused_between_calls_sees_the_files_as_they_are_at_each_call(project: ProjectDir) -> None:
+    """The notebook pattern of docs/api.md (``project=ws``): a rewritten file and a new day's file are seen by the
+    next call, as a new process sees them; before, the workspace answered fresh and ran nothing."""
+    project.write("pipeline.py", DAILY)
+    project.write("data/raw.csv", "n\n1\n2\n")
+    for day in (1, 2):
+        project.write(f"data/ev/2024-03-0{day}.csv", f"n\n{day}\n")
+    ws = api.workspace(project.root)
+    try:
+        assert api.materialize(project=ws, executor="inprocess").ok
+        project.write("data/raw.csv", "n\n1\n2\n300\n")
+        project.write("data/ev/2024-03-02.csv", "n\n20\n")
+        project.write("data/ev/2024-03-03.csv", "n\n3\n")
+        states = {s.name: s for s in api.status(project=ws)}
+        assert states["total"].state == "stale"
+        assert states["daily_ev"].partitions is not None
+        assert [(r["first"], r["state"], r["reason"]) for r in states["daily_ev"].partitions["ranges"]] == [
+            ("2024-03-01", "fresh", ""), ("2024-03-02", "stale", "source `ev` changed"),
+            ("2024-03-03", "missing", "never materialized"), ("2024-03-04", "missing", "no source data yet")]
+        result = api.materialize(project=ws, executor="inprocess")
+        assert result.ok and result.results["total"].outcome == "ran"
+        assert api.load("total", project=ws)["n"].to_list() == [303]
+        assert api.load("daily_ev", project=ws)["n"].to_list() == [1, 20, 3]
+        assert {s.name: s.state for s in api.status(project=ws)}["daily_ev"] == "fresh"
+    finally:
+        ws.close()
+
+
+def test_a_command_that_keeps_its_observations_looks_at_the_files_once(project: ProjectDir, monkeypatch) -> None:
+    """The CLI's command (several calls, one workspace) and the page (it watches the files) keep what they observed:
+    ``keep_observations`` spares them a stat of every source file per call."""
+    import assetflow.fingerprint.source as source_module
+
+    project.write("pipeline.py", DAILY)
+    project.write("data/raw.csv", "n\n1\n")
+    observed: list[str] = []
+    observe = source_module.observe_source
+    monkeypatch.setattr(source_module, "observe_source", lambda spec, *a: observed.append(spec.name) or observe(spec, *a))
+    ws = api.workspace(project.root)
+    try:
+        ws.keep_observations = True
+        api.status(project=ws)
+        api.status(project=ws)
+        assert observed == ["raw"]
+        ws.keep_observations = False
+        api.status(project=ws)
+        assert observed == ["raw", "raw"]
+    finally:
+        ws.close()

@@ -114,6 +114,7 @@ class ProjectView:
         self._cache.clear()
         try:
             self._workspace = api.workspace(*self.where)  # with its schedules and sensors, for their listings
+            self._workspace.keep_observations = True  # ``token`` forgets the sources whose files changed
             self.error = None
         except Exception as exc:  # noqa: BLE001 - any failure of user code is shown on the page, not raised
             self.error = error_payload(exc)
