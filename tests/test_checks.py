@@ -127,6 +127,7 @@ def test_status_json_gives_the_verdicts_that_refused_the_last_run(root: Path) ->
         _run(root)
         row = _status_json(root, "orders")
         assert row["state"] == "failed" and all(v["passed"] for v in row["checks"])  # the current version's
+        assert not any("partition" in v for v in row["checks"])  # only a partitioned asset's verdicts have it
         rejected = row["rejected"]
         kept = json.loads(CliRunner().invoke(main, ["show", "orders", "--json", "--project", str(root)]).output)
         assert rejected["version"] == kept["assets"][0]["materializations"][0]["id"]
@@ -554,6 +555,8 @@ def test_status_shows_the_verdicts_of_a_partitioned_asset(tmp_path: Path) -> Non
         assert row.states == ("fresh",)
         assert row.reasons[0] == "warning: partitions a, c: check expr(v < 0): 1 row where it is false, e.g. row 0"
         assert sorted((v["partition"], v["passed"]) for v in row.checks or []) == [("a", False), ("b", True), ("c", False)]
+        document = _status_json(tmp_path, "part")["checks"]  # what status --json and GET /api/status give
+        assert sorted((v["partition"], v["passed"]) for v in document) == [("a", False), ("b", True), ("c", False)]
     path = tmp_path / "pipeline.py"  # a blocking check the current partitions a and c fail: the run refuses them
     path.write_text(path.read_text().replace("CHECKS = [", 'CHECKS = [expr(pl.col("v") < 0, name="negative"), '))
     _run(tmp_path)

@@ -14,8 +14,10 @@ def one_line(result: Mapping[str, Any]) -> str:
 
 
 def verdict_document(result: Mapping[str, Any]) -> dict[str, Any]:
-    """One verdict as every ``--json`` shows it (docs/json-schema.md, "Check verdicts")."""
-    return {"check": result["check"], "severity": result["severity"], "passed": bool(result["passed"]),
+    """One verdict as every ``--json`` shows it (docs/json-schema.md, "Check verdicts"); a verdict on one partition
+    of a partitioned asset (``status`` lists one per current partition) says which first."""
+    where = {"partition": result["partition"]} if result.get("partition") else {}  # "": not partitioned
+    return {**where, "check": result["check"], "severity": result["severity"], "passed": bool(result["passed"]),
             "summary": result.get("summary"), "findings": result.get("findings"),
             "metadata": dict(result.get("metadata") or {}), "cached": bool(result.get("cached", False)),
             "run_id": result.get("run_id"), "defined_at": result.get("where")}
