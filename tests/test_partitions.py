@@ -296,6 +296,31 @@ def test_each_partition_runs_once_and_only_what_changed_reruns(partitioned: Path
     assert api.load("by_day", project=partitioned)["rows"].to_list() == [2, 2, 2, 2]
 
 
+def test_a_version_of_a_partitioned_asset_is_one_partitions_and_tilde_counts_within_it(partitioned: Path) -> None:
+    """load(version=V) gave the current union without partition=, another partition's data under the key asked for,
+    and ~1 counted over every partition's history."""
+    from assetflow.errors import UnknownAssetError
+
+    _run(partitioned, select="daily_events")
+    _day(partitioned, 2, 20)
+    _run(partitioned, select="daily_events")
+    [newest] = api.show("daily_events", limit=1, project=partitioned)["materializations"]
+    assert newest["partition"] == "2024-01-02"
+    version = str(newest["id"])
+    assert api.load("daily_events", version, project=partitioned)["amount"].to_list() == [20, 1]
+    assert api.load("daily_events", version, project=partitioned, partition="2024-01-02")["amount"].to_list() == [20, 1]
+    with pytest.raises(UnknownAssetError, match="is a version of partition '2024-01-02', not '2024-01-01'"):
+        api.load("daily_events", version, project=partitioned, partition="2024-01-01")
+    earlier = api.load("daily_events", "~1", project=partitioned, partition="2024-01-02")
+    assert earlier["amount"].to_list() == [2, 1]
+    with pytest.raises(UnknownAssetError, match="Partition '2024-01-01' of 'daily_events' has 0 earlier version"):
+        api.load("daily_events", "~1", project=partitioned, partition="2024-01-01")  # not 2024-01-02's newest
+    with pytest.raises(UnknownAssetError, match="is partitioned: `~1` counts the versions of one partition"):
+        api.load("daily_events", "~1", project=partitioned)
+    with pytest.raises(UnknownAssetError, match="is partitioned: `~1` counts the versions of one partition"):
+        api.show("daily_events", version="~1", project=partitioned)
+
+
 def test_a_backfill_runs_only_the_stale_partitions_of_its_range(partitioned: Path) -> None:
     outcomes = _run(partitioned, select="daily_events", partition="2024-01-02..2024-01-03")
     assert set(outcomes) == {"daily_events[2024-01-02]", "daily_events[2024-01-03]"}

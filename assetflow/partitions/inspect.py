@@ -26,17 +26,12 @@ def load_partitions(ws: PartitionWorkspace, spec: AssetSpec, partition: str | No
     plan = ws.partition_plan
     current = ws.store.current_partitions(asset=name)
     value_kind = "arrow" if kind == "arrow" else "polars"
-    if partition is not None:
-        check_key(spec.partitions, partition, plan.keys[name], name)
-        if version is not None:
-            from assetflow.state.versions import resolve_version
+    if partition is not None or version not in (None, "current"):
+        from assetflow.state.versions import resolve_version
 
-            mat = resolve_version(ws.store, name, version)
-        else:
-            mat = current.get((name, partition))
-        if mat is None:
-            raise UnknownAssetError(f"Partition {partition!r} of {name!r} has no current version; run "
-                                    f"`assetflow materialize {name} --partition {partition}`.")
+        if partition is not None:
+            check_key(spec.partitions, partition, plan.keys[name], name)
+        mat = resolve_version(ws.store, name, version, partition)  # one partition's version: ~N counts within it
         return ws.backends.get(mat.io).load(name, mat.location, value_kind)
     values = {k: ws.backends.get(current[(name, k)].io).load(name, current[(name, k)].location, value_kind)
               for k in plan.present(name) if (name, k) in current}  # not keys that left the definition or lost data

@@ -364,8 +364,11 @@ class StateStore:
         # Re-checked: a damaged index could hand back another record, which must never be restored.
         return [m for m in found if m.asset == asset and m.partition == partition and m.recipe_key == recipe_key]
 
-    def history(self, asset: str | None = None, limit: int = 50) -> list[Materialization]:
+    def history(self, asset: str | None = None, limit: int = 50, partition: str | None = None) -> list[Materialization]:
+        """The newest materializations (of ``asset``; of its ``partition`` too when given), newest first."""
         where, args = ("WHERE asset = ?", (asset,)) if asset else ("", ())
+        if asset and partition is not None:
+            where, args = "WHERE asset = ? AND partition = ?", (asset, partition)
         rows = self._db.execute(
             f"SELECT {_MAT_COLUMNS} FROM materializations {where} ORDER BY id DESC LIMIT ?", (*args, limit)
         )
