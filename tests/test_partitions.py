@@ -1063,6 +1063,24 @@ def test_a_partition_version_names_the_upstream_partitions_it_was_made_from(tmp_
         api.version_tree("down", project=tmp_path)
 
 
+def test_an_old_version_names_the_upstream_partitions_it_read_after_one_moved_on(partitioned: Path) -> None:
+    """lineage --version of a version that read several upstream partitions said "no longer recorded; not current"
+    once one of them had a newer version (its file edited and run alone, or a newer version refused by a check)."""
+    _run(partitioned)
+    ws = Workspace.load(partitioned)
+    rolling = ws.store.current_partitions(asset="rolling")[("rolling", "2024-01-03")]
+    total = ws.store.current()["total"]
+    ws.close()
+    _day(partitioned, 2, 20)
+    _run(partitioned, select="daily_events")  # daily_events[2024-01-02] moves on; rolling and total do not
+    for version, upstream in ((rolling.id, ["2024-01-02", "2024-01-03"]), (total.id, ["2024-01-01", "2024-01-02",
+                                                                                       "2024-01-03"])):
+        tree = api.version_tree("rolling" if version == rolling.id else "total", version, project=partitioned)
+        assert [u.name for u in tree.upstream] == [f"daily_events[{k}]" for k in upstream]
+        assert all(u.materialization is not None for u in tree.upstream)
+        assert [u.current for u in tree.upstream] == [k != "2024-01-02" for k in upstream]  # the one it read, not now
+
+
 def test_an_unreadable_file_of_a_partitioned_source_shows_the_source_failed(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipe"]\n')
     (tmp_path / "pipe.py").write_text(textwrap.dedent('''

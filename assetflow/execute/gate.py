@@ -254,18 +254,19 @@ def _partitions_read(ws: Workspace, mat: Materialization, up: str, data_hash: st
     partitions its mapping names, one of them replaced by an earlier version of its key, that combine to the hash
     ``mat`` recorded (one partition changed since: a day's file edited and its asset run alone). Empty when it read
     the current ones, or when more than one changed (then it is judged with the current ones)."""
-    from assetflow.partitions.units import combined_hash, unit_id
+    from assetflow.partitions.units import hashes_read, unit_id
 
     keys = ws.partition_plan.upstream_keys(mat.asset, up, mat.partition)
     now = [current.get(unit_id(up, k)) for k in keys]
     if not keys or any(v is None for v in now):
         return {}
-    pairs = [(k, v.data_hash) for k, v in zip(keys, now) if v is not None]
-    if combined_hash(pairs) == data_hash:
-        return {}
-    history = ws.store.history(up, limit=10_000)
-    for i, (key, current_hash) in enumerate(pairs):
-        for earlier in (m for m in history if m.partition == key and m.data_hash != current_hash):
-            if combined_hash([*pairs[:i], (key, earlier.data_hash), *pairs[i + 1:]]) == data_hash:
-                return {unit_id(up, key): earlier}
-    return {}
+    history: list[Materialization] = []
+
+    def earlier(key: str) -> list[str]:
+        if not history:
+            history.extend(ws.store.history(up, limit=10_000))
+        return [m.data_hash for m in history if m.partition == key]
+
+    found = hashes_read(keys, data_hash, [v.data_hash for v in now if v is not None], earlier)
+    changed = [(k, h) for k, h, v in zip(keys, found or [], now) if v is not None and h != v.data_hash]
+    return {unit_id(up, k): next(m for m in history if m.partition == k and m.data_hash == h) for k, h in changed}

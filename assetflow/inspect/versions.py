@@ -19,6 +19,12 @@ def producer(store: StateStore, asset: str, data_hash: str, before: float | None
     return matches[0] if matches else None
 
 
+def _by_age(versions: list[tuple[str, Materialization | None]],
+            started_at: float) -> list[tuple[str, Materialization | None]]:
+    """Versions (newest first) with those finished by ``started_at`` first: what a run that started then could read."""
+    return sorted(versions, key=lambda hv: hv[1] is not None and hv[1].finished_at > started_at)
+
+
 @dataclasses.dataclass(frozen=True)
 class VersionNode:
     """One version in a materialization's lineage."""
@@ -46,7 +52,7 @@ def version_lineage(store: StateStore, mat: Materialization, kinds: dict[str, st
     ``reads(asset, key, upstream)``: the upstream partitions partition ``key`` of ``asset`` reads (the project's
     mappings), for a partitioned upstream, whose recorded hash combines theirs: each is shown as its own version.
     """
-    from assetflow.partitions.units import combined_hash, unit_id
+    from assetflow.partitions.units import combined_hash, hashes_read, unit_id
 
     current = {(m.asset, m.partition): m.data_hash for m in store.current().values()}
     current.update({key: m.data_hash for key, m in store.current_partitions().items()})
@@ -63,13 +69,15 @@ def version_lineage(store: StateStore, mat: Materialization, kinds: dict[str, st
         keys = reads(m.asset, m.partition, name) if reads is not None else []
         if not keys:
             return None
-        options = [partition_versions(name, key) for key in keys]
+        options = {key: _by_age(partition_versions(name, key), m.started_at) for key in keys}
         if len(keys) == 1:  # one partition read: whichever of its versions gives the recorded hash
-            found = [(h, v) for h, v in options[0] if combined_hash([(keys[0], h)]) == data_hash]
-        else:  # several: the current ones, if they are what it read
-            found = [next(iter(o), ("", None)) for o in options]
-            if combined_hash([(k, h) for k, (h, _) in zip(keys, found)]) != data_hash:
+            found = [(h, v) for h, v in options[keys[0]] if combined_hash([(keys[0], h)]) == data_hash][:1]
+        else:  # several: those there when it started, or them with one replaced (a newer one refused, say)
+            likely = [next(iter(options[key]), ("", None))[0] for key in keys]
+            hashes = hashes_read(keys, data_hash, likely, lambda key: (h for h, _ in options[key]))
+            if hashes is None:
                 return None
+            found = [next((h, v) for h, v in options[key] if h == part) for key, part in zip(keys, hashes)]
         if len(found) != len(keys):
             return None
         nodes = []

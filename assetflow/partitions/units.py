@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -95,6 +95,22 @@ def combined_hash(parts: Sequence[tuple[str, str]]) -> str:
     for key, data_hash in parts:
         digest.fields(key, data_hash)
     return digest.hexdigest()
+
+
+def hashes_read(keys: Sequence[str], data_hash: str, likely: Sequence[str],
+                alternatives: Callable[[str], Iterable[str]]) -> list[str] | None:
+    """The data hash of each of ``keys`` (upstream partitions read together) that combine to ``data_hash``, the hash a
+    version recorded for them: ``likely`` (one per key, what was most likely there), or ``likely`` with one key's hash
+    replaced by one of its ``alternatives(key)`` (one partition changed since, or a newer version of it was refused).
+    None when neither does: more than one changed, and every combination is too many to try."""
+    pairs = list(zip(keys, likely))
+    if combined_hash(pairs) == data_hash:
+        return list(likely)
+    for i, key in enumerate(keys):
+        for other in dict.fromkeys(alternatives(key)):
+            if other != likely[i] and combined_hash([*pairs[:i], (key, other), *pairs[i + 1:]]) == data_hash:
+                return [*likely[:i], other, *likely[i + 1:]]
+    return None
 
 
 def definition_of(spec: AssetSpec | SourceSpec) -> PartitionsDefinition | None:
