@@ -279,3 +279,21 @@ def test_a_slow_status_is_rebuilt_at_most_once_per_build_time_while_a_run_writes
     assert view.token() != second
     assert {a["name"]: a["state"] for a in view.get("status")["assets"]}["order_lines"] == "fresh"
     view.close()
+
+
+def test_the_lineage_of_a_partition_version_equals_the_clis(tmp_path: Path, client_for: Callable[..., TestClient]) -> None:
+    """GET /api/lineage/NAME?version=V answered {"version": null} for every partitioned asset."""
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["tree"]\n')
+    (tmp_path / "tree.py").write_text(
+        "import polars as pl\nfrom assetflow import asset\nfrom assetflow.partitions import static\n\n"
+        "@asset(partitions=static(['a', 'b']))\ndef up(partition) -> pl.DataFrame:\n"
+        "    return pl.DataFrame({'k': [partition.key]})\n")
+    cli(tmp_path, "materialize")
+    [version] = [m["id"] for m in json.loads(cli(tmp_path, "show", "up", "--json").stdout)["assets"][0]
+                 ["materializations"] if m["partition"] == "b"]
+    client = client_for(tmp_path)
+    response = client.get(f"/api/lineage/up?version={version}")
+    assert response.status_code == 200, response.text
+    expected = json.loads(cli(tmp_path, "lineage", "up", "--version", str(version), "--json").stdout)
+    assert response.json() == expected and response.json()["version"]["name"] == "up[b]"
+    assert client.get("/api/lineage/up").json()["version"] is None  # no one current version: one per partition

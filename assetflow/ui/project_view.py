@@ -170,9 +170,9 @@ class ProjectView:
         spec = ws.graph.specs.get(name)
         if spec is None:
             raise UnknownAssetError(f"No asset named {name!r}; run `assetflow list` to see the assets.")
-        if spec.kind == "source" or name not in ws.store.current():
-            return {"version": None}  # a source, or never materialized: no version to trace
-        return {"version": api.version_tree(name, version, project=ws).to_json()}
+        if spec.kind == "source" or (version == "current" and name not in ws.store.current()):
+            return {"version": None}  # no one current version to trace: a source, never made, or one per partition
+        return {"version": api.version_tree(name, version, project=ws).to_json()}  # what `lineage --version` shows
 
     def _automation_listing(self, command: str) -> dict[str, Any]:
         """``schedules`` / ``sensors`` as the CLI's --json (docs/automation.md)."""
