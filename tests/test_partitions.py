@@ -1029,6 +1029,39 @@ def test_partitions_stack_by_column_name_and_values_come_back_by_key(tmp_path: P
     assert api.load("settings", project=tmp_path) == {"a": {"key": "a"}, "b": {"key": "b"}}
 
 
+def test_arrow_stacks_partitions_whose_types_differ_as_polars_does_or_names_the_column(tmp_path: Path) -> None:
+    """load(kind="arrow") raised pyarrow's 'Unable to merge: Field n has incompatible types: int64 vs double'."""
+    from assetflow.errors import StorageError
+
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["drift"]\n')
+    (tmp_path / "drift.py").write_text(textwrap.dedent('''
+        import polars as pl
+        import pyarrow as pa
+        from assetflow import asset
+        from assetflow.partitions import static
+
+        @asset(partitions=static(["a", "b"]))
+        def t(partition) -> pl.DataFrame:
+            return pl.DataFrame({"n": [1]}) if partition.key == "a" else pl.DataFrame({"n": [2.5], "x": [1]})
+
+        @asset(partitions=static(["a", "b"]))
+        def clash(partition) -> pl.DataFrame:
+            return pl.DataFrame({"n": [1]}) if partition.key == "a" else pl.DataFrame({"n": ["two"]})
+
+        @asset
+        def reader(t: pa.Table) -> pa.Table:
+            return t
+    '''))
+    assert set(_run(tmp_path).values()) == {"ran"}
+    expected = {"n": [1.0, 2.5], "x": [None, 1]}
+    assert api.load("t", project=tmp_path, kind="arrow").to_pydict() == expected  # as api.load's polars gives
+    assert api.load("t", project=tmp_path).to_dict(as_series=False) == expected
+    assert api.load("reader", project=tmp_path).to_dict(as_series=False) == expected  # a pa.Table parameter too
+    with pytest.raises(StorageError, match="Asset 'clash': its partitions cannot be stacked as one Arrow table: "
+                                           "column 'n' is int64 in partition 'a' and (large_)?string in 'b'"):
+        api.load("clash", project=tmp_path, kind="arrow")
+
+
 def test_a_partition_version_names_the_upstream_partitions_it_was_made_from(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["tree"]\n')
     (tmp_path / "tree.py").write_text(textwrap.dedent('''

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from assetflow.declare import AssetSpec, SourceSpec
-from assetflow.errors import UnknownAssetError
+from assetflow.errors import StorageError, UnknownAssetError
 from assetflow.partitions.assess import key_states
 from assetflow.partitions.summary import KeyRange, snapshot_report
 
@@ -37,7 +37,12 @@ def load_partitions(ws: PartitionWorkspace, spec: AssetSpec, partition: str | No
               for k in plan.present(name) if (name, k) in current}  # not keys that left the definition or lost data
     if not values:
         raise UnknownAssetError(f"Asset {name!r} has no materialized partition; run `assetflow materialize {name}`.")
-    return _concat(values)
+    try:
+        return _concat(values)
+    except TypeError as exc:  # Arrow: a column whose types in two partitions no type holds both
+        raise StorageError(f"Asset {name!r}: its partitions cannot be stacked as one Arrow table: {exc}. Load them "
+                           f"one by one (partition=KEY), or with kind='polars', which casts both to a common type.") \
+            from exc
 
 
 def _concat(values: dict[str, Any]) -> Any:
@@ -53,7 +58,9 @@ def _concat(values: dict[str, Any]) -> Any:
     import pyarrow as pa
 
     if isinstance(first, pa.Table):
-        return pa.concat_tables(list(values.values()), promote_options="default")
+        from assetflow.partitions.values import concat_arrow
+
+        return concat_arrow(values)
     return values
 
 

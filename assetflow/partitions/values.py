@@ -1,13 +1,14 @@
 """Several upstream partitions handed to one parameter: concatenated in key order, or a dict by key.
 
 A parameter annotated as a ``dict`` receives ``{key: value}``; otherwise tables are
-concatenated (columns matched by name: polars ``diagonal_relaxed``, Arrow with type promotion), an empty list of
+concatenated (columns matched by name: polars ``diagonal_relaxed``, Arrow with permissive type promotion), an empty list of
 partitions giving an empty frame.
 """
 
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 from assetflow.declare import AssetSpec, annotation_of
 from assetflow.errors import MaterializationError
@@ -39,12 +40,39 @@ def combine(spec: AssetSpec, parameter: str, values: dict[str, object]) -> objec
         import pyarrow as pa
 
         if isinstance(first, pa.Table):
-            return pa.concat_tables(items, promote_options="default")  # type: ignore[arg-type]
+            return concat_arrow(values)
     except Exception as exc:  # noqa: BLE001 - schemas that cannot be stacked: say which asset and what to do
         raise MaterializationError(
             f"Asset {spec.name!r} reads {len(items)} partitions of {parameter!r}, whose schemas cannot be concatenated "
             f"({exc}). Annotate the parameter as a dict ({parameter}: dict) to receive them by key.", spec.name) from exc
     return items
+
+
+def concat_arrow(tables: dict[str, Any]) -> Any:
+    """Arrow tables (by key, in key order) stacked as polars ``diagonal_relaxed`` stacks frames: columns matched by
+    name, a missing one null, types widened where Arrow can (int64 and double: double). Raises a ``TypeError``
+    naming the column and the two partitions whose types cannot be, instead of Arrow's 'Unable to merge'."""
+    import pyarrow as pa
+
+    try:
+        return pa.concat_tables(list(tables.values()), promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:
+        raise TypeError(_type_clash(tables) or str(exc)) from exc
+
+
+def _type_clash(tables: dict[str, Any]) -> str | None:
+    """The first column whose types in two partitions no type holds both: ``column 'n' is int64 in partition ...``."""
+    import pyarrow as pa
+
+    seen: dict[str, tuple[str, Any]] = {}
+    for key, table in tables.items():
+        for field in table.schema:
+            first_key, first = seen.setdefault(field.name, (key, field))
+            try:
+                pa.unify_schemas([pa.schema([first]), pa.schema([field])], promote_options="permissive")
+            except (pa.ArrowTypeError, pa.ArrowInvalid):
+                return f"column {field.name!r} is {first.type} in partition {first_key!r} and {field.type} in {key!r}"
+    return None
 
 
 def check_partition_column(spec: AssetSpec, key: str, value: object) -> None:
