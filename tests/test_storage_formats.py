@@ -183,7 +183,7 @@ def test_downstream_receives_json_and_pickle_values_and_a_dict_for_parquet_fails
     assert "Asset 'report' returned a value of type builtins.dict, but its storage io='parquet' stores tables only" in error
     assert '@asset(io="json")' in error
     assert "TypeError" not in error  # the engine's error, not a hashing detail
-    assert f"(`report` is declared at {project.root / 'pipeline.py'}:" in error  # where to fix it
+    assert "(`report` is declared at pipeline.py:" in error  # where to fix it, relative to the project (444ed68)
     path = project.root / "pipeline.py"
     path.write_text(path.read_text().replace("@asset\ndef report", '@asset(io="json")\ndef report'))
     assert project.ran() == {"report"}
