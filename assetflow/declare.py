@@ -321,12 +321,21 @@ def _build_asset(
         wants_partition=wants_partition,
         partition_column=partition_column,
         automation=_automation(automation, asset_name, where),
-        checks=validate_checks(checks, asset_name, where),
+        checks=(*validate_checks(checks, asset_name, where), *_partition_column_check(partition_column, file, line)),
         file=file,
         line=line,
     )
     _noted(spec)
     return spec
+
+
+def _partition_column_check(column: str | None, file: str, line: int) -> tuple[Any, ...]:
+    """``partition_column`` as the check that judges versions made before it was declared (docs/partitions.md)."""
+    if column is None:
+        return ()
+    from assetflow.checks.definitions import PartitionColumn
+
+    return (PartitionColumn(column=column, file=file, line=line),)
 
 
 @overload

@@ -783,6 +783,42 @@ def test_rows_that_contradict_the_partition_column_fail_that_partition(tmp_path:
     assert why.status.states[0] == "failed" and why.status.reasons[0].startswith("the last run failed: MaterializationError")
 
 
+def test_a_partition_column_declared_later_judges_the_stored_partitions(tmp_path: Path) -> None:
+    """Stored before ``partition_column`` was declared, a partition holding another day's rows is judged as by a check
+    added since: failed in the plan, the run and status, and each key on its own (both share one version's data,
+    right for the first day only)."""
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["later"]\n')
+    code = textwrap.dedent('''
+        import datetime
+        import polars as pl
+        from assetflow import asset
+        from assetflow.partitions import daily
+
+        @asset(partitions=daily("2024-03-04", end="2024-03-05"))
+        def per() -> pl.DataFrame:
+            return pl.DataFrame({"d": [datetime.date(2024, 3, 4)]})  # every partition gets the first day
+
+        @asset
+        def everything(per: pl.DataFrame) -> pl.DataFrame:
+            return per
+    ''')
+    (tmp_path / "later.py").write_text(code)
+    assert _run(tmp_path) == {"per[2024-03-04]": "ran", "per[2024-03-05]": "ran", "everything": "ran"}
+    (tmp_path / "later.py").write_text(code.replace("end=\"2024-03-05\")", "end=\"2024-03-05\"), partition_column=\"d\""))
+    ws = Workspace.load(tmp_path)
+    result = api.materialize(project=ws, executor="inprocess")
+    ws.close()
+    assert {n: r.outcome for n, r in result.results.items()} == {
+        "per[2024-03-04]": "fresh", "per[2024-03-05]": "failed", "everything": "skipped"}
+    assert ("check partition_column(d): partition '2024-03-05': 1 row(s) have d=datetime.date(2024, 3, 4), outside "
+            "this partition") in (result.results["per[2024-03-05]"].error or "")
+    assert _run(tmp_path, dry_run=True) == {"per[2024-03-04]": "fresh", "per[2024-03-05]": "failed",
+                                            "everything": "skipped"}
+    row = next(r for r in api.status(project=tmp_path) if r.name == "per")
+    assert row.state == "failed" and "2024-03-04 fresh" in row.reasons[-1]
+    assert "2024-03-05 failed (its current version fails check partition_column(d)" in row.reasons[-1]
+
+
 def test_the_partition_column_compares_instants_of_any_zone_with_the_window(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["stamps"]\n')
     (tmp_path / "stamps.py").write_text(textwrap.dedent('''

@@ -236,6 +236,30 @@ class Relationship(Check):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
+class PartitionColumn(Check):
+    """``@asset(partition_column="day")``, as a blocking check: a run refuses a new partition's rows outside its
+    window before storing them, and this judges the versions made before it was declared, as any check added since.
+
+    Its verdict depends on the partition's window, not only on the data (two keys may share one version's data),
+    so its fingerprint names the key and the definition (``keyed``).
+    """
+
+    column: str = ""
+    kind = "partition_column"
+    keyed = True
+
+    @property
+    def name(self) -> str:
+        return f"partition_column({self.column})"
+
+    def columns(self) -> tuple[str, ...]:
+        return (self.column,)
+
+    def identity(self) -> tuple[str, ...]:
+        return (*super().identity(), self.column)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class FunctionCheck(Check):
     """A ``@check`` function: its first parameter (or the one named like the asset) gets the
     asset's value, every other parameter the current value of the upstream it names."""

@@ -54,7 +54,14 @@ class CheckFingerprints:
         with the upstream versions ``current`` names (by unit, records with a ``data_hash``) and the sources now,
         or, for the upstreams in ``recorded``, with those hashes."""
         upstream = self.upstream_hashes(spec, key, current, recorded or {})
-        return {id(c): self.of(spec, c, upstream) for c in spec.checks}
+        return {id(c): self._keyed(spec, c, key, self.of(spec, c, upstream)) for c in spec.checks}
+
+    @staticmethod
+    def _keyed(spec: Any, chk: Check, key: str, fingerprint: str) -> str:
+        """A check that judges the partition's window (``partition_column``) is another check on each key."""
+        if not getattr(chk, "keyed", False):
+            return fingerprint
+        return hash_fields(fingerprint, key, repr(spec.partitions))
 
     def upstream_hashes(self, spec: Any, key: str, current: Mapping[str, Any],
                         recorded: Mapping[str, str]) -> dict[str, str]:

@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from assetflow.checks.definitions import Check, FunctionCheck, Relationship
+from assetflow.checks.definitions import Check, FunctionCheck, PartitionColumn, Relationship
 from assetflow.checks.evaluate import Verdict, run_builtins, run_function
 from assetflow.checks.report import one_line
 from assetflow.contracts import InputRef
@@ -119,7 +119,8 @@ class Gate:
 
     def _run(self, spec: AssetSpec, mat: Materialization, checks: list[Check],
              current: Mapping[str, Materialization]) -> list[Verdict]:
-        builtins = [c for c in checks if not isinstance(c, FunctionCheck)]
+        windows = [c for c in checks if isinstance(c, PartitionColumn)]
+        builtins = [c for c in checks if not isinstance(c, FunctionCheck | PartitionColumn)]
         functions = [c for c in checks if isinstance(c, FunctionCheck)]
         backend = self.ws.backends.get(mat.io)
         value = backend.load(spec.name, mat.location, "polars" if functions else "lazy")
@@ -137,6 +138,7 @@ class Gate:
 
         others = {c.to_asset: self._column(c, upstream) for c in builtins if isinstance(c, Relationship)}
         verdicts = run_builtins(builtins, value, spec.name, {k: v for k, v in others.items() if v is not None})
+        verdicts += [_window_verdict(c, spec, mat.partition, value) for c in windows]
         for fc in functions:
             assert isinstance(fc, FunctionCheck)
             try:
@@ -193,6 +195,16 @@ class Gate:
         if not isinstance(value, pl.DataFrame) or chk.to_column not in value.columns:
             return None
         return value.get_column(chk.to_column)
+
+
+def _window_verdict(chk: PartitionColumn, spec: AssetSpec, key: str, value: Any) -> Verdict:
+    """``partition_column`` on a stored version: what a run refuses in a new partition's rows, as a verdict."""
+    import polars as pl
+
+    from assetflow.partitions.values import partition_column_problem
+
+    problem = partition_column_problem(spec, key, value.collect() if isinstance(value, pl.LazyFrame) else value)
+    return Verdict(chk, problem is None, "" if problem is None else f"partition {key!r}: {problem}")
 
 
 def _row(verdict: Verdict, fingerprint: str, mat: Materialization, run_id: str | None) -> dict[str, Any]:

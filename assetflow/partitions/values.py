@@ -81,23 +81,47 @@ def check_partition_column(spec: AssetSpec, key: str, value: object) -> None:
     A time partition accepts dates and datetimes inside its window (and its key as text);
     any other accepts exactly its key.
     """
+    frame = _as_frame(value)
+    if frame is not None and spec.partition_column not in frame.columns:
+        raise MaterializationError(
+            f"Asset {spec.name!r} declares partition_column={spec.partition_column!r}, but partition {key!r} returned "
+            f"no such column (columns: {', '.join(frame.columns) or 'none'}). Return it, or fix partition_column.",
+            spec.name)
+    problem = partition_column_problem(spec, key, frame)
+    if problem is not None:
+        raise MaterializationError(
+            f"Asset {spec.name!r}, partition {key!r}: {problem}. Filter the rows to the partition's key (the "
+            f"`partition` parameter gives its key and window), or fix partition_column.", spec.name)
+
+
+def _as_frame(value: object) -> Any:
+    """``value`` as a polars DataFrame, or None when it is no table."""
+    import polars as pl
+
+    if isinstance(value, pl.DataFrame):
+        return value
+    try:
+        return pl.from_arrow(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def partition_column_problem(spec: AssetSpec, key: str, value: object) -> str | None:
+    """What contradicts the partition in ``value``'s partition column (``3 row(s) have day=...``), or None.
+
+    Also the verdict of the ``partition_column`` check on a version stored before it was declared.
+    """
     import polars as pl
 
     from assetflow.partitions.run import partition_of
 
     column = spec.partition_column
     assert column is not None
-    frame = value if isinstance(value, pl.DataFrame) else None
+    frame = _as_frame(value)
     if frame is None:
-        try:
-            frame = pl.from_arrow(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            return  # not a table: the backend says what it cannot store
-    assert isinstance(frame, pl.DataFrame)
+        return None  # not a table: the backend says what it cannot store
     if column not in frame.columns:
-        raise MaterializationError(
-            f"Asset {spec.name!r} declares partition_column={column!r}, but partition {key!r} returned no such "
-            f"column (columns: {', '.join(frame.columns) or 'none'}). Return it, or fix partition_column.", spec.name)
+        return f"no column {column!r} (columns: {', '.join(frame.columns) or 'none'}), which partition_column names"
     part = partition_of(spec, key)
     series = frame.get_column(column)
     if series.dtype in (pl.Date, pl.Datetime) and getattr(part, "start", None) is not None:
@@ -116,7 +140,5 @@ def check_partition_column(spec: AssetSpec, key: str, value: object) -> None:
     else:
         bad = series.cast(pl.String).filter(series.cast(pl.String) != key)
     if len(bad):
-        raise MaterializationError(
-            f"Asset {spec.name!r}, partition {key!r}: {len(bad)} row(s) have {column}={bad[0]!r}, outside this "
-            f"partition. Filter the rows to the partition's key (the `partition` parameter gives its key and window), "
-            f"or fix partition_column.", spec.name)
+        return f"{len(bad)} row(s) have {column}={bad[0]!r}, outside this partition"
+    return None
