@@ -138,6 +138,18 @@ def render_left_out(result: RunResult) -> None:
         click.echo(f"  left out {name}: {why}", err=True)
 
 
+def _keyless_line(result: RunResult) -> str | None:
+    """``Nothing to run: `cleaned` has no partitions (see above).``: what a run of assets with no key says, not
+    'Everything is fresh'."""
+    from assetflow.partitions.run import NO_KEYS
+
+    empty = [name for name, why in result.left_out.items() if why.startswith(NO_KEYS)]
+    if not empty:
+        return None
+    names = ", ".join(f"`{n}`" for n in empty)
+    return f"Nothing to run: {names} {'has' if len(empty) == 1 else 'have'} no partitions (see above)."
+
+
 def _units(result: RunResult) -> str:
     """``6 partitions of 1 asset``, ``6 partitions of 2 assets and 1 unpartitioned asset``: what a plan counts."""
     partitioned = {r.asset for r in result.results.values() if r.partition}
@@ -152,6 +164,9 @@ def render_plan(result: RunResult) -> None:
     todo = [r for r in result.results.values() if r.outcome != "fresh"]
     units = any(r.partition for r in result.results.values())  # partitions counted apart from their assets
     total = len(result.results)
+    if not todo and _keyless_line(result):
+        click.echo(_keyless_line(result))
+        return
     if not todo:
         click.echo(f"Nothing to do: everything selected is fresh ({_units(result)})." if units else
                    f"Nothing to do: {'the' if total == 1 else 'all'} {plural(total, 'selected asset')} "
@@ -197,7 +212,7 @@ def render_run(result: RunResult, progress_printed: bool = False) -> None:
     for name, verdict in warnings:
         click.echo(f"  warning {name}: {one_line(verdict)}", err=True)
     if counts["ran"] == counts["restored"] == counts["failed"] == counts["skipped"] == counts["waiting"] == 0:
-        click.echo(all_fresh(result.results))
+        click.echo(_keyless_line(result) or all_fresh(result.results))
         return
     parts = [f"{counts[k]} {_VERB[k] if k != 'failed' else 'failed'}" for k in
              ("ran", "restored", "cutoff", "fresh", "waiting", "failed", "skipped") if counts[k]]

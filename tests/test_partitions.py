@@ -735,6 +735,43 @@ def test_dynamic_partitions_from_the_cli(tmp_path: Path) -> None:
     assert unknown.exit_code == 2 and "No asset of this project uses dynamic partitions 'clients'" in unknown.output
 
 
+def test_an_asset_whose_last_dynamic_key_was_removed_is_said_to_have_no_partitions(tmp_path: Path) -> None:
+    """Not 'Everything is fresh: 0 assets' while status says missing: the run and the plan say it has no
+    partitions and how to add one, and skip what reads them all in the same words."""
+    from click.testing import CliRunner
+
+    from assetflow.cli import main
+
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["crm"]\n')
+    (tmp_path / "crm.py").write_text(textwrap.dedent('''
+        import polars as pl
+        from assetflow import asset
+        from assetflow.partitions import dynamic
+
+        @asset(partitions=dynamic("customers"))
+        def cleaned(partition) -> pl.DataFrame:
+            return pl.DataFrame({"customer": [partition.key]})
+
+        @asset
+        def allc(cleaned: pl.DataFrame) -> pl.DataFrame:
+            return cleaned
+    '''))
+    cli = CliRunner()
+    project = ["--project", str(tmp_path)]
+    assert cli.invoke(main, ["partitions", "add", "customers", "acme", *project]).exit_code == 0
+    assert _ran(_run(tmp_path)) == {"cleaned[acme]", "allc"}
+    assert cli.invoke(main, ["partitions", "remove", "customers", "acme", *project]).exit_code == 0
+    no_keys = "dynamic('customers') has no keys; add some: `assetflow partitions add customers KEY`"
+    for dry in ([], ["--dry-run"]):
+        alone = cli.invoke(main, ["materialize", "cleaned", *dry, *project])
+        assert alone.exit_code == 0 and "Everything is fresh" not in alone.output, alone.output
+        assert f"left out cleaned: it has no partitions: {no_keys}" in alone.output
+        assert "Nothing to run: `cleaned` has no partitions (see above)." in alone.output
+        both = cli.invoke(main, ["materialize", *dry, *project])
+        assert both.exit_code == 1 and f"allc: upstream `cleaned` has no partitions: {no_keys}" in both.output
+        assert "skipped " in both.output and "run         allc" not in both.output
+
+
 def test_a_product_of_definitions(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["grid"]\n')
     (tmp_path / "grid.py").write_text(textwrap.dedent('''

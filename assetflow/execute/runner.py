@@ -178,10 +178,15 @@ class Run:
         results: dict[str, AssetResult] = {}
         current: dict[str, Materialization] | None = None  # every current unit, read once if a check needs them
         stopped: set[str] = set()  # units the plan fails or skips: what they feed is skipped
+        from assetflow.partitions.run import keyless
+
+        empty = keyless(self.ws, list(self.graph.specs))  # what reads them is skipped, as the run skips it
         for name in units:
             verdict = verdicts[name]
             blocked = [blocked_reason(u, results[u].outcome, results[u].error)
                        for u in self._unit_inputs(name) if u in stopped] if stopped else []
+            blocked += [f"upstream `{u}` {empty[u].removeprefix('it ')}"
+                        for u in getattr(self.graph.specs[split_unit(name)[0]], "upstreams", ()) if u in empty]
             waits = [] if self.force or verdict.fresh or blocked else self._planned_waits(name, results)
             if self.force:
                 results[name] = AssetResult(name, "ran", ["--force"] + verdict.reasons)
@@ -633,11 +638,14 @@ class Run:
         return expand(self.ws, self.order, self.partition, verdicts)
 
     def _check_partition(self) -> None:
-        if self.partition is None:
+        """What the run leaves out: the selected assets with no key at all, and those ``--partition`` names none of."""
+        if not is_partitioned(self.graph):
             return
-        from assetflow.partitions.run import selected_keys
+        from assetflow.partitions.run import keyless, selected_keys
 
-        self.left_out = selected_keys(self.ws, self.order, self.partition)[1]
+        if self.partition is not None:
+            self.left_out = selected_keys(self.ws, self.order, self.partition)[1]
+        self.left_out.update(keyless(self.ws, self.order))
 
     def _flush_events(self) -> None:
         if self._fresh_events:

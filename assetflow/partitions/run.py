@@ -90,8 +90,11 @@ def unit_upstream(ws: PartitionWorkspace, spec: AssetSpec, key: str, results: Ma
         return None if mat is None else mat.data_hash
 
     hashes, missing = upstream_hashes(plan, spec, key, hash_of)
+    empty = keyless(ws, [u for u in missing if u in plan.keys])
     for unit in missing:
-        if not any(f"`{unit}`" in p for p in problems):
+        if unit in empty:
+            problems.append(f"upstream `{unit}` {empty[unit].removeprefix('it ')}")
+        elif not any(f"`{unit}`" in p for p in problems):
             problems.append(f"upstream `{unit}` has no data")
     for dep in spec.deps:
         for unit in [unit_id(dep, key) if key and plan.partitioned(dep) else dep]:
@@ -184,6 +187,34 @@ def _source_hash(ws: PartitionWorkspace, unit: str) -> str | None:
         version = ws.source_partitions(asset).get(part)
         return None if version is None else version.data_hash
     return ws.observe_sources([asset])[asset].data_hash
+
+
+NO_KEYS = "it has no partitions: "  # how a keyless asset's reason starts (``keyless``), which the CLI's last line reads
+
+
+def keyless(ws: PartitionWorkspace, assets: Sequence[str]) -> dict[str, str]:
+    """The partitioned assets among ``assets`` whose definition lists no key now (every dynamic key removed, or
+    none added yet), with why: nothing of theirs can run, and they are missing, not fresh."""
+    plan = ws.partition_plan
+    found = {}
+    for name in assets:
+        spec = ws.graph.specs.get(name)
+        if isinstance(spec, AssetSpec) and spec.partitions is not None and not plan.keys.get(name):
+            found[name] = NO_KEYS + _no_keys(spec)
+    return found
+
+
+def _no_keys(spec: AssetSpec) -> str:
+    """``dynamic('customers') has no keys; add some: ...``."""
+    from assetflow.partitioning import DynamicPartitions
+
+    definition = spec.partitions
+    assert definition is not None
+    dimensions = getattr(definition, "dimensions", (definition,))
+    dynamic = next((d for d in dimensions if isinstance(d, DynamicPartitions)), None)
+    advice = (f"; add some: `assetflow partitions add {dynamic.name} KEY`" if dynamic is not None else
+              "; its definition lists none yet")
+    return f"{definition.describe()} has no keys{advice}"
 
 
 def selected_keys(ws: PartitionWorkspace, order: Sequence[str], partition: str) -> tuple[dict[str, list[str]],
