@@ -17,7 +17,7 @@ from assetflow import api
 from assetflow.checks.definitions import accepted_values, expr, not_null, relationship, row_count, schema, unique
 from assetflow.checks.evaluate import run_builtins
 from assetflow.cli import main
-from assetflow.errors import CheckDefinitionError, DefinitionError
+from assetflow.errors import CheckDefinitionError, DefinitionError, UnknownAssetError
 from assetflow.workspace import Workspace
 
 PIPELINE = '''
@@ -422,6 +422,13 @@ def test_partitions_are_checked_one_by_one(tmp_path: Path) -> None:
     assert (result.results["sales[us]"].error or "").startswith("check not_null(amount): 1 null row, e.g. row 1")
     runs = api.run_checks("sales", project=tmp_path)
     assert [(r.partition, r.ok) for r in runs] == [("eu", True)]  # only eu has a current version to check
+    version = result.results["sales[us]"].error.split("It is kept as version ")[1].split(" ")[0]  # type: ignore[union-attr]
+    with pytest.raises(UnknownAssetError) as refused:  # its only version was rejected: running again fails again
+        api.load("sales", partition="us", project=tmp_path)
+    assert (f"Partition 'us' of 'sales' has no current version: its version {version} (blake3:" in str(refused.value)
+            and "was rejected by check not_null(amount): 1 null row, e.g. row 1. Fix the data (or the check), then "
+            f"run `assetflow materialize sales --partition us`; assetflow.load('sales', version={version}, "
+            "partition='us') loads the rejected version." in str(refused.value))
 
 
 def test_a_sql_header_declares_simple_checks(tmp_path: Path) -> None:

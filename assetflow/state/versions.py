@@ -44,6 +44,26 @@ def _refuse_partitioned(store: StateStore, asset: str, why: str) -> None:
                                 f"lists them with their partition).")
 
 
+def _rejected(store: StateStore, asset: str, partition: str | None) -> str | None:
+    """Why an asset (or partition) with no current version has none, when its newest version failed a blocking
+    check: that version and the check, since running it again only fails the check again."""
+    newest = store.history(asset, limit=1, partition=partition if partition is not None else "")
+    if not newest or newest[0].id is None:
+        return None
+    mat = newest[0]
+    failed = [r for r in store.checks_of(asset, mat.data_hash) if not r["passed"] and r["severity"] == "error"]
+    if not failed:
+        return None
+    whose = f"Partition {partition!r} of {asset!r}" if partition else f"Asset {asset!r}"
+    part = f", partition={partition!r}" if partition else ""
+    first = failed[0]
+    return (f"{whose} has no current version: its version {mat.id} ({mat.data_hash[:19]}) was rejected by check "
+            f"{first['check']}: {first['summary']}" + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else "")
+            + f". Fix the data (or the check), then run `assetflow materialize {asset}"
+            + (f" --partition {partition}" if partition else "") + f"`; assetflow.load({asset!r}, version={mat.id}"
+            f"{part}) loads the rejected version.")
+
+
 def resolve_version(store: StateStore, asset: str, version: str | int | None,
                     partition: str | None = None) -> Materialization:
     """The materialization ``version`` names: None or "current", ``~N`` (the Nth newest earlier version,
@@ -58,6 +78,9 @@ def resolve_version(store: StateStore, asset: str, version: str | int | None,
     if version is None or version == "current":
         found = _current(store, asset, partition)
         if found is None:
+            rejected = _rejected(store, asset, partition)
+            if rejected is not None:
+                raise UnknownAssetError(rejected)
             if partition is not None:
                 raise UnknownAssetError(f"Partition {partition!r} of {asset!r} has no current version; run "
                                         f"`assetflow materialize {asset} --partition {partition}`.")
