@@ -340,8 +340,18 @@ def gc(keep: int, dry_run: bool, wait: bool, project_dir: Path | None, modules: 
     report = api.gc(keep, dry_run=dry_run, wait=wait, project=project_dir, modules=modules, files=files)
     verb = "Would delete" if dry_run else "Deleted"
     undeclared = f", {report.undeclared} of them of assets no longer declared" if report.undeclared else ""
-    click.echo(f"{verb} {report.versions} versions ({report.files} stored objects, {report.bytes} bytes"
+    click.echo(f"{verb} {report.versions} versions ({report.files} stored objects, {_gc_size(report)}"
                f"{undeclared}); kept {report.kept}; {report.logs} asset logs of older runs.")
+
+
+def _gc_size(report: Any) -> str:
+    """``1234 bytes``, or what is known of it: a DuckDB table has no size of its own (it shares its file's blocks)."""
+    if not report.unsized:
+        return f"{report.bytes} bytes"
+    why = "their backend records no size (a DuckDB table shares its file's blocks)"
+    if report.unsized == report.files:
+        return f"size unknown: {why}"
+    return f"{report.bytes} bytes and {report.unsized} of unknown size: {why}"
 
 
 @main.command()

@@ -25,6 +25,7 @@ class GcReport:
     kept: int
     logs: int = 0  # captured asset logs deleted (assetflow.state.logs)
     undeclared: int = 0  # of ``versions``: versions of assets no longer declared
+    unsized: int = 0  # of ``files``: objects whose backend records no size (a DuckDB table shares its file's blocks)
 
 
 def collect_garbage(ws: Workspace, keep: int, dry_run: bool = False, wait: bool = False) -> GcReport:
@@ -65,7 +66,7 @@ def _collect(ws: Workspace, keep: int, dry_run: bool) -> GcReport:
         kept += [m for m in mats if m.id in reached] + history[:keep]
         doomed += history[keep:]
     still_used = {(m.io, m.location) for m in kept}
-    unused = {(m.asset, m.io, m.location): m.bytes or 0 for m in doomed if (m.io, m.location) not in still_used}
+    unused = {(m.asset, m.io, m.location): m.bytes for m in doomed if (m.io, m.location) not in still_used}
     if not dry_run and doomed:
         ids = [m.id for m in doomed if m.id is not None]
         with ws.store.transaction("collecting garbage") as db:
@@ -77,7 +78,9 @@ def _collect(ws: Workspace, keep: int, dry_run: bool) -> GcReport:
     known_runs = [str(r["run_id"]) for r in ws.store.runs(limit=1_000_000)]
     logs = collect_logs(ws.config.state_path, keep + 1, known_runs, dry_run=dry_run)
     undeclared = sum(1 for m in doomed if m.asset not in declared)
-    return GcReport(len(doomed), len(unused), sum(unused.values()), len(kept), logs, undeclared)
+    sizes = list(unused.values())
+    return GcReport(len(doomed), len(unused), sum(b for b in sizes if b is not None), len(kept), logs, undeclared,
+                    sizes.count(None))
 
 
 def _keys_that_left(ws: Workspace) -> set[int]:

@@ -443,6 +443,17 @@ def test_project_default_and_options(project: ProjectDir) -> None:
     assert project.ran() == set()
 
 
+def test_gc_says_a_duckdb_tables_size_is_unknown_rather_than_0_bytes(project: ProjectDir) -> None:
+    write_project(project, clean_io='(io="duckdb")')  # clean in DuckDB, total in Parquet
+    assert project.ran() == {"clean", "total"}
+    project.write("data/raw.csv", RAW + "4,1\n")
+    assert project.ran() == {"clean", "total"}
+    gc = project.run("gc", "--keep", "0").stdout
+    assert ("Deleted 2 versions (2 stored objects, " in gc and " bytes and 1 of unknown size: their backend records no "
+            "size (a DuckDB table shares its file's blocks)); kept 2" in gc), gc
+    assert " 0 bytes and" not in gc  # the Parquet file's size is counted
+
+
 def test_tampered_table_is_stale_and_rerun(project: ProjectDir) -> None:
     write_project(project, clean_io='(io="duckdb")')
     assert project.ran() == {"clean", "total"}
