@@ -639,13 +639,12 @@ class Run:
 
     def _check_partition(self) -> None:
         """What the run leaves out: the selected assets with no key at all, and those ``--partition`` names none of."""
-        if not is_partitioned(self.graph):
-            return
         from assetflow.partitions.run import keyless, selected_keys
 
-        if self.partition is not None:
+        if self.partition is not None:  # refused when no selected asset is partitioned
             self.left_out = selected_keys(self.ws, self.order, self.partition)[1]
-        self.left_out.update(keyless(self.ws, self.order))
+        if is_partitioned(self.graph):
+            self.left_out.update(keyless(self.ws, self.order))
 
     def _flush_events(self) -> None:
         if self._fresh_events:
