@@ -671,6 +671,53 @@ def b_raising(context):
     d.close()
 
 
+def test_a_tick_whose_selection_waits_on_an_upstream_that_failed_its_check_is_skipped_saying_which(
+        tmp_path: Path) -> None:
+    """A schedule over the downstream of a partition its check refused: each tick's run computes nothing (the stale
+    keys wait on that upstream, outside the selection), so the tick is skipped, naming the upstream and the fix."""
+    from assetflow import api
+
+    root = make(tmp_path, """
+from assetflow import expr
+from assetflow.partitions import daily, window
+DAYS = daily("2024-03-01", end="2024-03-03")
+ev = source("data/ev/{date}.csv", partitions=DAYS)
+
+@asset(partitions=DAYS, checks=[expr(pl.col("n") >= 0)])
+def daily_ev(ev: pl.DataFrame) -> pl.DataFrame:
+    return ev
+
+@asset(partitions=DAYS, mappings={"daily_ev": window(-1, 0)})
+def two_day(daily_ev: pl.DataFrame) -> pl.DataFrame:
+    return daily_ev.select(pl.col("n").sum())
+
+@asset
+def everything(daily_ev: pl.DataFrame) -> pl.DataFrame:
+    return daily_ev
+
+schedule("two_days", cron="* * * * *", select="two_day or everything", timezone="UTC")
+""")
+    (root / "data" / "ev").mkdir()
+    for day, n in (("01", 1), ("02", 2), ("03", 3)):
+        (root / "data" / "ev" / f"2024-03-{day}.csv").write_text(f"n\n{n}\n")
+    api.materialize(project=root)
+    (root / "data" / "ev" / "2024-03-02.csv").write_text("n\n-5\n")
+    assert not api.materialize(project=root).ok  # daily_ev[2024-03-02] refused by its check
+    (root / "data" / "ev" / "2024-03-01.csv").write_text("n\n7\n")
+    api.materialize("daily_ev", project=root, partition="2024-03-01")
+    clock = Clock(0).at("2026-05-01T05:00:30+00:00")
+    d = daemon(root, clock)
+    for _ in range(2):
+        clock.now += 60
+        d.tick()
+    waits = "waiting: upstream `daily_ev[2024-03-02]` is stale and not selected: select `daily_ev` too, e.g. +"
+    assert [(t.status, t.reason) for t in ticks_of(d, "schedule:two_days")] == [
+        ("succeeded", f"ran 3, waiting 1: two_day[2024-03-03] {waits}two_day"),  # what reads 2024-03-01's new data
+        ("skipped", f"nothing in two_days could run (fresh 1, waiting 3): everything {waits}everything; "
+                    f"two_day[2024-03-02..2024-03-03] {waits}two_day")]
+    d.close()
+
+
 def test_an_oversize_cursor_fails_its_sensors_tick_and_long_cursors_are_cut_in_text(tmp_path: Path,
                                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     root = make(tmp_path, MARTS + """

@@ -29,7 +29,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -534,8 +534,7 @@ class Daemon:
         if not force and not resumes:
             todo = self._not_fresh(names)
             if not todo:
-                what = first.name if first.kind != "condition" else ", ".join(t.name for t in group)
-                self._finish(group, "skipped", f"nothing in {what} is stale")
+                self._finish(group, "skipped", f"nothing in {_what(group)} is stale")
                 return None
         if not names:
             self._close_dead_runs()
@@ -573,12 +572,8 @@ class Daemon:
             if self._pool is not None and executor is self._pool:  # the pool kept for the next run
                 self._pool.end_run()
                 self._pool_used_at = self.clock()
-        counts = {k: v for k, v in result.counts().items() if v}
-        summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-        if result.ok:
-            self._finish(group, "succeeded", summary)
-        else:
-            self._finish(group, "failed", f"{summary}: {_causes(result)}")
+        waits = any(r.partition for r in result.by_outcome("waiting"))  # named as ranges of the definition's keys
+        self._finish(group, *_closing(result, _what(group), ws.partition_plan.index if waits else {}))
         return run_id
 
     def _executor_for_run(self) -> ProcessExecutor | str | None:
@@ -777,10 +772,35 @@ def _check_selections(ws: Workspace, specs: list[ScheduleSpec | SensorSpec]) -> 
                                   f"{list(spec.select)!r} does not resolve: {exc}") from None
 
 
-CAUSES_SHOWN = 3  # a failed tick's reason names this many failed or skipped assets, with why, then counts the rest
+def _what(group: list[Tick]) -> str:
+    """What a tick's reason names: its schedule or sensor, or the assets whose conditions fired together."""
+    first = group[0]
+    return first.name if first.kind != "condition" else ", ".join(t.name for t in group)
 
 
-def _causes(result: RunResult) -> str:
+def _closing(result: RunResult, what: str, index: Mapping[str, Mapping[str, int]]) -> tuple[str, str]:
+    """A tick's status and outcome from its run's result.
+
+    A run that settled every asset but computed nothing, because what is stale in the selection waits on an upstream
+    outside it (one whose check failed, say), is a skipped tick, as one with nothing stale is: the run could do nothing,
+    and the next tick will not either until that upstream runs; its reason says which upstream and how to take it in.
+    ``index``: each partitioned asset's key -> its position (``PartitionPlan.index``).
+    """
+    counts = {k: v for k, v in result.counts().items() if v}
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    if not result.ok:
+        return "failed", f"{summary}: {_causes(result, index)}"
+    if not counts.get("waiting"):
+        return "succeeded", summary
+    if not any(counts.get(k) for k in ("ran", "restored", "cutoff")):
+        return "skipped", f"nothing in {what} could run ({summary}): {_causes(result, index)}"
+    return "succeeded", f"{summary}: {_causes(result, index)}"
+
+
+CAUSES_SHOWN = 3  # a tick's reason names this many failed, skipped or waiting assets, with why, then counts the rest
+
+
+def _causes(result: RunResult, index: Mapping[str, Mapping[str, int]]) -> str:
     """Why a run did not settle every asset, for its tick's reason: each failed asset with its error's last line (as
     ``status`` shows it), each skipped one with what it lacked (its upstream failed, or was never materialized); the
     first few, then how many more."""
@@ -789,8 +809,25 @@ def _causes(result: RunResult) -> str:
     causes = [f"{r.name} failed: {failure_summary(r.error or '; '.join(r.reasons)) or 'no error recorded'}"
               for r in result.by_outcome("failed")]
     causes += [f"{r.name} skipped: {'; '.join(r.reasons) or 'no reason recorded'}" for r in result.by_outcome("skipped")]
+    causes += _waiting(result, index)
     more = len(causes) - CAUSES_SHOWN
     return "; ".join(causes[:CAUSES_SHOWN]) + (f"; and {more} more (assetflow history)" if more > 0 else "")
+
+
+def _waiting(result: RunResult, index: Mapping[str, Mapping[str, int]]) -> list[str]:
+    """The units that wait on a stale upstream outside the selection, one asset's keys sharing a reason as ranges:
+    ``two_day[2024-03-02..2024-03-03] waiting: upstream `daily_ev[2024-03-02]` is stale and not selected: ...``."""
+    from assetflow.partitions.summary import ranges
+
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in result.by_outcome("waiting"):
+        groups.setdefault((r.asset, "; ".join(r.reasons) or "no reason recorded"), []).append(r.partition)
+    causes = []
+    for (asset, why), keys in groups.items():
+        found = ranges(((key, "", "") for key in keys), index.get(asset, {}))
+        name = f"{asset}[{', '.join(r.span for r in found)}]" if keys != [""] else asset
+        causes.append(f"{name} waiting: {why}")
+    return causes
 
 
 def _partition(tick: Tick) -> str | None:
