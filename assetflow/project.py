@@ -280,6 +280,24 @@ def import_modules(config: ProjectConfig) -> list[types.ModuleType]:
         _note_imported(config, before)
 
 
+SKIPPED_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".assetflow"}
+MAX_WATCHED_FILES = 20_000
+FIX_AND_RUN_AGAIN = "Fix the error above, then run the command again."
+
+
+def python_files(root: Path) -> list[Path]:
+    """Every Python file under ``root``, outside venvs and hidden folders: what the daemon watches while the project
+    does not import, since which modules the failed import reached is not known (the page's ``ProjectView`` watches
+    the same files and their folders the same way; it may not import this layer)."""
+    found: list[Path] = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith("."))
+        found += [Path(folder, n) for n in sorted(names) if n.endswith(".py")]
+        if len(found) > MAX_WATCHED_FILES:
+            break
+    return found
+
+
 def _import_modules(config: ProjectConfig) -> list[types.ModuleType]:
     from assetflow.fingerprint.imports import ProjectLoader, install
 
@@ -294,7 +312,7 @@ def _import_modules(config: ProjectConfig) -> list[types.ModuleType]:
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - any error in user code is reported, not raised raw
             raise ProjectLoadError(
                 f"Importing module {name!r} of the project at {config.root} failed:\n"
-                f"{_user_traceback(exc)}{_exit_hint(exc)}Fix the error above, then run the command again."
+                f"{_user_traceback(exc)}{_exit_hint(exc)}{FIX_AND_RUN_AGAIN}"
             ) from exc
     for file in config.files:
         path = Path(file)
@@ -308,8 +326,7 @@ def _import_modules(config: ProjectConfig) -> list[types.ModuleType]:
             spec.loader.exec_module(module)
         except (Exception, SystemExit) as exc:  # noqa: BLE001
             raise ProjectLoadError(
-                f"Importing {file} failed:\n{_user_traceback(exc)}{_exit_hint(exc)}Fix the error above, then run "
-                f"the command again."
+                f"Importing {file} failed:\n{_user_traceback(exc)}{_exit_hint(exc)}{FIX_AND_RUN_AGAIN}"
             ) from exc
         loaded.append(module)
     return loaded

@@ -483,6 +483,40 @@ def test_a_broken_project_is_logged_once_not_at_every_tick(tmp_path: Path, caplo
     d.close()
 
 
+def test_a_project_that_does_not_import_is_imported_again_when_a_file_changes_not_at_every_tick(tmp_path: Path) -> None:
+    """Each import of a broken project costs its import time and says nothing new: the daemon tries again when one of
+    the project's files changes (a new one too), or a minute later (a package installed meanwhile), and its error
+    does not tell the user to run a command again."""
+    root = make(tmp_path, MARTS)
+    clock = Clock(0).at("2026-05-01T05:00+00:00")
+    d = daemon(root, clock)
+    imports = root / "imports.log"
+    (root / "pipeline.py").write_text(HEADER + f"open({str(imports)!r}, 'a').write('x')\n"
+                                               "raise RuntimeError('BUCKET_TOKEN is not set')\n")
+
+    def evaluate(times: int = 1) -> None:
+        for _ in range(times):
+            clock.now += 1
+            d.serve(threading.Event(), once=True)
+
+    evaluate(5)
+    assert imports.read_text() == "x"  # five failing evaluations, one import
+    (root / "helpers.py").write_text("X = 1\n")  # a new file the fix might import
+    evaluate(3)
+    assert imports.read_text() == "xx"
+    clock.now += 60
+    evaluate(2)
+    assert imports.read_text() == "xxx"
+    [failure] = ticks_of(d, "daemon:evaluation")
+    assert "RuntimeError: BUCKET_TOKEN is not set" in (failure.reason or "")
+    assert (failure.reason or "").endswith(
+        "Fix the error above: the daemon imports the project again as soon as one of its files changes.")
+    (root / "pipeline.py").write_text(HEADER + MARTS)
+    evaluate()
+    assert (ticks_of(d, "daemon:evaluation")[0].reason or "").endswith(": it succeeded again")
+    d.close()
+
+
 def test_a_daemon_that_cannot_load_the_project_says_so_in_ticks_listings_and_the_page(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The daemon's environment breaks the import (a secret missing from the service), the user's does not: its failure

@@ -50,6 +50,7 @@ from assetflow.declare import AssetSpec, SourceSpec
 from assetflow.errors import AssetflowError, ExitCode
 from assetflow.hashing import stat_token
 from assetflow.partitions.units import is_partitioned
+from assetflow.project import FIX_AND_RUN_AGAIN, python_files
 from assetflow.state.ticks import Tick, TickStore, claimed_for
 from assetflow.workspace import Workspace
 
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
     from assetflow.execute.results import RunResult
 
 log = logging.getLogger("assetflow.daemon")
+RETRY_IMPORT = 60.0  # seconds between imports of a project that failed to import when none of its files changed
+RETRIED = "Fix the error above: the daemon imports the project again as soon as one of its files changes."
 CONDITION_RECHECK = 60.0  # seconds between evaluations of time-based conditions when nothing else changed
 KEEP_WORKERS = 300.0  # seconds the worker pool is kept after a run, for the next (``Daemon._executor_for_run``)
 # The instant a daemon last evaluated, kept (at most once a minute) so that a schedule restored after a while knows
@@ -137,13 +140,15 @@ class Daemon:
         self._failing: str | None = None  # the error evaluations fail with now (``evaluation_failed``)
         self._health_read = False  # whether a failure an earlier daemon left recorded was looked for
         self._own_store: StateStore | None = None  # to record a failure when the project never loaded
+        self._broken: tuple[AssetflowError, dict[str, str | None], float] | None = None  # a failed import: its error,
+        # the project's files as they were before it, and when it was tried (``_import_due``)
 
     # -- loading ----------------------------------------------------------------------------
 
     def open(self, readonly: bool = False) -> Daemon:
         """Load the project; ``readonly`` (listings, ``why``) records nothing, not even first sightings."""
         self.readonly = readonly
-        self._load()
+        self._reload(self.clock())
         return self
 
     def close(self) -> None:
@@ -183,15 +188,48 @@ class Daemon:
         self._watermark = None
         self._plan_due(self.clock())
 
+    def _reload(self, now: float) -> None:
+        """Load the project again, after an edit or while it does not import. A failed import is not tried again
+        before a project file changes (or ``RETRY_IMPORT`` passed: a package installed meanwhile): its error is
+        raised again instead, so each evaluation fails as the last one did without importing the project anew."""
+        if self._broken is not None:
+            error, tokens, tried = self._broken
+            if now - tried < RETRY_IMPORT and self._project_files() == tokens:
+                raise error
+        elif self.ws is not None:
+            log.info("project code changed: reloading the project")
+        tokens = self._project_files()  # before the import: an edit landing during it still reads as a change
+        try:
+            self._load()
+        except AssetflowError as exc:
+            self._broken = (exc, tokens, now)
+            raise
+        self._broken = None
+
+    def _project_files(self) -> dict[str, str | None]:
+        """The stat tokens of every Python file of the project and of its configuration: what a failed import may have
+        read, since which modules it reached is not known."""
+        from assetflow.project import load_config
+
+        project_dir, modules, files = self.project
+        try:
+            config = self.ws.config if self.ws is not None else load_config(project_dir, modules, files)
+        except AssetflowError:  # its pyproject.toml is what fails: watch the folder the daemon was started in
+            root = project_dir or Path.cwd()
+            return self._stat_code([*_modules(root), str(root / "pyproject.toml")])
+        watched = [*_modules(config.root), *([config.pyproject] if config.pyproject else []),
+                   *(config.root / f for f in config.files)]
+        return self._stat_code([str(p) for p in watched])
+
     def _stat_code(self, files: Iterable[str] | None = None) -> dict[str, str | None]:
         """The stat tokens of ``files`` now; without ``files``, of the loaded code as it was read.
 
         A module's token is the one taken before its bytes were read (``Workspace.code_tokens``),
         so an edit landing between the import and this call still reads as a change and reloads.
         """
-        assert self.ws is not None
         tokens: dict[str, str | None] = {}
         if files is None:
+            assert self.ws is not None
             tokens.update(self.ws.code_tokens())
         paths = list(files) if files is not None else (
             [str(self.ws.config.pyproject)] if self.ws.config.pyproject else [])
@@ -260,9 +298,7 @@ class Daemon:
             self._alive_since = now
         report = TickReport(now)
         if self.ws is None or self._code_changed():  # None: it did not load when the daemon started
-            if self.ws is not None and self._failing is None:
-                log.info("project code changed: reloading the project")
-            self._load()
+            self._reload(now)
             report.reloaded = True
         self._list_partition_keys(now)
         sources_changed = self._sources_changed()
@@ -697,9 +733,11 @@ class Daemon:
         ``FAILED_EVALUATION`` (``assetflow ticks``) and the ``HEALTH`` cursor (the listings' and the page's daemon
         line). Nothing is claimed or run meanwhile; ticks due meanwhile are claimed, as on time, once it succeeds."""
         text = str(error)
+        if text.endswith(FIX_AND_RUN_AGAIN):  # the daemon imports it again by itself
+            text = text[:-len(FIX_AND_RUN_AGAIN)] + RETRIED
         if text == self._failing:
             return
-        log.error("evaluation failed (each tick tries again; said again only if it changes): %s", text)
+        log.error("evaluation failed (tried again at later ticks; said again only if it changes): %s", text)
         self._failing = text
         store = self._health_store()
         if store is None:
@@ -753,6 +791,12 @@ class Daemon:
             except AssetflowError:
                 return None
         return self._own_store
+
+
+def _modules(root: Path) -> list[str]:
+    """The project's Python files (not their folders, whose times change as logs or ``__pycache__`` are written):
+    the walk is repeated at each look, so a new file is a new entry."""
+    return [str(path) for path in python_files(root)]
 
 
 def _check_selections(ws: Workspace, specs: list[ScheduleSpec | SensorSpec]) -> None:
