@@ -234,6 +234,27 @@ def test_catchup_beyond_its_limit_says_how_many_ticks_were_not_recorded(tmp_path
     d.close()
 
 
+def test_catchup_all_beyond_its_limit_says_so_once_not_in_every_replayed_tick(tmp_path: Path) -> None:
+    from assetflow.automation.evaluate import MAX_CATCHUP
+
+    root = make(tmp_path, MARTS + 'schedule("minutely", cron="* * * * *", select="+revenue", timezone="UTC", '
+                                  'catchup="all")\n')
+    clock = Clock(0).at("2026-05-01T00:00+00:00")
+    daemon(root, clock).close()
+    clock.now += 60 * (MAX_CATCHUP + 200) + 30  # 1,200 minutes missed
+    d = daemon(root, clock)
+    d.tick()
+    ticks = ticks_of(d, "schedule:minutely")
+    assert len(ticks) == MAX_CATCHUP
+    noted = [t for t in ticks if "neither run nor recorded" in (t.reason or "")]
+    assert [t.tick_at for t in noted] == [ticks[0].tick_at]  # the oldest recorded says it, once
+    assert (ticks[0].reason or "").startswith(
+        "catch-up: 999 missed tick(s) run (catchup='all'); 200 earlier due tick(s) from 2026-05-01 00:01 UTC on "
+        "were neither run nor recorded one by one (at most 1000 are) -> ")
+    assert ticks[1].reason == "catch-up: 999 missed tick(s) run (catchup='all') -> nothing in minutely is stale"
+    d.close()
+
+
 def test_editing_the_cron_or_selection_never_replays_past_ticks(tmp_path: Path) -> None:
     root = make(tmp_path, MARTS + 'schedule("s", cron="0 6 * * *", select="+revenue", force=True, timezone="UTC")\n')
     clock = Clock(0).at("2026-05-01T05:00+00:00")

@@ -379,7 +379,7 @@ class Daemon:
             for tick_at, why in due.skipped:  # every due tick is recorded: those let go say why
                 TickStore.claim(db, spec.origin, tick_at, now, definition, status="skipped", reason=why)
             for tick_at in due.ticks:
-                if TickStore.claim(db, spec.origin, tick_at, now, definition, reason=due.reason):
+                if TickStore.claim(db, spec.origin, tick_at, now, definition, reason=due.reason_for(tick_at)):
                     report.claimed.append(f"{spec.origin}@{tick_at:.0f}")
             TickStore.set_cursor(db, spec.origin, repr(now), now)
         self._schedule_cursor[spec.name] = now

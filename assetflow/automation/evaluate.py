@@ -31,6 +31,13 @@ class ScheduleDue:
     ticks: tuple[float, ...]
     reason: str | None  # why a tick runs although others were missed (shown with the tick)
     skipped: tuple[tuple[float, str], ...] = ()  # (instant, why it does not run): recorded as skipped ticks
+    note: str | None = None  # how many older due ticks were not recorded, when the oldest recorded is kept: it says so
+
+    def reason_for(self, tick_at: float) -> str | None:
+        """The reason of one kept tick: ``reason``, and for the oldest, ``note`` (not each replayed tick's)."""
+        if self.note is None or tick_at != self.ticks[0]:
+            return self.reason
+        return f"{self.reason}; {self.note}" if self.reason else self.note
 
     @property
     def missed(self) -> int:
@@ -82,14 +89,13 @@ def schedule_due(spec: ScheduleSpec, since: float, now: float, lateness: float,
         else:
             why = f"superseded by the tick of {cron.label(max(kept) if kept else due[-1])} (catchup='{spec.catchup}')"
         skipped.append((t, why))
-    if dropped and (skipped or kept):
-        first, why = skipped[0] if skipped else (kept[0], "")
-        note = (f"{dropped} earlier due tick(s) from {cron.label(cron.next(since))} on were neither run nor "
-                f"recorded one by one (at most {MAX_CATCHUP} are)")
-        if skipped:
-            skipped[0] = (first, f"{why}; {note}")
-        else:
-            reason = f"{reason}; {note}" if reason else note
+    if not dropped:
+        return ScheduleDue(kept, reason, tuple(skipped))
+    note = (f"{dropped} earlier due tick(s) from {cron.label(cron.next(since))} on were neither run nor "
+            f"recorded one by one (at most {MAX_CATCHUP} are)")  # said once, by the oldest tick recorded
+    if due[0] in kept:
+        return ScheduleDue(kept, reason, tuple(skipped), note)
+    skipped[0] = (skipped[0][0], f"{skipped[0][1]}; {note}")
     return ScheduleDue(kept, reason, tuple(skipped))
 
 
