@@ -573,12 +573,36 @@ def render_history(payload: dict[str, Any]) -> None:
 
 
 def render_tick_line(tick: dict[str, Any]) -> str:
-    """One tick of ``assetflow ticks``: when (in its schedule's time zone), origin, verdict, reason, run."""
+    """One tick of ``assetflow ticks``: when, origin, verdict, reason, run.
+
+    Every line's instant is in the machine's zone, so the list reads in one zone and its order is the times' order; a
+    schedule declared in another zone also shows its own wall clock beside its name (``schedule:daily (06:00 CEST)``),
+    the time its cron names."""
     from assetflow.cron import local_time
 
-    when = local_time(tick["tick_at"], tick.get("definition", {}).get("timezone"))
+    when = local_time(tick["tick_at"])
     run = f" run {tick['run_id']}" if tick.get("run_id") else ""
-    return f"{when}  {tick['origin']:<28} {tick['status']}: {tick.get('reason') or ''}{run}"
+    return f"{when}  {tick['origin'] + _own_clock(tick, when):<28} {tick['status']}: {tick.get('reason') or ''}{run}"
+
+
+def _own_clock(tick: dict[str, Any], when: str | None) -> str:
+    """`` (06:00 CEST)``: a tick's instant on its schedule's clock, when that zone's offset differs from ``when``'s
+    (the date too when it differs); empty for sensors, conditions and schedules in the machine's zone."""
+    import datetime
+
+    from assetflow.cron import CronError, zone
+
+    name = (tick.get("definition") or {}).get("timezone")
+    try:
+        tz = zone(name) if isinstance(name, str) else None
+    except CronError:
+        return ""
+    if tz is None or when is None:
+        return ""
+    own = datetime.datetime.fromtimestamp(tick["tick_at"], tz)
+    if own.isoformat(timespec="seconds")[19:] == when[19:]:  # the same UTC offset: the same wall clock
+        return ""
+    return f" ({own.strftime('%H:%M %Z' if own.date().isoformat() == when[:10] else '%Y-%m-%d %H:%M %Z')})"
 
 
 def render_last_tick(last: dict[str, Any] | None) -> str:

@@ -1047,6 +1047,31 @@ def test_cli_lists_schedules_sensors_automation_and_ticks(tmp_path: Path, monkey
         assert {normalise(p) for p in paths(body, types)} - keys == set(), command
 
 
+def test_ticks_lists_every_tick_in_one_zone_with_a_schedules_own_clock_beside_it(tmp_path: Path) -> None:
+    """A schedule in Europe/Paris and a sensor on a UTC machine: each line's time is UTC (the list's order is its times'
+    order); the schedule's line also shows the wall clock its cron names."""
+    import os
+
+    root = make(tmp_path, MARTS + 'schedule("paris", cron="0 6 * * *", select="+revenue", timezone="Europe/Paris")\n'
+                                  'schedule("utc", cron="0 6 * * *", select="+revenue", timezone="UTC")\n'
+                                  '@sensor(select="+revenue", interval="1h")\ndef poke(context):\n    return None\n')
+    clock = Clock(0).at("2026-05-01T03:00+00:00")
+    d = daemon(root, clock)
+    for at in ("2026-05-01T04:00:10+00:00", "2026-05-01T05:00:10+00:00", "2026-05-01T06:00:10+00:00"):
+        clock.at(at)
+        d.tick()
+    d.close()
+    out = subprocess.run([sys.executable, "-m", "assetflow", "ticks"], cwd=root, capture_output=True, text=True,
+                         env={**os.environ, "TZ": "UTC"})
+    assert out.returncode == 0, out.stderr
+    assert [line.split(": ", 1)[0] for line in out.stdout.splitlines()] == [
+        "2026-05-01T06:00:10+00:00  sensor:poke                  skipped",
+        "2026-05-01T06:00:00+00:00  schedule:utc                 skipped",
+        "2026-05-01T05:00:10+00:00  sensor:poke                  skipped",
+        "2026-05-01T04:00:10+00:00  sensor:poke                  skipped",
+        "2026-05-01T04:00:00+00:00  schedule:paris (06:00 CEST)  succeeded"]
+
+
 def test_daemon_stop_event_ends_the_loop(tmp_path: Path) -> None:
     root = make(tmp_path, MARTS)
     clock = Clock(0).at("2026-05-01T05:00+00:00")
