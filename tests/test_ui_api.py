@@ -297,3 +297,23 @@ def test_the_lineage_of_a_partition_version_equals_the_clis(tmp_path: Path, clie
     expected = json.loads(cli(tmp_path, "lineage", "up", "--version", str(version), "--json").stdout)
     assert response.json() == expected and response.json()["version"]["name"] == "up[b]"
     assert client.get("/api/lineage/up").json()["version"] is None  # no one current version: one per partition
+
+
+def test_why_of_one_partition_equals_the_clis(tmp_path: Path, client_for: Callable[..., TestClient]) -> None:
+    """GET /api/why/NAME?partition=K ignored partition and explained the whole asset, as `why NAME` does."""
+    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["tree"]\n')
+    module = tmp_path / "tree.py"
+    module.write_text(
+        "import polars as pl\nfrom assetflow import asset\nfrom assetflow.partitions import static\n\n"
+        "@asset(partitions=static(['a', 'b']))\ndef up(partition) -> pl.DataFrame:\n"
+        "    return pl.DataFrame({'k': [partition.key]})\n")
+    cli(tmp_path, "materialize")
+    module.write_text(module.read_text().replace("[partition.key]", "[partition.key * 2]"))
+    client = client_for(tmp_path)
+    for url, args in {"/api/why/up?partition=b": ["why", "up", "--partition", "b", "--json"],
+                      "/api/why/up": ["why", "up", "--json"]}.items():
+        response = client.get(url)
+        assert response.status_code == 200, response.text
+        assert without(response.json(), VOLATILE) == without(json.loads(cli(tmp_path, *args).stdout), VOLATILE), url
+    assert client.get("/api/why/up?partition=b").json() != client.get("/api/why/up").json()
+    assert client.get("/api/why/up?partition=zz").status_code >= 400

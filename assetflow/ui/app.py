@@ -154,7 +154,7 @@ def create_app(view: ProjectView, *, bind_host: str = "127.0.0.1", token: str | 
         Route("/api/status", command("status", "select")),
         Route("/api/list", command("list", "select")),
         Route("/api/show/{name}", command("show")),
-        Route("/api/why/{name}", command("why")),
+        Route("/api/why/{name}", command("why", "partition")),
         Route("/api/lineage/{name}", command("lineage", "version")),
         Route("/api/history", command("history", "limit")),
         Route("/api/schedules", command("schedules")),

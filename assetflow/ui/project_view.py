@@ -162,8 +162,9 @@ class ProjectView:
     def _show(self, name: str) -> dict[str, Any]:
         return {"assets": [api.show(name, limit=10, project=self.workspace())]}
 
-    def _why(self, name: str) -> dict[str, Any]:
-        return api.why(name, project=self.workspace()).to_json()
+    def _why(self, name: str, partition: str = "") -> dict[str, Any]:
+        """``why NAME [--partition K] --json``, through the same ``api.why``."""
+        return api.why(name, project=self.workspace(), partition=partition or None).to_json()
 
     def _lineage(self, name: str, version: str = "current") -> dict[str, Any]:
         ws = self.workspace()
