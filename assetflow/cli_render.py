@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from assetflow.cli_text import all_fresh, counted, plural
+from assetflow.cli_text import all_fresh, counted, join_reasons, plural
 from assetflow.durations import format_duration
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ class Progress:
     @staticmethod
     def describe(result: AssetResult) -> str:
         took = f" in {result.duration:.2f}s" if result.duration is not None else ""
-        why = f": {'; '.join(result.reasons)}" if result.reasons and result.outcome != "fresh" else ""
+        why = f": {join_reasons(result.reasons)}" if result.reasons and result.outcome != "fresh" else ""
         if result.outcome == "failed":
             why = " (its error follows when the run ends)"
         return f"{_VERB[result.outcome]:>9} {result.name}{took}{why}"
@@ -180,7 +180,7 @@ def render_plan(result: RunResult) -> None:
     grouped: dict[tuple[str, str], list[tuple[str, str, str]]] = {}  # partitions as ranges, per asset and action
     for r in todo:
         action = _PLAN_VERB.get(r.outcome, r.outcome)
-        grouped.setdefault((r.asset, action), []).append((r.partition, action, "; ".join(r.reasons)))
+        grouped.setdefault((r.asset, action), []).append((r.partition, action, join_reasons(r.reasons)))
     for (asset, action), items in grouped.items():
         if items[0][0] == "":
             click.echo(f"  {action:11} {asset}: {items[0][2]}")
@@ -196,15 +196,15 @@ def render_run(result: RunResult, progress_printed: bool = False) -> None:
     for r in [] if progress_printed else result.results.values():
         if r.outcome in ("ran", "restored"):
             took = f" in {r.duration:.2f}s" if r.duration is not None else ""
-            click.echo(f"{_VERB[r.outcome]:>9} {r.name}{took}: {'; '.join(r.reasons)}", err=True)
+            click.echo(f"{_VERB[r.outcome]:>9} {r.name}{took}: {join_reasons(r.reasons)}", err=True)
         elif r.outcome == "cutoff":
             click.echo(f"{'cut off':>9} {r.name}: upstream recomputed with identical data", err=True)
         elif r.outcome == "waiting":
-            click.echo(f"{'waiting':>9} {r.name}: {'; '.join(r.reasons)}", err=True)
+            click.echo(f"{'waiting':>9} {r.name}: {join_reasons(r.reasons)}", err=True)
     for r in result.by_outcome("failed"):
         click.echo(f"\nAsset {r.name!r} FAILED:\n{r.error}", err=True)
     for r in result.by_outcome("skipped"):
-        click.echo(f"  skipped {r.name}: {'; '.join(r.reasons)}", err=True)
+        click.echo(f"  skipped {r.name}: {join_reasons(r.reasons)}", err=True)
     render_left_out(result)
     warnings = _new_warnings(result)
     if warnings:
@@ -301,7 +301,7 @@ def render_status(rows: list[AssetStatus]) -> None:
         return text
 
     body = [[r.name, r.state, _when(r.updated_at), age(r.updated_at), "-" if r.rows is None else str(r.rows),
-             "; ".join(r.reasons)] for r in rows]
+             join_reasons(r.reasons)] for r in rows]
     lines = table(("asset", "state", "last updated", "age", "rows", "why"), body, [r.state for r in rows])
     counts: dict[str, int] = {}
     for r in rows:

@@ -24,3 +24,14 @@ def counted(names: Iterable[str]) -> str:
     partitions = [n for n in names if n.endswith("]") and "[" in n]
     assets = {n.partition("[")[0] for n in names}  # a name without "[" is its own asset
     return plural(len(assets), "asset") + (f" ({plural(len(partitions), 'partition')})" if partitions else "")
+
+
+def join_reasons(reasons: Iterable[str]) -> str:
+    """Reasons on one line, ``; `` between them: a reason's own closing period is dropped before the next one
+    (``... run assetflow materialize again; 2024-03-01 fresh``, not ``again.; 2024-03-01``)."""
+    parts = [r for r in reasons if r]
+    return "; ".join([_unclosed(r) for r in parts[:-1]] + parts[-1:])
+
+
+def _unclosed(reason: str) -> str:
+    return reason[:-1] if reason.endswith(".") and not reason.endswith("..") else reason

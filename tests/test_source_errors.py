@@ -55,3 +55,13 @@ def test_a_malformed_csv_names_the_source_its_file_and_line(project: ProjectDir)
     rows = {r.name: r for r in api.status(project=project.root)}
     assert rows["raw"].state == "observed"  # fixed: the old failure no longer applies
     assert api.materialize(project=project.root, executor="inprocess").results["clean"].outcome == "ran"
+
+
+def test_status_joins_a_failure_that_ends_in_a_period_and_the_next_reason_cleanly(project: ProjectDir) -> None:
+    """The failure's advice ends in a period; joined with the next reason it read '...=None.; never materialized'."""
+    project.write("pipeline.py", PIPELINE)
+    project.write("data/raw.csv", GOOD + "7,x\n")
+    api.materialize(project=project.root, executor="inprocess")
+    line = next(row for row in CliRunner().invoke(main, ["status", "--project", str(project.root)]).output.splitlines()
+                if row.startswith("clean "))
+    assert "infer_schema_length=None; never materialized" in line and ".;" not in line
