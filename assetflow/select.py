@@ -305,15 +305,8 @@ class _Evaluator:
     def base(self, term: Term) -> set[str]:
         specs = self.graph.specs
         value = term.value
-        if term.key == "tag":
-            tag, has_value, expected = value.partition("=")
-            return {n for n, s in specs.items() if tag in s.tags and (not has_value or s.tags[tag] == expected)}
-        if term.key == "group":
-            return {n for n, s in specs.items() if s.group == value}
-        if term.key == "io":
-            return {n for n, s in specs.items() if s.kind == "asset" and (s.io or self.default_io) == value}
-        if term.key == "kind":
-            return {n for n, s in specs.items() if s.kind == value}
+        if term.key in ("tag", "group", "io", "kind"):
+            return self.attribute(term)
         if term.key == "status":
             return {n for n, states in self.states(term).items() if value in states}
         if _GLOB_CHARS & set(value):
@@ -335,6 +328,32 @@ class _Evaluator:
             raise SelectionError(f"Unknown asset {value!r} selected.{hint} Run `assetflow list` to see all assets.",
                                  self.expression, term.position, term.length)
         return {value}
+
+    def attribute(self, term: Term) -> set[str]:
+        """The assets and sources with a tag, group, io or kind. One that none has is a typo, as a glob that
+        matches nothing is: a job selecting ``group:mart`` for ``group:marts`` must not pass having done nothing."""
+        specs, value = self.graph.specs, term.value
+        if term.key == "tag":
+            tag, has_value, expected = value.partition("=")
+            found = {n for n, s in specs.items() if tag in s.tags and (not has_value or s.tags[tag] == expected)}
+            known = sorted({t for s in specs.values() for t in s.tags} |
+                           {f"{t}={v}" for s in specs.values() for t, v in s.tags.items()})
+        elif term.key == "group":
+            found = {n for n, s in specs.items() if s.group == value}
+            known = sorted({s.group for s in specs.values() if s.group})
+        elif term.key == "io":
+            found = {n for n, s in specs.items() if s.kind == "asset" and (s.io or self.default_io) == value}
+            known = sorted({s.io or self.default_io or "" for s in specs.values() if s.kind == "asset"} - {""})
+        else:
+            found = {n for n, s in specs.items() if s.kind == value}
+            known = sorted({s.kind for s in specs.values()})
+        if found:
+            return found
+        close = difflib.get_close_matches(value, known, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(f'{term.key}:{c}' for c in close)}?" if close else ""
+        listed = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "") if known else "none"
+        raise SelectionError(f"No asset or source has {term.key}:{value}.{hint} The project's {term.key}s: {listed}.",
+                             self.expression, term.position, term.length)
 
     def states(self, term: Term) -> dict[str, set[str]]:
         if self._states is None:

@@ -99,6 +99,21 @@ def test_a_glob_matching_nothing_is_an_error_with_a_suggestion(expression: str, 
     assert (suggested in message) if suggested else "Did you mean" not in message
 
 
+@pytest.mark.parametrize(("expression", "words"), [
+    ("group:mart", ["No asset or source has group:mart", "Did you mean group:marts?", "groups: landing, marts, staging"]),
+    ("tag:gold", ["No asset or source has tag:gold", "tag:tier"]),
+    ("io:duckbd", ["io:duckbd", "ios: "]),
+    ("+tag:pii=yes", ["No asset or source has tag:pii=yes", "tag:pii=no"]),
+])
+def test_a_tag_group_io_or_kind_no_asset_has_is_an_error_with_a_suggestion(expression: str, words: list[str]) -> None:
+    """A typo in a selector is a mistake as a glob matching nothing is: `materialize group:mart` said 'Everything
+    is fresh: 0 assets' (exit 0), so a job with it passed having done nothing."""
+    with pytest.raises(SelectionError) as caught:
+        sel(expression)
+    message = str(caught.value)
+    assert all(w in message for w in words) and "^" in message, message
+
+
 def test_no_expression_selects_everything_in_topological_order() -> None:
     assert select(GRAPH, []) == list(GRAPH.order)
     assert select(GRAPH, ["  "]) == list(GRAPH.order)
