@@ -312,3 +312,9 @@ def test_symlink_in_the_parquet_root_through_the_cli(project: ProjectDir, tmp_pa
 def test_unknown_options_are_refused(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match=r"\[tool.assetflow.io.json\] has unknown option\(s\) 'folder'"):
         JsonBackend(tmp_path, {"folder": "x"})
+    # The Parquet backend ignored them: a misspelt compression wrote the default codec without a word.
+    from assetflow.storage.parquet import ParquetBackend
+
+    with pytest.raises(StorageError, match=r"io.parquet\] has unknown option\(s\) 'compresion'.*path, compression"):
+        ParquetBackend(tmp_path, {"compresion": "gzip"})
+    assert ParquetBackend(tmp_path, {"compression": "gzip"}).compression == "gzip"

@@ -11,8 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from assetflow.contracts import IOBackend
+from assetflow.errors import StorageError
 
-__all__ = ["Backends"]
+__all__ = ["Backends", "refuse_unknown_options"]
+
+
+def refuse_unknown_options(backend: str, options: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    """A backend's options must be ones it takes: a misspelt one (``compresion``) is refused, not ignored."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise StorageError(
+            f"[tool.assetflow.io.{backend}] has unknown option(s) {', '.join(map(repr, unknown))}; "
+            f"the {backend} backend takes: {', '.join(allowed)}."
+        )
 
 
 class Backends:

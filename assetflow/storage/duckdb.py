@@ -57,6 +57,7 @@ from assetflow.contracts import CheckResult, StoredData, ValueKind
 from assetflow.errors import DamagedStorageError, StorageError
 from assetflow.hashing import hash_fields, is_racy
 from assetflow.hookspecs import hookimpl
+from assetflow.storage.base import refuse_unknown_options
 from assetflow.storage.files import confined, stat_token
 from assetflow.storage.table import TableBackend
 
@@ -102,12 +103,7 @@ class DuckDBBackend(TableBackend):
     format: ClassVar[str] = "duckdb"
 
     def __init__(self, root: Path, options: dict[str, Any]) -> None:
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise StorageError(
-                f"[tool.assetflow.io.duckdb] has unknown option(s) {', '.join(map(repr, unknown))}; "
-                f"the duckdb backend takes: {', '.join(OPTIONS)}."
-            )
+        refuse_unknown_options("duckdb", options, OPTIONS)
         path = Path(str(options.get("path", DEFAULT_FILE))).expanduser()
         # A relative path stays inside the storage root, even through a symlink.
         self.path = path if path.is_absolute() else confined(root, str(path))

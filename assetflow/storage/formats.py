@@ -33,20 +33,12 @@ from assetflow.contracts import CheckResult, StoredData, ValueKind
 from assetflow.errors import StorageError
 from assetflow.hashing import hash_fields, token_of
 from assetflow.hookspecs import hookimpl
+from assetflow.storage.base import refuse_unknown_options
 from assetflow.storage.files import confined, confined_for_write, stat_token, write_atomically
 
 __all__ = ["JsonBackend", "PickleBackend"]
 
 PICKLE_PROTOCOL = 5  # pinned: a newer default protocol would change every pickle's hash
-
-
-def _options(backend: str, options: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise StorageError(
-            f"[tool.assetflow.io.{backend}] has unknown option(s) {', '.join(map(repr, unknown))}; "
-            f"the {backend} backend takes: {', '.join(allowed)}."
-        )
 
 
 class _FileFormat:
@@ -57,7 +49,7 @@ class _FileFormat:
     extension: ClassVar[str]
 
     def __init__(self, root: Path, options: dict[str, Any]) -> None:
-        _options(self.name, options, ("path",))
+        refuse_unknown_options(self.name, options, ("path",))
         folder = Path(str(options.get("path", self.name))).expanduser()
         self.root = folder if folder.is_absolute() else root / folder
 

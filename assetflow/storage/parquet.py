@@ -18,6 +18,7 @@ from assetflow.contracts import CheckResult, StoredData, ValueKind
 from assetflow.errors import StorageError
 from assetflow.hashing import token_of
 from assetflow.hookspecs import hookimpl
+from assetflow.storage.base import refuse_unknown_options
 from assetflow.storage.files import (
     atomic_target,
     confined,
@@ -56,6 +57,7 @@ class ParquetBackend(TableBackend):
     loads_as_stored: ClassVar[bool] = True  # a table read back is the one stored (``execute.handoff``)
 
     def __init__(self, root: Path, options: dict[str, Any]) -> None:
+        refuse_unknown_options("parquet", options, ("path", "compression"))
         self.root = Path(options.get("path", root / "parquet"))
         if not self.root.is_absolute():
             self.root = root / self.root
