@@ -87,6 +87,8 @@ def emit_json(payload: dict[str, Any]) -> None:
     from assetflow.documents import document
 
     context = click.get_current_context(silent=True)
+    while context is not None and context.parent is not None and context.parent.parent is not None:
+        context = context.parent  # a subcommand's document is its group's: `partitions list` is "partitions"
     emit(json.dumps(document(context.info_name if context else None, payload), indent=2, default=str))
 
 

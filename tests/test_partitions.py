@@ -722,6 +722,7 @@ def test_dynamic_partitions_from_the_cli(tmp_path: Path) -> None:
     assert grammar.exit_code == 2 and "not 'latest' or 'all'" in grammar.output
     listed = cli.invoke(main, ["partitions", "list", "customers", "--json", *project])
     assert '"keys": [\n    "acme",\n    "beta"\n  ]' in listed.stdout
+    assert json.loads(listed.stdout)["command"] == "partitions"  # not "list", which is `assetflow list`'s document
     assert _ran(_run(tmp_path)) == {"invoices[acme]", "invoices[beta]"}
     bad = cli.invoke(main, ["materialize", "--partition", "zeta", *project])
     assert bad.exit_code == 2 and "assetflow partitions add customers zeta" in bad.output
