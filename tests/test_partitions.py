@@ -317,8 +317,10 @@ def test_a_version_of_a_partitioned_asset_is_one_partitions_and_tilde_counts_wit
         api.load("daily_events", "~1", project=partitioned, partition="2024-01-01")  # not 2024-01-02's newest
     with pytest.raises(UnknownAssetError, match="is partitioned: `~1` counts the versions of one partition"):
         api.load("daily_events", "~1", project=partitioned)
-    with pytest.raises(UnknownAssetError, match="is partitioned: `~1` counts the versions of one partition"):
+    with pytest.raises(UnknownAssetError, match="is partitioned: `~1` counts the versions of one partition") as shown:
         api.show("daily_events", version="~1", project=partitioned)
+    assert "by its id or data hash (`assetflow show daily_events` lists them" in str(shown.value)  # what show takes
+    assert "in Python, the partition too: assetflow.load('daily_events', version=..., partition=KEY)" in str(shown.value)
 
 
 def test_a_backfill_runs_only_the_stale_partitions_of_its_range(partitioned: Path) -> None:

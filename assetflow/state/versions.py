@@ -39,9 +39,9 @@ def _current(store: StateStore, asset: str, partition: str | None) -> Materializ
 def _refuse_partitioned(store: StateStore, asset: str, why: str) -> None:
     """Raise when ``asset`` is partitioned (its partitions have current versions, it has none of its own)."""
     if asset not in store.current() and any(name == asset for name, _ in store.current_partitions(asset=asset)):
-        raise UnknownAssetError(f"Asset {asset!r} is partitioned: {why}. Name the partition (`partition=` of "
-                                f"assetflow.load), or a version by its id or data hash (`assetflow show {asset}` "
-                                f"lists them with their partition).")
+        raise UnknownAssetError(f"Asset {asset!r} is partitioned: {why}. Name a version by its id or data hash "
+                                f"(`assetflow show {asset}` lists them with their partition), or, in Python, the "
+                                f"partition too: assetflow.load({asset!r}, version=..., partition=KEY).")
 
 
 def _rejected(store: StateStore, asset: str, partition: str | None) -> str | None:
