@@ -164,3 +164,38 @@ def test_every_module_imports_on_its_own() -> None:
         if name.startswith("assetflow.ui") or name == "assetflow.__main__":
             continue  # the page needs starlette's optional pieces; __main__ runs the CLI
         importlib.import_module(name)
+
+
+PROJECT_ARGS = {"project", "modules", "files"}
+
+
+def _documented_signature(text: str, name: str) -> ast.arguments:
+    """The signature docs/api.md gives ``name`` in its table (``| `name(...)` |``), parsed as Python."""
+    for line in text.splitlines():
+        start = line.find(f"`{name}(")
+        if line.startswith("|") and start >= 0:
+            end = line.index(")`", start)
+            return ast.parse(f"def {line[start + 1:end + 1]}: pass").body[0].args  # type: ignore[attr-defined]
+    raise AssertionError(f"docs/api.md has no table row giving the signature of {name}()")
+
+
+@pytest.mark.parametrize("name", [n for n in API if callable(getattr(assetflow.api, n)) and n[0].islower()])
+def test_api_docs_give_each_function_its_real_parameters_and_defaults(name: str) -> None:
+    """Every parameter but project=/modules=/files= (said once for all), in order, with its default and kind."""
+    import inspect
+
+    documented = _documented_signature((ROOT / "docs" / "api.md").read_text(), name)
+    real = [p for p in inspect.signature(getattr(assetflow.api, name)).parameters.values() if p.name not in PROJECT_ARGS]
+    positional = [*documented.posonlyargs, *documented.args]
+    given = [(a.arg, "POSITIONAL_OR_KEYWORD") for a in positional] + [(a.arg, "KEYWORD_ONLY") for a in documented.kwonlyargs]
+    given = [(arg, kind) for arg, kind in given if arg not in PROJECT_ARGS]
+    assert given == [(p.name, p.kind.name) for p in real], f"docs/api.md: {name}() parameters or their kinds differ"
+    defaults = dict(zip([a.arg for a in positional][len(positional) - len(documented.defaults):],
+                        documented.defaults, strict=True))
+    defaults.update({a.arg: d for a, d in zip(documented.kwonlyargs, documented.kw_defaults, strict=True) if d})
+    for p in real:
+        if p.default is inspect.Parameter.empty:
+            assert p.name not in defaults, f"docs/api.md: {name}({p.name}) has no default"
+        else:
+            assert p.name in defaults, f"docs/api.md: {name}() does not give the default of {p.name}"
+            assert ast.literal_eval(defaults[p.name]) == p.default, f"docs/api.md: {name}({p.name}=) default"
