@@ -199,3 +199,45 @@ def test_api_docs_give_each_function_its_real_parameters_and_defaults(name: str)
         else:
             assert p.name in defaults, f"docs/api.md: {name}() does not give the default of {p.name}"
             assert ast.literal_eval(defaults[p.name]) == p.default, f"docs/api.md: {name}({p.name}=) default"
+
+
+def _cli_sections() -> dict[str, str]:
+    """docs/cli.md's ``## `assetflow COMMAND ...` `` sections, by command name, heading included."""
+    sections: dict[str, str] = {}
+    for part in (ROOT / "docs" / "cli.md").read_text().split("\n## ")[1:]:
+        heading = part.split("\n", 1)[0]
+        if heading.startswith("`assetflow "):
+            command = heading[len("`assetflow "):].split()[0].strip("`")
+            sections[command] = sections.get(command, "") + part
+    return sections
+
+
+def _commands() -> list[tuple[str, object]]:
+    import click
+
+    import assetflow.cli  # noqa: F401 - registers every command on the group
+    from assetflow.cli_base import main
+
+    found: list[tuple[str, object]] = []
+    for name, command in sorted(main.commands.items()):
+        found.append((name, command))
+        if isinstance(command, click.Group):
+            found += [(name, sub) for _, sub in sorted(command.commands.items())]
+    return found
+
+
+@pytest.mark.parametrize(("name", "command"), _commands(), ids=lambda v: v if isinstance(v, str) else v.name)
+def test_cli_docs_have_a_section_for_each_command_naming_each_of_its_options(name: str, command: object) -> None:
+    """docs/cli.md is the command reference: what `assetflow COMMAND --help` offers, it documents (the project
+    options -m/-f/--project are said once for all)."""
+    import click
+
+    assert isinstance(command, click.Command)
+    section = _cli_sections().get(name)
+    assert section is not None, f"docs/cli.md has no section headed `assetflow {name} ...`"
+    if name != command.name:
+        assert f"{name} {command.name}" in section, f"docs/cli.md: `assetflow {name} {command.name}` not documented"
+    for option in command.params:
+        if isinstance(option, click.Option) and option.name not in {"help", "modules", "files", "project_dir"}:
+            flag = max(option.opts, key=len)
+            assert flag in section, f"docs/cli.md, section `assetflow {name}`: option {flag} is not documented"
