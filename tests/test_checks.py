@@ -485,6 +485,7 @@ def test_the_readme_walkthrough_on_the_example_project(tmp_path: Path) -> None:
     shutil.copytree(example, root, ignore=shutil.ignore_patterns(".assetflow", "__pycache__"))
     assert sorted(p.name for p in (root / "data" / "arrivals").iterdir()) == ["2026-10-01.csv"]  # as shipped
     assert _run(root).ok  # the README's first command stays green
+    assert set(api.load("headline", project=root)) == {"total_revenue", "days_with_sales", "paying_customers"}
     before = api.load("stg_arrivals", project=root)
     shutil.copy(root / "incoming" / "2026-10-02.csv", root / "data" / "arrivals")
     refused = _run(root)
@@ -504,6 +505,23 @@ def test_the_readme_walkthrough_on_the_example_project(tmp_path: Path) -> None:
     delivery.unlink()
     back = _run(root)
     assert back.ok and back.results["stg_arrivals"].outcome == "restored"
+
+
+def test_the_example_project_declares_what_the_readme_says_it_shows() -> None:
+    """README.md points at shop/marts.py for these options; a copy that lost one would leave the pointer false."""
+    from assetflow.automation import on_cron
+    from assetflow.partitioning import StaticPartitions
+
+    ws = Workspace.load(Path(__file__).resolve().parents[1] / "example_project")
+    try:
+        specs = ws.graph.specs
+        assert specs["revenue_summary"].freshness == "1d"  # type: ignore[union-attr]
+        assert (specs["customer_revenue"].retries, specs["customer_revenue"].timeout) == (2, 300.0)  # type: ignore[union-attr]
+        assert specs["headline"].io == "json"  # type: ignore[union-attr]
+        assert isinstance(specs["headline"].automation, type(on_cron("0 7 * * *")))  # type: ignore[union-attr]
+        assert isinstance(specs["category_orders"].partitions, StaticPartitions)  # type: ignore[union-attr]
+    finally:
+        ws.close()
 
 
 def _backdate(root: Path) -> None:

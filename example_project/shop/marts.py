@@ -10,7 +10,8 @@ import polars as pl
 import pyarrow as pa
 
 from assetflow import asset, sql_asset
-from assetflow.automation import eager
+from assetflow.automation import eager, on_cron
+from assetflow.partitions import static
 from shop.cleaning import with_vat
 
 
@@ -45,9 +46,13 @@ def daily_revenue(order_lines: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-@asset(group="marts", tags={"tier": "gold"})
+@asset(group="marts", tags={"tier": "gold"}, retries=2, timeout="5m")
 def customer_revenue(order_lines: pl.DataFrame, stg_customers: pl.DataFrame) -> pl.DataFrame:
-    """Revenue per customer with their city."""
+    """Revenue per customer with their city.
+
+    retries=2 and timeout="5m" show the execution options (docs/execution.md): an attempt that raises is
+    tried again (up to 3 in all, with backoff), one running past 5 minutes is stopped.
+    """
     per_customer = (
         order_lines.filter(pl.col("status") == "paid")
         .group_by("customer_id")
@@ -62,9 +67,13 @@ def top_customers(customer_revenue: pl.DataFrame, config: TopCustomersConfig) ->
     return customer_revenue.sort(["revenue", "customer_id"], descending=[True, False]).head(config.limit)
 
 
-@asset(group="marts", tags={"tier": "gold"})
+@asset(group="marts", tags={"tier": "gold"}, freshness="1d")
 def revenue_summary(daily_revenue: pa.Table, customer_revenue: pl.DataFrame) -> pl.DataFrame:
-    """One row of headline figures; reads daily_revenue as Arrow to show both value kinds."""
+    """One row of headline figures; reads daily_revenue as Arrow to show both value kinds.
+
+    freshness="1d": a day after its last materialization `assetflow status` calls it overdue (reported,
+    never a reason to recompute; docs/cli.md, "Freshness policies").
+    """
     days = pl.from_arrow(daily_revenue)
     assert isinstance(days, pl.DataFrame)
     return pl.DataFrame({
@@ -105,3 +114,21 @@ def stock_received(stg_arrivals: pl.DataFrame, stg_products: pl.DataFrame) -> pl
     """Units received per product so far, with its name: runs only on checked arrivals."""
     received = stg_arrivals.group_by("product_id").agg(pl.col("quantity").sum().alias("units"))
     return received.join(stg_products.select("product_id", "product_name"), on="product_id").sort("product_id")
+
+
+@asset(group="marts", io="json", automation=on_cron("0 7 * * *", timezone="Europe/Paris"))
+def headline(revenue_summary: pl.DataFrame) -> dict[str, float]:
+    """The headline figures as a plain dict, stored as JSON (io="json": a value that is not a table).
+
+    Automated: the daemon recomputes it after every 07:00 Paris time once its upstreams are up to date.
+    """
+    return {name: float(value) for name, value in revenue_summary.row(0, named=True).items()}
+
+
+CATEGORIES = static(["books", "games", "garden", "kitchen"])
+
+
+@asset(group="marts", partitions=CATEGORIES)
+def category_orders(order_lines: pl.DataFrame, partition) -> pl.DataFrame:
+    """The order lines of one category: a static partition per category, each stored and rerun on its own."""
+    return order_lines.filter(pl.col("category") == partition.key)
