@@ -218,10 +218,11 @@ def test_latest_catchup_records_each_missed_tick_as_superseded(tmp_path: Path, m
     assert shown.count(superseded) == 2 and shown.count("schedule:daily") == 3, shown
 
 
-def test_catchup_beyond_its_limit_says_how_many_ticks_were_not_recorded(tmp_path: Path) -> None:
+def _minutely_after_a_long_absence(tmp_path: Path, options: str = "") -> tuple[Daemon, list]:
+    """A minutely schedule whose daemon was away for MAX_CATCHUP + 200 minutes, evaluated once on its return."""
     from assetflow.automation.evaluate import MAX_CATCHUP
 
-    root = make(tmp_path, MARTS + 'schedule("minutely", cron="* * * * *", select="+revenue", timezone="UTC")\n')
+    root = make(tmp_path, MARTS + f'schedule("minutely", cron="* * * * *", select="+revenue", timezone="UTC"{options})\n')
     clock = Clock(0).at("2026-05-01T00:00+00:00")
     daemon(root, clock).close()
     clock.now += 60 * (MAX_CATCHUP + 200) + 30  # 1,200 minutes missed
@@ -229,23 +230,20 @@ def test_catchup_beyond_its_limit_says_how_many_ticks_were_not_recorded(tmp_path
     d.tick()
     ticks = ticks_of(d, "schedule:minutely")
     assert len(ticks) == MAX_CATCHUP
+    return d, ticks
+
+
+def test_catchup_beyond_its_limit_says_how_many_ticks_were_not_recorded(tmp_path: Path) -> None:
+    from assetflow.automation.evaluate import MAX_CATCHUP
+
+    d, ticks = _minutely_after_a_long_absence(tmp_path)
     assert [t.status for t in ticks].count("skipped") == MAX_CATCHUP - 1
     assert "200 earlier due tick(s) from 2026-05-01 00:01 UTC on were neither run nor recorded" in (ticks[0].reason or "")
     d.close()
 
 
 def test_catchup_all_beyond_its_limit_says_so_once_not_in_every_replayed_tick(tmp_path: Path) -> None:
-    from assetflow.automation.evaluate import MAX_CATCHUP
-
-    root = make(tmp_path, MARTS + 'schedule("minutely", cron="* * * * *", select="+revenue", timezone="UTC", '
-                                  'catchup="all")\n')
-    clock = Clock(0).at("2026-05-01T00:00+00:00")
-    daemon(root, clock).close()
-    clock.now += 60 * (MAX_CATCHUP + 200) + 30  # 1,200 minutes missed
-    d = daemon(root, clock)
-    d.tick()
-    ticks = ticks_of(d, "schedule:minutely")
-    assert len(ticks) == MAX_CATCHUP
+    d, ticks = _minutely_after_a_long_absence(tmp_path, ', catchup="all"')
     noted = [t for t in ticks if "neither run nor recorded" in (t.reason or "")]
     assert [t.tick_at for t in noted] == [ticks[0].tick_at]  # the oldest recorded says it, once
     assert (ticks[0].reason or "").startswith(
