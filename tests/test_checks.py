@@ -98,6 +98,8 @@ def test_a_failed_blocking_check_keeps_the_previous_version_and_stops_only_downs
     status = {s.name: s for s in api.status(project=root)}
     assert status["orders"].state == "failed"
     assert "check not_null(id): 1 null row, e.g. row 2" in status["orders"].reasons[0]
+    # Its downstream says why the upstream stays stale: it said 'is stale', beside an upstream shown failed.
+    assert "upstream `orders` is stale (its last run failed)" in status["report"].reasons
 
 
 def test_the_rejected_version_is_not_restored_on_the_next_run(root: Path) -> None:

@@ -9,9 +9,10 @@ applies, so a stale asset that is also past its freshness policy is both.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from assetflow.checks.report import one_line
 from assetflow.declare import AssetSpec, SourceSpec
@@ -129,7 +130,7 @@ def compute_status(ws: Workspace, names: Iterable[str], now: float | None = None
         verdict = verdicts[name]
         current = verdict.current
         states = [verdict.state]
-        reasons = list(verdict.reasons)
+        reasons = [_upstream_failed(r, last_events) for r in verdict.reasons]
         last = last_events.get(name)
         rejected, changed = None, []
         if verdict.state != "fresh" and last is not None and last[0] == "failed":
@@ -216,6 +217,17 @@ def _rejected(ws: Workspace, spec: AssetSpec, run_id: str, current: Materializat
     changed = [str(v["check"]) for v in refusing if version is not None and v["fingerprint"] not in now]
     return ({"version": version.id if version is not None else None, "data_hash": verdicts[0]["data_hash"],
              "run_id": run_id, "checks": [dict(v, where=declared.get(str(v["check"]))) for v in verdicts]}, changed)
+
+
+_STALE_UPSTREAM = re.compile(r"upstream `([^`\[]+)` is stale")
+
+
+def _upstream_failed(reason: str, last_events: Mapping[str, Any]) -> str:
+    """``upstream `a` is stale`` says why too when ``a``'s last run failed (``a`` shows as failed a line above:
+    its previous version stands, and a rerun of it comes first)."""
+    match = _STALE_UPSTREAM.fullmatch(reason)
+    last = last_events.get(match.group(1)) if match else None
+    return f"{reason} (its last run failed)" if last is not None and last[0] == "failed" else reason
 
 
 def _partition_verdicts(ws: Workspace, spec: AssetSpec, verdict: Assessment,
