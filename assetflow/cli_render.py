@@ -164,8 +164,8 @@ def render_plan(result: RunResult) -> None:
     todo = [r for r in result.results.values() if r.outcome != "fresh"]
     units = any(r.partition for r in result.results.values())  # partitions counted apart from their assets
     total = len(result.results)
-    if not todo and _keyless_line(result):
-        click.echo(_keyless_line(result))
+    if not todo and (keyless := _keyless_line(result)):
+        click.echo(keyless)
         return
     if not todo:
         click.echo(f"Nothing to do: everything selected is fresh ({_units(result)})." if units else

@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
+from browser_support import eventually
+
 from assetflow.automation.daemon import Daemon
 from assetflow.cli import main
 from assetflow.cron import CronError, parse_cron
@@ -611,27 +613,16 @@ def test_a_daemon_started_on_a_broken_project_waits_for_its_fix(tmp_path: Path) 
         def origins() -> set[str]:
             return {t.origin for t in TickStore(state).ticks()}
 
-        assert _eventually(lambda: "daemon:evaluation" in origins()), "the failure was not recorded"
+        assert eventually(lambda: "daemon:evaluation" in origins()), "the failure was not recorded"
         assert thread.is_alive()  # it waits for the fix instead of ending
         (root / "pipeline.py").write_text(good)
-        assert _eventually(lambda: "sensor:poke" in origins()), "the fixed project was never evaluated"
+        assert eventually(lambda: "sensor:poke" in origins()), "the fixed project was never evaluated"
     finally:
         stop.set()
         thread.join(30)
     [tick] = [t for t in TickStore(state).ticks() if t.origin == "sensor:poke"]
     assert tick.status == "succeeded"
     state.close()
-
-
-def _eventually(check: Callable[[], bool], seconds: float = 30.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_resumed_tick_keeps_the_reason_it_was_claimed_for(tmp_path: Path) -> None:
