@@ -433,12 +433,18 @@ def test_partitions_are_checked_one_by_one(tmp_path: Path) -> None:
             "partition='us') loads the rejected version." in str(refused.value))
 
 
-def test_a_sql_header_declares_simple_checks(tmp_path: Path) -> None:
+def _sql_project(tmp_path: Path) -> Path:
+    """A project of one source and a models/ folder; returns where its `kinds` SQL asset goes."""
     (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipe"]\nsql = ["models"]\n')
     (tmp_path / "pipe.py").write_text('from assetflow import source\nraw = source("raw.csv")\n')
     (tmp_path / "raw.csv").write_text("kind,n\na,1\nb,2\nb,3\n")
     (tmp_path / "models").mkdir()
     sql = tmp_path / "models" / "kinds.sql"
+    return sql
+
+
+def test_a_sql_header_declares_simple_checks(tmp_path: Path) -> None:
+    sql = _sql_project(tmp_path)
     sql.write_text("-- Totals per kind.\n-- checks: not_null(kind), unique(kind), accepted_values(kind, a, b), "
                    "row_count(min=1, max=5)\nselect kind, sum(n) as n from raw group by kind\n")
     spec = Workspace.load(tmp_path).graph.specs["kinds"]
@@ -460,11 +466,7 @@ def test_a_sql_header_declares_simple_checks(tmp_path: Path) -> None:
 
 
 def test_a_sql_header_check_may_be_a_warning(tmp_path: Path) -> None:
-    (tmp_path / "pyproject.toml").write_text('[tool.assetflow]\nmodules = ["pipe"]\nsql = ["models"]\n')
-    (tmp_path / "pipe.py").write_text('from assetflow import source\nraw = source("raw.csv")\n')
-    (tmp_path / "raw.csv").write_text("kind,n\na,1\nb,2\nb,3\n")
-    (tmp_path / "models").mkdir()
-    sql = tmp_path / "models" / "kinds.sql"
+    sql = _sql_project(tmp_path)
     sql.write_text("-- checks: unique(kind, severity=warn), accepted_values(kind, 'a', 'b', 'severity=warn')\n"
                    "select kind from raw\n")
     spec = Workspace.load(tmp_path).graph.specs["kinds"]
